@@ -1,0 +1,1 @@
+"""Everything that speaks to Adobe Experience Platform; nothing here knows Slack."""

@@ -1,0 +1,145 @@
+"""The bot's configuration: read once from the environment (and `.env`) into one Settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_AEP_SCOPES = "openid,session,AdobeID,read_organizations,additional_info.projectedProductContext"
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message names the variable and says what to do."""
+
+
+class Settings(BaseSettings):
+    """Every setting the bot reads. Field names map to the upper-case environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    # Slack
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+
+    # Adobe Experience Platform
+    aep_client_id: str | None = None
+    aep_client_secret: SecretStr | None = None
+    aep_org_id: str | None = None
+    aep_sandbox: str = "prod"
+    aep_scopes: str = DEFAULT_AEP_SCOPES
+    aep_api_url: str = "https://platform.adobe.io"
+    aep_ims_url: str = "https://ims-na1.adobelogin.com"
+    aep_merge_policy_id: str | None = None
+    aep_ui_url: str = "https://experience.adobe.com"
+    aep_events_enabled: bool = True
+
+    # The bot itself
+    bot_cache_url: str = "memory://"
+    bot_policy_file: Path | None = None
+    bot_card_file: Path | None = None
+    bot_default_region: str = "US"
+    bot_events_limit: Annotated[int, Field(ge=1, le=100)] = 10
+    bot_lookup_deadline: Annotated[float, Field(gt=0, le=60)] = 8.0
+    bot_max_cards: Annotated[int, Field(ge=1, le=10)] = 3
+    bot_audit_file: str = "audit.jsonl"
+    bot_audit_key: SecretStr | None = None
+    bot_log_level: str = "INFO"
+    port: Annotated[int, Field(ge=1, le=65535)] = 3000
+
+    # Cache lifetimes in seconds (issue 5 fills in the Redis side; the memory cache honours them too).
+    bot_cache_profile_ttl: Annotated[float, Field(gt=0)] = 60.0
+    bot_cache_not_found_ttl: Annotated[float, Field(gt=0)] = 15.0
+    bot_cache_audience_ttl: Annotated[float, Field(gt=0)] = 3600.0
+    bot_cache_slack_ttl: Annotated[float, Field(gt=0)] = 300.0
+    bot_cache_max_entries: Annotated[int, Field(ge=10)] = 5000
+
+    demo_dataset: Annotated[Path | None, NoDecode] = None
+
+    @field_validator("aep_sandbox")
+    @classmethod
+    def _sandbox_lowercase(cls, value: str) -> str:
+        if not value or value != value.strip():
+            raise ValueError("give the sandbox name, for example prod")
+        if value != value.lower():
+            raise ValueError(f"sandbox names are lower-case in Platform calls; use {value.lower()!r}")
+        return value
+
+    @field_validator("aep_api_url", "aep_ims_url", "slack_api_url", "aep_ui_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("bot_cache_url")
+    @classmethod
+    def _cache_url(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError("must be memory:// or redis://host:port/db")
+        return value
+
+    @field_validator("bot_policy_file", "bot_card_file")
+    @classmethod
+    def _file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @field_validator("bot_log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @model_validator(mode="after")
+    def _aep_all_or_nothing(self) -> Self:
+        given = {
+            "AEP_CLIENT_ID": self.aep_client_id,
+            "AEP_CLIENT_SECRET": self.aep_client_secret,
+            "AEP_ORG_ID": self.aep_org_id,
+        }
+        missing = [name for name, value in given.items() if not value]
+        if 0 < len(missing) < len(given):
+            raise ValueError(
+                f"{', '.join(missing)} not set: give AEP_CLIENT_ID, AEP_CLIENT_SECRET and "
+                "AEP_ORG_ID together to use Adobe Experience Platform, or none for the demo sandbox"
+            )
+        if self.aep_org_id and not self.aep_org_id.endswith("@AdobeOrg"):
+            raise ValueError("AEP_ORG_ID: an IMS organization id ends in @AdobeOrg")
+        return self
+
+    @property
+    def demo(self) -> bool:
+        """True when no AEP credentials are configured: the bundled demo sandbox answers."""
+        return not self.aep_client_id
+
+    @property
+    def slack_mode(self) -> str:
+        """`socket`, `http` or `console`, from which Slack credentials are present."""
+        if self.slack_app_token is not None:
+            return "socket"
+        if self.slack_bot_token is not None and self.slack_signing_secret is not None:
+            return "http"
+        return "console"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning validation failures into one ConfigError naming the variables."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            where = "_".join(str(part) for part in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"{where}: {message}" if where else message)
+        raise ConfigError("Configuration problem:\n  " + "\n  ".join(lines)) from None
