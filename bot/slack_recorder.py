@@ -1,0 +1,873 @@
+"""A local Slack Web API that answers from a demo Workspace and records every call it receives."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import itertools
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from aiohttp import web
+
+from bot.demo.workspace import Workspace, WorkspaceChannel, WorkspaceUser, demo_workspace
+
+__all__ = ["RESPONSE_URL_METHOD", "RecordedCall", "SlackRecorder", "block_problems"]
+
+logger = logging.getLogger(__name__)
+
+RESPONSE_URL_METHOD = "response_url"
+
+# Web API arguments that carry JSON; form bodies and query strings send them as strings.
+_JSON_FIELDS = frozenset(
+    {"attachments", "blocks", "metadata", "unfurls", "user_auth_blocks", "view"}
+)
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+# Limits Slack enforces (https://docs.slack.dev/reference/block-kit/blocks and the method pages).
+MAX_MESSAGE_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+MAX_MESSAGE_TEXT = 40_000
+MAX_PRIVATE_METADATA = 3000
+MAX_VIEW_TITLE = 24
+_DEFAULT_MEMBERS_LIMIT = 100
+_MAX_MEMBERS_LIMIT = 1000
+
+Answer = dict[str, Any]
+Payload = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    """One request the recorder received and what it answered.
+
+    `method` is the Web API method (`chat.postMessage`) or `response_url` for a post to a
+    response URL; `payload` merges query string, form fields and JSON body, with JSON-valued
+    fields (`blocks`, `view`, ...) decoded and any body `token` removed; `at` is
+    `time.monotonic()` when the answer was made.
+    """
+
+    method: str
+    payload: dict[str, Any]
+    path: str
+    at: float
+    status: int = 200
+    response: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Failure:
+    error: str
+    status: int
+    retry_after: int | None
+
+
+class SlackRecorder:
+    """Serves the Slack Web API on loopback from a `Workspace`, recording each call.
+
+    Point `AsyncWebClient(base_url=recorder.api_url)` (or `SLACK_API_URL`) at it. Answers follow
+    Slack's documented shapes and errors; `fail_next` injects failures such as rate limits.
+    It keeps the little state a workspace has: message timestamps, open views, used trigger ids.
+    Lenient on purpose in one place: `chat.update` and `views.update` accept a `ts`/`view_id` the
+    recorder did not issue, so tests can act on messages built with `bot.slack_payloads`.
+    """
+
+    def __init__(self, workspace: Workspace | None = None) -> None:
+        self.workspace = workspace if workspace is not None else demo_workspace()
+        self.calls: list[RecordedCall] = []
+        self._failures: dict[str, list[_Failure]] = {}
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+        # Slack timestamps are "<epoch seconds>.<6 digits>"; a counter keeps them unique.
+        self._ts_base = int(time.time())
+        self._ts_counter = itertools.count(1)
+        self._ephemeral_ts: set[str] = set()
+        self._views: dict[str, dict[str, Any]] = {}
+        self._used_triggers: set[str] = set()
+        self._methods: dict[str, Callable[[Payload], Answer]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.update": self._chat_update,
+            "chat.getPermalink": self._chat_get_permalink,
+            "views.open": self._views_open,
+            "views.push": self._views_push,
+            "views.update": self._views_update,
+            "views.publish": self._views_publish,
+            "users.info": self._users_info,
+            "usergroups.list": self._usergroups_list,
+            "usergroups.users.list": self._usergroups_users_list,
+            "conversations.info": self._conversations_info,
+            "conversations.members": self._conversations_members,
+        }
+
+    # ---- server lifecycle -------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Serve on `host:port` (port 0 picks a free one); `url` is known afterwards."""
+        if self._runner is not None:
+            raise RuntimeError("SlackRecorder is already started")
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._on_api)
+        app.router.add_post("/response/{name}", self._on_response_url)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_port = runner.addresses[0][1]
+        url_host = f"[{host}]" if ":" in host else host
+        self._runner = runner
+        self._url = f"http://{url_host}:{bound_port}"
+        logger.debug("slack recorder listening on %s", self._url)
+
+    async def close(self) -> None:
+        """Stop serving; safe to call twice."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def url(self) -> str:
+        """`http://127.0.0.1:PORT` once started."""
+        if self._url is None:
+            raise RuntimeError("SlackRecorder.start() has not been awaited yet")
+        return self._url
+
+    @property
+    def api_url(self) -> str:
+        """The Web API base URL, with the trailing slash slack_sdk expects."""
+        return f"{self.url}/api/"
+
+    def response_url(self, name: str | None = None) -> str:
+        """A response URL on this server; posts to it are recorded as method `response_url`."""
+        return f"{self.url}/response/{name or uuid.uuid4().hex}"
+
+    # ---- inspection and control -------------------------------------------------------------
+
+    def calls_to(self, method: str) -> list[RecordedCall]:
+        """The recorded calls to `method`, oldest first."""
+        return [call for call in self.calls if call.method == method]
+
+    # The interface takes a timeout (rather than asyncio.timeout) to report what was seen instead.
+    async def wait_for(
+        self,
+        method: str,
+        count: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> list[RecordedCall]:
+        """Wait until `count` calls to `method` were recorded; AssertionError on timeout.
+
+        Bolt runs listeners as background tasks after `ack()`, so tests poll for their calls.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            found = self.calls_to(method)
+            if len(found) >= count:
+                return found
+            if loop.time() >= deadline:
+                seen = ", ".join(call.method for call in self.calls) or "none"
+                raise AssertionError(
+                    f"expected {count} call(s) to {method} within {timeout:g}s, "
+                    f"got {len(found)}; calls seen: {seen}"
+                )
+            await asyncio.sleep(0.005)
+
+    def fail_next(
+        self,
+        method: str,
+        *,
+        error: str = "ratelimited",
+        status: int = 200,
+        retry_after: int | None = None,
+        count: int = 1,
+    ) -> None:
+        """Make the next `count` calls to `method` fail with `error` (recorded all the same).
+
+        With `status=429` the answer carries `Retry-After` (`retry_after`, default 1 second),
+        as Slack's rate limiting does.
+        """
+        if status == 429 and retry_after is None:
+            retry_after = 1
+        queue = self._failures.setdefault(method, [])
+        queue.extend(_Failure(error, status, retry_after) for _ in range(count))
+
+    def clear(self) -> None:
+        """Forget recorded calls and pending failures (the workspace state stays)."""
+        self.calls.clear()
+        self._failures.clear()
+
+    # ---- HTTP ---------------------------------------------------------------------------------
+
+    async def _on_api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        try:
+            payload = await _read_payload(request)
+        except ValueError:
+            return self._answer(method, {}, request.path, {"ok": False, "error": "invalid_json"})
+        authorization = request.headers.get("Authorization", "")
+        token = payload.pop("token", None)
+        authed = bool(authorization.removeprefix("Bearer ").strip()) or bool(token)
+        failure = self._take_failure(method)
+        if failure is not None:
+            return self._fail(method, payload, request.path, failure)
+        if not authed:
+            return self._answer(method, payload, request.path, {"ok": False, "error": "not_authed"})
+        return self._answer(method, payload, request.path, self.handle(method, payload))
+
+    async def _on_response_url(self, request: web.Request) -> web.Response:
+        try:
+            payload = await _read_payload(request)
+        except ValueError:
+            payload = {}
+        payload["response_url"] = f"{self.url}{request.path}"
+        failure = self._take_failure(RESPONSE_URL_METHOD)
+        if failure is not None:
+            return self._fail(RESPONSE_URL_METHOD, payload, request.path, failure)
+        answer = self._response_url_answer(payload)
+        status = 200 if answer["ok"] else 400
+        return self._answer(RESPONSE_URL_METHOD, payload, request.path, answer, status=status)
+
+    def _take_failure(self, method: str) -> _Failure | None:
+        queue = self._failures.get(method)
+        return queue.pop(0) if queue else None
+
+    def _fail(
+        self, method: str, payload: dict[str, Any], path: str, failure: _Failure
+    ) -> web.Response:
+        headers = {}
+        if failure.retry_after is not None:
+            headers["Retry-After"] = str(failure.retry_after)
+        answer = {"ok": False, "error": failure.error}
+        return self._answer(method, payload, path, answer, status=failure.status, headers=headers)
+
+    def _answer(
+        self,
+        method: str,
+        payload: dict[str, Any],
+        path: str,
+        answer: Answer,
+        *,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> web.Response:
+        self.calls.append(
+            RecordedCall(
+                method=method,
+                payload=payload,
+                path=path,
+                at=time.monotonic(),
+                status=status,
+                response=answer,
+            )
+        )
+        logger.debug("slack %s -> %s %s", method, status, answer.get("error", "ok"))
+        return web.json_response(answer, status=status, headers=headers)
+
+    # ---- the Web API ----------------------------------------------------------------------------
+
+    def handle(self, method: str, payload: Payload) -> Answer:
+        """Answer one Web API call from the workspace, without I/O and without recording it."""
+        answer = self._methods.get(method)
+        if answer is None:
+            return {"ok": False, "error": "unknown_method", "req_method": method}
+        return answer(payload)
+
+    def _next_ts(self) -> str:
+        return f"{self._ts_base}.{next(self._ts_counter):06d}"
+
+    def _auth_test(self, payload: Payload) -> Answer:
+        ws = self.workspace
+        bot = ws.users.get(ws.bot_user_id)
+        return {
+            "ok": True,
+            "url": f"https://{ws.team_domain}.slack.com/",
+            "team": ws.team_name,
+            "user": bot.name if bot else "bot",
+            "team_id": ws.team_id,
+            "user_id": ws.bot_user_id,
+            "bot_id": ws.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _postable(self, channel_id: object) -> WorkspaceChannel | Answer:
+        """The channel the bot may post into, or the error Slack gives."""
+        if not isinstance(channel_id, str) or not channel_id:
+            return _error("channel_not_found")
+        channel = self.workspace.channels.get(channel_id)
+        if channel is None and channel_id.startswith(("U", "W")):
+            # Posting to a user id lands in the app's DM with that user.
+            channel = next(
+                (
+                    c
+                    for c in self.workspace.channels.values()
+                    if c.kind == "im" and channel_id in c.members
+                ),
+                None,
+            )
+        if channel is None:
+            return _error("channel_not_found")
+        if not channel.bot_is_member:
+            return _error("not_in_channel")
+        return channel
+
+    def _message(self, payload: Payload, ts: str) -> Answer:
+        message: Answer = {
+            "type": "message",
+            "subtype": "bot_message",
+            "text": payload.get("text") or "",
+            "user": self.workspace.bot_user_id,
+            "bot_id": self.workspace.bot_id,
+            "app_id": self.workspace.app_id,
+            "team": self.workspace.team_id,
+            "ts": ts,
+        }
+        for key in ("blocks", "attachments", "thread_ts", "metadata"):
+            if payload.get(key):
+                message[key] = payload[key]
+        return message
+
+    def _chat_post_message(self, payload: Payload) -> Answer:
+        channel = self._postable(payload.get("channel"))
+        if isinstance(channel, dict):
+            return channel
+        problem = _content_problem(payload)
+        if problem is not None:
+            return problem
+        ts = self._next_ts()
+        return {
+            "ok": True,
+            "channel": channel.id,
+            "ts": ts,
+            "message": self._message(payload, ts),
+        }
+
+    def _chat_post_ephemeral(self, payload: Payload) -> Answer:
+        channel = self._postable(payload.get("channel"))
+        if isinstance(channel, dict):
+            return channel
+        user_id = payload.get("user")
+        if not isinstance(user_id, str) or user_id not in self.workspace.users:
+            return _error("user_not_found")
+        if user_id not in channel.members:
+            return _error("user_not_in_channel")
+        problem = _content_problem(payload)
+        if problem is not None:
+            return problem
+        ts = self._next_ts()
+        self._ephemeral_ts.add(ts)
+        return {"ok": True, "message_ts": ts}
+
+    def _chat_update(self, payload: Payload) -> Answer:
+        channel = self._postable(payload.get("channel"))
+        if isinstance(channel, dict):
+            return channel
+        ts = payload.get("ts")
+        # Ephemeral messages are not stored, so Slack cannot find them to edit.
+        if not isinstance(ts, str) or not ts or ts in self._ephemeral_ts:
+            return _error("message_not_found")
+        problem = _content_problem(payload)
+        if problem is not None:
+            return problem
+        return {
+            "ok": True,
+            "channel": channel.id,
+            "ts": ts,
+            "text": payload.get("text") or "",
+            "message": self._message(payload, ts),
+        }
+
+    def _chat_get_permalink(self, payload: Payload) -> Answer:
+        channel = self.workspace.channels.get(str(payload.get("channel") or ""))
+        if channel is None or not _visible(channel):
+            return _error("channel_not_found")
+        ts = payload.get("message_ts")
+        if not isinstance(ts, str) or not ts or ts in self._ephemeral_ts:
+            return _error("message_not_found")
+        domain = self.workspace.team_domain
+        return {
+            "ok": True,
+            "channel": channel.id,
+            "permalink": f"https://{domain}.slack.com/archives/{channel.id}/p{ts.replace('.', '')}",
+        }
+
+    def _exchange_trigger(self, payload: Payload) -> Answer | None:
+        trigger_id = payload.get("trigger_id") or payload.get("interactivity_pointer")
+        if not isinstance(trigger_id, str) or not trigger_id:
+            return _invalid_arguments("missing required field: trigger_id")
+        # A trigger opens one view; a second use is a bug Slack reports.
+        if trigger_id in self._used_triggers:
+            return _error("exchanged_trigger_id")
+        self._used_triggers.add(trigger_id)
+        return None
+
+    def _store_view(
+        self, view: dict[str, Any], *, view_id: str | None = None, root_id: str | None = None
+    ) -> Answer:
+        view_id = view_id or f"V{uuid.uuid4().hex[:10].upper()}"
+        previous = self._views.get(view_id, {})
+        stored: dict[str, Any] = {
+            "id": view_id,
+            "team_id": self.workspace.team_id,
+            "type": view.get("type"),
+            "blocks": view.get("blocks", []),
+            "private_metadata": view.get("private_metadata", ""),
+            "callback_id": view.get("callback_id", ""),
+            "state": {"values": {}},
+            "hash": f"{int(time.time())}.{uuid.uuid4().hex[:8]}",
+            "title": view.get("title"),
+            "close": view.get("close"),
+            "submit": view.get("submit"),
+            "clear_on_close": bool(view.get("clear_on_close", False)),
+            "notify_on_close": bool(view.get("notify_on_close", False)),
+            "previous_view_id": previous.get("previous_view_id"),
+            "root_view_id": root_id or previous.get("root_view_id") or view_id,
+            "app_id": self.workspace.app_id,
+            "external_id": view.get("external_id", previous.get("external_id", "")),
+            "app_installed_team_id": self.workspace.team_id,
+            "bot_id": self.workspace.bot_id,
+        }
+        self._views[view_id] = stored
+        return {"ok": True, "view": stored}
+
+    def _views_open(self, payload: Payload) -> Answer:
+        view = payload.get("view")
+        problem = _view_problem(view, home=False) or self._exchange_trigger(payload)
+        if problem is not None:
+            return problem
+        assert isinstance(view, dict)
+        return self._store_view(view)
+
+    def _views_push(self, payload: Payload) -> Answer:
+        return self._views_open(payload)
+
+    def _views_update(self, payload: Payload) -> Answer:
+        view = payload.get("view")
+        view_id = payload.get("view_id")
+        external_id = payload.get("external_id")
+        if not view_id and not external_id:
+            return _invalid_arguments("missing required field: view_id or external_id")
+        problem = _view_problem(view, home=False)
+        if problem is not None:
+            return problem
+        assert isinstance(view, dict)
+        if not view_id:
+            view_id = next(
+                (vid for vid, v in self._views.items() if v.get("external_id") == external_id),
+                None,
+            )
+            if view_id is None:
+                return _error("not_found")
+        known = self._views.get(str(view_id))
+        expected_hash = payload.get("hash")
+        if known is not None and expected_hash and expected_hash != known["hash"]:
+            return _error("hash_conflict")
+        return self._store_view(view, view_id=str(view_id))
+
+    def _views_publish(self, payload: Payload) -> Answer:
+        user = self._visible_user(payload.get("user_id"))
+        if user is None:
+            return _error("user_not_found")
+        view = payload.get("view")
+        problem = _view_problem(view, home=True)
+        if problem is not None:
+            return problem
+        assert isinstance(view, dict)
+        # One Home tab per user: publishing again replaces it under the same id.
+        home_id = f"V0HOME{user.id}"
+        return self._store_view(view, view_id=home_id)
+
+    def _visible_user(self, user_id: object) -> WorkspaceUser | None:
+        """A user `users.info` can see: people of this workspace (other orgs are not found)."""
+        if not isinstance(user_id, str):
+            return None
+        user = self.workspace.users.get(user_id)
+        if user is None or user.team_id != self.workspace.team_id:
+            return None
+        return user
+
+    def _users_info(self, payload: Payload) -> Answer:
+        user = self._visible_user(payload.get("user"))
+        if user is None:
+            return _error("user_not_found")
+        first, _, last = user.real_name.partition(" ")
+        profile: dict[str, Any] = {
+            "real_name": user.real_name,
+            "real_name_normalized": user.real_name,
+            "display_name": user.name,
+            "display_name_normalized": user.name,
+            "first_name": first,
+            "last_name": last,
+            "title": "",
+            "status_text": "",
+            "status_emoji": "",
+            "avatar_hash": f"g{user.id.lower()}",
+            "team": user.team_id,
+        }
+        if user.is_bot:
+            profile["bot_id"] = self.workspace.bot_id
+            profile["api_app_id"] = self.workspace.app_id
+        body: dict[str, Any] = {
+            "id": user.id,
+            "team_id": user.team_id,
+            "name": user.name,
+            "deleted": user.deleted,
+            "color": "9f69e7",
+            "real_name": user.real_name,
+            "tz": "Europe/London",
+            "tz_label": "Greenwich Mean Time",
+            "tz_offset": 0,
+            "profile": profile,
+            "is_admin": False,
+            "is_owner": False,
+            "is_primary_owner": False,
+            "is_restricted": user.is_restricted,
+            "is_ultra_restricted": user.is_ultra_restricted,
+            "is_bot": user.is_bot,
+            "is_app_user": False,
+            "updated": self._ts_base,
+            "is_email_confirmed": not user.is_bot,
+        }
+        if _flag(payload.get("include_locale")):
+            body["locale"] = "en-US"
+        return {"ok": True, "user": body}
+
+    def _usergroup(
+        self, handle: str, group_id: str, members: tuple[str, ...], payload: Payload
+    ) -> Answer:
+        group: dict[str, Any] = {
+            "id": group_id,
+            "team_id": self.workspace.team_id,
+            "is_usergroup": True,
+            "is_subteam": True,
+            "name": self.workspace.group_name(handle),
+            "description": "",
+            "handle": handle,
+            "is_external": False,
+            "date_create": self._ts_base,
+            "date_update": self._ts_base,
+            "date_delete": 0,
+            "auto_type": None,
+            "created_by": "U0MANAGER",
+            "updated_by": "U0MANAGER",
+            "deleted_by": None,
+            "prefs": {"channels": [], "groups": []},
+        }
+        if _flag(payload.get("include_users")):
+            group["users"] = list(members)
+        if _flag(payload.get("include_count")):
+            group["user_count"] = len(members)
+        return group
+
+    def _usergroups_list(self, payload: Payload) -> Answer:
+        groups = [
+            self._usergroup(handle, group_id, members, payload)
+            for handle, (group_id, members) in self.workspace.usergroups.items()
+        ]
+        return {"ok": True, "usergroups": groups}
+
+    def _usergroups_users_list(self, payload: Payload) -> Answer:
+        found = self.workspace.usergroup_by_id(str(payload.get("usergroup") or ""))
+        if found is None:
+            return _error("no_such_subteam")
+        return {"ok": True, "users": list(found[1])}
+
+    def _conversations_info(self, payload: Payload) -> Answer:
+        channel = self.workspace.channels.get(str(payload.get("channel") or ""))
+        if channel is None or not _visible(channel):
+            return _error("channel_not_found")
+        body = _conversation(channel, self.workspace, created=self._ts_base)
+        if _flag(payload.get("include_num_members")) and channel.kind in ("public", "private"):
+            body["num_members"] = len(channel.members)
+        if _flag(payload.get("include_locale")):
+            body["locale"] = "en-US"
+        return {"ok": True, "channel": body}
+
+    def _conversations_members(self, payload: Payload) -> Answer:
+        channel = self.workspace.channels.get(str(payload.get("channel") or ""))
+        if channel is None or not _visible(channel):
+            return _error("channel_not_found")
+        try:
+            limit = int(payload.get("limit") or _DEFAULT_MEMBERS_LIMIT)
+        except (TypeError, ValueError):
+            return _error("invalid_limit")
+        limit = max(1, min(limit, _MAX_MEMBERS_LIMIT))
+        members = list(channel.members)
+        start = 0
+        cursor = payload.get("cursor")
+        if cursor:
+            start = _cursor_position(str(cursor), members)
+            if start < 0:
+                return _error("invalid_cursor")
+        page = members[start : start + limit]
+        rest = members[start + limit :]
+        next_cursor = _cursor_for(rest[0]) if rest else ""
+        return {"ok": True, "members": page, "response_metadata": {"next_cursor": next_cursor}}
+
+    def _response_url_answer(self, payload: Payload) -> Answer:
+        if _flag(payload.get("delete_original")):
+            return {"ok": True}
+        problem = _content_problem(payload)
+        return problem if problem is not None else {"ok": True}
+
+
+# ---- pure helpers ---------------------------------------------------------------------------
+
+
+async def _read_payload(request: web.Request) -> dict[str, Any]:
+    """Query string, form fields and JSON body merged; JSON-valued fields decoded."""
+    payload: dict[str, Any] = dict(request.query)
+    if request.body_exists:
+        if request.content_type == "application/json":
+            text = await request.text()
+            body = json.loads(text) if text.strip() else {}
+            if not isinstance(body, dict):
+                raise ValueError("a JSON body must be an object")
+            payload.update(body)
+        elif request.content_type in _FORM_TYPES:
+            form = await request.post()
+            payload.update({key: value for key, value in form.items() if isinstance(value, str)})
+    for key in _JSON_FIELDS & payload.keys():
+        value = payload[key]
+        if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
+            # Undecodable JSON stays a string; validation then reports it as Slack would.
+            with contextlib.suppress(json.JSONDecodeError):
+                payload[key] = json.loads(value)
+    return payload
+
+
+def _error(code: str) -> Answer:
+    return {"ok": False, "error": code}
+
+
+def _invalid_arguments(*messages: str) -> Answer:
+    return {
+        "ok": False,
+        "error": "invalid_arguments",
+        "response_metadata": {"messages": [f"[ERROR] {m}" for m in messages]},
+    }
+
+
+def _flag(value: object) -> bool:
+    """Slack booleans arrive as true/false, "true"/"false" or "1"/"0"."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes")
+    return bool(value)
+
+
+def _visible(channel: WorkspaceChannel) -> bool:
+    """Public channels are visible to the bot; other conversations only to members."""
+    return channel.bot_is_member or channel.kind == "public"
+
+
+def _cursor_for(member_id: str) -> str:
+    return base64.b64encode(f"user:{member_id}".encode()).decode()
+
+
+def _cursor_position(cursor: str, members: list[str]) -> int:
+    try:
+        decoded = base64.b64decode(cursor.encode(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return -1
+    member_id = decoded.removeprefix("user:")
+    return members.index(member_id) if decoded.startswith("user:") and member_id in members else -1
+
+
+def _conversation(channel: WorkspaceChannel, ws: Workspace, *, created: int) -> Answer:
+    """A conversation object as `conversations.info` returns it."""
+    is_shared = channel.is_ext_shared
+    body: dict[str, Any] = {
+        "id": channel.id,
+        "created": created,
+        "is_archived": False,
+        "is_channel": channel.kind in ("public", "private"),
+        "is_group": False,
+        "is_im": channel.kind == "im",
+        "is_mpim": channel.kind == "mpim",
+        "is_private": channel.kind != "public",
+        "is_general": False,
+        "is_shared": is_shared,
+        "is_ext_shared": channel.is_ext_shared,
+        "is_org_shared": False,
+        "is_pending_ext_shared": channel.is_pending_ext_shared,
+        "pending_shared": [],
+        "shared_team_ids": list(channel.shared_team_ids),
+        "context_team_id": ws.team_id,
+        "is_member": channel.bot_is_member,
+    }
+    if channel.kind == "im":
+        other = next((m for m in channel.members if m != ws.bot_user_id), ws.bot_user_id)
+        body.update({"user": other, "is_user_deleted": False, "priority": 0})
+    else:
+        body.update(
+            {
+                "name": channel.name,
+                "name_normalized": channel.name,
+                "creator": "U0MANAGER",
+                "topic": {"value": "", "creator": "", "last_set": 0},
+                "purpose": {"value": "", "creator": "", "last_set": 0},
+            }
+        )
+    return body
+
+
+def _content_problem(payload: Payload) -> Answer | None:
+    """The error Slack gives a message body (text/blocks) it would reject, or None."""
+    text = payload.get("text")
+    blocks = payload.get("blocks")
+    if not text and not blocks and not payload.get("attachments"):
+        return _error("no_text")
+    if isinstance(text, str) and len(text) > MAX_MESSAGE_TEXT:
+        return _error("msg_too_long")
+    if blocks in (None, "", []):
+        return None
+    if isinstance(blocks, list) and len(blocks) > MAX_MESSAGE_BLOCKS:
+        return _error("msg_blocks_too_long")
+    problems = block_problems(blocks, pointer="/blocks")
+    if problems:
+        return {
+            "ok": False,
+            "error": "invalid_blocks",
+            "errors": problems,
+            "response_metadata": {"messages": [f"[ERROR] {p}" for p in problems]},
+        }
+    return None
+
+
+def _view_problem(view: object, *, home: bool) -> Answer | None:
+    """The error Slack gives a view it would reject, or None."""
+    if not isinstance(view, dict):
+        return _invalid_arguments("missing required field: view")
+    kind = view.get("type")
+    problems: list[str] = []
+    if home and kind != "home":
+        problems.append("views.publish needs a view of type home [json-pointer:/view/type]")
+    elif not home and kind != "modal":
+        problems.append("view type must be modal [json-pointer:/view/type]")
+    if kind == "modal":
+        problems += _text_problems(view.get("title"), "/view/title", MAX_VIEW_TITLE, required=True)
+        for key in ("submit", "close"):
+            if view.get(key) is not None:
+                problems += _text_problems(view[key], f"/view/{key}", MAX_VIEW_TITLE)
+    elif kind == "home" and (view.get("submit") or view.get("close")):
+        problems.append("home views cannot have submit or close [json-pointer:/view]")
+    metadata = view.get("private_metadata", "")
+    if not isinstance(metadata, str) or len(metadata) > MAX_PRIVATE_METADATA:
+        problems.append(
+            f"private_metadata must be a string of at most {MAX_PRIVATE_METADATA} characters "
+            "[json-pointer:/view/private_metadata]"
+        )
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list) or len(blocks) > MAX_VIEW_BLOCKS:
+        problems.append(
+            f"blocks must be a list of at most {MAX_VIEW_BLOCKS} items [json-pointer:/view/blocks]"
+        )
+    else:
+        problems += block_problems(blocks, pointer="/view/blocks")
+    return _invalid_arguments(*problems) if problems else None
+
+
+_TEXT_LIMITS = {"section": 3000, "header": 150, "markdown": 12_000}
+_ELEMENT_LIMITS = {"actions": 25, "context": 10}
+
+
+def block_problems(blocks: object, *, pointer: str = "/blocks") -> list[str]:
+    """What Slack would reject in a list of Block Kit blocks (limits it enforces), or []."""
+    if not isinstance(blocks, list):
+        return [f"blocks must be a JSON array [json-pointer:{pointer}]"]
+    problems: list[str] = []
+    block_ids: set[str] = set()
+    for index, block in enumerate(blocks):
+        where = f"{pointer}/{index}"
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            problems.append(f"a block needs a type [json-pointer:{where}]")
+            continue
+        kind = block["type"]
+        block_id = block.get("block_id")
+        if block_id is not None:
+            if not isinstance(block_id, str) or not 0 < len(block_id) <= 255:
+                problems.append(f"block_id must be 1-255 characters [json-pointer:{where}]")
+            elif block_id in block_ids:
+                problems.append(f"duplicate block_id {block_id} [json-pointer:{where}]")
+            else:
+                block_ids.add(block_id)
+        if kind in _TEXT_LIMITS and "text" in block:
+            text = block["text"]
+            if kind == "markdown":
+                if not isinstance(text, str) or len(text) > _TEXT_LIMITS[kind]:
+                    problems.append(f"markdown text too long [json-pointer:{where}/text]")
+            else:
+                problems += _text_problems(text, f"{where}/text", _TEXT_LIMITS[kind])
+        if kind == "section":
+            fields = block.get("fields")
+            if "text" not in block and not fields:
+                problems.append(f"a section needs text or fields [json-pointer:{where}]")
+            if fields is not None:
+                if not isinstance(fields, list) or len(fields) > 10:
+                    problems.append(f"at most 10 fields [json-pointer:{where}/fields]")
+                else:
+                    for n, item in enumerate(fields):
+                        problems += _text_problems(item, f"{where}/fields/{n}", 2000)
+            if isinstance(block.get("accessory"), dict):
+                problems += _element_problems(block["accessory"], f"{where}/accessory")
+        if kind in _ELEMENT_LIMITS:
+            elements = block.get("elements")
+            limit = _ELEMENT_LIMITS[kind]
+            if not isinstance(elements, list) or not 0 < len(elements) <= limit:
+                problems.append(f"{kind} needs 1-{limit} elements [json-pointer:{where}/elements]")
+            elif kind == "actions":
+                action_ids = [e.get("action_id") for e in elements if isinstance(e, dict)]
+                seen = [a for a in action_ids if a is not None]
+                if len(seen) != len(set(seen)):
+                    problems.append(f"duplicate action_id [json-pointer:{where}/elements]")
+                for n, element in enumerate(elements):
+                    problems += _element_problems(element, f"{where}/elements/{n}")
+    return problems
+
+
+def _text_problems(text: object, where: str, limit: int, *, required: bool = False) -> list[str]:
+    if text is None and not required:
+        return []
+    if (
+        not isinstance(text, dict)
+        or text.get("type") not in ("plain_text", "mrkdwn")
+        or not isinstance(text.get("text"), str)
+    ):
+        return [f"must be a text object [json-pointer:{where}]"]
+    if not text["text"]:
+        return [f"text must not be empty [json-pointer:{where}/text]"]
+    if len(text["text"]) > limit:
+        return [f"must be less than {limit + 1} characters [json-pointer:{where}/text]"]
+    return []
+
+
+def _element_problems(element: object, where: str) -> list[str]:
+    if not isinstance(element, dict) or not isinstance(element.get("type"), str):
+        return [f"an element needs a type [json-pointer:{where}]"]
+    problems: list[str] = []
+    action_id = element.get("action_id")
+    if action_id is not None and (not isinstance(action_id, str) or len(action_id) > 255):
+        problems.append(f"action_id must be at most 255 characters [json-pointer:{where}]")
+    if element["type"] == "button":
+        problems += _text_problems(element.get("text"), f"{where}/text", 75, required=True)
+        value = element.get("value")
+        if value is not None and (not isinstance(value, str) or len(value) > 2000):
+            problems.append(f"value must be at most 2000 characters [json-pointer:{where}/value]")
+        url = element.get("url")
+        if url is not None and (not isinstance(url, str) or len(url) > 3000):
+            problems.append(f"url must be at most 3000 characters [json-pointer:{where}/url]")
+    return problems
