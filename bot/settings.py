@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Self
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_AEP_SCOPES = "openid,session,AdobeID,read_organizations,additional_info.projectedProductContext"
 
@@ -19,7 +20,11 @@ class Settings(BaseSettings):
     """Every setting the bot reads. Field names map to the upper-case environment variables."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
     )
 
     # Slack
@@ -39,15 +44,18 @@ class Settings(BaseSettings):
     aep_merge_policy_id: str | None = None
     aep_ui_url: str = "https://experience.adobe.com"
     aep_events_enabled: bool = True
+    aep_crm_namespace: str = Field(default="crmid", pattern=r"^[A-Za-z][A-Za-z0-9_.]*$")
 
     # The bot itself
     bot_cache_url: str = "memory://"
     bot_policy_file: Path | None = None
     bot_card_file: Path | None = None
-    bot_default_region: str = "US"
+    bot_default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+    bot_crm_id_pattern: str = r"CRM-\d{6}"
     bot_events_limit: Annotated[int, Field(ge=1, le=100)] = 10
     bot_lookup_deadline: Annotated[float, Field(gt=0, le=60)] = 8.0
-    bot_max_cards: Annotated[int, Field(ge=1, le=10)] = 3
+    # A response_url takes five posts: up to four cards leave room for the "and N more" note.
+    bot_max_cards: Annotated[int, Field(ge=1, le=4)] = 3
     bot_audit_file: str = "audit.jsonl"
     bot_audit_key: SecretStr | None = None
     bot_log_level: str = "INFO"
@@ -59,8 +67,6 @@ class Settings(BaseSettings):
     bot_cache_audience_ttl: Annotated[float, Field(gt=0)] = 3600.0
     bot_cache_slack_ttl: Annotated[float, Field(gt=0)] = 300.0
     bot_cache_max_entries: Annotated[int, Field(ge=10)] = 5000
-
-    demo_dataset: Annotated[Path | None, NoDecode] = None
 
     @field_validator("aep_sandbox")
     @classmethod
@@ -90,6 +96,24 @@ class Settings(BaseSettings):
     def _file_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
             raise ValueError(f"no such file: {value}")
+        return value
+
+    @field_validator("bot_default_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        import phonenumbers
+
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not a region phonenumbers knows; use e.g. US, NL, GB")
+        return value
+
+    @field_validator("bot_crm_id_pattern")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
         return value
 
     @field_validator("bot_log_level")
