@@ -1,0 +1,120 @@
+"""The audit trail: one JSON line per lookup, refusal or share; identities only as keyed HMACs."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Literal
+
+from bot.identity import IdentityRef
+
+AuditAction = Literal["lookup", "refusal", "share", "detail_view", "more_events", "refresh"]
+
+_REDACTED = "[identity]"
+
+
+class AuditError(Exception):
+    """The audit sink cannot be opened; the message names the file and the reason."""
+
+
+class AuditLog:
+    """Append-only audit records, written and fsync'ed before `record` returns.
+
+    `sink` is a file path (JSON lines, created with mode 0600, opened for append) or "-" for
+    stdout. `key` is the secret for `identity_hmac`: the same key gives the same hash, so an
+    auditor holding it can find every lookup of one identity without the log storing it.
+    """
+
+    def __init__(self, *, sink: str, key: bytes) -> None:
+        if not key:
+            raise AuditError("the audit key is empty: set BOT_AUDIT_KEY to a long random secret")
+        self._key = key
+        self._sink = sink
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self._fd: int | None = None
+        if sink != "-":
+            try:
+                self._fd = os.open(sink, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise AuditError(
+                    f"BOT_AUDIT_FILE: cannot open {sink} for appending: {exc.strerror}"
+                ) from None
+
+    def identity_hmac(self, value: str) -> str:
+        """Hex HMAC-SHA256 of `value` keyed by the audit secret."""
+        return hmac.new(self._key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    async def record(
+        self,
+        *,
+        action: AuditAction,
+        team_id: str | None,
+        actor: str,
+        channel_id: str | None,
+        ref: IdentityRef | None,
+        profile_id: str | None,
+        shown: Iterable[str],
+        withheld: Iterable[str],
+        outcome: str,
+        surface: str,
+    ) -> None:
+        """Append one record and make it durable before returning.
+
+        Only ids, class names and the identity's HMAC are written; should the identity's raw value
+        appear in `outcome` or `profile_id`, it is replaced there too.
+        """
+        entry = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "team": team_id,
+            "actor": actor,
+            "channel": channel_id,
+            "action": action,
+            "surface": surface,
+            "namespace": ref.namespace if ref is not None else None,
+            "identity_hmac": self.identity_hmac(ref.value) if ref is not None else None,
+            "profile_id": _scrub(profile_id, ref),
+            "shown": sorted(set(shown)),
+            "withheld": sorted(set(withheld)),
+            "outcome": _scrub(outcome, ref),
+        }
+        line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        async with self._lock:
+            if self._closed:
+                raise RuntimeError("the audit log is closed")
+            await asyncio.to_thread(self._write, line)
+
+    def _write(self, line: bytes) -> None:
+        if self._fd is None:
+            # Looked up at write time, so a redirected stdout (tests, supervisors) is honoured.
+            sys.stdout.write(line.decode())
+            sys.stdout.flush()
+            return
+        view = memoryview(line)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        os.fsync(self._fd)
+
+    async def aclose(self) -> None:
+        """Close the sink; later records raise. Safe to call twice."""
+        async with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _scrub(text: str | None, ref: IdentityRef | None) -> str | None:
+    if text is None or ref is None or not ref.value:
+        return text
+    return re.sub(re.escape(ref.value), _REDACTED, text, flags=re.IGNORECASE)

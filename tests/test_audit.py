@@ -1,0 +1,154 @@
+"""The audit log: durable JSON lines, identities only as keyed HMACs."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import stat
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.audit import AuditError, AuditLog
+from bot.identity import IdentityRef
+
+KEY = b"k" * 32
+EMAIL = IdentityRef(namespace="email", value="jane.doe@example.com")
+
+
+async def record(log: AuditLog, **overrides: Any) -> None:
+    fields: dict[str, Any] = {
+        "action": "lookup",
+        "team_id": "T0DEMO",
+        "actor": "U0AGENT",
+        "channel_id": "C0PRIVATE",
+        "ref": EMAIL,
+        "profile_id": "BQxProfileXid01",
+        "shown": ["contact", "basic"],
+        "withheld": {"scores", "financial"},
+        "outcome": "ok",
+        "surface": "slash_command",
+    }
+    fields.update(overrides)
+    await log.record(**fields)
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+
+
+async def test_one_json_object_per_line_with_every_field(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(sink=str(path), key=KEY)
+    await record(log)
+    await record(log, action="refusal", ref=None, profile_id=None, shown=(), withheld=())
+    await log.aclose()
+    first, second = lines(path)
+    assert {k: v for k, v in first.items() if k != "time"} == {
+        "team": "T0DEMO",
+        "actor": "U0AGENT",
+        "channel": "C0PRIVATE",
+        "action": "lookup",
+        "surface": "slash_command",
+        "namespace": "email",
+        "identity_hmac": log.identity_hmac("jane.doe@example.com"),
+        "profile_id": "BQxProfileXid01",
+        "shown": ["basic", "contact"],
+        "withheld": ["financial", "scores"],
+        "outcome": "ok",
+    }
+    assert datetime.fromisoformat(first["time"]).utcoffset() == timedelta(0)
+    assert second["action"] == "refusal"
+    assert second["namespace"] is None and second["identity_hmac"] is None
+
+
+async def test_no_raw_identity_value_is_written(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(sink=str(path), key=KEY)
+    await record(log, outcome="not_found: Jane.Doe@example.com")
+    await log.aclose()
+    text = path.read_text("utf-8").lower()
+    assert "jane.doe@example.com" not in text
+    assert lines(path)[0]["outcome"] == "not_found: [identity]"
+
+
+def test_hmac_is_stable_for_one_key_and_differs_for_another(tmp_path: Path) -> None:
+    one = AuditLog(sink="-", key=KEY)
+    same = AuditLog(sink="-", key=KEY)
+    other = AuditLog(sink="-", key=b"another secret key of some length")
+    digest = one.identity_hmac("jane.doe@example.com")
+    assert digest == same.identity_hmac("jane.doe@example.com")
+    assert digest == hmac.new(KEY, b"jane.doe@example.com", hashlib.sha256).hexdigest()
+    assert digest != other.identity_hmac("jane.doe@example.com")
+    assert digest != one.identity_hmac("john.doe@example.com")
+
+
+async def test_concurrent_records_all_land_whole(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(sink=str(path), key=KEY)
+    await asyncio.gather(*(record(log, actor=f"U{i:04d}") for i in range(60)))
+    await log.aclose()
+    actors = [entry["actor"] for entry in lines(path)]
+    assert sorted(actors) == [f"U{i:04d}" for i in range(60)]
+
+
+async def test_each_record_is_fsynced_before_record_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(len(path.read_text("utf-8").splitlines()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    log = AuditLog(sink=str(path), key=KEY)
+    await record(log)
+    assert synced == [1]
+    await record(log)
+    assert synced == [1, 2]
+    await log.aclose()
+
+
+async def test_file_is_created_0600_and_appended_to(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(sink=str(path), key=KEY)
+    await record(log, actor="U0FIRST")
+    await log.aclose()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    reopened = AuditLog(sink=str(path), key=KEY)
+    await record(reopened, actor="U0SECOND")
+    await reopened.aclose()
+    assert [entry["actor"] for entry in lines(path)] == ["U0FIRST", "U0SECOND"]
+
+
+async def test_stdout_sink(capsys: pytest.CaptureFixture[str]) -> None:
+    log = AuditLog(sink="-", key=KEY)
+    await record(log, action="share", surface="share")
+    await log.aclose()
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1
+    entry = json.loads(out[0])
+    assert entry["action"] == "share" and "jane.doe" not in out[0]
+
+
+async def test_closed_log_refuses_records_and_closes_twice(tmp_path: Path) -> None:
+    log = AuditLog(sink=str(tmp_path / "audit.jsonl"), key=KEY)
+    await log.aclose()
+    await log.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await record(log)
+
+
+def test_unusable_sink_or_key_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(AuditError, match=r"BOT_AUDIT_FILE: cannot open .*missing"):
+        AuditLog(sink=str(tmp_path / "missing" / "audit.jsonl"), key=KEY)
+    with pytest.raises(AuditError, match="BOT_AUDIT_KEY"):
+        AuditLog(sink="-", key=b"")

@@ -1,0 +1,558 @@
+"""The policy: loading and validation, grants per person, channel audiences, and redaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.aep.models import Audience, EventPage, ExperienceEvent, ProfileEntity, ProfileIdentity
+from bot.customer import Customer, build_customer
+from bot.identity import IdentityRef
+from bot.layout import FIELD_CLASSES, FieldClass, load_layout
+from bot.policy import (
+    Channel,
+    ChannelKind,
+    Person,
+    Policy,
+    PolicyError,
+    access_for,
+    audience_access,
+    describe_policy,
+    explain_channel,
+    explain_person,
+    how_to_get_access,
+    load_policy,
+    redact,
+    share_access,
+)
+
+SUPPORT: frozenset[FieldClass] = frozenset(
+    {"basic", "contact", "identifiers", "activity", "audiences"}
+)
+SALES: frozenset[FieldClass] = frozenset({"basic", "contact", "audiences", "scores", "financial"})
+MANAGER: frozenset[FieldClass] = frozenset(
+    {"basic", "contact", "identifiers", "activity", "audiences", "scores", "financial"}
+)
+DEMO_EVERYONE: frozenset[FieldClass] = frozenset(
+    {"basic", "contact", "activity", "audiences", "scores"}
+)
+
+EXAMPLE = """\
+roles:
+  support:
+    usergroups: [support-team]    # Slack user group handles
+    users: [U012AB3CD]            # Slack user ids
+    see: [basic, contact, identifiers, activity, audiences]
+  sales:
+    usergroups: [sales]
+    see: [basic, contact, audiences, scores, financial]
+  manager:
+    usergroups: [cs-managers]
+    see: [basic, contact, identifiers, activity, audiences, scores, financial]
+    share: true
+everyone: []
+public_channels: [basic]
+external_channels: []
+"""
+
+
+def person(user_id: str, *groups: str, **flags: bool) -> Person:
+    return Person(user_id=user_id, usergroups=frozenset(groups), **flags)
+
+
+AGENT = person("U0AGENT", "support-team")
+SALESREP = person("U0SALES", "sales")
+BOSS = person("U0MANAGER", "cs-managers")
+BOTH = person("U0BOTH", "support-team", "sales")
+NOBODY = person("U0NOBODY")
+GUEST = person("U0GUEST", "support-team", is_restricted=True)
+NAMED_GUEST = person("U012AB3CD", "support-team", is_ultra_restricted=True)
+EXTERNAL = person("U0EXT", external=True)
+UNKNOWN = person("U0HIDDEN", known=False)
+
+
+@pytest.fixture
+def default() -> Policy:
+    return load_policy(None, demo=False)
+
+
+@pytest.fixture
+def demo() -> Policy:
+    return load_policy(None, demo=True)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "policy.yml"
+    path.write_text(text, "utf-8")
+    return path
+
+
+def policy_from(tmp_path: Path, text: str) -> Policy:
+    return load_policy(write(tmp_path, text), demo=False)
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def test_default_policy_is_the_documented_safe_one(default: Policy) -> None:
+    assert default.source == "default"
+    assert {r.name: r.usergroups for r in default.roles} == {
+        "support": ("support-team",),
+        "sales": ("sales",),
+        "manager": ("cs-managers",),
+    }
+    assert {r.name: r.see for r in default.roles} == {
+        "support": SUPPORT,
+        "sales": SALES,
+        "manager": MANAGER,
+    }
+    assert [r.name for r in default.roles if r.share] == ["manager"]
+    assert all(not r.users for r in default.roles)  # no example user id that might be real
+    assert default.everyone == frozenset()
+    assert default.public_channels == frozenset({"basic"})
+    assert default.external_channels == frozenset()
+
+
+def test_demo_policy_is_the_default_plus_everyone(default: Policy, demo: Policy) -> None:
+    assert demo.source == "demo"
+    assert demo.roles == default.roles
+    assert demo.everyone == DEMO_EVERYONE
+    assert demo.public_channels == default.public_channels
+    assert demo.external_channels == frozenset()
+    assert "more open" in describe_policy(demo)
+
+
+def test_a_file_wins_in_demo_mode_and_names_its_source(tmp_path: Path) -> None:
+    path = write(tmp_path, EXAMPLE)
+    policy = load_policy(path, demo=True)
+    assert policy.source == str(path)
+    assert policy.everyone == frozenset()
+    support = next(r for r in policy.roles if r.name == "support")
+    assert support.users == ("U012AB3CD",)
+    assert support.see == SUPPORT
+
+
+def test_keys_left_out_grant_nothing(tmp_path: Path) -> None:
+    policy = policy_from(tmp_path, "roles:\n  ops: {users: [U0OPS], see: [basic]}\n")
+    assert policy.everyone == frozenset()
+    assert policy.public_channels == frozenset()
+    assert policy.external_channels == frozenset()
+
+
+def test_handles_are_normalised(tmp_path: Path) -> None:
+    policy = policy_from(tmp_path, "roles:\n  ops: {usergroups: ['@Ops-Team'], see: [basic]}\n")
+    assert policy.roles[0].usergroups == ("ops-team",)
+    assert access_for(policy, person("U1", "ops-team")).classes == {"basic"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "roles:\n  support: {usergroups: [s], see: [basic, finance]}\n",
+            "roles.support.see: unknown class 'finance'; use one of basic, contact",
+        ),
+        ("everyone: [basic, vip]\n", "everyone: unknown class 'vip'"),
+        ("public_channels: [publc]\n", "public_channels: unknown class 'publc'"),
+        (
+            "roles:\n  a: {users: [U1AA], see: [basic]}\nevryone: []\n",
+            "evryone: unknown key; a policy has roles, everyone, public_channels",
+        ),
+        (
+            "roles:\n  support: {usergroups: [s], seee: [basic]}\n",
+            "roles.support.seee: unknown key; a role has usergroups, users, see, share",
+        ),
+        (
+            "roles:\n  support: {see: [basic]}\n",
+            "roles.support: no way to be assigned: give usergroups",
+        ),
+        (
+            "roles:\n  support: {usergroups: [], users: [], see: [basic]}\n",
+            "roles.support: no way to be assigned",
+        ),
+        ("roles:\n  support: {usergroups: [s]}\n", "roles.support.see: missing"),
+        ("roles: [support, sales]\n", "roles: must be a mapping"),
+        (
+            "roles:\n  support: {users: [alice], see: [basic]}\n",
+            "roles.support.users: Value error, 'alice' is not a Slack user id",
+        ),
+        (
+            "roles:\n  support: {usergroups: [S0614TZR7], see: [basic]}\n",
+            "looks like a user group id; give the group's handle",
+        ),
+        (
+            "roles:\n  support: {usergroups: [s], see: [basic], share: 'yes'}\n",
+            "roles.support.share: Value error, must be true or false",
+        ),
+        ("roles:\n  support: {usergroups: [s], see: basic}\n", "must be a list of classes"),
+        (
+            "roles:\n  a: {users: [U1AA], see: [basic]}\n  a: {users: [U2BB], see: [scores]}\n",
+            "duplicate key 'a'",
+        ),
+        ("everyone: []\n", "the policy grants nothing to anyone"),
+        ("roles: {support: {usergroups: [s], see: [basic]}\n", "is not valid YAML"),
+        ("- support\n- sales\n", "must be a mapping with the keys roles, everyone"),
+    ],
+)
+def test_validation_errors_name_the_problem(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(PolicyError) as raised:
+        load_policy(path, demo=False)
+    message = str(raised.value).replace("\n", " ")
+    assert str(path) in message
+    assert expected.replace("Value error, ", "") in message
+
+
+def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
+    text = "roles:\n  a: {see: [basic]}\n  b: {usergroups: [x], see: [nope]}\nextra: 1\n"
+    with pytest.raises(PolicyError) as raised:
+        load_policy(write(tmp_path, text), demo=False)
+    message = str(raised.value)
+    assert "roles.a: no way to be assigned" in message
+    assert "roles.b.see: unknown class 'nope'" in message
+    assert "extra: unknown key" in message
+
+
+def test_unreadable_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="BOT_POLICY_FILE: cannot read"):
+        load_policy(tmp_path / "missing.yml", demo=False)
+
+
+# --- private answers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("who", "classes", "roles", "can_share", "why"),
+    [
+        (AGENT, SUPPORT, ("support",), False, "role support (user group @support-team)"),
+        (SALESREP, SALES, ("sales",), False, "role sales (user group @sales)"),
+        (BOSS, MANAGER, ("manager",), True, "role manager (user group @cs-managers)"),
+        (BOTH, SUPPORT | SALES, ("support", "sales"), False, "role sales"),
+        (NOBODY, frozenset(), (), False, "no role"),
+        (GUEST, frozenset(), (), False, "guest account"),
+        (NAMED_GUEST, SUPPORT, ("support",), False, "role support (user id U012AB3CD)"),
+        (EXTERNAL, frozenset(), (), False, "another organization"),
+        (UNKNOWN, frozenset(), (), False, "would not describe"),
+        (person("U0GONE", "cs-managers", deleted=True), frozenset(), (), False, "deactivated"),
+        (person("U0ABOT", "cs-managers", is_bot=True), frozenset(), (), False, "bots"),
+    ],
+)
+def test_private_answer_grants(
+    tmp_path: Path,
+    who: Person,
+    classes: frozenset[FieldClass],
+    roles: tuple[str, ...],
+    can_share: bool,
+    why: str,
+) -> None:
+    policy = policy_from(tmp_path, EXAMPLE)
+    access = access_for(policy, who)
+    assert access.classes == classes
+    assert access.roles == roles
+    assert access.can_share is can_share
+    assert why in access.why
+
+
+def test_everyone_reaches_members_but_not_guests_externals_or_bots(demo: Policy) -> None:
+    assert access_for(demo, NOBODY).classes == DEMO_EVERYONE
+    assert access_for(demo, AGENT).classes == SUPPORT | DEMO_EVERYONE
+    assert access_for(demo, NOBODY).can_share is False
+    for outsider in (GUEST, EXTERNAL, UNKNOWN, person("U0ABOT", is_bot=True)):
+        assert access_for(demo, outsider).classes == frozenset()
+
+
+def test_deleted_or_bot_account_named_by_id_gets_nothing(tmp_path: Path) -> None:
+    policy = policy_from(tmp_path, EXAMPLE)
+    assert access_for(policy, person("U012AB3CD", deleted=True)).classes == frozenset()
+    assert access_for(policy, person("U012AB3CD", is_bot=True)).classes == frozenset()
+
+
+def test_refusal_says_which_groups_give_access(default: Policy) -> None:
+    assert how_to_get_access(default) == (
+        "Ask to be added to @support-team (support), @sales (sales) or @cs-managers (manager)."
+    )
+    assert "names them by user id" in how_to_get_access(default, person=GUEST)
+    explained = explain_person(default, NOBODY)
+    assert "sees: nothing" in explained and "@support-team (support)" in explained
+
+
+def test_without_roles_the_refusal_still_says_whom_to_ask(tmp_path: Path) -> None:
+    policy = policy_from(tmp_path, "everyone: [basic]\n")
+    assert how_to_get_access(policy) == "Ask whoever runs the bot for access."
+
+
+def test_roles_given_only_by_id_are_mentioned(tmp_path: Path) -> None:
+    text = "roles:\n  ops: {users: [U0OPS], see: [basic]}\n  sup: {usergroups: [s], see: [basic]}\n"
+    how = how_to_get_access(policy_from(tmp_path, text))
+    assert how == (
+        "Ask to be added to @s (sup). Role ops is given by user id in the bot's policy: ask "
+        "whoever runs the bot."
+    )
+
+
+# --- channel audiences ----------------------------------------------------------------------
+
+
+def channel(kind: ChannelKind, *members: Person, external: bool = False) -> Channel:
+    return Channel(channel_id="C1", kind=kind, external=external, members=members)
+
+
+@pytest.mark.parametrize(
+    ("kind", "members", "expected"),
+    [
+        ("private", (AGENT, BOSS), SUPPORT),
+        ("private", (AGENT, SALESREP), frozenset({"basic", "contact", "audiences"})),
+        ("im", (BOSS,), MANAGER),
+        ("im", (BOSS, SALESREP), SALES),
+        ("mpim", (BOSS, AGENT, BOTH), SUPPORT),
+        ("public", (AGENT, BOSS), frozenset({"basic"})),
+    ],
+)
+def test_audience_is_what_every_reader_may_see(
+    default: Policy, kind: ChannelKind, members: tuple[Person, ...], expected: frozenset[str]
+) -> None:
+    decision = audience_access(default, channel(kind, *members))
+    assert not decision.refused
+    assert decision.classes == expected
+
+
+def test_public_channel_is_capped(default: Policy) -> None:
+    decision = audience_access(default, channel("public", AGENT, BOSS))
+    assert decision.reason.startswith("public channel, 2 people")
+    assert "public channels capped at basic" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("members", "blocker"),
+    [
+        ((BOSS, NOBODY), "U0NOBODY"),
+        ((BOSS, GUEST), "U0GUEST"),
+        ((BOSS, UNKNOWN), "U0HIDDEN"),
+        ((BOSS, EXTERNAL), "U0EXT"),
+    ],
+)
+def test_one_reader_without_grants_refuses_the_post(
+    default: Policy, members: tuple[Person, ...], blocker: str
+) -> None:
+    decision = audience_access(default, channel("private", *members))
+    assert decision.refused and decision.classes == frozenset()
+    assert f"1 of 2 people may not see customer data ({blocker})" in decision.reason
+    assert "@support-team (support)" in decision.reason
+
+
+def test_readers_with_no_class_in_common_refuse(tmp_path: Path) -> None:
+    text = "roles:\n  a: {usergroups: [a], see: [scores]}\n  b: {usergroups: [b], see: [contact]}\n"
+    decision = audience_access(
+        policy_from(tmp_path, text), channel("private", person("U1", "a"), person("U2", "b"))
+    )
+    assert decision.refused
+    assert "no class that all of them may see" in decision.reason
+
+
+def test_public_channel_refused_when_the_policy_allows_nothing_there(tmp_path: Path) -> None:
+    policy = policy_from(tmp_path, "roles:\n  m: {usergroups: [m], see: [basic]}\n")
+    decision = audience_access(policy, channel("public", person("U1", "m")))
+    assert decision.refused
+    assert "posts no customer data in public channels" in decision.reason
+
+
+def test_slack_connect_refused_when_external_channels_is_empty(default: Policy) -> None:
+    decision = audience_access(default, channel("private", BOSS, external=True))
+    assert decision.refused and decision.classes == frozenset()
+    assert "Slack Connect private channel" in decision.reason
+    assert "other organizations" in decision.reason
+
+
+def test_slack_connect_capped_when_allowed(tmp_path: Path) -> None:
+    policy = policy_from(
+        tmp_path, EXAMPLE.replace("external_channels: []", "external_channels: [basic, contact]")
+    )
+    private = audience_access(policy, channel("private", BOSS, AGENT, external=True))
+    assert private.classes == frozenset({"basic", "contact"})
+    assert "Slack Connect channels capped at basic, contact" in private.reason
+    public = audience_access(policy, channel("public", BOSS, AGENT, external=True))
+    assert public.classes == frozenset({"basic"})
+    blocked = audience_access(policy, channel("private", BOSS, EXTERNAL, external=True))
+    assert blocked.refused
+
+
+@pytest.mark.parametrize("code", ["channel_not_found", "not_in_channel", "missing_scope"])
+def test_uninspectable_channel_is_refused(default: Policy, demo: Policy, code: str) -> None:
+    closed = Channel(channel_id="C1", kind="private", external=False, inspectable=False, error=code)
+    for policy in (default, demo):
+        decision = audience_access(policy, closed)
+        assert decision.refused and decision.classes == frozenset()
+        assert code in decision.reason
+
+
+def test_channel_without_people_is_refused(demo: Policy) -> None:
+    assert audience_access(demo, channel("private")).refused
+
+
+def test_demo_everyone_reaches_a_channel_of_newcomers(demo: Policy) -> None:
+    decision = audience_access(demo, channel("private", NOBODY, AGENT))
+    assert decision.classes == DEMO_EVERYONE & (SUPPORT | DEMO_EVERYONE)
+
+
+def test_share_needs_a_sharing_role_and_never_exceeds_the_sharer(demo: Policy) -> None:
+    room = channel("private", AGENT, BOSS)
+    refused = share_access(demo, AGENT, room)
+    assert refused.refused and "manager (@cs-managers)" in refused.reason
+    allowed = share_access(demo, BOSS, room)
+    assert not allowed.refused and allowed.classes == SUPPORT | DEMO_EVERYONE
+    # The sharer is not in the channel: the card is still cut to what the sharer may see.
+    roomy = channel("private", person("U0M2", "cs-managers"), person("U0M3", "cs-managers"))
+    narrow = Policy.model_validate(
+        {
+            "roles": [
+                {"name": "lead", "users": ["U0LEAD"], "see": ["basic"], "share": True},
+                {"name": "m", "usergroups": ["cs-managers"], "see": ["basic", "scores"]},
+            ],
+            "source": "test",
+        }
+    )
+    assert share_access(narrow, person("U0LEAD"), roomy).classes == frozenset({"basic"})
+
+
+def test_explain_channel_lists_members(default: Policy) -> None:
+    text = explain_channel(default, channel("private", AGENT, NOBODY))
+    assert text.startswith("C1: refused")
+    assert "U0AGENT: basic, contact, identifiers, activity, audiences" in text
+    assert "U0NOBODY: nothing" in text
+
+
+# --- redaction ------------------------------------------------------------------------------
+
+SECRETS: dict[FieldClass, tuple[str, ...]] = {
+    "basic": ("Doelittle", "Acme Secret Corp"),
+    "contact": ("jane.doe@example.com", "+15555550123", "Secret Street 1"),
+    "identifiers": ("CRM-SECRET-77", "ECID-SECRET-99"),
+    "activity": ("Secret Widget", "evt-secret-1"),
+    "audiences": ("Secret Audience Name", "seg-secret-1"),
+    "scores": ("0.8731",),
+    "financial": ("98765.43", "overdue-secret"),
+    "sensitive": ("1984-03-07", "gender-secret"),
+}
+
+
+def make_customer() -> Customer:
+    profile = ProfileEntity(
+        entity_id="BQxProfileXid01",
+        entity={
+            "person": {
+                "name": {"firstName": "Jane", "lastName": "Doelittle"},
+                "birthDate": "1984-03-07",
+                "gender": "gender-secret",
+            },
+            "_acme": {
+                "crm": {"company": "Acme Secret Corp"},
+                "scores": {"churnPropensity": 0.8731, "lifetimeValue": 98765.43},
+                "billing": {"paymentStatus": "overdue-secret"},
+            },
+            "homeAddress": {"street1": "Secret Street 1"},
+            "personalEmail": {"address": "jane.doe@example.com"},
+            "mobilePhone": {"number": "+15555550123"},
+            "segmentMembership": {
+                "ups": {
+                    "seg-secret-1": {
+                        "status": "realized",
+                        "lastQualificationTime": "2025-11-01T00:00:00Z",
+                    }
+                }
+            },
+        },
+        identities=(
+            ProfileIdentity(namespace="email", value="jane.doe@example.com", primary=True),
+            ProfileIdentity(namespace="phone", value="+15555550123"),
+            ProfileIdentity(namespace="crmid", value="CRM-SECRET-77"),
+            ProfileIdentity(namespace="ECID", value="ECID-SECRET-99"),
+        ),
+    )
+    events = EventPage(
+        events=(
+            ExperienceEvent(
+                event_id="evt-secret-1",
+                timestamp=datetime(2025, 12, 1, 9, 30, tzinfo=UTC),
+                entity={
+                    "eventType": "commerce.purchases",
+                    "productListItems": [{"name": "Secret Widget"}],
+                },
+            ),
+        ),
+        more=True,
+    )
+    return build_customer(
+        profile=profile,
+        query=IdentityRef(namespace="email", value="jane.doe@example.com"),
+        layout=load_layout(),
+        events=events,
+        audiences={"seg-secret-1": Audience(id="seg-secret-1", name="Secret Audience Name")},
+        fetched_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        demo=False,
+    )
+
+
+def test_the_test_customer_carries_every_secret() -> None:
+    dump = make_customer().model_dump_json()
+    for values in SECRETS.values():
+        for value in values:
+            assert value in dump
+
+
+@pytest.mark.parametrize("granted", FIELD_CLASSES)
+def test_redact_keeps_only_the_granted_class(granted: FieldClass) -> None:
+    redacted = redact(make_customer(), frozenset({granted}))
+    dump = redacted.customer.model_dump_json()
+    for field_class, values in SECRETS.items():
+        for value in values:
+            if field_class == granted:
+                assert value in dump, (granted, value)
+            else:
+                assert value not in dump, (granted, field_class, value)
+    assert redacted.shown == {granted}
+    assert redacted.withheld == set(FIELD_CLASSES) - {granted}
+
+
+def test_redact_with_nothing_leaves_no_name_events_or_audiences() -> None:
+    redacted = redact(make_customer(), frozenset())
+    customer = redacted.customer
+    assert customer.name is None
+    assert customer.identities == () and customer.fields == () and customer.audiences == ()
+    assert customer.events == ()
+    assert customer.events_available is False and customer.more_events is False
+    assert customer.query == IdentityRef(namespace="email", value="")
+    assert customer.profile_id == "BQxProfileXid01"
+    assert redacted.shown == frozenset()
+
+
+def test_redact_with_activity_keeps_event_paging() -> None:
+    customer = redact(make_customer(), frozenset({"activity"})).customer
+    assert customer.events_available is True and customer.more_events is True
+    assert [e.event_id for e in customer.events] == ["evt-secret-1"]
+
+
+def test_withheld_lists_only_classes_that_had_data() -> None:
+    bare = make_customer().model_copy(update={"audiences": (), "events": (), "more_events": False})
+    redacted = redact(bare, frozenset({"basic"}))
+    assert "audiences" not in redacted.withheld and "activity" not in redacted.withheld
+    assert "financial" in redacted.withheld
+
+
+def test_sensitive_fields_only_for_roles_that_list_sensitive(tmp_path: Path) -> None:
+    text = EXAMPLE.replace(
+        "see: [basic, contact, identifiers, activity, audiences, scores, financial]",
+        "see: [basic, contact, identifiers, activity, audiences, scores, financial, sensitive]",
+    )
+    policy = policy_from(tmp_path, text)
+    customer = make_customer()
+    for who in (AGENT, SALESREP, BOTH, NAMED_GUEST, NOBODY):
+        dump = redact(customer, access_for(policy, who).classes).customer.model_dump_json()
+        assert not any(value in dump for value in SECRETS["sensitive"]), who.user_id
+    boss_view = redact(customer, access_for(policy, BOSS).classes)
+    assert all(value in boss_view.customer.model_dump_json() for value in SECRETS["sensitive"])
+    # In a channel, one reader without `sensitive` removes it for everyone.
+    shared = audience_access(policy, channel("private", BOSS, AGENT))
+    assert "sensitive" not in shared.classes
+    assert "sensitive" in redact(customer, shared.classes).withheld
