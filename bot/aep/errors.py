@@ -1,13 +1,13 @@
 """Typed errors from Adobe Experience Platform, each with a message a person can act on.
 
-    AepError
-     ├── ProfileNotFound          404, or a POST entry with an empty entity
-     ├── TooManyIdentities        422 "Too many related identities" (graph above 50 identities)
-     ├── LookupRejected           other 400/422: the request could not be processed
-     ├── RateLimited              429, after honouring retryAfterMs while the deadline allowed
-     ├── AepUnavailable           5xx, timeouts, connection failures, the overall deadline
-     ├── CredentialsProblem       401/403 from IMS or the gateway, missing entitlement
-     └── MalformedResponse        a body that is not the documented shape
+AepError
+ ├── ProfileNotFound          404, or a POST entry with an empty entity
+ ├── TooManyIdentities        422 "Too many related identities" (graph above 50 identities)
+ ├── LookupRejected           other 400/422: the request could not be processed
+ ├── RateLimited              429, after honouring retryAfterMs while the deadline allowed
+ ├── AepUnavailable           5xx, timeouts, connection failures, the overall deadline
+ ├── CredentialsProblem       401/403 from IMS or the gateway, missing entitlement
+ └── MalformedResponse        a body that is not the documented shape
 """
 
 from __future__ import annotations

@@ -1,0 +1,366 @@
+"""The Adobe Experience Platform client: small lookups over one private request function."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from bot.aep import sansio
+from bot.aep.auth import ImsTokenSource
+from bot.aep.errors import (
+    AepError,
+    AepUnavailable,
+    CredentialsProblem,
+    ProfileNotFound,
+    RateLimited,
+)
+from bot.aep.models import Audience, EventPage, ExperienceEvent, ProfileEntity
+from bot.identity import IdentityRef
+
+logger = logging.getLogger(__name__)
+
+PROFILE_SCHEMA = "_xdm.context.profile"
+EVENT_SCHEMA = "_xdm.context.experienceevent"
+
+# Retries of 5xx, timeouts and 429 share one budget of attempts, all inside the caller's deadline.
+_MAX_ATTEMPTS = 4
+_BACKOFF_BASE = 0.1
+_BACKOFF_CAP = 2.0
+# Page sizes and bounds: a sandbox holds at most 4000 audiences, a card shows a handful of events.
+_AUDIENCE_PAGE = 100
+_MAX_AUDIENCE_PAGES = 60
+_BULK_CHUNK = 100
+_MAX_EVENT_PAGES = 20
+
+
+class _NoQueryStrings(logging.Filter):
+    """Drop query strings from httpx's own request log line: ours carry the identity looked up."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                arg.copy_with(query=None) if isinstance(arg, httpx.URL) else arg
+                for arg in record.args
+            )
+        return True
+
+
+def _quiet_httpx_urls() -> None:
+    httpx_logger = logging.getLogger("httpx")
+    if not any(isinstance(f, _NoQueryStrings) for f in httpx_logger.filters):
+        httpx_logger.addFilter(_NoQueryStrings())
+
+
+# Per socket operation; the caller's deadline bounds the whole call (see AepClient).
+AEP_TIMEOUT = httpx.Timeout(connect=3.0, read=10.0, write=5.0, pool=3.0)
+AEP_LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=10)
+
+
+def create_http_client(*, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """An httpx client fit for IMS and Platform: explicit timeouts, a small keep-alive pool.
+
+    `transport` replaces the network (the in-process demo sandbox, tests); the timeouts stay.
+    """
+    return httpx.AsyncClient(
+        transport=transport,
+        timeout=AEP_TIMEOUT,
+        limits=AEP_LIMITS,
+        trust_env=False,
+        follow_redirects=False,
+        headers={"Accept": "application/json"},
+    )
+
+
+@dataclass(slots=True)
+class _Budget:
+    """One public call's share of time: its deadline and what went wrong last, for the message."""
+
+    deadline: float
+    seconds: float
+    last_status: int | None = None
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def exhausted(self) -> AepUnavailable:
+        last = f" (its last answer was HTTP {self.last_status})" if self.last_status else ""
+        seconds = sansio.format_seconds(self.seconds)
+        return AepUnavailable(
+            f"Adobe Experience Platform did not answer within {seconds} s{last}. "
+            "Try again in a moment; if it keeps happening, check https://status.adobe.com.",
+            status=self.last_status,
+        )
+
+
+class AepClient:
+    """Read-only lookups against Real-Time Customer Profile and the Audiences API of one sandbox.
+
+    Every public method takes `deadline`, an absolute `time.monotonic()` value: the whole call,
+    retries, token refresh and every page included, ends by then or raises AepUnavailable.
+    """
+
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient,
+        tokens: ImsTokenSource,
+        api_url: str,
+        org_id: str,
+        client_id: str,
+        sandbox: str,
+        merge_policy_id: str | None = None,
+        max_in_flight: int = 5,
+    ) -> None:
+        # httpx logs every request's full URL at INFO; the identity must not reach the logs.
+        _quiet_httpx_urls()
+        self._http = http
+        self._tokens = tokens
+        self._api_url = api_url.rstrip("/")
+        self._org_id = org_id
+        self._client_id = client_id
+        self._sandbox = sandbox
+        self._merge_policy_id = merge_policy_id
+        # The hub lookup API is meant for low-volume agent use: keep only a few requests in flight.
+        self._slots = asyncio.Semaphore(max_in_flight)
+
+    async def get_profile(
+        self, ref: IdentityRef, *, fields: Sequence[str] | None = None, deadline: float
+    ) -> ProfileEntity:
+        """The merged profile holding `ref`; raises ProfileNotFound when no profile holds it.
+
+        An Email typed with capitals that matches nothing is tried once more in lower case.
+        """
+        async with self._within(deadline) as budget:
+            try:
+                return await self._profile(budget, ref, fields)
+            except ProfileNotFound:
+                lowered = IdentityRef(namespace=ref.namespace, value=ref.value.lower())
+                if ref.namespace.lower() != "email" or lowered == ref:
+                    raise
+            return await self._profile(budget, lowered, fields)
+
+    async def get_events(self, ref: IdentityRef, *, limit: int, deadline: float) -> EventPage:
+        """Up to `limit` newest experience events of the profile holding `ref`, newest first.
+
+        Follows `_links.next` only as far as needed to fill `limit`; `more` says whether
+        older events exist.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        query = {
+            "schema.name": EVENT_SCHEMA,
+            "relatedSchema.name": PROFILE_SCHEMA,
+            "relatedEntityId": ref.value,
+            "relatedEntityIdNS": ref.namespace,
+            "orderby": "-timestamp",
+            "limit": str(limit),
+        }
+        if self._merge_policy_id:
+            query["mergePolicyId"] = self._merge_policy_id
+        url: str = self._api_url + sansio.ENTITIES_PATH
+        params: dict[str, str] | None = query
+        events: list[ExperienceEvent] = []
+        more = False
+        async with self._within(deadline) as budget:
+            for _ in range(_MAX_EVENT_PAGES):
+                data = await self._request(
+                    budget, "GET", url, params=params, endpoint="events", identity=ref
+                )
+                page = sansio.parse_event_page(data)
+                events.extend(page.events)
+                more = page.more or len(events) > limit
+                if len(events) >= limit or page.next_href is None:
+                    break
+                # The link carries its own query string (and httpx would drop it for params={}).
+                url, params = sansio.events_next_url(self._api_url, page.next_href), None
+        events.sort(key=lambda event: event.timestamp, reverse=True)
+        return EventPage(events=tuple(events[:limit]), more=more)
+
+    async def get_audiences(self, ids: Collection[str], *, deadline: float) -> dict[str, Audience]:
+        """The audiences with these ids (bulk-get, answered 207); unknown ids are simply absent."""
+        wanted = list(dict.fromkeys(audience_id for audience_id in ids if audience_id))
+        found: dict[str, Audience] = {}
+        if not wanted:
+            return found
+        url = self._api_url + sansio.AUDIENCES_BULK_PATH
+        async with self._within(deadline) as budget:
+            for start in range(0, len(wanted), _BULK_CHUNK):
+                chunk = wanted[start : start + _BULK_CHUNK]
+                body = {"ids": [{"id": audience_id} for audience_id in chunk]}
+                data = await self._request(budget, "POST", url, json=body, endpoint="audiences")
+                for key, audience in sansio.parse_audience_bulk(data).items():
+                    if key in chunk:
+                        found[key] = audience
+                    elif audience.id in chunk:
+                        found[audience.id] = audience
+        return found
+
+    async def list_audiences(self, *, deadline: float) -> list[Audience]:
+        """Every audience of the sandbox, all pages of GET /audiences."""
+        first = self._api_url + sansio.AUDIENCES_PATH
+        url = httpx.URL(first, params={"start": "0", "limit": str(_AUDIENCE_PAGE)})
+        audiences: list[Audience] = []
+        asked: set[httpx.URL] = set()
+        async with self._within(deadline) as budget:
+            for _ in range(_MAX_AUDIENCE_PAGES):
+                asked.add(url)
+                data = await self._request(budget, "GET", str(url), endpoint="audiences")
+                page = sansio.parse_audience_page(data)
+                audiences.extend(page.audiences)
+                if page.next_href is not None:
+                    url = httpx.URL(sansio.audiences_next_url(self._api_url, page.next_href))
+                elif page.next_start is not None:
+                    url = httpx.URL(
+                        first, params={"start": page.next_start, "limit": str(_AUDIENCE_PAGE)}
+                    )
+                else:
+                    break
+                # An empty page, or a link back to a page already read, would loop forever.
+                if not page.audiences or url in asked:
+                    break
+            else:
+                logger.warning("Audience list cut off after %d pages", _MAX_AUDIENCE_PAGES)
+        return audiences
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (shared with the token source)."""
+        await self._http.aclose()
+
+    async def _profile(
+        self, budget: _Budget, ref: IdentityRef, fields: Sequence[str] | None
+    ) -> ProfileEntity:
+        params = {"schema.name": PROFILE_SCHEMA, "entityId": ref.value, "entityIdNS": ref.namespace}
+        if self._merge_policy_id:
+            params["mergePolicyId"] = self._merge_policy_id
+        if fields:
+            # Platform wants the paths comma-separated with no spaces at all.
+            params["fields"] = ",".join("".join(f.split()) for f in fields if f.strip())
+        url = self._api_url + sansio.ENTITIES_PATH
+        data = await self._request(
+            budget, "GET", url, params=params, endpoint="profile", identity=ref
+        )
+        profile = sansio.parse_profile(data)
+        if profile is None:
+            raise sansio.profile_not_found(ref.namespace)
+        return profile
+
+    @contextlib.asynccontextmanager
+    async def _within(self, deadline: float) -> AsyncIterator[_Budget]:
+        budget = _Budget(deadline=deadline, seconds=deadline - time.monotonic())
+        if budget.seconds <= 0:
+            raise budget.exhausted()
+        try:
+            async with asyncio.timeout(budget.seconds):
+                yield budget
+        except TimeoutError:
+            raise budget.exhausted() from None
+
+    async def _request(
+        self,
+        budget: _Budget,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: dict[str, Any] | None = None,
+        endpoint: sansio.Endpoint,
+        identity: IdentityRef | None = None,
+    ) -> Any:
+        """Send one Platform request, retrying what may pass; return its JSON or raise typed."""
+        attempt = 0
+        reauthorised = False
+        while True:
+            attempt += 1
+            request_id = str(uuid.uuid4())
+            token: str | None = None
+            problem: AepError
+            try:
+                token = await self._tokens.token()
+                response = await self._send(method, url, params, json, token, request_id)
+                return sansio.decipher_response(
+                    response.status_code,
+                    response.headers,
+                    response.content,
+                    endpoint=endpoint,
+                    namespace=identity.namespace if identity else None,
+                    request_id=request_id,
+                    redact=(identity.value,) if identity else (),
+                )
+            except CredentialsProblem as exc:
+                if exc.status != 401 or token is None or reauthorised:
+                    raise
+                # The token may have been revoked or rotated: one retry with a fresh one.
+                reauthorised = True
+                attempt -= 1
+                await self._tokens.invalidate(token)
+                continue
+            except httpx.RequestError as exc:
+                # The exception's text holds the URL, and the URL holds the identity: name the type.
+                problem = AepUnavailable(
+                    f"Could not reach Adobe Experience Platform ({type(exc).__name__}). Try again "
+                    "in a moment; if it keeps happening, check AEP_API_URL and the network.",
+                    request_id=request_id,
+                )
+            except (AepUnavailable, RateLimited) as exc:
+                problem = exc
+            budget.last_status = problem.status or budget.last_status
+            pause = self._pause(problem, attempt)
+            if attempt >= _MAX_ATTEMPTS or pause >= budget.remaining():
+                raise problem
+            await asyncio.sleep(pause)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, str] | None,
+        json: dict[str, Any] | None,
+        token: str,
+        request_id: str,
+    ) -> httpx.Response:
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "x-api-key": self._client_id,
+            "x-gw-ims-org-id": self._org_id,
+            "x-sandbox-name": self._sandbox,
+            "x-request-id": request_id,
+        }
+        # Only the path is logged: the query string carries the identity being looked up.
+        path = httpx.URL(url).path
+        async with self._slots:
+            started = time.monotonic()
+            outcome = "cancelled"
+            try:
+                response = await self._http.request(
+                    method, url, params=params, json=json, headers=headers
+                )
+                outcome = str(response.status_code)
+                return response
+            except httpx.RequestError as exc:
+                outcome = type(exc).__name__
+                raise
+            finally:
+                logger.debug(
+                    "AEP %s %s -> %s in %.0f ms (x-request-id %s)",
+                    method,
+                    path,
+                    outcome,
+                    (time.monotonic() - started) * 1000,
+                    request_id,
+                )
+
+    @staticmethod
+    def _pause(problem: AepError, attempt: int) -> float:
+        if isinstance(problem, RateLimited) and problem.retry_after is not None:
+            return problem.retry_after
+        # Exponential backoff with full jitter, so retries from several lookups do not align.
+        return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1)))

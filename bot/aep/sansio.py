@@ -1,0 +1,614 @@
+"""Pure parsing of IMS and Platform answers: status and bytes in, models or typed errors out."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from bot.aep.errors import (
+    AepUnavailable,
+    CredentialsProblem,
+    LookupRejected,
+    MalformedResponse,
+    ProfileNotFound,
+    RateLimited,
+    TooManyIdentities,
+)
+from bot.aep.models import Audience, ExperienceEvent, ProfileEntity, ProfileIdentity
+
+Endpoint = Literal["profile", "events", "audiences"]
+
+TOKEN_PATH = "/ims/token/v3"  # noqa: S105 (a URL path, not a secret)
+ACCESS_PATH = "/data/core/ups/access"
+ENTITIES_PATH = ACCESS_PATH + "/entities"
+UPS_PATH = "/data/core/ups"
+AUDIENCES_PATH = UPS_PATH + "/audiences"
+AUDIENCES_BULK_PATH = AUDIENCES_PATH + "/bulk-get"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Server text goes into messages shown to people; keep it short enough to read.
+_MAX_DETAIL = 200
+# "UPS-ACC-1000004: IMS Org is not provisioned." -> UPS-ACC-1000004
+_CODE_PREFIX = re.compile(r"^\s*([A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+)\s*:?\s*")
+_TOO_MANY = "too many related identities"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorBody:
+    """What an error body says, whichever of Adobe's error shapes it came in."""
+
+    code: str | None = None
+    message: str | None = None
+    retry_after: float | None = None
+    """Seconds to wait, from `retryAfterMs`."""
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventChunk:
+    """One page of an event lookup: its events, where the next page is, and whether one exists."""
+
+    events: tuple[ExperienceEvent, ...]
+    next_href: str | None
+    more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceChunk:
+    """One page of GET /audiences: its audiences and how to ask for the next page, if any."""
+
+    audiences: tuple[Audience, ...]
+    next_href: str | None
+    next_start: str | None
+
+
+# --- error bodies -------------------------------------------------------------------------------
+
+
+def parse_error_body(body: bytes | str) -> ErrorBody:
+    """Read any of Adobe's error shapes; never raises, an unreadable body gives an empty ErrorBody.
+
+    Accepted: gateway `error_code`/`message`; Profile `message`/`cause`/`statusCode`; the 429 array
+    of `{message, cause, retryAfterMs, statusCode}`; RFC 7807 `type`/`title`/`status`/`detail`
+    (with `report`); segmentation `requestId`/`errors`; IMS `error`/`error_description`.
+    """
+    data = _loads_or_none(body)
+    if isinstance(data, list):
+        data = next((item for item in data if isinstance(item, dict)), None)
+    if not isinstance(data, dict):
+        return ErrorBody()
+    if isinstance(data.get("error"), dict):
+        # The 207 entry shape: {"xid": ..., "error": {"message", "cause", "statusCode"}}
+        data = {**data, **data["error"]}
+
+    message = _first_text(data, "message", "detail", "description", "error_description")
+    cause = _text(data.get("cause"))
+    report = data.get("report")
+    if message is None and isinstance(report, dict):
+        message = _text(report.get("message"))
+    segmentation = _segmentation_error(data.get("errors"))
+    if message is None and segmentation is not None:
+        message = segmentation[1]
+    if message is None:
+        message = _text(data.get("title"))
+    if message is not None and cause is not None and cause not in message:
+        message = f"{message}: {cause}"
+
+    code = _first_text(data, "error_code", "errorCode") or _type_code(data.get("type"))
+    if code is None and segmentation is not None:
+        code = segmentation[0]
+    if code is None and message is not None and (match := _CODE_PREFIX.match(message)):
+        code = match.group(1)
+    if code is None:
+        code = _text(data.get("error"))
+
+    retry_ms = _number(data.get("retryAfterMs"))
+    return ErrorBody(
+        code=code,
+        message=message,
+        retry_after=retry_ms / 1000 if retry_ms is not None and retry_ms >= 0 else None,
+        request_id=_first_text(data, "requestId", "request_id"),
+    )
+
+
+def retry_after_header(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a `Retry-After` header, given as seconds or as an HTTP date."""
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    seconds = _number(value)
+    if seconds is not None:
+        return max(seconds, 0.0)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def profile_not_found(namespace: str | None, *, request_id: str | None = None) -> ProfileNotFound:
+    """The error for an identity no profile holds; the value stays out of the message."""
+    which = f"this {namespace} identity" if namespace else "this identity"
+    return ProfileNotFound(
+        f"No customer profile holds {which} under the configured merge policy. "
+        "Check the spelling, or search by another identity (email, phone or CRM id).",
+        status=404,
+        request_id=request_id,
+    )
+
+
+def decipher_response(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    endpoint: Endpoint,
+    namespace: str | None = None,
+    request_id: str | None = None,
+    redact: Iterable[str] = (),
+) -> Any:
+    """Decoded JSON of a 2xx answer; any other status becomes the matching typed error.
+
+    `redact` lists values (identities) that must not reach the error's message even when
+    Platform echoes them back.
+    """
+    if 200 <= status < 300:
+        if not body:
+            return None
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise MalformedResponse(
+                f"Adobe Experience Platform answered {status} with a body that is not JSON. "
+                "Try again; if it persists, report the request id to Adobe.",
+                status=status,
+                request_id=request_id,
+            ) from None
+
+    error = parse_error_body(body)
+    said = _said(status, error, redact)
+    if status == 404 and endpoint != "audiences":
+        raise profile_not_found(namespace, request_id=request_id)
+    if status in (400, 422) and _TOO_MANY in (error.message or "").lower():
+        raise TooManyIdentities(
+            "This customer's identity graph links more than 50 identities, so Platform refuses "
+            "to look the profile up. Retrying will not help: ask an AEP admin to review the "
+            "identity graph, or search by a narrower identity.",
+            status=status,
+            request_id=request_id,
+        )
+    if status == 422 and "merge polic" in (error.message or "").lower():
+        raise LookupRejected(
+            f"Platform could not build the profile view {said}. Set AEP_MERGE_POLICY_ID "
+            "to a merge policy of this sandbox.",
+            status=status,
+            request_id=request_id,
+        )
+    if status == 401:
+        raise CredentialsProblem(
+            f"Platform did not accept the bot's access token {said}, even a freshly "
+            "issued one. Check that the Developer Console project behind AEP_CLIENT_ID has the "
+            "Experience Platform API added and matches AEP_ORG_ID.",
+            status=status,
+            request_id=request_id,
+        )
+    if status == 403:
+        raise CredentialsProblem(
+            _forbidden_message(endpoint, error, said), status=status, request_id=request_id
+        )
+    if status == 429:
+        retry_after = error.retry_after
+        if retry_after is None:
+            retry_after = retry_after_header(headers)
+        wait = f"in {format_seconds(retry_after)} s" if retry_after is not None else "in a moment"
+        raise RateLimited(
+            f"Platform is rate-limiting the bot's requests {said}. Try again {wait}.",
+            retry_after=retry_after,
+            status=status,
+            request_id=request_id,
+        )
+    if status >= 500:
+        raise AepUnavailable(
+            f"Adobe Experience Platform had a server error {said}. Try again in a "
+            "moment; if it keeps happening, check https://status.adobe.com.",
+            status=status,
+            request_id=request_id,
+        )
+    if 400 <= status < 500:
+        what = "audience lookup" if endpoint == "audiences" else "profile lookup"
+        raise LookupRejected(
+            f"Platform rejected the {what} {said}. Retrying will not help: check "
+            "the identity namespace, the field list and AEP_API_URL.",
+            status=status,
+            request_id=request_id,
+        )
+    raise MalformedResponse(
+        f"Adobe Experience Platform answered with unexpected HTTP status {status}. "
+        "Check AEP_API_URL.",
+        status=status,
+        request_id=request_id,
+    )
+
+
+def _forbidden_message(endpoint: Endpoint, error: ErrorBody, said: str) -> str:
+    code = error.code or ""
+    if code in {"403000", "403003"}:
+        return (
+            f"The Adobe gateway does not accept the bot's API key {said}. Check that "
+            "AEP_CLIENT_ID is the Client ID of the bot's Developer Console project."
+        )
+    if code == "403025":
+        return (
+            f"The bot's credential is not entitled to this organization {said}. Check that "
+            "AEP_ORG_ID is the organization of the bot's Developer Console project."
+        )
+    if endpoint == "events":
+        return (
+            f"Platform refused to read this customer's experience events {said}. Event "
+            "lookup needs Real-Time CDP Ultimate with event lookup enabled by Adobe Customer Care, "
+            "and a product profile with read access to profiles; or set AEP_EVENTS_ENABLED=false."
+        )
+    thing = "audiences" if endpoint == "audiences" else "customer profiles"
+    return (
+        f"Platform refused to read {thing} {said}. The product profile of the bot's "
+        f"Developer Console project probably lacks read access to {thing} in this sandbox, or "
+        "the organization is not provisioned for Real-Time Customer Profile. Ask an Adobe admin "
+        "to grant the access."
+    )
+
+
+# --- IMS ----------------------------------------------------------------------------------------
+
+
+def parse_token_response(status: int, body: bytes) -> tuple[str, float]:
+    """(access token, lifetime in seconds) from an IMS answer, or the typed error it amounts to."""
+    data = _loads_or_none(body)
+    if 200 <= status < 300:
+        token = data.get("access_token") if isinstance(data, dict) else None
+        lifetime = _number(data.get("expires_in")) if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token or lifetime is None or lifetime <= 0:
+            raise MalformedResponse(
+                "Adobe IMS answered without a usable access token. Check AEP_IMS_URL; "
+                "try again in a moment.",
+                status=status,
+            )
+        return token, lifetime
+    error = parse_error_body(body)
+    said = f" ({error.code}{': ' + error.message if error.message else ''})" if error.code else ""
+    if status in (400, 401, 403):
+        if error.code == "invalid_scope":
+            raise CredentialsProblem(
+                f"Adobe IMS refused the requested scopes{said}. Set AEP_SCOPES to the scopes the "
+                "bot's OAuth Server-to-Server credential shows in Adobe Developer Console.",
+                status=status,
+            )
+        raise CredentialsProblem(
+            f"Adobe IMS refused the bot's credentials{said}. Check AEP_CLIENT_ID and "
+            "AEP_CLIENT_SECRET against the OAuth Server-to-Server credential in Adobe Developer "
+            "Console.",
+            status=status,
+        )
+    if status == 429 or status >= 500:
+        raise AepUnavailable(
+            f"Adobe's sign-in service (IMS) is unavailable ({status}). Try again in a moment.",
+            status=status,
+        )
+    raise MalformedResponse(
+        f"Adobe IMS answered with unexpected HTTP status {status}. Check AEP_IMS_URL.",
+        status=status,
+    )
+
+
+# --- profiles -----------------------------------------------------------------------------------
+
+
+def parse_profile(data: Any) -> ProfileEntity | None:
+    """The merged profile of a GET entities answer, or None when the answer means "not found".
+
+    The body is keyed by entity id; an entry whose `entity` is `{}` or whose `lastModifiedAt`
+    is the epoch is Platform's way of saying nothing matched.
+    """
+    if not isinstance(data, dict):
+        raise _malformed("a profile lookup", "it is not a JSON object")
+    for key, entry in data.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("entity", {}), dict):
+            raise _malformed("a profile lookup", "an entry is not an entity object")
+        entity: dict[str, Any] = entry.get("entity") or {}
+        modified = parse_timestamp(entry.get("lastModifiedAt"))
+        if not entity or modified == _EPOCH:
+            continue
+        sources = entry.get("sources")
+        return ProfileEntity(
+            entity_id=_text(entry.get("entityId")) or str(key),
+            entity=entity,
+            last_modified_at=modified,
+            sources=tuple(s for s in sources if isinstance(s, str) and s)
+            if isinstance(sources, list)
+            else (),
+            identities=parse_identities(entity),
+        )
+    return None
+
+
+def parse_identities(entity: Mapping[str, Any]) -> tuple[ProfileIdentity, ...]:
+    """Identities of a merged profile from `identities[]` and `identityMap`, without duplicates.
+
+    `primary` may be a boolean or the string "true"; namespace codes are compared
+    case-insensitively since Platform answers `email` where the request said `Email`.
+    """
+    found: dict[tuple[str, str], ProfileIdentity] = {}
+
+    def add(namespace: Any, value: Any, primary: Any) -> None:
+        if not isinstance(namespace, str) or not namespace or value is None or value == "":
+            return
+        if not isinstance(value, str | int):
+            return
+        key = (namespace.lower(), str(value))
+        seen = found.get(key)
+        is_primary = _truthy(primary) or (seen is not None and seen.primary)
+        found[key] = ProfileIdentity(
+            namespace=seen.namespace if seen else namespace, value=str(value), primary=is_primary
+        )
+
+    identities = entity.get("identities")
+    if isinstance(identities, list):
+        for item in identities:
+            if isinstance(item, dict):
+                namespace = item.get("namespace")
+                code = namespace.get("code") if isinstance(namespace, dict) else namespace
+                add(code, item.get("id"), item.get("primary"))
+    identity_map = entity.get("identityMap")
+    if isinstance(identity_map, dict):
+        for code, items in identity_map.items():
+            for item in items if isinstance(items, list) else ():
+                if isinstance(item, dict):
+                    add(code, item.get("id"), item.get("primary"))
+    return tuple(found.values())
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+def parse_event_page(data: Any) -> EventChunk:
+    """One page of an event lookup (`_page`, `children`, `_links`)."""
+    if not isinstance(data, dict) or not isinstance(data.get("children", []), list):
+        raise _malformed("an event lookup", "it has no `children` list")
+    events = tuple(_parse_event(child) for child in data.get("children", []))
+    page = _object(data, "_page")
+    href = _next_href(data)
+    if "next" in page:
+        # `_page.next` is the authority; the href is only how to get there.
+        more = bool(_text(page.get("next")))
+        return EventChunk(events=events, next_href=href if more else None, more=more)
+    return EventChunk(events=events, next_href=href, more=href is not None)
+
+
+def _parse_event(child: Any) -> ExperienceEvent:
+    if not isinstance(child, dict):
+        raise _malformed("an event lookup", "an event is not an object")
+    entity = _object(child, "entity")
+    event_id = _text(child.get("entityId")) or _text(entity.get("_id"))
+    timestamp = parse_timestamp(child.get("timestamp", entity.get("timestamp")))
+    if event_id is None or timestamp is None:
+        raise _malformed("an event lookup", "an event has no id or no timestamp")
+    return ExperienceEvent(event_id=event_id, timestamp=timestamp, entity=entity)
+
+
+def events_next_url(api_url: str, href: str) -> str:
+    """Absolute URL of the next event page from `_links.next.href` (relative `/entities?...`)."""
+    base = api_url.rstrip("/")
+    if href.startswith(ENTITIES_PATH):
+        return base + href
+    if href.startswith("/access/entities"):
+        return base + UPS_PATH + href
+    if href.startswith("/entities"):
+        return base + ACCESS_PATH + href
+    return _same_origin(base, href, "an event lookup")
+
+
+# --- audiences ----------------------------------------------------------------------------------
+
+
+def parse_audience(data: Any) -> Audience | None:
+    """An audience from its JSON object; None when it has no id or no name to show."""
+    if not isinstance(data, dict):
+        return None
+    audience_id = _text(data.get("id")) or _text(data.get("audienceId"))
+    name = _text(data.get("name"))
+    if audience_id is None or name is None:
+        return None
+    return Audience(
+        id=audience_id,
+        name=name,
+        description=_text(data.get("description")),
+        lifecycle_state=_text(data.get("lifecycleState")),
+    )
+
+
+def parse_audience_page(data: Any) -> AudienceChunk:
+    """One page of GET /audiences (`children`, `_page.next`, `_links.next.href`)."""
+    if not isinstance(data, dict) or not isinstance(data.get("children", []), list):
+        raise _malformed("the audience list", "it has no `children` list")
+    audiences = tuple(a for a in map(parse_audience, data.get("children", [])) if a is not None)
+    return AudienceChunk(
+        audiences=audiences,
+        next_href=_next_href(data),
+        next_start=_text(_object(data, "_page").get("next")),
+    )
+
+
+def parse_audience_bulk(data: Any) -> dict[str, Audience]:
+    """Audiences of a bulk-get (207) answer, keyed as Platform keyed them; failed ids are left out.
+
+    Documented shape: `{"results": {"<id>": {...audience...}}}`; a list under `results` or
+    `children` is read too.
+    """
+    results = data.get("results", data.get("children")) if isinstance(data, dict) else data
+    if isinstance(results, dict):
+        pairs: Iterable[tuple[str | None, Any]] = ((str(k), v) for k, v in results.items())
+    elif isinstance(results, list):
+        pairs = ((None, v) for v in results)
+    else:
+        raise _malformed("an audience bulk-get", "it has no `results`")
+    found: dict[str, Audience] = {}
+    for key, value in pairs:
+        audience = parse_audience(value)
+        if audience is not None:
+            found[key or audience.id] = audience
+    return found
+
+
+def audiences_next_url(api_url: str, href: str) -> str:
+    """Absolute URL of the next audience page from `_links.next.href` (`@/audiences?...`)."""
+    base = api_url.rstrip("/")
+    path = href[1:] if href.startswith("@") else href
+    if path.startswith(AUDIENCES_PATH):
+        return base + path
+    if path.startswith("/audiences"):
+        return base + UPS_PATH + path
+    return _same_origin(base, href, "the audience list")
+
+
+# --- small helpers ------------------------------------------------------------------------------
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """A datetime (UTC when no zone is given) from epoch milliseconds or any ISO 8601 variant."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if isinstance(value, int | float):
+        try:
+            return datetime.fromtimestamp(value / 1000, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _object(data: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _next_href(data: Mapping[str, Any]) -> str | None:
+    return _text(_object(_object(data, "_links"), "next").get("href"))
+
+
+def _same_origin(base: str, href: str, what: str) -> str:
+    # Never send the bearer token to a host other than the configured gateway.
+    if href.startswith(("http://", "https://")):
+        there, here = urlsplit(href), urlsplit(base)
+        if (there.scheme, there.netloc) == (here.scheme, here.netloc):
+            return href
+    raise _malformed(what, "its next-page link points somewhere unexpected")
+
+
+def _malformed(what: str, why: str) -> MalformedResponse:
+    return MalformedResponse(
+        f"Adobe Experience Platform answered {what} in a shape the bot cannot read ({why}). "
+        "Try again; if it persists, the API may have changed: report it to the bot's maintainers."
+    )
+
+
+def _said(status: int, error: ErrorBody, redact: Iterable[str]) -> str:
+    """`(403, UPS-ACC-1000004: IMS Org is not provisioned.)`: the status and what the body said."""
+    parts = [str(status)]
+    if error.code and not (error.message or "").startswith(error.code):
+        parts.append(error.code)
+    if error.message:
+        message = error.message
+        for value in redact:
+            if value:
+                message = re.sub(re.escape(value), "…", message, flags=re.IGNORECASE)
+        if len(message) > _MAX_DETAIL:
+            message = message[: _MAX_DETAIL - 1] + "…"
+        parts.append(message)
+    if len(parts) == 3:
+        return f"({parts[0]}, {parts[1]}: {parts[2]})"
+    return f"({', '.join(parts)})"
+
+
+def _segmentation_error(errors: Any) -> tuple[str | None, str | None] | None:
+    # {"errors": {"404": [{"code": 404, "message": "..."}]}}, or a plain list of such items.
+    items: list[Any] = []
+    if isinstance(errors, dict):
+        for value in errors.values():
+            items.extend(value if isinstance(value, list) else [value])
+    elif isinstance(errors, list):
+        items = errors
+    for item in items:
+        if isinstance(item, dict):
+            return _text(item.get("code")), _text(item.get("message"))
+        if isinstance(item, str):
+            return None, item
+    return None
+
+
+def _type_code(value: Any) -> str | None:
+    # "https://ns.adobe.com/aep/errors/UPAPI-113430-404" -> UPAPI-113430-404
+    text = _text(value)
+    if text is None:
+        return None
+    last = text.rstrip("/").rsplit("/", 1)[-1]
+    return last if _CODE_PREFIX.match(last) else None
+
+
+def format_seconds(value: float) -> str:
+    """Seconds as people read them: `0.5`, `8`, `2.3`."""
+    return f"{max(round(value, 1), 0.1):g}"
+
+
+def _loads_or_none(body: bytes | str) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def _first_text(data: Mapping[str, Any], *keys: str) -> str | None:
+    for key in keys:
+        if (text := _text(data.get(key))) is not None:
+            return text
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")

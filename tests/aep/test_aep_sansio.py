@@ -1,0 +1,434 @@
+"""Pure parsing of Adobe's answers: every documented error shape, profiles, events, audiences."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from bot.aep import sansio
+from bot.aep.errors import (
+    AepUnavailable,
+    CredentialsProblem,
+    LookupRejected,
+    MalformedResponse,
+    ProfileNotFound,
+    RateLimited,
+    TooManyIdentities,
+)
+from bot.aep.models import ProfileIdentity
+
+
+def _body(data: Any) -> bytes:
+    return json.dumps(data).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message", "retry_after"),
+    [
+        pytest.param(
+            {"error_code": "401013", "message": "Oauth token is not valid"},
+            "401013",
+            "Oauth token is not valid",
+            None,
+            id="gateway",
+        ),
+        pytest.param(
+            {
+                "message": "Unable to connect to server",
+                "cause": "Status Code - 500 : Connection Timeout",
+                "statusCode": "500",
+            },
+            None,
+            "Unable to connect to server: Status Code - 500 : Connection Timeout",
+            None,
+            id="profile",
+        ),
+        pytest.param(
+            [
+                {
+                    "message": "Too many requests",
+                    "cause": '{"Errors":["Request rate is large"]}',
+                    "retryAfterMs": "500",
+                    "statusCode": "429",
+                }
+            ],
+            None,
+            'Too many requests: {"Errors":["Request rate is large"]}',
+            0.5,
+            id="429-array",
+        ),
+        pytest.param(
+            {
+                "type": "https://ns.adobe.com/aep/errors/UIS-4064-403",
+                "title": "Insufficient permissions",
+                "status": 403,
+                "detail": "The user does not have the required permissions.",
+                "report": {"tenantInfo": {}, "additionalContext": None},
+            },
+            "UIS-4064-403",
+            "The user does not have the required permissions.",
+            None,
+            id="rfc7807",
+        ),
+        pytest.param(
+            {
+                "type": "http://ns.adobe.com/adobecloud/problem/namespacevalidation",
+                "status": 401,
+                "error": "INVALID_IMS_TOKEN",
+                "title": "Namespace Validation",
+                "report": {"message": "Token is invalid"},
+            },
+            "INVALID_IMS_TOKEN",
+            "Token is invalid",
+            None,
+            id="rfc7807-report",
+        ),
+        pytest.param(
+            {
+                "requestId": "req-42",
+                "errors": {"404": [{"code": 404, "message": "The audience entity is not found."}]},
+                "type": "https://ns.adobe.com/aep/errors/UPAPI-113430-404",
+                "title": "Not found",
+                "status": 404,
+            },
+            "UPAPI-113430-404",
+            "The audience entity is not found.",
+            None,
+            id="segmentation",
+        ),
+        pytest.param(
+            {"message": "UPS-ACC-1000004: IMS Org is not provisioned.", "statusCode": "403"},
+            "UPS-ACC-1000004",
+            "UPS-ACC-1000004: IMS Org is not provisioned.",
+            None,
+            id="profile-403-code-in-message",
+        ),
+        pytest.param(
+            {"error": "invalid_client", "error_description": "invalid client_secret parameter"},
+            "invalid_client",
+            "invalid client_secret parameter",
+            None,
+            id="ims",
+        ),
+    ],
+)
+def test_one_parser_reads_every_documented_error_shape(
+    body: Any, code: str | None, message: str, retry_after: float | None
+) -> None:
+    parsed = sansio.parse_error_body(_body(body))
+    assert parsed.code == code
+    assert parsed.message == message
+    assert parsed.retry_after == retry_after
+
+
+def test_segmentation_error_keeps_its_request_id() -> None:
+    parsed = sansio.parse_error_body(_body({"requestId": "req-42", "errors": {}}))
+    assert parsed.request_id == "req-42"
+
+
+@pytest.mark.parametrize("body", [b"", b"<html>Bad gateway</html>", b"[]", b'"text"', b"null"])
+def test_unreadable_error_bodies_give_an_empty_reading(body: bytes) -> None:
+    assert sansio.parse_error_body(body) == sansio.ErrorBody()
+
+
+def _decipher(status: int, body: Any = None, **kwargs: Any) -> Any:
+    raw = b"" if body is None else _body(body)
+    return sansio.decipher_response(
+        status, kwargs.pop("headers", {}), raw, endpoint=kwargs.pop("endpoint", "profile"), **kwargs
+    )
+
+
+def test_2xx_answers_decode_to_json() -> None:
+    assert _decipher(200, {"a": 1}) == {"a": 1}
+    assert _decipher(207, {"results": {}}) == {"results": {}}
+
+
+def test_a_2xx_answer_that_is_not_json_is_malformed() -> None:
+    with pytest.raises(MalformedResponse, match="not JSON"):
+        sansio.decipher_response(200, {}, b"<html>", endpoint="profile", request_id="r-1")
+
+
+def test_404_means_no_profile_and_keeps_the_value_out_of_the_message() -> None:
+    with pytest.raises(ProfileNotFound) as caught:
+        _decipher(404, {"statusCode": "404"}, namespace="Email", request_id="r-1")
+    assert "Email" in caught.value.message
+    assert caught.value.status == 404
+    assert caught.value.request_id == "r-1"
+
+
+def test_too_many_related_identities_is_its_own_error() -> None:
+    body = {"message": "Too many related identities", "statusCode": "422"}
+    with pytest.raises(TooManyIdentities, match="more than 50 identities"):
+        _decipher(422, body)
+
+
+def test_a_missing_default_merge_policy_names_the_setting() -> None:
+    body = {"message": "No default merge policy exists for schema", "statusCode": "422"}
+    with pytest.raises(LookupRejected, match="AEP_MERGE_POLICY_ID"):
+        _decipher(422, body)
+
+
+def test_rejections_redact_identities_platform_echoes_back() -> None:
+    body = {"message": "Bad entityId Jane.Doe@Example.com for namespace", "statusCode": "400"}
+    with pytest.raises(LookupRejected) as caught:
+        _decipher(400, body, redact=["jane.doe@example.com"])
+    assert "jane.doe" not in caught.value.message.lower()
+    assert "Bad entityId" in caught.value.message
+
+
+def test_429_takes_retry_after_ms_from_the_body_before_the_header() -> None:
+    body = [{"message": "Too many requests", "retryAfterMs": "1500", "statusCode": "429"}]
+    with pytest.raises(RateLimited) as caught:
+        _decipher(429, body, headers={"retry-after": "9"})
+    assert caught.value.retry_after == 1.5
+    assert "1.5 s" in caught.value.message
+
+
+def test_429_falls_back_to_the_retry_after_header() -> None:
+    with pytest.raises(RateLimited) as caught:
+        _decipher(
+            429, {"title": "RequestRateTooLarge", "status": 429}, headers={"retry-after": "2"}
+        )
+    assert caught.value.retry_after == 2.0
+
+
+def test_403_explains_the_missing_permission_with_the_gateway_code() -> None:
+    body = {"message": "UPS-ACC-1000004: IMS Org is not provisioned.", "statusCode": "403"}
+    with pytest.raises(CredentialsProblem) as caught:
+        _decipher(403, body)
+    assert "UPS-ACC-1000004" in caught.value.message
+    assert "read access" in caught.value.message
+
+
+def test_403_on_events_explains_the_ultimate_entitlement() -> None:
+    with pytest.raises(CredentialsProblem, match="Ultimate"):
+        _decipher(403, {"statusCode": "403"}, endpoint="events")
+
+
+def test_403_with_an_invalid_api_key_names_the_client_id_setting() -> None:
+    with pytest.raises(CredentialsProblem, match="AEP_CLIENT_ID"):
+        _decipher(403, {"error_code": "403003", "message": "Api Key is invalid"})
+
+
+def test_5xx_is_unavailable() -> None:
+    with pytest.raises(AepUnavailable, match=r"server error \(503\)"):
+        _decipher(503)
+
+
+def test_token_response_gives_token_and_lifetime() -> None:
+    body = _body({"access_token": "tok", "token_type": "bearer", "expires_in": "86399"})
+    assert sansio.parse_token_response(200, body) == ("tok", 86399.0)
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"access_token": "", "expires_in": 10}, {"access_token": "t", "expires_in": 0}]
+)
+def test_token_response_without_a_usable_token_is_malformed(body: dict[str, Any]) -> None:
+    with pytest.raises(MalformedResponse):
+        sansio.parse_token_response(200, _body(body))
+
+
+def test_ims_refusal_names_the_credential_settings() -> None:
+    body = _body({"error": "invalid_client", "error_description": "invalid client_secret"})
+    with pytest.raises(CredentialsProblem) as caught:
+        sansio.parse_token_response(401, body)
+    assert "AEP_CLIENT_ID" in caught.value.message
+    assert "AEP_CLIENT_SECRET" in caught.value.message
+    assert "invalid_client" in caught.value.message
+
+
+def test_ims_scope_refusal_names_the_scopes_setting() -> None:
+    body = _body({"error": "invalid_scope", "error_description": "invalid scope"})
+    with pytest.raises(CredentialsProblem, match="AEP_SCOPES"):
+        sansio.parse_token_response(400, body)
+
+
+def test_ims_outage_is_unavailable() -> None:
+    with pytest.raises(AepUnavailable, match="IMS"):
+        sansio.parse_token_response(502, b"")
+
+
+# --- profiles -----------------------------------------------------------------------------------
+
+
+def test_profile_reads_both_identity_shapes_and_string_primary() -> None:
+    body = {
+        "XID-1": {
+            "entityId": "XID-1",
+            "sources": ["ds-1", ""],
+            "entity": {
+                "identities": [
+                    {"id": "jane.doe@example.com", "namespace": {"code": "email"}},
+                    {"id": "CRM-000123", "namespace": {"code": "crmid"}, "primary": "true"},
+                ],
+                "identityMap": {
+                    "Email": [{"id": "jane.doe@example.com", "primary": True}],
+                    "ECID": [{"id": "4123"}],
+                },
+            },
+            "lastModifiedAt": "2026-03-14T09:26:53Z",
+        }
+    }
+    profile = sansio.parse_profile(body)
+    assert profile is not None
+    assert profile.entity_id == "XID-1"
+    assert profile.sources == ("ds-1",)
+    assert profile.last_modified_at == datetime(2026, 3, 14, 9, 26, 53, tzinfo=UTC)
+    assert profile.identities == (
+        ProfileIdentity(namespace="email", value="jane.doe@example.com", primary=True),
+        ProfileIdentity(namespace="crmid", value="CRM-000123", primary=True),
+        ProfileIdentity(namespace="ECID", value="4123", primary=False),
+    )
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"entityId": "X", "sources": [""], "entity": {}, "lastModifiedAt": "2026-01-01T00:00:00Z"},
+        {"entityId": "X", "entity": {"a": 1}, "lastModifiedAt": "1970-01-01T00:00:00Z"},
+    ],
+)
+def test_an_empty_entity_or_epoch_timestamp_means_not_found(entry: dict[str, Any]) -> None:
+    assert sansio.parse_profile({"X": entry}) is None
+
+
+def test_an_empty_answer_means_not_found() -> None:
+    assert sansio.parse_profile({}) is None
+
+
+@pytest.mark.parametrize("body", [[], "x", {"X": []}, {"X": {"entity": []}}])
+def test_profile_in_the_wrong_shape_is_malformed(body: Any) -> None:
+    with pytest.raises(MalformedResponse):
+        sansio.parse_profile(body)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2020-05-25T21:24:39Z", datetime(2020, 5, 25, 21, 24, 39, tzinfo=UTC)),
+        ("2019-04-15T02:41:50.000+0000", datetime(2019, 4, 15, 2, 41, 50, tzinfo=UTC)),
+        ("2021-03-10 10:03:08", datetime(2021, 3, 10, 10, 3, 8, tzinfo=UTC)),
+        (1768899600000, datetime(2026, 1, 20, 9, 0, tzinfo=UTC)),
+        ("1768899600000", datetime(2026, 1, 20, 9, 0, tzinfo=UTC)),
+        ("yesterday", None),
+        (None, None),
+    ],
+)
+def test_timestamps_are_read_leniently(value: Any, expected: datetime | None) -> None:
+    assert sansio.parse_timestamp(value) == expected
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+def _event(n: int, ts: int) -> dict[str, Any]:
+    return {
+        "relatedEntityId": "XID-1",
+        "entityId": f"evt-{n}",
+        "timestamp": ts,
+        "entity": {"eventType": "web.webpagedetails.pageViews"},
+        "lastModifiedAt": "2026-01-20T09:00:05Z",
+    }
+
+
+def test_event_page_with_a_next_page() -> None:
+    href = "/entities?start=evt-2&orderby=-timestamp&schema.name=_xdm.context.experienceevent"
+    chunk = sansio.parse_event_page(
+        {
+            "_page": {"orderby": "-timestamp", "start": "evt-1", "count": 1, "next": "evt-2"},
+            "children": [_event(1, 1768899600000)],
+            "_links": {"next": {"href": href}},
+        }
+    )
+    assert [e.event_id for e in chunk.events] == ["evt-1"]
+    assert chunk.events[0].timestamp == datetime(2026, 1, 20, 9, 0, tzinfo=UTC)
+    assert chunk.next_href == href
+    assert chunk.more
+
+
+def test_last_event_page_has_empty_next() -> None:
+    chunk = sansio.parse_event_page(
+        {"_page": {"next": ""}, "children": [], "_links": {"next": {"href": ""}}}
+    )
+    assert chunk == sansio.EventChunk(events=(), next_href=None, more=False)
+
+
+@pytest.mark.parametrize(
+    "body", [[], {"children": {}}, {"children": [1]}, {"children": [{"entityId": "e"}]}]
+)
+def test_event_page_in_the_wrong_shape_is_malformed(body: Any) -> None:
+    with pytest.raises(MalformedResponse):
+        sansio.parse_event_page(body)
+
+
+@pytest.mark.parametrize(
+    "href",
+    [
+        "/entities?start=x&limit=5",
+        "/data/core/ups/access/entities?start=x&limit=5",
+        "https://platform.test/data/core/ups/access/entities?start=x&limit=5",
+    ],
+)
+def test_next_event_link_never_doubles_entities(href: str) -> None:
+    url = sansio.events_next_url("https://platform.test/", href)
+    assert url == "https://platform.test/data/core/ups/access/entities?start=x&limit=5"
+
+
+def test_next_link_to_another_host_is_refused() -> None:
+    # Following it would hand the bearer token to that host.
+    with pytest.raises(MalformedResponse):
+        sansio.events_next_url("https://platform.test", "https://evil.test/entities?start=x")
+
+
+# --- audiences ----------------------------------------------------------------------------------
+
+
+def _audience(audience_id: str, name: str) -> dict[str, Any]:
+    return {
+        "id": audience_id,
+        "audienceId": audience_id,
+        "name": name,
+        "description": f"{name}, described",
+        "lifecycleState": "published",
+        "namespace": "AEPSegments",
+    }
+
+
+def test_audience_page_reads_next_link_and_start() -> None:
+    chunk = sansio.parse_audience_page(
+        {
+            "children": [_audience("a-1", "Gold"), {"id": "a-2"}],
+            "_page": {"start": 0, "next": 1, "limit": 5},
+            "_links": {"next": {"href": "@/audiences?start=1&limit=5"}},
+        }
+    )
+    assert [(a.id, a.name, a.lifecycle_state) for a in chunk.audiences] == [
+        ("a-1", "Gold", "published")
+    ]
+    assert chunk.next_href == "@/audiences?start=1&limit=5"
+    assert chunk.next_start == "1"
+    assert (
+        sansio.audiences_next_url("https://platform.test", chunk.next_href)
+        == "https://platform.test/data/core/ups/audiences?start=1&limit=5"
+    )
+
+
+def test_audience_bulk_reads_results_and_skips_failed_ids() -> None:
+    found = sansio.parse_audience_bulk(
+        {
+            "results": {
+                "a-1": _audience("a-1", "Gold"),
+                "a-9": {"id": "a-9", "status": 404, "message": "not found"},
+            }
+        }
+    )
+    assert list(found) == ["a-1"]
+    assert found["a-1"].description == "Gold, described"
+
+
+def test_audience_bulk_in_the_wrong_shape_is_malformed() -> None:
+    with pytest.raises(MalformedResponse):
+        sansio.parse_audience_bulk({"nothing": 1})
