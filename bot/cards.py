@@ -1,0 +1,683 @@
+"""Customer + viewer context -> Block Kit payloads rendered from blocks/*.j2, limits enforced."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import jinja2
+from jinja2.ext import do as do_extension
+from markupsafe import Markup
+
+import bot
+from bot import ids
+from bot.customer import Customer, CustomerEvent, CustomerField, CustomerIdentity
+from bot.formatting import (
+    format_date,
+    format_datetime,
+    format_value,
+    mrkdwn_clip,
+    one_line,
+    relative_time,
+)
+from bot.layout import FIELD_CLASSES
+
+# Slack's Block Kit limits (docs.slack.dev, block and element reference pages).
+MESSAGE_BLOCKS = 50
+MODAL_BLOCKS = 100
+TEXT_CHARS = 3000
+SECTION_TEXT_CHARS = 3000
+SECTION_FIELDS = 10
+SECTION_FIELD_CHARS = 2000
+HEADER_CHARS = 150
+CONTEXT_ELEMENTS = 10
+ACTIONS_ELEMENTS = 25
+BUTTON_TEXT_CHARS = 75
+BUTTON_VALUE_CHARS = 2000
+BUTTON_URL_CHARS = 3000
+ID_CHARS = 255
+VIEW_TITLE_CHARS = 24
+PRIVATE_METADATA_CHARS = 3000
+INPUT_LABEL_CHARS = 2000
+PLACEHOLDER_CHARS = 150
+
+#: Slack refuses messages whose blocks total about 13k characters even under 50 blocks
+#: (`msg_blocks_too_long`, bolt-js #2509, threshold unverified); cards aim to stay below this.
+CARD_SIZE_BUDGET = 12_000
+
+
+@dataclass(frozen=True)
+class CardBudget:
+    """How much of each list a card shows before "+N more", and how long a field value may be."""
+
+    value_chars: int
+    field_blocks: int
+    score_blocks: int
+    events: int
+    identities: int
+    memberships: int
+    left_audiences: int
+
+
+#: Tried in order until a card fits CARD_SIZE_BUDGET. The last, the smallest card we make, is sent
+#: even if still over: with layout labels of up to 60 characters it stays near 11k.
+CARD_BUDGETS = (
+    CardBudget(300, 30, 2, 10, 12, 10, 5),
+    CardBudget(120, 12, 1, 8, 8, 8, 5),
+    CardBudget(60, 3, 1, 5, 5, 5, 3),
+)
+MODAL_EVENTS = 90
+PICKER_CHOICES = 10
+SHARE_REASON_CHARS = 200
+
+#: Notice kinds and the values each one takes (every value optional, None when unknown).
+NOTICE_VALUES: dict[str, tuple[str, ...]] = {
+    "looking_up": ("query",),
+    "usage": ("usage",),
+    "no_identity": (),
+    "not_found": ("query",),
+    "too_many_identities": ("query",),
+    "rate_limited": ("seconds",),
+    "unavailable": ("seconds",),
+    "credentials": (),
+    "rejected": ("message",),
+    "malformed": (),
+    "internal_error": ("reference",),
+    "refused_no_grants": ("how",),
+    "refused_channel": ("reason",),
+    "expired": (),
+    "more_identities": ("shown", "total"),
+    "share_done": ("channel",),
+    "share_not_allowed": (),
+    "demo_mode": (),
+}
+
+# Field classes in words, for the "... are hidden" line; all plural so one verb fits any list.
+_CLASS_WORDS: dict[str, str] = {
+    "basic": "profile details",
+    "contact": "contact details",
+    "identifiers": "identifiers",
+    "activity": "recent events",
+    "audiences": "audience memberships",
+    "scores": "scores",
+    "financial": "financial details",
+    "sensitive": "sensitive details",
+}
+
+_NAMESPACE_LABELS: dict[str, str] = {
+    "email": "Email",
+    "phone": "Phone",
+    "phone_e.164": "Phone",
+    "ecid": "ECID",
+    "crmid": "CRM ID",
+    "aaid": "AAID",
+    "core": "AAM UUID",
+    "tntid": "Target ID",
+    "idfa": "IDFA",
+    "gaid": "GAID",
+    "waid": "Windows AID",
+    "adcloud": "AdCloud ID",
+    "email_lc_sha256": "Email (hashed)",
+    "phone_sha256": "Phone (hashed)",
+    "phone_sha256_e.164": "Phone (hashed)",
+}
+
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
+
+T = TypeVar("T")
+
+
+class CardLimitError(ValueError):
+    """A rendered payload breaks a Block Kit limit; `problems` says where. A bug in a template."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("Block Kit limits broken: " + "; ".join(problems))
+        self.problems = tuple(problems)
+
+
+@dataclass(frozen=True)
+class CardContext:
+    """Who sees a card and where: the surface, the lookup token and what the viewer may see."""
+
+    surface: Literal["private", "shared"]
+    now: datetime
+    token: str
+    withheld: frozenset[str] = frozenset()
+    can_share: bool = False
+    aep_url: str | None = None
+    max_events: int = 5
+    shared_by: str | None = None
+    share_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.surface not in ("private", "shared"):
+            raise ValueError(f"unknown surface {self.surface!r}")
+        if not self.token or len(self.token) > BUTTON_VALUE_CHARS:
+            raise ValueError(f"token must be 1 to {BUTTON_VALUE_CHARS} characters")
+        if self.max_events < 0:
+            raise ValueError("max_events must not be negative")
+
+
+@dataclass(frozen=True)
+class IdentityGroup:
+    """The identities of one namespace, matched and primary first."""
+
+    label: str
+    identities: tuple[CustomerIdentity, ...]
+
+
+@dataclass(frozen=True)
+class FieldBlock:
+    """Up to ten fields shown in one section block; `heading` only on a section's first block."""
+
+    heading: str | None
+    fields: tuple[CustomerField, ...]
+
+
+@dataclass(frozen=True)
+class ShareMetadata:
+    """What the share modal carries in `private_metadata` back to its submission handler."""
+
+    token: str
+    channel_id: str
+    thread_ts: str | None
+    response_url: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> ShareMetadata:
+        """Read the modal's `private_metadata`; raise ValueError when it is not ours."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            raise ValueError("private_metadata is not JSON") from None
+        if not isinstance(data, dict):
+            raise ValueError("private_metadata is not an object")
+        token, channel = data.get("token"), data.get("channel")
+        thread, url = data.get("thread_ts"), data.get("response_url")
+        if not isinstance(token, str) or not token or not isinstance(channel, str) or not channel:
+            raise ValueError("private_metadata lacks token or channel")
+        if not (thread is None or isinstance(thread, str)) or not (
+            url is None or isinstance(url, str)
+        ):
+            raise ValueError("private_metadata has a thread_ts or response_url of the wrong type")
+        return cls(token=token, channel_id=channel, thread_ts=thread, response_url=url)
+
+    def to_json(self) -> str:
+        """The `private_metadata` string for this share."""
+        return json.dumps(
+            {
+                "token": self.token,
+                "channel": self.channel_id,
+                "thread_ts": self.thread_ts,
+                "response_url": self.response_url,
+            },
+            separators=(",", ":"),
+        )
+
+
+def templates_dir() -> Path:
+    """The Block Kit templates: inside the installed package, else the checkout's blocks/."""
+    package = Path(bot.__file__).parent
+    for candidate in (package / "blocks", package.parent / "blocks"):
+        if candidate.is_dir():
+            return candidate
+    raise RuntimeError(f"Block Kit templates not found next to {package}")
+
+
+class CardRenderer:
+    """Renders every Block Kit payload the bot sends, from the templates in blocks/."""
+
+    def __init__(self, *, templates: Path | None = None) -> None:
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(templates or templates_dir()),
+            undefined=jinja2.StrictUndefined,
+            # Autoescape makes macro output Markup, so `_json_only` can tell JSON that a macro or
+            # `tojson` produced from a bare value that skipped its escaping filter.
+            autoescape=True,
+            finalize=_json_only,
+            extensions=[do_extension],
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self._env.filters.update(
+            esc=_esc,
+            esc_line=_esc_line,
+            plain_line=_plain_line,
+            fmt=format_value,
+            when=format_datetime,
+            day=format_date,
+            ago=relative_time,
+            user_ref=_user_ref,
+            channel_ref=_channel_ref,
+            plural=_plural,
+            capitalize_first=_capitalize_first,
+        )
+        # An undefined value inside `tojson` would otherwise surface as a TypeError from json.
+        self._env.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": _no_undefined}
+        self._env.globals.update(ids.template_globals())
+        self._env.globals["pick_identity_action"] = ids.pick_identity_action
+
+    def customer_card(self, customer: Customer, ctx: CardContext) -> dict[str, Any]:
+        """The customer card as a message: `{"text": ..., "blocks": [...]}`."""
+        aep_url = ctx.aep_url
+        if aep_url and (not aep_url.startswith("https://") or len(aep_url) > BUTTON_URL_CHARS):
+            aep_url = None  # a cut URL would lead somewhere else; better no button
+        for budget in CARD_BUDGETS:
+            payload = self._card(customer, ctx, budget, aep_url)
+            if len(json.dumps(payload["blocks"], ensure_ascii=False)) <= CARD_SIZE_BUDGET:
+                break
+        check_message(payload)
+        return payload
+
+    def _card(
+        self, customer: Customer, ctx: CardContext, budget: CardBudget, aep_url: str | None
+    ) -> dict[str, Any]:
+        events, events_cut = _cut(
+            _newest_first(customer.events), min(ctx.max_events, budget.events)
+        )
+        groups, identities_cut = _identity_groups(customer.identities, budget.identities)
+        field_blocks, fields_cut = _field_blocks(
+            [f for f in customer.fields if f.field_class != "scores"], budget.field_blocks
+        )
+        score_blocks, scores_cut = _field_blocks(
+            [f for f in customer.fields if f.field_class == "scores"],
+            budget.score_blocks,
+            heading="Scores",
+        )
+        current, current_cut = _cut(
+            [a for a in customer.audiences if a.status != "exited"], budget.memberships
+        )
+        left, left_cut = _cut(
+            [a for a in customer.audiences if a.status == "exited"], budget.left_audiences
+        )
+        return self._render(
+            "customer_card.json.j2",
+            customer=customer,
+            ctx=ctx,
+            name=_display_name(customer),
+            identity_groups=groups,
+            identities_cut=identities_cut,
+            field_blocks=field_blocks,
+            fields_cut=fields_cut + scores_cut,
+            score_blocks=score_blocks,
+            value_chars=budget.value_chars,
+            events=events,
+            events_cut=events_cut,
+            memberships=current,
+            memberships_cut=current_cut,
+            left=left,
+            left_cut=left_cut,
+            withheld=_withheld_words(ctx.withheld),
+            aep_url=aep_url,
+        )
+
+    def events_modal(self, customer: Customer, ctx: CardContext) -> dict[str, Any]:
+        """A modal listing the customer's recent events, newest first (at most ctx.max_events)."""
+        shown, cut = _cut(_newest_first(customer.events), min(ctx.max_events, MODAL_EVENTS))
+        view = self._render(
+            "events_modal.json.j2",
+            customer=customer,
+            ctx=ctx,
+            name=_display_name(customer),
+            events=shown,
+            events_cut=cut,
+        )
+        check_view(view)
+        return view
+
+    def loading_modal(self, title: str = "Recent events") -> dict[str, Any]:
+        """A modal to open at once (trigger ids live ~3 s) and fill later with views.update."""
+        view = self._render("status_modal.json.j2", title=title, blocks=None)
+        check_view(view)
+        return view
+
+    def modal_from_notice(
+        self, notice: dict[str, Any], title: str = "Recent events"
+    ) -> dict[str, Any]:
+        """A notice (from `notice()`) shown as a modal, for failures after a modal was opened."""
+        view = self._render("status_modal.json.j2", title=title, blocks=notice["blocks"])
+        check_view(view)
+        return view
+
+    def share_modal(
+        self,
+        *,
+        token: str,
+        channel_id: str,
+        thread_ts: str | None,
+        response_url: str | None,
+        customer_name: str | None,
+        audience_note: str,
+    ) -> dict[str, Any]:
+        """A modal asking for a short reason before a card is shared to the channel or thread."""
+        metadata = ShareMetadata(
+            token=token, channel_id=channel_id, thread_ts=thread_ts, response_url=response_url
+        ).to_json()
+        view = self._render(
+            "share_modal.json.j2",
+            metadata=metadata,
+            in_thread=thread_ts is not None,
+            customer_name=one_line(customer_name or "") or None,
+            audience_note=audience_note,
+            reason_chars=SHARE_REASON_CHARS,
+        )
+        check_view(view)
+        return view
+
+    def picker(self, choices: Sequence[tuple[str, str]]) -> dict[str, Any]:
+        """A message with one button per identity found; each button's value is its token."""
+        if not choices:
+            raise ValueError("the picker needs at least one choice")
+        shown, cut = _cut(list(choices), PICKER_CHOICES)
+        payload = self._render("picker.json.j2", choices=shown, total=len(choices), cut=cut)
+        check_message(payload)
+        return payload
+
+    def notice(self, kind: str, **values: str | int | None) -> dict[str, Any]:
+        """A short message saying what happened and what to do; see NOTICE_VALUES for the kinds."""
+        if kind not in NOTICE_VALUES:
+            raise ValueError(f"unknown notice kind {kind!r}")
+        unexpected = set(values) - set(NOTICE_VALUES[kind])
+        if unexpected:
+            raise ValueError(
+                f"notice {kind!r} takes {', '.join(NOTICE_VALUES[kind]) or 'no values'}, "
+                f"not {', '.join(sorted(unexpected))}"
+            )
+        given = {name: values.get(name) for name in NOTICE_VALUES[kind]}
+        payload = self._render("notice.json.j2", kind=kind, values=given)
+        check_message(payload)
+        return payload
+
+    def _render(self, template: str, **context: Any) -> dict[str, Any]:
+        text = self._env.get_template(template).render(**context)
+        try:
+            payload = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CardLimitError([f"{template} rendered invalid JSON: {exc}"]) from None
+        if not isinstance(payload, dict):
+            raise CardLimitError([f"{template} did not render a JSON object"])
+        return payload
+
+
+def check_message(payload: dict[str, Any]) -> None:
+    """Raise CardLimitError unless `payload` is a message within Block Kit's limits."""
+    problems: list[str] = []
+    text = payload.get("text")
+    if not isinstance(text, str) or not text.strip():
+        problems.append("message: the text fallback is missing")
+    elif len(text) > TEXT_CHARS:
+        problems.append(f"message: text fallback is {len(text)} > {TEXT_CHARS} characters")
+    _check_blocks(payload.get("blocks"), MESSAGE_BLOCKS, "message", problems)
+    if problems:
+        raise CardLimitError(problems)
+
+
+def check_view(view: dict[str, Any]) -> None:
+    """Raise CardLimitError unless `view` is a modal within Block Kit's limits."""
+    problems: list[str] = []
+    if view.get("type") != "modal":
+        problems.append("view: type is not modal")
+    _check_text(view.get("title"), "view.title", VIEW_TITLE_CHARS, problems, plain=True)
+    for key in ("submit", "close"):
+        if key in view:
+            _check_text(view[key], f"view.{key}", VIEW_TITLE_CHARS, problems, plain=True)
+    _check_length(view.get("callback_id"), "view.callback_id", ID_CHARS, problems)
+    _check_length(
+        view.get("private_metadata"), "view.private_metadata", PRIVATE_METADATA_CHARS, problems
+    )
+    blocks = view.get("blocks")
+    _check_blocks(blocks, MODAL_BLOCKS, "view", problems)
+    has_input = isinstance(blocks, list) and any(
+        isinstance(b, dict) and b.get("type") == "input" for b in blocks
+    )
+    if has_input and "submit" not in view:
+        problems.append("view: has an input block but no submit button")
+    if problems:
+        raise CardLimitError(problems)
+
+
+def _check_blocks(blocks: Any, most: int, where: str, problems: list[str]) -> None:
+    if not isinstance(blocks, list) or not blocks:
+        problems.append(f"{where}: no blocks")
+        return
+    if len(blocks) > most:
+        problems.append(f"{where}: {len(blocks)} blocks > {most}")
+    block_ids: set[str] = set()
+    for index, block in enumerate(blocks):
+        at = f"{where}.blocks[{index}]"
+        if not isinstance(block, dict):
+            problems.append(f"{at}: not an object")
+            continue
+        block_id = block.get("block_id")
+        if block_id is not None:
+            _check_length(block_id, f"{at}.block_id", ID_CHARS, problems)
+            if block_id in block_ids:
+                problems.append(f"{at}: block_id {block_id!r} repeated")
+            block_ids.add(block_id)
+        check = _BLOCK_CHECKS.get(str(block.get("type")))
+        if check is None:
+            problems.append(f"{at}: unexpected block type {block.get('type')!r}")
+        else:
+            check(block, at, problems)
+
+
+def _check_header(block: dict[str, Any], at: str, problems: list[str]) -> None:
+    _check_text(block.get("text"), f"{at}.text", HEADER_CHARS, problems, plain=True)
+
+
+def _check_section(block: dict[str, Any], at: str, problems: list[str]) -> None:
+    if "text" not in block and "fields" not in block:
+        problems.append(f"{at}: a section needs text or fields")
+    if "text" in block:
+        _check_text(block["text"], f"{at}.text", SECTION_TEXT_CHARS, problems)
+    if "fields" in block:
+        fields = block["fields"]
+        if not isinstance(fields, list) or not 1 <= len(fields) <= SECTION_FIELDS:
+            problems.append(f"{at}.fields: 1 to {SECTION_FIELDS} fields allowed")
+        else:
+            for i, field in enumerate(fields):
+                _check_text(field, f"{at}.fields[{i}]", SECTION_FIELD_CHARS, problems)
+    if "accessory" in block:
+        _check_element(block["accessory"], f"{at}.accessory", problems)
+
+
+def _check_context(block: dict[str, Any], at: str, problems: list[str]) -> None:
+    elements = block.get("elements")
+    if not isinstance(elements, list) or not 1 <= len(elements) <= CONTEXT_ELEMENTS:
+        problems.append(f"{at}.elements: 1 to {CONTEXT_ELEMENTS} elements allowed")
+        return
+    for i, element in enumerate(elements):
+        _check_text(element, f"{at}.elements[{i}]", TEXT_CHARS, problems)
+
+
+def _check_actions(block: dict[str, Any], at: str, problems: list[str]) -> None:
+    elements = block.get("elements")
+    if not isinstance(elements, list) or not 1 <= len(elements) <= ACTIONS_ELEMENTS:
+        problems.append(f"{at}.elements: 1 to {ACTIONS_ELEMENTS} elements allowed")
+        return
+    action_ids = [e.get("action_id") for e in elements if isinstance(e, dict)]
+    if len(set(action_ids)) != len(action_ids):
+        problems.append(f"{at}: action_id repeated within the block")
+    for i, element in enumerate(elements):
+        _check_element(element, f"{at}.elements[{i}]", problems)
+
+
+def _check_input(block: dict[str, Any], at: str, problems: list[str]) -> None:
+    _check_text(block.get("label"), f"{at}.label", INPUT_LABEL_CHARS, problems, plain=True)
+    if "hint" in block:
+        _check_text(block["hint"], f"{at}.hint", INPUT_LABEL_CHARS, problems, plain=True)
+    _check_element(block.get("element"), f"{at}.element", problems)
+
+
+def _check_divider(block: dict[str, Any], at: str, problems: list[str]) -> None:
+    """Dividers have nothing to check."""
+
+
+_BLOCK_CHECKS: dict[str, Callable[[dict[str, Any], str, list[str]], None]] = {
+    "header": _check_header,
+    "section": _check_section,
+    "context": _check_context,
+    "actions": _check_actions,
+    "input": _check_input,
+    "divider": _check_divider,
+}
+
+
+def _check_element(element: Any, at: str, problems: list[str]) -> None:
+    if not isinstance(element, dict):
+        problems.append(f"{at}: not an object")
+        return
+    _check_length(element.get("action_id"), f"{at}.action_id", ID_CHARS, problems)
+    kind = element.get("type")
+    if kind == "button":
+        _check_text(element.get("text"), f"{at}.text", BUTTON_TEXT_CHARS, problems, plain=True)
+        if "value" in element:
+            _check_length(element["value"], f"{at}.value", BUTTON_VALUE_CHARS, problems)
+        if "url" in element:
+            _check_length(element["url"], f"{at}.url", BUTTON_URL_CHARS, problems)
+    elif kind == "plain_text_input":
+        if "placeholder" in element:
+            _check_text(
+                element["placeholder"], f"{at}.placeholder", PLACEHOLDER_CHARS, problems, plain=True
+            )
+        max_length = element.get("max_length")
+        if max_length is not None and not 1 <= max_length <= TEXT_CHARS:
+            problems.append(f"{at}.max_length: 1 to {TEXT_CHARS}")
+    else:
+        problems.append(f"{at}: unexpected element type {kind!r}")
+
+
+def _check_text(obj: Any, at: str, limit: int, problems: list[str], *, plain: bool = False) -> None:
+    allowed = ("plain_text",) if plain else ("plain_text", "mrkdwn")
+    if not isinstance(obj, dict) or obj.get("type") not in allowed:
+        problems.append(f"{at}: expected a {' or '.join(allowed)} text object")
+        return
+    text = obj.get("text")
+    if not isinstance(text, str) or not text:
+        problems.append(f"{at}: empty text")
+    elif len(text) > limit:
+        problems.append(f"{at}: {len(text)} > {limit} characters")
+
+
+def _check_length(value: Any, at: str, limit: int, problems: list[str]) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not value:
+        problems.append(f"{at}: must be a non-empty string")
+    elif len(value) > limit:
+        problems.append(f"{at}: {len(value)} > {limit} characters")
+
+
+def _json_only(value: Any) -> Any:
+    # Every `{{ }}` must come out of `tojson` or a macro: a bare value would reach the JSON
+    # unescaped, so rendering stops instead of sending a broken or injectable payload.
+    if not isinstance(value, Markup):
+        raise jinja2.TemplateError(
+            f"template interpolates a bare {type(value).__name__}; pass it through tojson"
+        )
+    return value
+
+
+def _no_undefined(value: Any) -> Any:
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # StrictUndefined raises UndefinedError, naming the missing variable
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _esc(value: Any, limit: int = TEXT_CHARS) -> str:
+    return mrkdwn_clip("" if value is None else str(value), limit)
+
+
+def _esc_line(value: Any, limit: int = TEXT_CHARS) -> str:
+    return mrkdwn_clip(one_line("" if value is None else str(value)), limit)
+
+
+def _plain_line(value: Any, limit: int = TEXT_CHARS) -> str:
+    # plain_text is not parsed for mentions or links, but Slack stores and returns text objects
+    # entity-escaped (bolt-python #513), so escaping here keeps `<!channel>` out of every payload
+    # at no cost to what people see.
+    return _esc_line(value, limit)
+
+
+def _user_ref(user_id: str) -> str:
+    return f"<@{user_id}>" if _USER_ID.match(user_id) else mrkdwn_clip(user_id, 30)
+
+
+def _channel_ref(channel_id: str) -> str:
+    return f"<#{channel_id}>" if _CHANNEL_ID.match(channel_id) else mrkdwn_clip(channel_id, 30)
+
+
+def _plural(count: Any, word: str) -> str:
+    if isinstance(count, float) and count.is_integer():
+        count = int(count)
+    shown = mrkdwn_clip(str(count), 30)
+    return f"{shown} {word}" if count == 1 else f"{shown} {word}s"
+
+
+def _capitalize_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _cut(items: Sequence[T], most: int) -> tuple[list[T], int]:
+    shown = list(items[:most])
+    return shown, len(items) - len(shown)
+
+
+def _newest_first(events: Iterable[CustomerEvent]) -> list[CustomerEvent]:
+    return sorted(events, key=lambda e: e.timestamp, reverse=True)
+
+
+def _display_name(customer: Customer) -> str:
+    return one_line(customer.name or "") or "Customer"
+
+
+def _identity_groups(
+    identities: Sequence[CustomerIdentity], most: int
+) -> tuple[list[IdentityGroup], int]:
+    # The matched and primary identities go first so a cut list never drops them.
+    ranked = sorted(identities, key=lambda i: (not i.matched, not i.primary))
+    shown, cut = _cut(ranked, most)
+    groups: dict[str, list[CustomerIdentity]] = {}
+    for identity in shown:
+        groups.setdefault(identity.namespace.lower(), []).append(identity)
+    return [
+        IdentityGroup(
+            label=_NAMESPACE_LABELS.get(key, members[0].namespace), identities=tuple(members)
+        )
+        for key, members in groups.items()
+    ], cut
+
+
+def _field_blocks(
+    fields: Sequence[CustomerField], most: int, heading: str | None = None
+) -> tuple[list[FieldBlock], int]:
+    sections: dict[str, list[CustomerField]] = {}
+    for field in fields:
+        sections.setdefault(heading or field.section, []).append(field)
+    blocks: list[FieldBlock] = []
+    shown = 0
+    for title, members in sections.items():
+        for start in range(0, len(members), SECTION_FIELDS):
+            if len(blocks) == most:
+                return blocks, len(fields) - shown
+            chunk = tuple(members[start : start + SECTION_FIELDS])
+            blocks.append(FieldBlock(heading=title if start == 0 else None, fields=chunk))
+            shown += len(chunk)
+    return blocks, 0
+
+
+def _withheld_words(withheld: frozenset[str]) -> str | None:
+    if not withheld:
+        return None
+    known = [_CLASS_WORDS[c] for c in FIELD_CLASSES if c in withheld]
+    unknown = sorted(c for c in withheld if c not in _CLASS_WORDS)
+    words = known + unknown
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " and " + words[-1]

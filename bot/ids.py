@@ -1,0 +1,45 @@
+"""Every Slack id the bot owns: command, shortcut, action, callback and block ids, in one place."""
+
+from __future__ import annotations
+
+import re
+
+# Entry points.
+COMMAND = "/customer"
+LOOKUP_SHORTCUT = "lookup_customer"
+
+# Buttons on the customer card; each button's value is the lookup's opaque token.
+REFRESH = "customer_refresh"
+MORE_EVENTS = "customer_more_events"
+SHARE = "customer_share"
+VIEW_DETAILS = "customer_view_details"
+OPEN_IN_AEP = "customer_open_in_aep"
+
+# The identity picker: one button per identity, action ids PICK_IDENTITY + "_<index>"
+# (action ids must be unique within a block); listeners match PICK_IDENTITY_ACTION.
+PICK_IDENTITY = "customer_pick_identity"
+PICK_IDENTITY_ACTION = re.compile(rf"^{PICK_IDENTITY}(_\d+)?$")
+
+# Modals.
+SHARE_MODAL = "customer_share_modal"
+SHARE_REASON_BLOCK = "share_reason"
+SHARE_REASON_INPUT = "share_reason_input"
+EVENTS_MODAL = "customer_events_modal"
+
+# Block ids of the blocks that hold buttons, so a listener can tell where a click came from.
+CARD_ACTIONS_BLOCK = "customer_card_actions"
+PICKER_ACTIONS_BLOCK = "customer_picker_actions"
+
+
+def pick_identity_action(index: int) -> str:
+    """The action id of the picker button for choice `index` (0-based)."""
+    return f"{PICK_IDENTITY}_{index}"
+
+
+def template_globals() -> dict[str, str]:
+    """The string ids above, by name, for the Block Kit templates."""
+    return {
+        name: value
+        for name, value in globals().items()
+        if name.isupper() and isinstance(value, str)
+    }
