@@ -175,7 +175,10 @@ def memberships(entity: Mapping[str, Any]) -> tuple[Membership, ...]:
 def parse_time(value: Any) -> datetime | None:
     """Parse AEP's several timestamp spellings (ISO with Z, offsets without colon, space)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip().replace(" ", "T", 1)

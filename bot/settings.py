@@ -9,7 +9,9 @@ from typing import Annotated, Self
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_AEP_SCOPES = "openid,session,AdobeID,read_organizations,additional_info.projectedProductContext"
+DEFAULT_AEP_SCOPES = (
+    "openid,session,AdobeID,read_organizations,additional_info.projectedProductContext"
+)
 
 
 class ConfigError(Exception):
@@ -61,7 +63,7 @@ class Settings(BaseSettings):
     bot_log_level: str = "INFO"
     port: Annotated[int, Field(ge=1, le=65535)] = 3000
 
-    # Cache lifetimes in seconds (issue 5 fills in the Redis side; the memory cache honours them too).
+    # Cache lifetimes in seconds, for the memory and the Redis cache alike.
     bot_cache_profile_ttl: Annotated[float, Field(gt=0)] = 60.0
     bot_cache_not_found_ttl: Annotated[float, Field(gt=0)] = 15.0
     bot_cache_audience_ttl: Annotated[float, Field(gt=0)] = 3600.0
@@ -74,7 +76,9 @@ class Settings(BaseSettings):
         if not value or value != value.strip():
             raise ValueError("give the sandbox name, for example prod")
         if value != value.lower():
-            raise ValueError(f"sandbox names are lower-case in Platform calls; use {value.lower()!r}")
+            raise ValueError(
+                f"sandbox names are lower-case in Platform calls; use {value.lower()!r}"
+            )
         return value
 
     @field_validator("aep_api_url", "aep_ims_url", "slack_api_url", "aep_ui_url")

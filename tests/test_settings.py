@@ -33,7 +33,11 @@ def test_environment_variables_use_the_documented_names(monkeypatch: pytest.Monk
     settings = load_settings(_env_file=None)
     assert settings.slack_mode == "http"
     assert settings.demo is False
-    assert (settings.aep_sandbox, settings.aep_merge_policy_id, settings.port) == ("dev", "mp-1", 8080)
+    assert (settings.aep_sandbox, settings.aep_merge_policy_id, settings.port) == (
+        "dev",
+        "mp-1",
+        8080,
+    )
     monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1")
     assert load_settings(_env_file=None).slack_mode == "socket"
 

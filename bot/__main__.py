@@ -1,0 +1,137 @@
+"""`python -m bot [run|console|demo-aep|lookup|policy check]`: parse args, load Settings, start."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from bot.settings import ConfigError, Settings, load_settings
+
+log = logging.getLogger("bot")
+
+DESCRIPTION = """Customer context for Slack, live from Adobe Experience Platform.
+
+commands:
+  run (default)   start the bot: Socket Mode with SLACK_APP_TOKEN, HTTP mode with SLACK_BOT_TOKEN
+                  and SLACK_SIGNING_SECRET, otherwise the offline console
+  console         type /customer, shortcut or mention lines and see the bot's Slack answers
+  demo-aep        serve the demo AEP sandbox over HTTP (python -m bot demo-aep --port 8080)
+  lookup          what the bot sees for one identity (python -m bot lookup jane.doe@example.com)
+  policy check    validate BOT_POLICY_FILE and explain what a user or channel would see
+"""
+
+
+def configure_logging(settings: Settings | None, *, stream: object = None) -> None:
+    """Plain structured-ish log lines on stderr; ids and statuses only, never customer data."""
+    level = settings.bot_log_level if settings else "INFO"
+    logging.basicConfig(
+        level=level,
+        stream=stream or sys.stderr,  # type: ignore[arg-type]
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("httpx", "httpcore", "slack_bolt", "slack_sdk", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m bot` and the `customer-bot` script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = args[0] if args and not args[0].startswith("-") else "run"
+    rest = args[1:] if args and args[0] == command else args
+    if command in {"-h", "--help", "help"}:
+        print(DESCRIPTION)
+        return 0
+    if command == "demo-aep":
+        from bot.demo.server import main as demo_main
+
+        return demo_main(rest)
+    if command not in {"run", "console", "lookup", "policy"}:
+        print(f"unknown command {command!r}\n\n{DESCRIPTION}", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if command == "lookup":
+        configure_logging(settings.model_copy(update={"bot_log_level": "WARNING"}))
+        from bot.cli import lookup_main
+
+        return asyncio.run(lookup_main(settings, rest))
+    if command == "policy":
+        configure_logging(settings.model_copy(update={"bot_log_level": "WARNING"}))
+        from bot.cli import policy_main
+
+        return asyncio.run(policy_main(settings, rest))
+    if command == "console" or settings.slack_mode == "console":
+        if command == "run":
+            print(
+                "No Slack credentials are set (SLACK_APP_TOKEN for Socket Mode, or "
+                "SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET for HTTP mode): starting the offline "
+                "console instead.",
+                file=sys.stderr,
+            )
+        configure_logging(settings.model_copy(update={"bot_log_level": "WARNING"}))
+        from bot.console import console_main
+
+        return asyncio.run(console_main(settings, rest))
+    configure_logging(settings)
+    return asyncio.run(serve(settings))
+
+
+async def serve(settings: Settings) -> int:
+    """Run the bot in Socket Mode or HTTP mode until SIGINT/SIGTERM, then shut down cleanly."""
+    from aiohttp import web
+
+    from bot.app import create_app
+    from bot.services import build_services
+
+    services = build_services(settings)
+    app = create_app(settings, services)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    warm = asyncio.create_task(services.lookup.warm())
+    if services.demo:
+        log.warning("No AEP credentials: answering from the bundled DEMO sandbox (demo data)")
+    try:
+        if settings.slack_mode == "socket":
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            assert settings.slack_app_token is not None
+            handler = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
+            await handler.connect_async()  # type: ignore[no-untyped-call]
+            log.info("connected to Slack in Socket Mode")
+            await stop.wait()
+            await handler.close_async()  # type: ignore[no-untyped-call]
+        else:
+            web_app = app.web_app(path="/slack/events", port=settings.port)
+
+            async def healthz(_: web.Request) -> web.Response:
+                return web.json_response({"ok": True, "demo": services.demo})
+
+            web_app.router.add_get("/healthz", healthz)
+            runner = web.AppRunner(web_app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "0.0.0.0", settings.port)  # noqa: S104 - a server
+            await site.start()
+            log.info(
+                "listening for Slack on port %s (POST /slack/events, GET /healthz)", settings.port
+            )
+            await stop.wait()
+            await runner.cleanup()
+    finally:
+        warm.cancel()
+        await services.aclose()
+        log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

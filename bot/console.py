@@ -1,0 +1,308 @@
+"""The offline console: real Slack payloads dispatched through the real app, answers printed."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import html
+import json
+import secrets
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
+
+from pydantic import SecretStr
+from slack_bolt.request.async_request import AsyncBoltRequest
+
+from bot import slack_payloads
+from bot.app import create_app
+from bot.demo.workspace import BOT_USER_ID
+from bot.services import build_services, slack_client
+from bot.settings import Settings
+from bot.slack_recorder import RecordedCall, SlackRecorder
+
+HELP = """Type one of:
+  /customer <text>        the slash command, e.g. /customer jane.doe@example.com
+  shortcut <message text> the "Look up customer" message shortcut on a message with that text
+  mention <text>          @customer-context <text> in the current channel (answers in a thread)
+  click <button>          click a button of the last card: Refresh, More events, Share, View details
+  submit <reason>         submit the open Share modal with that reason
+  as <user id>            act as another demo user:
+                          U0AGENT, U0SALES, U0MANAGER, U0BOTH, U0NOBODY, U0GUEST
+  in <channel id>         move to another demo channel:
+                          C0PUBLIC, C0PRIVATE, C0SUPPORT, C0CONNECT, D0MANAGER, G0MPIM, C0SECRET
+  help, quit"""
+
+BOT_TOKEN = "xoxb-console"  # noqa: S105 - the recorder accepts any token; nothing leaves the machine
+
+
+class Console:
+    """One console session: a recorder standing in for Slack, and the app under test."""
+
+    def __init__(self, settings: Settings, *, user: str, channel: str, as_json: bool, out: TextIO):
+        self.base_settings = settings
+        self.user = user
+        self.channel = channel
+        self.as_json = as_json
+        self.out = out
+        self.recorder = SlackRecorder()
+        self.secret = secrets.token_hex(16)
+        self.last_card: RecordedCall | None = None
+        self.last_view: dict[str, Any] | None = None
+
+    async def __aenter__(self) -> Console:
+        await self.recorder.start()
+        settings = self.base_settings.model_copy(
+            update={
+                "slack_api_url": self.recorder.api_url,
+                "slack_signing_secret": SecretStr(self.secret),
+                "slack_bot_token": SecretStr(BOT_TOKEN),
+            }
+        )
+        self.services = build_services(settings, slack=slack_client(settings, token=BOT_TOKEN))
+        self.app = create_app(settings, self.services, process_before_response=True)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.services.aclose()
+        await self.recorder.close()
+
+    async def dispatch(self, body: str) -> None:
+        """Sign and dispatch one request, then print the ack and every Slack call it caused."""
+        before = len(self.recorder.calls)
+        headers: dict[str, str | Sequence[str]] = {
+            "content-type": slack_payloads.content_type(body),
+            **{k.lower(): v for k, v in slack_payloads.sign(body, secret=self.secret).items()},
+        }
+        request = AsyncBoltRequest(body=body, headers=headers)
+        response = await self.app.async_dispatch(request)
+        outgoing: list[tuple[str, dict[str, Any]]] = []
+        if response.body:
+            try:
+                ack_payload = json.loads(response.body)
+            except ValueError:
+                ack_payload = {"text": response.body}
+            if ack_payload:
+                outgoing.append(("ack", ack_payload))
+        if response.status >= 400:
+            outgoing.append(("error", {"status": response.status, "body": response.body}))
+        for call in self.recorder.calls[before:]:
+            if not self.as_json and call.method in {
+                "auth.test",
+                "users.info",
+                "usergroups.list",
+                "conversations.info",
+                "conversations.members",
+                "usergroups.users.list",
+            }:
+                continue  # lookups the bot makes, not answers to the person
+            outgoing.append((call.method, call.payload))
+            if call.payload.get("blocks") and any(
+                b.get("type") == "actions" for b in call.payload["blocks"]
+            ):
+                self.last_card = call
+            if call.method in {"views.open", "views.update"} and "view" in call.payload:
+                view = call.payload["view"]
+                if isinstance(view, dict):
+                    self.last_view = view
+        for method, payload in outgoing:
+            if self.as_json:
+                print(
+                    json.dumps({"method": method, "payload": payload}, ensure_ascii=False),
+                    file=self.out,
+                )
+            else:
+                print(render_text(method, payload), file=self.out)
+        self.out.flush()
+
+    async def handle_line(self, line: str) -> bool:
+        """Run one console line; False when the session should end."""
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return True
+        word, _, rest = line.partition(" ")
+        rest = rest.strip()
+        response_url = self.recorder.response_url()
+        if word in {"quit", "exit"}:
+            return False
+        if word == "help":
+            print(HELP, file=self.out)
+        elif word.startswith("/"):
+            await self.dispatch(
+                slack_payloads.slash_command(
+                    text=rest,
+                    user_id=self.user,
+                    channel_id=self.channel,
+                    response_url=response_url,
+                    command=word,
+                    trigger_id=f"trigger-{time.monotonic_ns()}",
+                )
+            )
+        elif word == "shortcut":
+            await self.dispatch(
+                slack_payloads.message_shortcut(
+                    message_text=rest,
+                    user_id=self.user,
+                    channel_id=self.channel,
+                    response_url=response_url,
+                )
+            )
+        elif word == "mention":
+            await self.dispatch(
+                slack_payloads.app_mention(
+                    text=f"<@{BOT_USER_ID}> {rest}",
+                    user_id=self.user,
+                    channel_id=self.channel,
+                    event_id=f"Ev{time.monotonic_ns()}",
+                )
+            )
+        elif word == "click":
+            await self.click(rest, response_url)
+        elif word == "submit":
+            await self.submit(rest)
+        elif word == "as" and rest:
+            self.user = rest
+            print(f"(now acting as {rest})", file=self.out)
+        elif word == "in" and rest:
+            self.channel = rest
+            print(f"(now in channel {rest})", file=self.out)
+        else:
+            print(f"Not understood: {line!r}. Type help.", file=self.out)
+        return True
+
+    async def click(self, label: str, response_url: str) -> None:
+        if self.last_card is None:
+            print("No card with buttons yet.", file=self.out)
+            return
+        for block in self.last_card.payload.get("blocks", []):
+            for element in block.get("elements", []) if block.get("type") == "actions" else []:
+                text = (element.get("text") or {}).get("text", "")
+                if text.lower() == label.lower() or element.get("action_id") == label:
+                    is_shared = self.last_card.method == "chat.postMessage"
+                    await self.dispatch(
+                        slack_payloads.block_action(
+                            action_id=element["action_id"],
+                            value=element.get("value", ""),
+                            user_id=self.user,
+                            channel_id=str(self.last_card.payload.get("channel") or self.channel),
+                            response_url=response_url,
+                            is_ephemeral=not is_shared,
+                            thread_ts=self.last_card.payload.get("thread_ts"),
+                        )
+                    )
+                    return
+        print(f"The last card has no {label!r} button.", file=self.out)
+
+    async def submit(self, reason: str) -> None:
+        view = self.last_view
+        if view is None or not view.get("callback_id"):
+            print("No modal is open.", file=self.out)
+            return
+        values: dict[str, dict[str, dict[str, Any]]] = {}
+        for block in view.get("blocks", []):
+            if block.get("type") == "input":
+                element = block["element"]
+                values[block["block_id"]] = {
+                    element["action_id"]: {"type": element["type"], "value": reason}
+                }
+        self.last_view = None
+        await self.dispatch(
+            slack_payloads.view_submission(
+                callback_id=view["callback_id"],
+                private_metadata=view.get("private_metadata", ""),
+                values=values,
+                user_id=self.user,
+            )
+        )
+
+
+def _lines(stream: TextIO) -> Iterable[str]:
+    yield from stream
+
+
+async def console_main(
+    settings: Settings, argv: Sequence[str], *, out: TextIO | None = None
+) -> int:
+    """`python -m bot console [--json] [--as USER] [--channel C]`: a REPL on a TTY, else stdin."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bot console",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='print every outgoing Slack call as {"method": ..., "payload": ...}',
+    )
+    parser.add_argument("--as", dest="user", default="U0MANAGER", help="acting Slack user id")
+    parser.add_argument("--channel", default="C0PRIVATE", help="Slack channel id")
+    args = parser.parse_args(list(argv))
+    out = out or sys.stdout
+    interactive = sys.stdin.isatty() and not args.json
+    async with Console(
+        settings, user=args.user, channel=args.channel, as_json=args.json, out=out
+    ) as console:
+        if interactive:
+            banner = "demo sandbox (demo data)" if console.services.demo else "your AEP org"
+            print(
+                f"Customer bot console, answering from the {banner}. Acting as {args.user} "
+                f"in {args.channel}. Type help.",
+                file=out,
+            )
+            while True:
+                try:
+                    line = await asyncio.to_thread(input, "> ")
+                except EOFError:
+                    break
+                if not await console.handle_line(line):
+                    break
+        else:
+            for line in _lines(sys.stdin):
+                if not await console.handle_line(line):
+                    break
+    return 0
+
+
+def _plain(text: str) -> str:
+    """What a person would read: Slack shows &lt; as <."""
+    return html.unescape(text)
+
+
+def render_text(method: str, payload: dict[str, Any]) -> str:
+    """A terminal rendering of a Slack message or view, close to what Slack would show."""
+    lines = [
+        f"--- {method}" + (f" (channel {payload['channel']})" if payload.get("channel") else "")
+    ]
+    view = payload.get("view") if isinstance(payload.get("view"), dict) else None
+    if view:
+        title = (view.get("title") or {}).get("text", "")
+        lines.append(f"[modal] {title}")
+        blocks = view.get("blocks", [])
+    else:
+        blocks = payload.get("blocks") or []
+        if not blocks and payload.get("text"):
+            lines.append(_plain(str(payload["text"])))
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "header":
+            lines.append(f"== {_plain(block['text']['text'])} ==")
+        elif kind == "section":
+            if block.get("text"):
+                lines.append(_plain(block["text"]["text"]))
+            for field in block.get("fields", []):
+                lines.append("  " + _plain(field["text"]).replace("\n", " "))
+        elif kind == "context":
+            texts = [e.get("text", "") for e in block.get("elements", []) if "text" in e]
+            lines.append("  (" + _plain(" · ".join(texts)) + ")")
+        elif kind == "divider":
+            lines.append("-" * 40)
+        elif kind == "actions":
+            buttons = [
+                f"[{(e.get('text') or {}).get('text', e.get('action_id'))}]"
+                for e in block.get("elements", [])
+            ]
+            lines.append(" ".join(buttons))
+        elif kind == "input":
+            lines.append(f"<input> {block.get('label', {}).get('text', '')}")
+    return "\n".join(lines)

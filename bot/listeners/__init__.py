@@ -1,0 +1,1 @@
+"""Thin Slack handlers, one module per surface, each with register(app, services)."""

@@ -1,0 +1,315 @@
+"""Buttons on cards (Refresh, More events, Share, View details, pick) and the share modal."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot import ids
+from bot.aep.errors import AepError
+from bot.cards import CardContext
+from bot.identity import IdentityRef
+from bot.listeners.common import Asker, access_of, card_for, error_notice, now, refuse
+from bot.policy import how_to_get_access, redact, share_access
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+#: More events shows this many, in a modal.
+MODAL_EVENTS = 50
+
+
+def _asker(body: dict[str, Any]) -> Asker:
+    container = body.get("container") or {}
+    channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
+    team = (body.get("team") or {}).get("id") or body["user"].get("team_id")
+    return Asker(team_id=team, user_id=body["user"]["id"], channel_id=channel)
+
+
+def _token(body: dict[str, Any]) -> str:
+    actions = body.get("actions") or [{}]
+    return str(actions[0].get("value") or "")
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Register the card buttons and the share modal."""
+
+    async def recall(body: dict[str, Any], respond: AsyncRespond) -> IdentityRef | None:
+        ref = await services.lookup.recall(_token(body))
+        if ref is None:
+            await respond(
+                **services.cards.notice("expired"),
+                response_type="ephemeral",
+                replace_original=False,
+            )
+        return ref
+
+    @app.action(ids.OPEN_IN_AEP)
+    async def open_in_aep(ack: AsyncAck) -> None:
+        """A link button: Slack opens the URL; the click only needs acknowledging."""
+        await ack()
+
+    @app.action(ids.REFRESH)
+    async def refresh(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        """Fetch the customer again from AEP, bypassing the cache, and replace the card."""
+        await ack()
+        asker = _asker(body)
+        ref = await recall(body, respond)
+        if ref is None:
+            return
+        access = await access_of(services, asker)
+        if not access.classes:
+            await respond(**await refuse(services, asker, surface="private", action="refresh"))
+            return
+        message, _ = await card_for(
+            services,
+            asker,
+            ref,
+            access.classes,
+            surface="private",
+            action="refresh",
+            can_share=access.can_share,
+            refresh=True,
+        )
+        await respond(**message, response_type="ephemeral", replace_original=True)
+
+    @app.action(re.compile(rf"^{ids.PICK_IDENTITY}"))
+    async def pick(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        """One of several identities found in a message was picked: show its card."""
+        await ack()
+        asker = _asker(body)
+        action = (body.get("actions") or [{}])[0]
+        token = action.get("value") or (action.get("selected_option") or {}).get("value") or ""
+        ref = await services.lookup.recall(str(token))
+        if ref is None:
+            await respond(**services.cards.notice("expired"), replace_original=False)
+            return
+        access = await access_of(services, asker)
+        if not access.classes:
+            await respond(**await refuse(services, asker, surface="private", action="pick"))
+            return
+        message, _ = await card_for(
+            services,
+            asker,
+            ref,
+            access.classes,
+            surface="private",
+            action="lookup",
+            can_share=access.can_share,
+        )
+        await respond(**message, response_type="ephemeral", replace_original=True)
+
+    @app.action(ids.VIEW_DETAILS)
+    async def view_details(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        """On a shared card: answer the clicker privately with what their own role grants."""
+        await ack()
+        asker = _asker(body)
+        ref = await recall(body, respond)
+        if ref is None:
+            return
+        access = await access_of(services, asker)
+        if not access.classes:
+            refusal = await refuse(services, asker, surface="private", action="detail_view")
+            await respond(**refusal, response_type="ephemeral", replace_original=False)
+            return
+        message, _ = await card_for(
+            services,
+            asker,
+            ref,
+            access.classes,
+            surface="private",
+            action="detail_view",
+            can_share=access.can_share,
+        )
+        await respond(**message, response_type="ephemeral", replace_original=False)
+
+    @app.action(ids.MORE_EVENTS)
+    async def more_events(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        """Open a modal with the customer's recent events, as far as the clicker may see them."""
+        await ack()
+        asker = _asker(body)
+        ref = await recall(body, respond)
+        if ref is None:
+            return
+        # trigger_id lives about 3 s: open a loading modal now, fill it when the data arrives.
+        opened = await client.views_open(
+            trigger_id=body["trigger_id"], view=services.cards.loading_modal()
+        )
+        view_id = opened["view"]["id"]
+        access = await access_of(services, asker)
+        if "activity" not in access.classes:
+            await client.views_update(
+                view_id=view_id,
+                view=services.cards.modal_from_notice(
+                    services.cards.notice(
+                        "refused_no_grants", how=how_to_get_access(services.policy)
+                    )
+                ),
+            )
+            return
+        try:
+            customer = await services.lookup.lookup(ref, events_limit=MODAL_EVENTS)
+        except AepError as exc:
+            await client.views_update(
+                view_id=view_id,
+                view=services.cards.modal_from_notice(error_notice(services, exc, ref)),
+            )
+            return
+        redacted = redact(customer, access.classes)
+        context = CardContext(
+            surface="private",
+            now=now(),
+            token=_token(body),
+            withheld=frozenset(redacted.withheld),
+            max_events=MODAL_EVENTS,
+        )
+        await client.views_update(
+            view_id=view_id, view=services.cards.events_modal(redacted.customer, context)
+        )
+        await services.audit.record(
+            action="more_events",
+            team_id=asker.team_id,
+            actor=asker.user_id,
+            channel_id=asker.channel_id,
+            ref=ref,
+            profile_id=customer.profile_id,
+            shown=sorted(redacted.shown),
+            withheld=sorted(redacted.withheld),
+            outcome="shown",
+            surface="modal",
+        )
+
+    @app.action(ids.SHARE)
+    async def share(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        """Ask for a short reason before sharing the card where the lookup happened."""
+        await ack()
+        asker = _asker(body)
+        access = await access_of(services, asker)
+        if not access.can_share:
+            await services.audit.record(
+                action="refusal",
+                team_id=asker.team_id,
+                actor=asker.user_id,
+                channel_id=asker.channel_id,
+                ref=None,
+                profile_id=None,
+                shown=(),
+                withheld=(),
+                outcome="share_not_allowed",
+                surface="share",
+            )
+            await respond(
+                **services.cards.notice("share_not_allowed"),
+                response_type="ephemeral",
+                replace_original=False,
+            )
+            return
+        container = body.get("container") or {}
+        message = body.get("message") or {}
+        thread_ts = container.get("thread_ts") or message.get("thread_ts")
+        view = services.cards.share_modal(
+            token=_token(body),
+            channel_id=asker.channel_id or "",
+            thread_ts=thread_ts,
+            response_url=body.get("response_url"),
+            customer_name=None,
+            audience_note=(
+                "The card posted will show only what everyone who can read this "
+                "conversation may see; anyone allowed more can click View details."
+            ),
+        )
+        await client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    @app.view(ids.SHARE_MODAL)
+    async def share_submitted(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        """Re-check everything at share time; the modal's metadata is not trusted for identity."""
+        await ack()
+        meta = json.loads(view.get("private_metadata") or "{}")
+        channel_id = str(meta.get("channel") or "")
+        thread_ts = meta.get("thread_ts")
+        response_url = meta.get("response_url")
+        team_id = (body.get("team") or {}).get("id") or body["user"].get("team_id")
+        asker = Asker(team_id=team_id, user_id=body["user"]["id"], channel_id=channel_id)
+        values = view.get("state", {}).get("values", {})
+        reason = (
+            (values.get(ids.SHARE_REASON_BLOCK, {}).get(ids.SHARE_REASON_INPUT, {}) or {}).get(
+                "value"
+            )
+            or ""
+        ).strip()
+
+        async def tell(message: dict[str, Any]) -> None:
+            if response_url:
+                await AsyncWebhookClient(response_url).send(
+                    **message, response_type="ephemeral", replace_original=False
+                )
+            elif channel_id:
+                try:
+                    await client.chat_postEphemeral(
+                        channel=channel_id, user=asker.user_id, **message
+                    )
+                except SlackApiError as exc:
+                    log.warning("could not answer privately: %s", exc.response.get("error"))
+
+        ref = await services.lookup.recall(str(meta.get("token") or ""))
+        if ref is None:
+            await tell(services.cards.notice("expired"))
+            return
+        sharer = await services.directory.person(team_id or "", asker.user_id)
+        channel = await services.directory.channel(team_id or "", channel_id)
+        # May this person share at all, and what may every reader of the channel see (never
+        # more than the sharer sees)? Checked again now: the button is not trusted.
+        decision = share_access(services.policy, sharer, channel)
+        if decision.refused or not decision.classes:
+            await services.audit.record(
+                action="refusal",
+                team_id=team_id,
+                actor=asker.user_id,
+                channel_id=channel_id,
+                ref=ref,
+                profile_id=None,
+                shown=(),
+                withheld=(),
+                outcome="channel_refused",
+                surface="share",
+            )
+            await tell(services.cards.notice("refused_channel", reason=decision.reason))
+            return
+        message, ok = await card_for(
+            services,
+            asker,
+            ref,
+            decision.classes,
+            surface="shared",
+            action="share",
+            shared_by=asker.user_id,
+            share_reason=reason or None,
+        )
+        if not ok:
+            await tell(message)
+            return
+        try:
+            await client.chat_postMessage(channel=channel_id, thread_ts=thread_ts, **message)
+        except SlackApiError as exc:
+            log.warning("share post failed: %s", exc.response.get("error"))
+            await tell(
+                services.cards.notice(
+                    "refused_channel",
+                    reason=f"Slack refused the post ({exc.response.get('error')}).",
+                )
+            )
+            return
+        await tell(services.cards.notice("share_done", channel=channel_id))

@@ -1,0 +1,174 @@
+"""What every surface shares: who is asking, running a lookup, and turning failures into words."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from bot.aep.errors import (
+    AepError,
+    AepUnavailable,
+    CredentialsProblem,
+    LookupRejected,
+    MalformedResponse,
+    ProfileNotFound,
+    RateLimited,
+    TooManyIdentities,
+)
+from bot.cards import CardContext
+from bot.customer import Customer
+from bot.identity import IdentityRef
+from bot.policy import Access, Grants, access_for, how_to_get_access, redact
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Asker:
+    """Who asked, and where: always taken from the signed payload, never from text or values."""
+
+    team_id: str | None
+    user_id: str
+    channel_id: str | None
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def access_of(services: Services, asker: Asker) -> Access:
+    """The asker's own grants, from their roles in the policy."""
+    person = await services.directory.person(asker.team_id or "", asker.user_id)
+    return access_for(services.policy, person)
+
+
+def error_notice(services: Services, exc: AepError, ref: IdentityRef) -> Message:
+    """A private message in words for a failed lookup."""
+    cards = services.cards
+    query = f"{ref.namespace} {ref.value}"
+    if isinstance(exc, ProfileNotFound):
+        return cards.notice("not_found", query=query)
+    if isinstance(exc, TooManyIdentities):
+        return cards.notice("too_many_identities", query=query)
+    if isinstance(exc, RateLimited):
+        seconds = max(1, round(exc.retry_after or 5))
+        return cards.notice("rate_limited", seconds=seconds)
+    if isinstance(exc, AepUnavailable):
+        return cards.notice("unavailable", seconds=round(services.settings.bot_lookup_deadline))
+    if isinstance(exc, CredentialsProblem):
+        return cards.notice("credentials")
+    if isinstance(exc, LookupRejected):
+        return cards.notice("rejected", message=exc.message)
+    if isinstance(exc, MalformedResponse):
+        return cards.notice("malformed")
+    return cards.notice("internal_error", reference=exc.request_id or "none")
+
+
+def outcome_of(exc: AepError) -> str:
+    """The audit outcome word for a failed lookup."""
+    return {
+        ProfileNotFound: "not_found",
+        TooManyIdentities: "too_many_identities",
+        RateLimited: "rate_limited",
+        AepUnavailable: "unavailable",
+        CredentialsProblem: "credentials",
+        LookupRejected: "rejected",
+        MalformedResponse: "malformed",
+    }.get(type(exc), "error")
+
+
+def aep_profile_url(services: Services, customer: Customer) -> str | None:
+    """A link to the profile in the Experience Platform UI, when the org and sandbox are known."""
+    if services.demo or not services.settings.aep_org_id:
+        return None
+    base = services.settings.aep_ui_url.rstrip("/")
+    return (
+        f"{base}/#/@{quote(services.settings.aep_org_id)}/sname:{quote(services.settings.aep_sandbox)}"
+        f"/platform/profile/browse/{quote(customer.profile_id)}"
+    )
+
+
+async def refuse(services: Services, asker: Asker, *, surface: str, action: str) -> Message:
+    """Audit a refusal for lack of grants and say how to get access."""
+    await services.audit.record(
+        action="refusal",
+        team_id=asker.team_id,
+        actor=asker.user_id,
+        channel_id=asker.channel_id,
+        ref=None,
+        profile_id=None,
+        shown=(),
+        withheld=(),
+        outcome=f"no_grants:{action}",
+        surface=surface,
+    )
+    person = await services.directory.person(asker.team_id or "", asker.user_id)
+    how = how_to_get_access(services.policy, person=person)
+    return services.cards.notice("refused_no_grants", how=how)
+
+
+async def card_for(
+    services: Services,
+    asker: Asker,
+    ref: IdentityRef,
+    classes: Grants,
+    *,
+    surface: str,
+    action: str,
+    can_share: bool = False,
+    refresh: bool = False,
+    shared_by: str | None = None,
+    share_reason: str | None = None,
+    audit_surface: str | None = None,
+) -> tuple[Message, bool]:
+    """Look the customer up, redact to `classes`, render. Returns the message and success."""
+    try:
+        customer = await services.lookup.lookup(ref, refresh=refresh)
+    except AepError as exc:
+        log.info("lookup failed: %s (status %s)", type(exc).__name__, exc.status)
+        await services.audit.record(
+            action=action,  # type: ignore[arg-type]
+            team_id=asker.team_id,
+            actor=asker.user_id,
+            channel_id=asker.channel_id,
+            ref=ref,
+            profile_id=None,
+            shown=(),
+            withheld=(),
+            outcome=outcome_of(exc),
+            surface=audit_surface or surface,
+        )
+        return error_notice(services, exc, ref), False
+    redacted = redact(customer, classes)
+    token = await services.lookup.remember(ref)
+    context = CardContext(
+        surface="shared" if surface == "shared" else "private",
+        now=now(),
+        token=token,
+        withheld=frozenset(redacted.withheld),
+        can_share=can_share and surface != "shared",
+        aep_url=aep_profile_url(services, customer),
+        max_events=5,
+        shared_by=shared_by,
+        share_reason=share_reason,
+    )
+    message = services.cards.customer_card(redacted.customer, context)
+    await services.audit.record(
+        action=action,  # type: ignore[arg-type]
+        team_id=asker.team_id,
+        actor=asker.user_id,
+        channel_id=asker.channel_id,
+        ref=ref,
+        profile_id=customer.profile_id,
+        shown=sorted(redacted.shown),
+        withheld=sorted(redacted.withheld),
+        outcome="shown",
+        surface=audit_surface or surface,
+    )
+    return message, True

@@ -1,0 +1,55 @@
+"""The "Look up customer" message shortcut: every identity in a message, answered privately."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
+from bot import ids
+from bot.identity import extract_identities
+from bot.listeners.common import Asker, access_of, card_for, refuse
+from bot.services import Services
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Register the message shortcut."""
+
+    @app.message_shortcut(ids.LOOKUP_SHORTCUT)
+    async def lookup_shortcut(
+        ack: AsyncAck, shortcut: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        """Finds the emails, phones, CRM ids and ECIDs in a message and shows their customers."""
+        await ack()
+        asker = Asker(
+            team_id=(shortcut.get("team") or {}).get("id") or shortcut["user"].get("team_id"),
+            user_id=shortcut["user"]["id"],
+            channel_id=(shortcut.get("channel") or {}).get("id"),
+        )
+        text = (shortcut.get("message") or {}).get("text") or ""
+        refs = extract_identities(text, services.rules)
+        if not refs:
+            await respond(**services.cards.notice("no_identity"), response_type="ephemeral")
+            return
+        access = await access_of(services, asker)
+        if not access.classes:
+            refusal = await refuse(services, asker, surface="private", action="shortcut")
+            await respond(**refusal, response_type="ephemeral")
+            return
+        if len(refs) == 1:
+            message, _ = await card_for(
+                services,
+                asker,
+                refs[0],
+                access.classes,
+                surface="private",
+                action="lookup",
+                can_share=access.can_share,
+            )
+            await respond(**message, response_type="ephemeral")
+            return
+        # Several identities: let the person pick; the buttons carry opaque tokens, not values.
+        choices = [
+            (f"{ref.namespace}: {ref.value}", await services.lookup.remember(ref)) for ref in refs
+        ]
+        await respond(**services.cards.picker(choices), response_type="ephemeral")

@@ -1,0 +1,185 @@
+"""Builds the long-lived services the Slack listeners use, and closes them on shutdown."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+
+import httpx
+from pydantic import SecretStr
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.aep.auth import ImsTokenSource
+from bot.aep.client import AepClient, create_http_client
+from bot.audit import AuditLog
+from bot.cache import CacheKeys, CacheTokenStore, DataCache
+from bot.cards import CardRenderer
+from bot.demo.dataset import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORG_ID
+from bot.demo.simulator import AepSimulator
+from bot.demo.transport import in_process_transport
+from bot.directory import SlackDirectory
+from bot.identity import IdentityRules
+from bot.layout import CardLayout, load_layout
+from bot.lookup import CustomerLookup
+from bot.policy import Policy, load_policy
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Where the in-process demo sandbox pretends to live; no request leaves the process.
+DEMO_AEP_URL = "http://demo-aep.invalid"
+
+
+@dataclass
+class Services:
+    """Everything a listener needs, built once per process."""
+
+    settings: Settings
+    layout: CardLayout
+    policy: Policy
+    rules: IdentityRules
+    http: httpx.AsyncClient
+    aep: AepClient
+    tokens: ImsTokenSource
+    cache: DataCache
+    keys: CacheKeys
+    lookup: CustomerLookup
+    slack: AsyncWebClient
+    directory: SlackDirectory
+    audit: AuditLog
+    cards: CardRenderer
+    demo: bool
+    simulator: AepSimulator | None = None
+    closed: bool = field(default=False, init=False)
+
+    @property
+    def org_id(self) -> str:
+        return self.settings.aep_org_id or DEMO_ORG_ID
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients, the cache and the audit sink; safe to call twice."""
+        if self.closed:
+            return
+        self.closed = True
+        await self.http.aclose()
+        await self.cache.aclose()
+        await self.audit.aclose()
+        session = getattr(self.slack, "session", None)
+        if session is not None and not session.closed:
+            await session.close()
+
+
+def slack_client(settings: Settings, *, token: str | None = None) -> AsyncWebClient:
+    """The Web API client: honours SLACK_API_URL and retries Slack 429s after Retry-After."""
+    bot_token = token or (
+        settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    )
+    return AsyncWebClient(
+        token=bot_token,
+        base_url=settings.slack_api_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+            AsyncServerErrorRetryHandler(max_retry_count=1),
+        ],
+    )
+
+
+def build_services(
+    settings: Settings,
+    *,
+    slack: AsyncWebClient | None = None,
+    aep_transport: httpx.AsyncBaseTransport | None = None,
+    simulator: AepSimulator | None = None,
+) -> Services:
+    """Wire the services from the settings. With no AEP credentials the demo sandbox answers."""
+    layout = load_layout(settings.bot_card_file)
+    demo_creds = settings.demo
+    org_id = settings.aep_org_id or DEMO_ORG_ID
+    demo = demo_creds or org_id == DEMO_ORG_ID
+    policy = load_policy(settings.bot_policy_file, demo=demo)
+    if demo_creds:
+        simulator = simulator or AepSimulator()
+        aep_transport = aep_transport or in_process_transport(simulator)
+        client_id, client_secret = DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+        api_url = ims_url = DEMO_AEP_URL
+    else:
+        client_id = settings.aep_client_id or ""
+        client_secret = (
+            settings.aep_client_secret.get_secret_value() if settings.aep_client_secret else ""
+        )
+        api_url, ims_url = settings.aep_api_url, settings.aep_ims_url
+    http = create_http_client(transport=aep_transport)
+    cache = DataCache.from_url(settings.bot_cache_url, max_entries=settings.bot_cache_max_entries)
+    keys = CacheKeys(
+        org=org_id, sandbox=settings.aep_sandbox, merge_policy=settings.aep_merge_policy_id
+    )
+    tokens = ImsTokenSource(
+        http=http,
+        ims_url=ims_url,
+        client_id=client_id,
+        client_secret=SecretStr(client_secret),
+        scopes=settings.aep_scopes,
+        store=CacheTokenStore(cache, keys.token()),
+    )
+    aep = AepClient(
+        http=http,
+        tokens=tokens,
+        api_url=api_url,
+        org_id=org_id,
+        client_id=client_id,
+        sandbox=settings.aep_sandbox,
+        merge_policy_id=settings.aep_merge_policy_id,
+    )
+    lookup = CustomerLookup(
+        client=aep,
+        cache=cache,
+        keys=keys,
+        layout=layout,
+        events_limit=settings.bot_events_limit,
+        deadline=settings.bot_lookup_deadline,
+        profile_ttl=settings.bot_cache_profile_ttl,
+        not_found_ttl=settings.bot_cache_not_found_ttl,
+        audience_ttl=settings.bot_cache_audience_ttl,
+        demo=demo,
+        events_enabled=settings.aep_events_enabled,
+    )
+    slack = slack or slack_client(settings)
+    directory = SlackDirectory(client=slack, store=cache, ttl=settings.bot_cache_slack_ttl)
+    if settings.bot_audit_key is not None:
+        audit_key = settings.bot_audit_key.get_secret_value().encode()
+    else:
+        audit_key = secrets.token_bytes(32)
+        if not demo:
+            log.warning(
+                "BOT_AUDIT_KEY is not set: audit identity hashes use a per-process key and "
+                "will not match across restarts"
+            )
+    return Services(
+        settings=settings,
+        layout=layout,
+        policy=policy,
+        rules=IdentityRules(
+            default_region=settings.bot_default_region,
+            crm_namespace=settings.aep_crm_namespace,
+            crm_pattern=settings.bot_crm_id_pattern,
+        ),
+        http=http,
+        aep=aep,
+        tokens=tokens,
+        cache=cache,
+        keys=keys,
+        lookup=lookup,
+        slack=slack,
+        directory=directory,
+        audit=AuditLog(sink=settings.bot_audit_file, key=audit_key),
+        cards=CardRenderer(),
+        demo=demo,
+        simulator=simulator,
+    )
