@@ -1,0 +1,566 @@
+"""The data cache: memory or Redis, versioned keys, coalesced fetches; Redis is never required."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Literal, TypeVar, cast
+from urllib.parse import quote
+
+from aiocache import RedisCache, SimpleMemoryCache
+from aiocache.serializers import StringSerializer
+from pydantic import BaseModel, ConfigDict, ValidationError
+from redis.asyncio.connection import parse_url
+from redis.exceptions import RedisError
+
+from bot.identity import IdentityRef
+
+log = logging.getLogger(__name__)
+
+#: Part of every key and every stored entry: bump it when the shape of what is stored changes, so
+#: new code never reads entries that old code wrote (and the other way round during a deploy).
+CACHE_VERSION = "v1"
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+# Slack retries an event for up to about an hour; de-duplication keys live in their own set so that
+# profile traffic never evicts them.
+_SEEN_MAX_ENTRIES = 10_000
+# Redis releases a lock only for the instance that holds it, and extends it only while it holds it.
+_RELEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
+_EXTEND = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+)
+# One MSET per chunk keeps each Redis operation small enough for the per-operation timeout.
+_SET_MANY_CHUNK = 200
+_FIRST_POLL = 0.01
+_MAX_POLL = 0.1
+
+
+def _verbatim(key: str, namespace: str | None = None) -> str:
+    """aiocache's key builder: our keys are complete already (see CacheKeys)."""
+    return key
+
+
+def _part(text: str) -> str:
+    """One key component, with `:` and anything unusual escaped so components never run together."""
+    return quote(text, safe="@._-")
+
+
+def _identity(ref: IdentityRef) -> str:
+    """The namespace in clear and a hash of the value, so keys show no emails or phone numbers."""
+    digest = hashlib.sha256(f"{ref.namespace}\x00{ref.value}".encode()).hexdigest()[:32]
+    return f"{_part(ref.namespace)}:{digest}"
+
+
+class CacheKeys:
+    """Every cache key, each versioned and scoped to one org, sandbox and merge policy.
+
+    Profiles, audience ids and merge results differ between sandboxes and merge policies, so two
+    deployments sharing one Redis never read each other's entries.
+    """
+
+    def __init__(self, *, org: str, sandbox: str, merge_policy: str | None) -> None:
+        parts = ("ccb", CACHE_VERSION, org, sandbox, merge_policy or "-")
+        self.prefix = ":".join(_part(part) for part in parts)
+
+    def profile(self, ref: IdentityRef) -> str:
+        """The merged profile holding `ref`."""
+        return f"{self.prefix}:profile:{_identity(ref)}"
+
+    def events(self, ref: IdentityRef, limit: int) -> str:
+        """The newest `limit` experience events of the profile holding `ref`."""
+        return f"{self.prefix}:events:{limit}:{_identity(ref)}"
+
+    def not_found(self, ref: IdentityRef) -> str:
+        """The remembered answer that no profile holds `ref`."""
+        return f"{self.prefix}:notfound:{_identity(ref)}"
+
+    def lookup(self, ref: IdentityRef, limit: int) -> str:
+        """The unit concurrent lookups share: one identity with one events limit."""
+        return f"{self.prefix}:lookup:{limit}:{_identity(ref)}"
+
+    def audiences(self) -> str:
+        """The marker that the sandbox's audience list has been read (see `audience`)."""
+        return f"{self.prefix}:audiences"
+
+    def audience(self, audience_id: str) -> str:
+        """One audience of the sandbox (its name), or the answer that Platform does not know it."""
+        return f"{self.prefix}:audience:{_part(audience_id)}"
+
+    def token(self) -> str:
+        """The IMS access token the instances share."""
+        return f"{self.prefix}:ims-token"
+
+    def lookup_token(self, token: str) -> str:
+        """The identity behind an opaque button token."""
+        return f"{self.prefix}:ref:{_part(token)}"
+
+    def event(self, event_id: str) -> str:
+        """A Slack event id already handled (de-duplication of Slack's retries)."""
+        return f"{self.prefix}:slack-event:{_part(event_id)}"
+
+    def slack(self, kind: str, item_id: str) -> str:
+        """Something the Slack directory keeps, such as `user` roles or `channel` audiences."""
+        return f"{self.prefix}:slack:{_part(kind)}:{_part(item_id)}"
+
+
+def _encode(data_json: str) -> str:
+    return f'{{"v":"{CACHE_VERSION}","data":{data_json}}}'
+
+
+def _decode(raw: str | None) -> Any | None:
+    """The data of a stored entry, or None when absent, unreadable or of another version."""
+    if raw is None:
+        return None
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(entry, dict) or entry.get("v") != CACHE_VERSION:
+        return None
+    return entry.get("data")
+
+
+class _Skipped(Exception):
+    """Redis was not asked (the breaker is open) or did not answer; the caller falls back."""
+
+
+class _MemoryStore:
+    """A bounded LRU map with lifetimes, over aiocache's SimpleMemoryCache (which has no bound)."""
+
+    def __init__(self, max_entries: int) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_entries = max_entries
+        self._cache = SimpleMemoryCache(key_builder=_verbatim, timeout=None)
+        # Recency order of the keys stored; expired keys linger here until touched or evicted,
+        # which only makes the bound tighter.
+        self._order: collections.OrderedDict[str, None] = collections.OrderedDict()
+
+    async def get(self, key: str) -> str | None:
+        value = await self._cache.get(key)
+        if value is None:
+            self._order.pop(key, None)
+            return None
+        self._order[key] = None
+        self._order.move_to_end(key)
+        return cast(str, value)
+
+    async def put(self, key: str, value: str, ttl: float) -> None:
+        await self._cache.set(key, value, ttl=ttl)
+        self._order[key] = None
+        self._order.move_to_end(key)
+        while len(self._order) > self.max_entries:
+            oldest, _ = self._order.popitem(last=False)
+            await self._cache.delete(oldest)
+
+    async def add(self, key: str, value: str, ttl: float) -> bool:
+        """Store `key` unless it is present; True when it was stored."""
+        if await self._cache.exists(key):
+            return False
+        await self.put(key, value, ttl)
+        return True
+
+    async def delete(self, key: str) -> None:
+        self._order.pop(key, None)
+        await self._cache.delete(key)
+
+
+class DataCache:
+    """JSON entries with lifetimes, in process memory or on Redis shared by every instance.
+
+    On Redis every operation has a short timeout; a failure opens a breaker that skips Redis for
+    `breaker_seconds`, during which entries live in this process's memory, so lookups go on
+    (straight to AEP on a miss) and the outage costs at most one timeout. The outage is logged
+    when it starts and when it ends, not per request.
+    """
+
+    def __init__(
+        self,
+        *,
+        remote: Any | None = None,
+        max_entries: int = 5000,
+        breaker_seconds: float = 5.0,
+        lock_ttl: float = 5.0,
+        lock_wait: float = 10.0,
+    ) -> None:
+        """`remote`: an aiocache RedisCache (its `timeout` bounds each operation), or None."""
+        self._remote = remote
+        self.kind: Literal["memory", "redis"] = "memory" if remote is None else "redis"
+        self._local = _MemoryStore(max_entries)
+        self._seen = _MemoryStore(max(max_entries, _SEEN_MAX_ENTRIES))
+        self._breaker_seconds = breaker_seconds
+        self._lock_ttl = lock_ttl
+        self._lock_wait = lock_wait
+        self._open_until = 0.0
+        self._down = False
+        self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self.stats: collections.Counter[str] = collections.Counter()
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        max_entries: int = 5000,
+        op_timeout: float = 0.05,
+        breaker_seconds: float = 5.0,
+        lock_ttl: float = 5.0,
+        lock_wait: float = 10.0,
+    ) -> DataCache:
+        """`memory://` for this process only, or `redis://[user:password@]host:port/db`."""
+        remote = None
+        if url.startswith(("redis://", "rediss://")):
+            options = dict(parse_url(url))
+            remote = RedisCache(
+                serializer=StringSerializer(),
+                key_builder=_verbatim,
+                timeout=op_timeout,
+                endpoint=options.pop("host", "127.0.0.1"),
+                port=options.pop("port", 6379),
+                db=options.pop("db", 0),
+                password=options.pop("password", None),
+                create_connection_timeout=op_timeout,
+                connection_pool_kwargs=options,
+            )
+        elif not url.startswith("memory://"):
+            raise ValueError("the cache URL must be memory:// or redis://host:port/db")
+        return cls(
+            remote=remote,
+            max_entries=max_entries,
+            breaker_seconds=breaker_seconds,
+            lock_ttl=lock_ttl,
+            lock_wait=lock_wait,
+        )
+
+    @property
+    def available(self) -> bool:
+        """False while Redis is failing (the breaker is open or half-open); memory always is."""
+        return not self._down
+
+    # -- plain entries --------------------------------------------------------------------------
+
+    async def get_json(self, key: str) -> Any | None:
+        """The value stored under `key`, or None (absent, expired, other version, Redis down)."""
+        value = _decode(await self._read(key))
+        self.stats["hits" if value is not None else "misses"] += 1
+        return value
+
+    async def get_many(self, keys: Sequence[str]) -> list[Any | None]:
+        """Several values in one round trip, in the order of `keys`; None for each miss."""
+        raws: list[str | None] = [None] * len(keys)
+        if self._remote is not None and keys:
+            with contextlib.suppress(_Skipped):
+                raws = list(await self._call(lambda redis: redis.multi_get(list(keys))))
+        values: list[Any | None] = []
+        for key, raw in zip(keys, raws, strict=True):
+            value = _decode(raw if raw is not None else await self._local.get(key))
+            self.stats["hits" if value is not None else "misses"] += 1
+            values.append(value)
+        return values
+
+    async def set_json(self, key: str, value: Any, ttl: float) -> None:
+        """Store a JSON-serialisable value for `ttl` seconds (nothing is stored when ttl <= 0)."""
+        await self._write(key, json.dumps(value, separators=(",", ":")), ttl)
+
+    async def set_many(self, values: Mapping[str, Any], ttl: float) -> None:
+        """Store several JSON-serialisable values for `ttl` seconds, in few round trips."""
+        if ttl <= 0 or not values:
+            return
+        payloads = [
+            (key, _encode(json.dumps(value, separators=(",", ":"))))
+            for key, value in values.items()
+        ]
+        self.stats["sets"] += len(payloads)
+        for start in range(0, len(payloads), _SET_MANY_CHUNK):
+            await self._write_chunk(payloads[start : start + _SET_MANY_CHUNK], ttl)
+
+    async def get_model(self, key: str, model: type[M]) -> M | None:
+        """The stored value parsed as `model`; an entry of another shape reads as a miss."""
+        value: M | None = None
+        data = _decode(await self._read(key))
+        if data is not None:
+            with contextlib.suppress(ValidationError):
+                value = model.model_validate(data)
+        self.stats["hits" if value is not None else "misses"] += 1
+        return value
+
+    async def set_model(self, key: str, value: BaseModel, ttl: float) -> None:
+        """Store a pydantic model as its JSON for `ttl` seconds."""
+        await self._write(key, value.model_dump_json(), ttl)
+
+    async def delete(self, key: str) -> None:
+        """Forget `key` (on Redis and in this process)."""
+        if self._remote is not None:
+            with contextlib.suppress(_Skipped):
+                await self._call(lambda redis: redis.delete(key))
+        await self._local.delete(key)
+
+    async def first_time(self, key: str, ttl: float = 3600) -> bool:
+        """True exactly once per key within `ttl` seconds, across instances while Redis is up."""
+        # Checked here first: a key this process has seen (also while Redis was away) is not new,
+        # and only the first of this process's concurrent callers competes on Redis.
+        if not await self._seen.add(key, "1", ttl):
+            return False
+        if self._remote is not None:
+            with contextlib.suppress(_Skipped):
+                created = await self._call(
+                    lambda redis: redis.raw("set", key, "1", nx=True, px=_millis(ttl))
+                )
+                return bool(created)
+        return True
+
+    # -- coalescing -----------------------------------------------------------------------------
+
+    async def share(self, key: str, work: Callable[[], Awaitable[T]]) -> T:
+        """Run `work` once for every concurrent caller with this key, in this process.
+
+        A caller that is cancelled stops waiting; the work goes on for the others.
+        """
+        future = self._inflight.get(key)
+        if future is None:
+            future = asyncio.ensure_future(work())
+            self._inflight[key] = future
+            future.add_done_callback(functools.partial(self._settled, key))
+        else:
+            self.stats["coalesced"] += 1
+        return cast(T, await asyncio.shield(future))
+
+    async def exclusive(
+        self,
+        key: str,
+        fetch: Callable[[], Awaitable[T]],
+        *,
+        check: Callable[[], Awaitable[T | None]] | None = None,
+    ) -> T:
+        """Run `fetch` unless another instance is already running it (Redis only).
+
+        The instance that takes the lock (SET NX PX) runs `fetch`, which stores its result in the
+        cache, and extends the lock while it runs. The others poll until the lock is gone, then
+        run `check` (reads that result) and run `fetch` themselves only when it finds nothing: an
+        instance that dies holding the lock delays the others by at most `lock_ttl`.
+        """
+        if self._remote is None:
+            return await fetch()
+        lock, token = f"{key}:lock", secrets.token_hex(8)
+        try:
+            acquired = await self._call(
+                lambda redis: redis.raw("set", lock, token, nx=True, px=_millis(self._lock_ttl))
+            )
+        except _Skipped:
+            return await fetch()
+        if acquired:
+            keeper = asyncio.create_task(self._keep_lock(lock, token))
+            try:
+                return await fetch()
+            finally:
+                keeper.cancel()
+                with contextlib.suppress(_Skipped):
+                    await self._call(lambda redis: redis.raw("eval", _RELEASE, 1, lock, token))
+        self.stats["coalesced"] += 1
+        await self._await_release(lock)
+        if check is not None:
+            result = await check()
+            if result is not None:
+                return result
+        return await fetch()
+
+    async def coalesce(
+        self,
+        key: str,
+        fetch: Callable[[], Awaitable[T]],
+        *,
+        check: Callable[[], Awaitable[T | None]] | None = None,
+    ) -> T:
+        """One in-flight `fetch` per key: shared in this process, and across instances on Redis.
+
+        `fetch` writes its result to the cache; `check` reads it (see `exclusive`). Without
+        `check`, an instance that waited for another runs `fetch` itself afterwards, so `fetch`
+        should then read the cache first.
+        """
+        return await self.share(key, lambda: self.exclusive(key, fetch, check=check))
+
+    # -- health ---------------------------------------------------------------------------------
+
+    async def ping(self) -> bool:
+        """Whether the cache answers now; asks Redis even while the breaker is open."""
+        if self._remote is None:
+            return True
+        try:
+            await self._call(lambda redis: redis.raw("ping"), force=True)
+        except _Skipped:
+            return False
+        return True
+
+    async def aclose(self) -> None:
+        """Stop shared work still running and close the Redis connections."""
+        for future in list(self._inflight.values()):
+            future.cancel()
+        if self._remote is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._remote.client.aclose()
+
+    # -- internals ------------------------------------------------------------------------------
+
+    async def _read(self, key: str) -> str | None:
+        if self._remote is not None:
+            with contextlib.suppress(_Skipped):
+                raw = await self._call(lambda redis: redis.get(key))
+                if raw is not None:
+                    return cast(str, raw)
+        # Also when Redis answered "absent": an entry written here during an outage (a button's
+        # token, say) stays readable after Redis returns.
+        return await self._local.get(key)
+
+    async def _write(self, key: str, data_json: str, ttl: float) -> None:
+        if ttl <= 0:
+            return
+        payload = _encode(data_json)
+        self.stats["sets"] += 1
+        if self._remote is not None:
+            try:
+                await self._call(lambda redis: redis.set(key, payload, ttl=_seconds(ttl)))
+            except _Skipped:
+                pass
+            else:
+                return
+        await self._local.put(key, payload, ttl)
+
+    async def _write_chunk(self, chunk: list[tuple[str, str]], ttl: float) -> None:
+        if self._remote is not None:
+            try:
+                await self._call(lambda redis: redis.multi_set(chunk, ttl=_seconds(ttl)))
+            except _Skipped:
+                pass
+            else:
+                return
+        for key, payload in chunk:
+            await self._local.put(key, payload, ttl)
+
+    async def _call(
+        self, operation: Callable[[Any], Awaitable[Any]], *, force: bool = False
+    ) -> Any:
+        """One Redis operation under the breaker; raises _Skipped when Redis was not used."""
+        if self._remote is None or (not force and time.monotonic() < self._open_until):
+            raise _Skipped
+        try:
+            result = await operation(self._remote)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._trip(exc)
+            raise _Skipped from exc
+        if self._down:
+            self._down = False
+            log.info("Redis cache reachable again")
+        return result
+
+    def _trip(self, exc: BaseException) -> None:
+        self.stats["errors"] += 1
+        self._open_until = time.monotonic() + self._breaker_seconds
+        if not self._down:
+            self._down = True
+            log.warning(
+                "Redis cache unavailable (%s); answering without it and trying again every %g s",
+                type(exc).__name__,
+                self._breaker_seconds,
+            )
+
+    async def _keep_lock(self, lock: str, token: str) -> None:
+        """Extend the lock while its fetch runs, so a slow AEP call is not fetched twice."""
+        while True:
+            await asyncio.sleep(self._lock_ttl / 3)
+            try:
+                extended = await self._call(
+                    lambda redis: redis.raw(
+                        "eval", _EXTEND, 1, lock, token, str(_millis(self._lock_ttl))
+                    )
+                )
+            except _Skipped:
+                return
+            if not extended:
+                return
+
+    async def _await_release(self, lock: str) -> None:
+        """Poll until another instance releases `lock`, it expires, or Redis stops answering."""
+        give_up = time.monotonic() + self._lock_wait
+        pause = _FIRST_POLL
+        while time.monotonic() < give_up:
+            await asyncio.sleep(pause)
+            pause = min(pause * 1.5, _MAX_POLL)
+            try:
+                held = await self._call(lambda redis: redis.raw("exists", lock))
+            except _Skipped:
+                return
+            if not held:
+                return
+
+    def _settled(self, key: str, future: asyncio.Future[Any]) -> None:
+        if self._inflight.get(key) is future:
+            del self._inflight[key]
+        if not future.cancelled():
+            # Every caller may have been cancelled; mark the error seen so asyncio does not log it.
+            future.exception()
+
+
+def _millis(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _seconds(ttl: float) -> float:
+    # aiocache sends a float lifetime as PSETEX milliseconds; Redis refuses zero.
+    return max(float(ttl), 0.001)
+
+
+class _StoredToken(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    token: str
+    expires_at: float
+
+
+class CacheTokenStore:
+    """The IMS access token kept in the data cache, so instances on one Redis share one token.
+
+    Entries live until `margin` seconds before the token expires; a token that close to expiry is
+    neither handed out nor stored.
+    """
+
+    def __init__(
+        self,
+        cache: DataCache,
+        key: str,
+        *,
+        margin: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._cache = cache
+        self._key = key
+        self._margin = margin
+        self._clock = clock
+
+    async def load(self) -> tuple[str, float] | None:
+        """The shared token and its expiry (unix time), if one is stored and not about to expire."""
+        stored = await self._cache.get_model(self._key, _StoredToken)
+        if stored is None or stored.expires_at - self._margin <= self._clock():
+            return None
+        return stored.token, stored.expires_at
+
+    async def save(self, token: str, expires_at: float) -> None:
+        """Share a freshly issued token until shortly before it expires."""
+        ttl = expires_at - self._margin - self._clock()
+        if ttl > 0:
+            await self._cache.set_model(
+                self._key, _StoredToken(token=token, expires_at=expires_at), ttl
+            )

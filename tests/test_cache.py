@@ -1,0 +1,548 @@
+"""The data cache: keys, lifetimes, bounds, de-duplication, coalescing and Redis outages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+from pydantic import BaseModel
+
+from bot.cache import CACHE_VERSION, CacheKeys, CacheTokenStore, DataCache
+from bot.identity import IdentityRef
+from tests.redis_support import RedisProxy, RedisTarget, free_port, isolated_redis
+
+JANE = IdentityRef("Email", "jane.doe@example.com")
+ORG = "0A1B2C3D4E5F@AdobeOrg"
+
+
+class Point(BaseModel):
+    x: int
+    y: int
+
+
+@pytest.fixture
+def target() -> Iterator[RedisTarget]:
+    with isolated_redis() as redis_target:
+        yield redis_target
+
+
+@pytest.fixture
+async def memory() -> AsyncIterator[DataCache]:
+    cache = DataCache.from_url("memory://", max_entries=10)
+    yield cache
+    await cache.aclose()
+
+
+async def on_redis(target: RedisTarget, **options: float) -> DataCache:
+    # Generous per-operation timeout: these tests are about behaviour, not a slow CI machine.
+    settings: dict[str, float] = {"op_timeout": 1.0, **options}
+    return DataCache.from_url(target.url, **settings)  # type: ignore[arg-type]
+
+
+# -- keys -----------------------------------------------------------------------------------------
+
+
+def test_keys_are_scoped_to_org_sandbox_and_merge_policy() -> None:
+    base = CacheKeys(org=ORG, sandbox="prod", merge_policy="mp-1")
+    others = [
+        CacheKeys(org="FFFF@AdobeOrg", sandbox="prod", merge_policy="mp-1"),
+        CacheKeys(org=ORG, sandbox="dev", merge_policy="mp-1"),
+        CacheKeys(org=ORG, sandbox="prod", merge_policy="mp-2"),
+        CacheKeys(org=ORG, sandbox="prod", merge_policy=None),
+    ]
+    for other in others:
+        assert other.profile(JANE) != base.profile(JANE)
+        assert other.audiences() != base.audiences()
+        assert other.not_found(JANE) != base.not_found(JANE)
+    again = CacheKeys(org=ORG, sandbox="prod", merge_policy="mp-1")
+    assert again.profile(JANE) == base.profile(JANE)
+
+
+def test_keys_carry_the_version_and_no_identity_value() -> None:
+    keys = CacheKeys(org=ORG, sandbox="prod", merge_policy=None)
+    built = [
+        keys.profile(JANE),
+        keys.events(JANE, 10),
+        keys.not_found(JANE),
+        keys.lookup(JANE, 10),
+        keys.audiences(),
+        keys.token(),
+        keys.lookup_token("abc"),
+        keys.event("Ev123"),
+        keys.slack("user", "U1"),
+    ]
+    assert len(set(built)) == len(built)
+    for key in built:
+        assert f":{CACHE_VERSION}:" in key
+        assert "jane" not in key
+    assert keys.events(JANE, 10) != keys.events(JANE, 5)
+    assert keys.profile(JANE) != keys.profile(IdentityRef("Email", "Jane.Doe@example.com"))
+
+
+def test_key_components_cannot_run_together() -> None:
+    one = CacheKeys(org="a:b@AdobeOrg", sandbox="c", merge_policy=None)
+    two = CacheKeys(org="a@AdobeOrg", sandbox="b:c", merge_policy=None)
+    assert one.audiences() != two.audiences()
+
+
+# -- the memory cache -----------------------------------------------------------------------------
+
+
+async def test_memory_round_trips_json_and_models(memory: DataCache) -> None:
+    await memory.set_json("k", {"a": [1, "two", None]}, ttl=60)
+    await memory.set_model("p", Point(x=1, y=2), ttl=60)
+    assert await memory.get_json("k") == {"a": [1, "two", None]}
+    assert await memory.get_model("p", Point) == Point(x=1, y=2)
+    assert await memory.get_json("absent") is None
+    assert memory.kind == "memory"
+    assert memory.available
+    assert await memory.ping()
+    assert memory.stats["hits"] == 2
+    assert memory.stats["misses"] == 1
+
+
+async def test_memory_entries_expire_after_their_ttl(memory: DataCache) -> None:
+    await memory.set_json("short", 1, ttl=0.05)
+    await memory.set_json("long", 2, ttl=60)
+    await asyncio.sleep(0.1)
+    assert await memory.get_json("short") is None
+    assert await memory.get_json("long") == 2
+
+
+async def test_an_entry_of_another_shape_reads_as_a_miss(memory: DataCache) -> None:
+    await memory.set_json("p", {"x": "not a number"}, ttl=60)
+    assert await memory.get_model("p", Point) is None
+    assert memory.stats["misses"] == 1
+
+
+async def test_delete_forgets_an_entry(memory: DataCache) -> None:
+    await memory.set_json("k", 1, ttl=60)
+    await memory.delete("k")
+    assert await memory.get_json("k") is None
+
+
+async def test_a_zero_ttl_stores_nothing(memory: DataCache) -> None:
+    await memory.set_json("k", 1, ttl=0)
+    assert await memory.get_json("k") is None
+
+
+async def test_memory_cache_is_bounded_and_evicts_the_least_recently_used() -> None:
+    cache = DataCache.from_url("memory://", max_entries=10)
+    for index in range(10):
+        await cache.set_json(f"k{index}", index, ttl=60)
+    await cache.get_json("k0")  # k0 is now the most recently used
+    for index in range(10, 25):
+        await cache.set_json(f"k{index}", index, ttl=60)
+    present = [i for i in range(25) if await cache.get_json(f"k{i}") is not None]
+    assert len(present) == 10
+    assert 0 not in present  # used before the last 15 inserts, so evicted in time
+    assert present == list(range(15, 25))
+
+    cache = DataCache.from_url("memory://", max_entries=10)
+    for index in range(10):
+        await cache.set_json(f"k{index}", index, ttl=60)
+    await cache.get_json("k0")
+    await cache.set_json("k10", 10, ttl=60)
+    assert await cache.get_json("k0") == 0  # touched, so k1 went instead
+    assert await cache.get_json("k1") is None
+
+
+async def test_first_time_is_true_once_per_key_until_it_expires(memory: DataCache) -> None:
+    assert await memory.first_time("ev1", ttl=0.05)
+    assert not await memory.first_time("ev1", ttl=0.05)
+    assert await memory.first_time("ev2")
+    await asyncio.sleep(0.1)
+    assert await memory.first_time("ev1")
+
+
+async def test_de_duplication_survives_profile_traffic(memory: DataCache) -> None:
+    assert await memory.first_time("ev1")
+    for index in range(50):  # five times max_entries
+        await memory.set_json(f"k{index}", index, ttl=60)
+    assert not await memory.first_time("ev1")
+
+
+# -- coalescing in one process --------------------------------------------------------------------
+
+
+async def test_concurrent_callers_of_one_key_share_one_fetch(memory: DataCache) -> None:
+    calls = 0
+    gate = asyncio.Event()
+
+    async def fetch() -> str:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        return "value"
+
+    waiting = [asyncio.create_task(memory.coalesce("k", fetch)) for _ in range(50)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert await asyncio.gather(*waiting) == ["value"] * 50
+    assert calls == 1
+    assert memory.stats["coalesced"] == 49
+
+    # Once settled, the next caller fetches again.
+    assert await memory.coalesce("k", fetch) == "value"
+    assert calls == 2
+
+
+async def test_a_failed_fetch_fails_every_waiter_and_is_not_kept(memory: DataCache) -> None:
+    calls = 0
+
+    async def fetch() -> str:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        raise RuntimeError("boom")
+
+    results = await asyncio.gather(
+        *(memory.coalesce("k", fetch) for _ in range(5)), return_exceptions=True
+    )
+    assert calls == 1
+    assert all(isinstance(r, RuntimeError) for r in results)
+    with pytest.raises(RuntimeError):
+        await memory.coalesce("k", fetch)
+    assert calls == 2
+
+
+async def test_a_cancelled_waiter_does_not_cancel_the_others(memory: DataCache) -> None:
+    gate = asyncio.Event()
+
+    async def fetch() -> str:
+        await gate.wait()
+        return "value"
+
+    first = asyncio.create_task(memory.coalesce("k", fetch))
+    second = asyncio.create_task(memory.coalesce("k", fetch))
+    await asyncio.sleep(0)
+    first.cancel()
+    gate.set()
+    assert await second == "value"
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+
+# -- the IMS token store --------------------------------------------------------------------------
+
+
+async def test_the_token_store_keeps_a_token_until_shortly_before_expiry(memory: DataCache) -> None:
+    now = 1_000_000.0
+    store = CacheTokenStore(memory, "token", margin=300, clock=lambda: now)
+    assert await store.load() is None
+    await store.save("tok-1", now + 3600)
+    assert await store.load() == ("tok-1", now + 3600)
+
+    now += 3600 - 299  # within the margin: not handed out any more
+    assert await store.load() is None
+
+    await store.save("tok-2", now + 100)  # already within the margin: not stored
+    assert await store.load() is None
+
+
+# -- Redis ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+async def test_redis_entries_are_shared_between_instances(target: RedisTarget) -> None:
+    one, two = await on_redis(target), await on_redis(target)
+    try:
+        keys = CacheKeys(org=target.org, sandbox="prod", merge_policy=None)
+        await one.set_model(keys.profile(JANE), Point(x=3, y=4), ttl=60)
+        assert await two.get_model(keys.profile(JANE), Point) == Point(x=3, y=4)
+        assert await two.get_many([keys.profile(JANE), keys.audiences()]) == [
+            {"x": 3, "y": 4},
+            None,
+        ]
+        await two.delete(keys.profile(JANE))
+        assert await one.get_json(keys.profile(JANE)) is None
+        assert one.kind == "redis"
+        assert await one.ping()
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
+@pytest.mark.redis
+async def test_many_entries_are_stored_at_once_with_their_ttl(target: RedisTarget) -> None:
+    one, two = await on_redis(target), await on_redis(target)
+    keys = [f"{target.marker}:a{index}" for index in range(450)]  # several MSET chunks
+    try:
+        await one.set_many({key: {"n": index} for index, key in enumerate(keys)}, ttl=60)
+        assert await two.get_many(keys) == [{"n": index} for index in range(450)]
+        client = target.client()
+        assert 0 < int(str(client.pttl(keys[-1]))) <= 60_000
+        client.close()
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
+async def test_many_entries_are_stored_at_once_in_memory(memory: DataCache) -> None:
+    await memory.set_many({"a": 1, "b": [2]}, ttl=60)
+    assert await memory.get_many(["a", "b", "c"]) == [1, [2], None]
+
+
+@pytest.mark.redis
+async def test_redis_keys_of_other_sandboxes_and_policies_do_not_mix(target: RedisTarget) -> None:
+    cache = await on_redis(target)
+    try:
+        prod = CacheKeys(org=target.org, sandbox="prod", merge_policy="mp-1")
+        dev = CacheKeys(org=target.org, sandbox="dev", merge_policy="mp-1")
+        other_policy = CacheKeys(org=target.org, sandbox="prod", merge_policy="mp-2")
+        await cache.set_json(prod.profile(JANE), "prod", ttl=60)
+        assert await cache.get_json(dev.profile(JANE)) is None
+        assert await cache.get_json(other_policy.profile(JANE)) is None
+        assert await cache.get_json(prod.profile(JANE)) == "prod"
+    finally:
+        await cache.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_entries_expire_after_their_ttl(target: RedisTarget) -> None:
+    cache = await on_redis(target)
+    try:
+        await cache.set_json(f"{target.marker}:short", 1, ttl=0.05)
+        await cache.set_json(f"{target.marker}:long", 2, ttl=60)
+        await asyncio.sleep(0.1)
+        assert await cache.get_json(f"{target.marker}:short") is None
+        assert await cache.get_json(f"{target.marker}:long") == 2
+    finally:
+        await cache.aclose()
+
+
+@pytest.mark.redis
+async def test_entries_of_another_version_or_format_read_as_misses(target: RedisTarget) -> None:
+    cache = await on_redis(target)
+    client = target.client()
+    try:
+        key = f"{target.marker}:entry"
+        await cache.set_json(key, {"x": 1}, ttl=60)
+        stored = json.loads(str(client.get(key)))
+        assert stored == {"v": CACHE_VERSION, "data": {"x": 1}}
+
+        client.set(key, json.dumps({"v": "v0", "data": {"x": 1}}))
+        assert await cache.get_json(key) is None
+        client.set(key, json.dumps({"x": 1}))  # no envelope at all
+        assert await cache.get_json(key) is None
+        client.set(key, "not json")
+        assert await cache.get_json(key) is None
+    finally:
+        client.close()
+        await cache.aclose()
+
+
+@pytest.mark.redis
+async def test_de_duplication_holds_across_instances(target: RedisTarget) -> None:
+    one, two = await on_redis(target), await on_redis(target)
+    try:
+        key = f"{target.marker}:event:Ev1"
+        answers = await asyncio.gather(
+            *(cache.first_time(key, ttl=60) for cache in [one, two] * 10)
+        )
+        assert answers.count(True) == 1
+        ttl = target.client().pttl(key)
+        assert 0 < int(str(ttl)) <= 60_000
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
+@pytest.mark.redis
+async def test_coalescing_spans_instances_on_redis(target: RedisTarget) -> None:
+    one, two = await on_redis(target), await on_redis(target)
+    key = f"{target.marker}:lookup"
+    result_key = f"{target.marker}:result"
+    calls = 0
+
+    def fetcher(
+        cache: DataCache,
+    ) -> tuple[Callable[[], Awaitable[str]], Callable[[], Awaitable[str | None]]]:
+        async def fetch() -> str:
+            nonlocal calls
+            calls += 1
+            await asyncio.sleep(0.1)  # long enough for the other instance to find the lock
+            await cache.set_json(result_key, "fetched", ttl=60)
+            return "fetched"
+
+        async def check() -> str | None:
+            return await cache.get_json(result_key)  # type: ignore[no-any-return]
+
+        return fetch, check
+
+    try:
+        jobs = []
+        for cache in [one, two] * 10:
+            fetch, check = fetcher(cache)
+            jobs.append(cache.coalesce(key, fetch, check=check))
+        assert await asyncio.gather(*jobs) == ["fetched"] * 20
+        assert calls == 1
+        assert one.stats["coalesced"] + two.stats["coalesced"] == 19
+        assert not target.client().exists(f"{key}:lock")  # released by its holder
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
+@pytest.mark.redis
+async def test_a_lock_is_kept_while_its_fetch_runs(target: RedisTarget) -> None:
+    one, two = await on_redis(target, lock_ttl=0.15), await on_redis(target, lock_ttl=0.15)
+    key = f"{target.marker}:slow"
+    calls = 0
+    started = asyncio.Event()
+
+    async def slow_fetch() -> str:
+        nonlocal calls
+        calls += 1
+        started.set()
+        await asyncio.sleep(0.35)  # more than two lock lifetimes
+        await one.set_json(f"{key}:result", "slow", ttl=60)
+        return "slow"
+
+    async def check() -> str | None:
+        return await two.get_json(f"{key}:result")  # type: ignore[no-any-return]
+
+    try:
+        holder = asyncio.create_task(one.coalesce(key, slow_fetch))
+        await started.wait()
+        assert await two.coalesce(key, slow_fetch, check=check) == "slow"
+        assert await holder == "slow"
+        assert calls == 1
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
+@pytest.mark.redis
+async def test_a_dead_holder_blocks_no_longer_than_the_lock_ttl(target: RedisTarget) -> None:
+    cache = await on_redis(target, lock_ttl=0.2, lock_wait=30)
+    key = f"{target.marker}:orphan"
+    client = target.client()
+    # An instance took the lock and died: the lock is there, no result ever comes.
+    client.set(f"{key}:lock", "dead-instance", px=200)
+    calls = 0
+
+    async def fetch() -> str:
+        nonlocal calls
+        calls += 1
+        assert not client.exists(f"{key}:lock")  # we waited for it to expire, no longer
+        return "fetched myself"
+
+    async def check() -> str | None:
+        return None
+
+    try:
+        async with asyncio.timeout(5):  # a guard only: waiting for lock_wait would be a bug
+            assert await cache.coalesce(key, fetch, check=check) == "fetched myself"
+        assert calls == 1
+        assert cache.stats["coalesced"] == 1
+    finally:
+        client.close()
+        await cache.aclose()
+
+
+# -- Redis outages --------------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+async def test_a_redis_that_is_down_costs_one_failure_and_one_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cache = DataCache.from_url(f"redis://127.0.0.1:{free_port()}/0", breaker_seconds=60)
+    caplog.set_level(logging.INFO, logger="bot.cache")
+    try:
+        for index in range(20):
+            await cache.set_json(f"k{index}", index, ttl=60)
+            assert await cache.get_json(f"k{index}") == index  # kept in this process meanwhile
+        assert not cache.available
+        assert cache.stats["errors"] == 1  # the breaker skipped Redis after the first failure
+        assert not await cache.ping()
+        assert await cache.first_time("ev1")
+        assert not await cache.first_time("ev1")
+        assert await cache.coalesce("k", _constant("answer")) == "answer"
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1
+        assert "Redis cache unavailable" in warnings[0].getMessage()
+    finally:
+        await cache.aclose()
+
+
+@pytest.mark.redis
+async def test_the_cache_recovers_when_redis_returns(
+    target: RedisTarget, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.cache")
+    proxy = RedisProxy(target.url)
+    await proxy.start()
+    cache = DataCache.from_url(proxy.url, op_timeout=1.0, breaker_seconds=0.05)
+    other = await on_redis(target)
+    key = f"{target.marker}:k"
+    try:
+        await cache.set_json(key, "before", ttl=60)
+        assert await other.get_json(key) == "before"
+
+        await proxy.stop()
+        assert await cache.get_json(key) is None  # Redis is gone: a miss, not an error
+        assert not cache.available
+        await cache.set_json(key, "during", ttl=60)  # kept in this process only
+        assert await cache.get_json(key) == "during"
+        assert await other.get_json(key) == "before"
+
+        await proxy.start()
+        await asyncio.sleep(0.06)  # the breaker lets the next operation try Redis again
+        await cache.set_json(key, "after", ttl=60)
+        assert cache.available
+        assert await other.get_json(key) == "after"
+        messages = [r.getMessage() for r in caplog.records]
+        assert sum("unavailable" in m for m in messages) == 1
+        assert sum("reachable again" in m for m in messages) == 1
+    finally:
+        await proxy.stop()
+        await cache.aclose()
+        await other.aclose()
+
+
+@pytest.mark.redis
+async def test_a_redis_that_does_not_answer_is_given_up_after_the_op_timeout(
+    target: RedisTarget,
+) -> None:
+    proxy = RedisProxy(target.url)
+    proxy.stalled = True
+    await proxy.start()
+    cache = DataCache.from_url(proxy.url, op_timeout=0.05, breaker_seconds=60)
+    try:
+        assert await cache.get_json("k") is None
+        assert not cache.available
+        for _ in range(10):
+            assert await cache.get_json("k") is None
+        assert cache.stats["errors"] == 1  # the stalled Redis was asked once, not eleven times
+    finally:
+        await proxy.stop()
+        await cache.aclose()
+
+
+@pytest.mark.redis
+async def test_an_event_handled_during_an_outage_is_not_new_after_it(target: RedisTarget) -> None:
+    proxy = RedisProxy(target.url)
+    await proxy.start()
+    cache = DataCache.from_url(proxy.url, op_timeout=1.0, breaker_seconds=0.05)
+    key = f"{target.marker}:event:Ev9"
+    try:
+        await proxy.stop()
+        assert await cache.first_time(key)
+        await proxy.start()
+        await asyncio.sleep(0.06)
+        assert not await cache.first_time(key)  # Redis had not seen it, this process had
+    finally:
+        await proxy.stop()
+        await cache.aclose()
+
+
+def _constant(value: str) -> Callable[[], Awaitable[str]]:
+    async def fetch() -> str:
+        return value
+
+    return fetch
