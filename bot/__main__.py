@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from bot.logs import configure_logging
 from bot.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("bot")
@@ -23,18 +24,6 @@ commands:
   lookup          what the bot sees for one identity (python -m bot lookup jane.doe@example.com)
   policy check    validate BOT_POLICY_FILE and explain what a user or channel would see
 """
-
-
-def configure_logging(settings: Settings | None, *, stream: object = None) -> None:
-    """Plain structured-ish log lines on stderr; ids and statuses only, never customer data."""
-    level = settings.bot_log_level if settings else "INFO"
-    logging.basicConfig(
-        level=level,
-        stream=stream or sys.stderr,  # type: ignore[arg-type]
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("httpx", "httpcore", "slack_bolt", "slack_sdk", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,12 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     if command == "lookup":
-        configure_logging(settings.model_copy(update={"bot_log_level": "WARNING"}))
+        configure_logging("WARNING")
         from bot.cli import lookup_main
 
         return asyncio.run(lookup_main(settings, rest))
     if command == "policy":
-        configure_logging(settings.model_copy(update={"bot_log_level": "WARNING"}))
+        configure_logging("WARNING")
         from bot.cli import policy_main
 
         return asyncio.run(policy_main(settings, rest))
@@ -75,11 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "console instead.",
                 file=sys.stderr,
             )
-        configure_logging(settings.model_copy(update={"bot_log_level": "WARNING"}))
+        configure_logging("WARNING")
         from bot.console import console_main
 
         return asyncio.run(console_main(settings, rest))
-    configure_logging(settings)
+    configure_logging(settings.bot_log_level)
     return asyncio.run(serve(settings))
 
 

@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.listeners import actions, commands, mentions, shortcuts
+from bot.logs import bolt_logger
 from bot.services import Services
 from bot.settings import Settings
 
@@ -32,6 +33,7 @@ def create_app(
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     )
     app = AsyncApp(
+        logger=bolt_logger(),
         client=services.slack,
         signing_secret=signing_secret,
         process_before_response=process_before_response,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from aiohttp import web
 
 from bot import slack_payloads
 from bot.app import create_app
-from bot.demo.dataset import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORG_ID
+from bot.demo.dataset import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORG_ID, load_dataset
 from bot.demo.server import start_server
 from bot.demo.simulator import AepSimulator
 from bot.services import Services, build_services
@@ -27,6 +28,67 @@ SIGNING_SECRET = "test-signing-secret"
 AUDIT_KEY = "test-audit-key"
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_POLICY = REPO / "bot" / "layouts" / "policy.default.yml"
+
+
+# --- the whole run's logs and audit records are scanned for customer data --------------------
+
+_SESSION_LOG: list[str] = []
+_AUDIT_FILES: list[Path] = []
+
+
+class _Collect(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _SESSION_LOG.append(self.format(record))
+        except Exception:
+            _SESSION_LOG.append(str(record.msg))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Collect every log line of the run, at DEBUG, for the scan at the end."""
+    handler = _Collect(level=logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+
+
+def personal_values() -> set[str]:
+    """The demo dataset's emails, phones and names, and the tokens the tests use."""
+    values = {"xoxb-test", SIGNING_SECRET, AUDIT_KEY, DEMO_CLIENT_SECRET}
+    for customer in load_dataset().customers:
+        for namespace, value in customer.identities:
+            if namespace.lower() in {"email", "phone"}:
+                values.add(value)
+        name = customer.entity.get("person", {}).get("name", {})
+        full = " ".join(str(name.get(k, "")) for k in ("firstName", "lastName")).strip()
+        if len(full) >= 5:
+            values.add(full)
+    return values
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any log line or audit record holds a customer's email, phone or name,
+    or a token (issue 4: nothing personal leaks into logs)."""
+    if exitstatus not in (0, 1):
+        return
+    secrets_ = personal_values()
+    found: list[str] = []
+    for line in _SESSION_LOG:
+        hits = [v for v in secrets_ if v in line] + (["Bearer"] if "Bearer " in line else [])
+        if hits:
+            found.append(f"log: {hits[0]!r} in {line[:300]!r}")
+    for path in _AUDIT_FILES:
+        if path.exists():
+            text = path.read_text()
+            found += [f"audit {path.name}: {v!r}" for v in secrets_ if v in text]
+    if found:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        lines = "\n".join(found[:20])
+        message = f"\nCustomer data or tokens leaked into logs or audit records:\n{lines}\n"
+        if reporter is not None:
+            reporter.write_line(message, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)
@@ -125,6 +187,7 @@ async def start_bot(
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
+    _AUDIT_FILES.append(Path(settings.bot_audit_file))
     bot = RunningBot(
         url=f"http://127.0.0.1:{port}",
         services=services,

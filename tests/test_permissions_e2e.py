@@ -1,0 +1,352 @@
+"""The permission matrix, end to end: roles x surfaces over signed Slack requests, asserting
+exactly which field classes reach each payload, and that withheld values reach no payload, log
+line or audit record. Policy: the shipped default (bot/layouts/policy.default.yml)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from bot import ids, slack_payloads
+from bot.formatting import format_value, mrkdwn_escape
+from bot.identity import IdentityRef
+from bot.layout import FIELD_CLASSES
+from bot.slack_recorder import RecordedCall
+from tests.conftest import RunningBot, settle
+
+JANE = "jane.doe@example.com"
+
+SUPPORT = {"basic", "contact", "identifiers", "activity", "audiences"}
+SALES = {"basic", "contact", "audiences", "scores", "financial"}
+MANAGER = {"basic", "contact", "identifiers", "activity", "audiences", "scores", "financial"}
+
+
+async def class_values(bot: RunningBot) -> dict[str, set[str]]:
+    """Distinctive values of Jane's profile per class, as a card would show them."""
+    customer = await bot.services.lookup.lookup(IdentityRef("Email", JANE))
+    values: dict[str, set[str]] = {c: set() for c in FIELD_CLASSES}
+    assert customer.name
+    values["basic"].add(customer.name)
+    for field in customer.fields:
+        values[field.field_class].add(mrkdwn_escape(format_value(field)))
+    for identity in customer.identities:
+        values[identity.field_class].add(identity.value)
+    for event in customer.events:
+        if event.detail:
+            values["activity"].add(mrkdwn_escape(event.detail))
+    for audience in customer.audiences:
+        values["audiences"].add(mrkdwn_escape(audience.name))
+    # Keep values that say something: long enough, and owned by one class only.
+    owners: dict[str, set[str]] = {}
+    for cls, vals in values.items():
+        for v in vals:
+            owners.setdefault(v, set()).add(cls)
+    distinctive = {
+        cls: {v for v in vals if len(v) >= 5 and len(owners[v]) == 1}
+        for cls, vals in values.items()
+    }
+    bot.sim.reset()
+    await bot.services.cache.delete(bot.services.keys.profile(IdentityRef("Email", JANE)))
+    return distinctive
+
+
+def text_of(calls: Iterable[RecordedCall]) -> str:
+    return "\n".join(json.dumps(c.payload, ensure_ascii=False) for c in calls)
+
+
+def assert_shows_exactly(
+    payload_text: str, values: dict[str, set[str]], shown: set[str], *, where: str
+) -> None:
+    for cls, vals in values.items():
+        for value in vals:
+            if cls in shown:
+                continue
+            assert value not in payload_text, f"{where}: withheld {cls} value {value!r} leaked"
+    for cls in shown:
+        # Identities and fields of a shown class appear; at least one value of each class does.
+        if values[cls]:
+            assert any(v in payload_text for v in values[cls]), f"{where}: no {cls} value shown"
+
+
+def outgoing(bot: RunningBot) -> list[RecordedCall]:
+    answers = {
+        "response_url",
+        "chat.postMessage",
+        "chat.postEphemeral",
+        "views.open",
+        "views.update",
+    }
+    return [c for c in bot.slack.calls if c.method in answers]
+
+
+def assert_nowhere_else(
+    bot: RunningBot,
+    caplog: pytest.LogCaptureFixture,
+    values: dict[str, set[str]],
+    allowed: set[str],
+) -> None:
+    audit = bot.audit_path.read_text() if bot.audit_path.exists() else ""
+    logs = "\n".join(r.getMessage() for r in caplog.records)
+    for cls, vals in values.items():
+        for value in vals:
+            assert value not in audit, f"{cls} value {value!r} in the audit trail"
+            assert value not in logs, f"{cls} value {value!r} in a log line"
+    assert JANE not in audit and JANE not in logs
+
+
+async def private_card(bot: RunningBot, user: str, channel: str = "C0PRIVATE") -> RecordedCall:
+    body = slack_payloads.slash_command(
+        text=JANE, user_id=user, channel_id=channel, response_url=bot.slack.response_url()
+    )
+    response = await bot.send(body)
+    assert response.status_code == 200
+    [answer] = await bot.slack.wait_for("response_url")
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("user", "grants"),
+    [
+        ("U0AGENT", SUPPORT),
+        ("U0SALES", SALES),
+        ("U0MANAGER", MANAGER),
+        ("U0BOTH", SUPPORT | SALES),  # a person in two roles gets the union
+    ],
+)
+async def test_private_answer_shows_exactly_the_requesters_grants(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture, user: str, grants: set[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    values = await class_values(bot)
+    answer = await private_card(bot, user)
+    assert_shows_exactly(text_of([answer]), values, grants, where=f"private card for {user}")
+    assert_nowhere_else(bot, caplog, values, grants)
+    [record] = [r for r in bot.audit() if r["action"] == "lookup"]
+    assert set(record["shown"]) <= grants
+    assert "sensitive" in record["withheld"]
+
+
+@pytest.mark.parametrize("user", ["U0NOBODY", "U0GUEST"])
+async def test_people_without_grants_are_refused_with_no_aep_call(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture, user: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    values = await class_values(bot)
+    answer = await private_card(bot, user)
+    text = answer.payload["text"].lower()
+    assert "access" in text
+    if user == "U0NOBODY":
+        assert "@support-team" in text_of([answer])  # says which groups give access
+    assert bot.sim.stats["profile"] == 0
+    assert_shows_exactly(text_of(outgoing(bot)), values, set(), where=f"refusal for {user}")
+    [record] = bot.audit()
+    assert record["action"] == "refusal"
+
+
+async def share(bot: RunningBot, sharer: str, channel: str, reason: str = "escalation") -> None:
+    """The whole share flow: private card, Share button, modal, submission."""
+    card = await private_card(bot, sharer, channel)
+    share_button = find_button(card, ids.SHARE)
+    await bot.send(
+        slack_payloads.block_action(
+            action_id=ids.SHARE,
+            value=share_button["value"],
+            user_id=sharer,
+            channel_id=channel,
+            response_url=bot.slack.response_url(),
+            thread_ts="1700000000.000001",
+        )
+    )
+    [opened] = await bot.slack.wait_for("views.open")
+    view = opened.payload["view"]
+    await bot.send(
+        slack_payloads.view_submission(
+            callback_id=view["callback_id"],
+            private_metadata=view["private_metadata"],
+            values={
+                ids.SHARE_REASON_BLOCK: {
+                    ids.SHARE_REASON_INPUT: {"type": "plain_text_input", "value": reason}
+                }
+            },
+            user_id=sharer,
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("channel", "shown"),
+    [
+        ("C0PRIVATE", SUPPORT & MANAGER),  # private channel: agent and manager
+        ("G0MPIM", SUPPORT & MANAGER),  # group DM: agent and manager
+        ("D0MANAGER", MANAGER),  # DM with the manager alone
+        ("C0SUPPORT", SUPPORT & (SUPPORT | SALES) & MANAGER),
+        ("C0PUBLIC", {"basic"}),  # public channel: capped at public_channels
+    ],
+)
+async def test_shared_card_shows_what_every_reader_may_see(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture, channel: str, shown: set[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    values = await class_values(bot)
+    await share(bot, "U0MANAGER", channel, reason="renewal <!channel> review")
+    [post] = await bot.slack.wait_for("chat.postMessage")
+    assert post.payload["channel"] == channel
+    assert post.payload["thread_ts"] == "1700000000.000001"
+    posted = text_of([post])
+    assert_shows_exactly(posted, values, shown, where=f"card shared in {channel}")
+    assert "<!channel>" not in posted  # the sharer's reason is escaped too
+    if shown != MANAGER:
+        assert "hidden in this channel" in posted
+    assert find_button(post, ids.VIEW_DETAILS)
+    assert_nowhere_else(bot, caplog, values, shown)
+    [record] = [r for r in bot.audit() if r["action"] == "share"]
+    assert set(record["shown"]) <= shown
+    assert record["actor"] == "U0MANAGER"
+
+
+async def test_slack_connect_channel_is_refused_privately_and_nothing_is_posted(
+    bot: RunningBot,
+) -> None:
+    await share(bot, "U0MANAGER", "C0CONNECT")
+    calls = await bot.slack.wait_for("response_url", count=2)
+    assert "other organizations" in calls[1].payload["text"]
+    await settle(0.2)
+    assert bot.slack.calls_to("chat.postMessage") == []
+    assert [r["outcome"] for r in bot.audit() if r["action"] == "refusal"] == ["channel_refused"]
+
+
+async def test_a_channel_the_bot_cannot_inspect_is_refused(bot: RunningBot) -> None:
+    await share(bot, "U0MANAGER", "C0SECRET")
+    calls = await bot.slack.wait_for("response_url", count=2)
+    assert "cannot see who is in" in calls[1].payload["text"]
+    assert bot.slack.calls_to("chat.postMessage") == []
+
+
+async def test_share_is_offered_only_to_roles_that_may_share(bot: RunningBot) -> None:
+    card = await private_card(bot, "U0AGENT")
+    actions = [
+        e["action_id"]
+        for b in card.payload["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+    ]
+    assert ids.SHARE not in actions
+    # A forged click is refused all the same: the button is not trusted.
+    await bot.send(
+        slack_payloads.block_action(
+            action_id=ids.SHARE,
+            value=find_button(card, ids.REFRESH)["value"],
+            user_id="U0AGENT",
+            channel_id="C0PRIVATE",
+            response_url=bot.slack.response_url(),
+        )
+    )
+    calls = await bot.slack.wait_for("response_url", count=2)
+    assert "share" in calls[1].payload["text"].lower()
+    assert bot.slack.calls_to("views.open") == []
+
+
+async def test_view_details_answers_the_clicker_privately_with_their_own_grants(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    values = await class_values(bot)
+    await share(bot, "U0MANAGER", "C0PUBLIC")
+    [post] = await bot.slack.wait_for("chat.postMessage")
+    before = len(bot.slack.calls_to("response_url"))
+    await bot.send(
+        slack_payloads.block_action(
+            action_id=ids.VIEW_DETAILS,
+            value=find_button(post, ids.VIEW_DETAILS)["value"],
+            user_id="U0SALES",
+            channel_id="C0PUBLIC",
+            response_url=bot.slack.response_url(),
+            is_ephemeral=False,
+        )
+    )
+    calls = await bot.slack.wait_for("response_url", count=before + 1)
+    details = calls[-1]
+    assert details.payload["response_type"] == "ephemeral"
+    assert details.payload.get("replace_original") is False
+    assert_shows_exactly(text_of([details]), values, SALES, where="View details for U0SALES")
+    assert [r["action"] for r in bot.audit()][-1] == "detail_view"
+
+
+async def test_view_details_for_someone_without_grants_is_a_refusal(bot: RunningBot) -> None:
+    values = await class_values(bot)
+    await share(bot, "U0MANAGER", "C0PUBLIC")
+    [post] = await bot.slack.wait_for("chat.postMessage")
+    before = len(bot.slack.calls_to("response_url"))
+    await bot.send(
+        slack_payloads.block_action(
+            action_id=ids.VIEW_DETAILS,
+            value=find_button(post, ids.VIEW_DETAILS)["value"],
+            user_id="U0NOBODY",
+            channel_id="C0PUBLIC",
+            response_url=bot.slack.response_url(),
+            is_ephemeral=False,
+        )
+    )
+    calls = await bot.slack.wait_for("response_url", count=before + 1)
+    assert_shows_exactly(text_of(calls[-1:]), values, set(), where="refusal")
+
+
+@pytest.mark.parametrize(
+    ("user", "channel", "shown"),
+    [
+        ("U0AGENT", "C0PRIVATE", SUPPORT & MANAGER),
+        ("U0SALES", "C0PUBLIC", {"basic"}),
+        ("U0MANAGER", "D0MANAGER", MANAGER),
+    ],
+)
+async def test_mention_posts_a_channel_safe_card(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture, user: str, channel: str, shown: set[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    values = await class_values(bot)
+    await bot.send(
+        slack_payloads.app_mention(
+            text=f"<@U0BOT> {JANE}", user_id=user, channel_id=channel, event_id=f"Ev-{user}"
+        )
+    )
+    [post] = await bot.slack.wait_for("chat.postMessage")
+    assert_shows_exactly(text_of([post]), values, shown, where=f"mention in {channel}")
+    assert_nowhere_else(bot, caplog, values, shown)
+
+
+@pytest.mark.parametrize("user", ["U0NOBODY", "U0GUEST"])
+async def test_mention_by_someone_without_grants_posts_nothing(bot: RunningBot, user: str) -> None:
+    await bot.send(
+        slack_payloads.app_mention(
+            text=f"<@U0BOT> {JANE}", user_id=user, channel_id="C0PUBLIC", event_id=f"Ev-{user}"
+        )
+    )
+    [ephemeral] = await bot.slack.wait_for("chat.postEphemeral")
+    assert ephemeral.payload["user"] == user
+    await settle(0.2)
+    assert bot.slack.calls_to("chat.postMessage") == []
+    assert bot.sim.stats["profile"] == 0
+
+
+async def test_mention_in_a_slack_connect_channel_is_refused_privately(bot: RunningBot) -> None:
+    await bot.send(
+        slack_payloads.app_mention(
+            text=f"<@U0BOT> {JANE}", user_id="U0MANAGER", channel_id="C0CONNECT", event_id="Ev-x"
+        )
+    )
+    [ephemeral] = await bot.slack.wait_for("chat.postEphemeral")
+    assert "other organizations" in ephemeral.payload["text"]
+    await settle(0.2)
+    assert bot.slack.calls_to("chat.postMessage") == []
+
+
+def find_button(call: RecordedCall, action_id: str) -> dict[str, Any]:
+    for block in call.payload.get("blocks", []):
+        for element in block.get("elements", []) if block["type"] == "actions" else []:
+            if element["action_id"] == action_id:
+                return element
+    raise AssertionError(f"no {action_id} button")
