@@ -143,8 +143,8 @@ class AepClient:
             try:
                 return await self._profile(budget, ref, fields)
             except ProfileNotFound:
-                lowered = IdentityRef(namespace=ref.namespace, value=ref.value.lower())
-                if ref.namespace.lower() != "email" or lowered == ref:
+                lowered = _lowered_email(ref)
+                if lowered is None:
                     raise
             return await self._profile(budget, lowered, fields)
 
@@ -156,6 +156,16 @@ class AepClient:
         """
         if limit < 1:
             raise ValueError("limit must be at least 1")
+        async with self._within(deadline) as budget:
+            try:
+                return await self._events(budget, ref, limit)
+            except ProfileNotFound:
+                lowered = _lowered_email(ref)
+                if lowered is None:
+                    raise
+            return await self._events(budget, lowered, limit)
+
+    async def _events(self, budget: _Budget, ref: IdentityRef, limit: int) -> EventPage:
         query = {
             "schema.name": EVENT_SCHEMA,
             "relatedSchema.name": PROFILE_SCHEMA,
@@ -170,18 +180,17 @@ class AepClient:
         params: dict[str, str] | None = query
         events: list[ExperienceEvent] = []
         more = False
-        async with self._within(deadline) as budget:
-            for _ in range(_MAX_EVENT_PAGES):
-                data = await self._request(
-                    budget, "GET", url, params=params, endpoint="events", identity=ref
-                )
-                page = sansio.parse_event_page(data)
-                events.extend(page.events)
-                more = page.more or len(events) > limit
-                if len(events) >= limit or page.next_href is None:
-                    break
-                # The link carries its own query string (and httpx would drop it for params={}).
-                url, params = sansio.events_next_url(self._api_url, page.next_href), None
+        for _ in range(_MAX_EVENT_PAGES):
+            data = await self._request(
+                budget, "GET", url, params=params, endpoint="events", identity=ref
+            )
+            page = sansio.parse_event_page(data)
+            events.extend(page.events)
+            more = page.more or len(events) > limit
+            if len(events) >= limit or page.next_href is None:
+                break
+            # The link carries its own query string (and httpx would drop it for params={}).
+            url, params = sansio.events_next_url(self._api_url, page.next_href), None
         events.sort(key=lambda event: event.timestamp, reverse=True)
         return EventPage(events=tuple(events[:limit]), more=more)
 
@@ -364,3 +373,11 @@ class AepClient:
             return problem.retry_after
         # Exponential backoff with full jitter, so retries from several lookups do not align.
         return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1)))
+
+
+def _lowered_email(ref: IdentityRef) -> IdentityRef | None:
+    """The lower-cased form of an Email typed with capitals (reference 5.2), else None."""
+    lowered = IdentityRef(namespace=ref.namespace, value=ref.value.lower())
+    if ref.namespace.lower() != "email" or lowered == ref:
+        return None
+    return lowered

@@ -214,6 +214,25 @@ async def test_an_email_with_capitals_is_tried_once_more_in_lower_case(
     ]
 
 
+async def test_events_of_an_email_with_capitals_are_tried_in_lower_case_too(
+    router: respx.MockRouter, aep: AepClient
+) -> None:
+    route = _events_route(router).mock(
+        side_effect=[
+            NOT_FOUND,
+            httpx.Response(200, json=_events_page([_event(1, 1_700_000_000_000)])),
+        ]
+    )
+    page = await aep.get_events(
+        IdentityRef("Email", "Jane.Doe@Example.com"), limit=5, deadline=within(2)
+    )
+    assert len(page.events) == 1
+    assert [c.request.url.params["relatedEntityId"] for c in route.calls] == [
+        "Jane.Doe@Example.com",
+        "jane.doe@example.com",
+    ]
+
+
 @pytest.mark.parametrize(
     "ref",
     [IdentityRef("Email", "jane.doe@example.com"), IdentityRef("crmid", "CRM-ABC")],
