@@ -11,7 +11,7 @@ import pytest
 
 from bot import ids, slack_payloads
 from bot.slack_recorder import RecordedCall
-from tests.conftest import RunningBot, settle
+from tests.conftest import RunningBot, settle, start_bot
 
 JANE = "jane.doe@example.com"
 
@@ -295,3 +295,73 @@ def button(call: RecordedCall, action_id: str) -> dict[str, Any]:
             if element["action_id"] == action_id:
                 return element
     raise AssertionError(f"no {action_id} button in {call.payload}")
+
+
+async def test_aep_hanging_is_cut_off_by_the_deadline_and_explained(
+    sandbox: Any, slack: Any, tmp_path: Any
+) -> None:
+    sim, aep_url = sandbox
+    running, runner = await start_bot(sim, aep_url, slack, tmp_path, bot_lookup_deadline=1.0)
+    try:
+        sim.faults.add("hang", endpoint="profile", count=5)
+        await running.send(command(running, JANE))
+        [answer] = await slack.wait_for("response_url", timeout=10)
+        assert (
+            "did not answer" in answer.payload["text"]
+            or "try again" in answer.payload["text"].lower()
+        )
+    finally:
+        await running.http.aclose()
+        await runner.cleanup()
+        await running.services.aclose()
+
+
+async def test_refused_adobe_credentials_are_explained_without_blaming_the_customer(
+    sandbox: Any, slack: Any, tmp_path: Any
+) -> None:
+    sim, aep_url = sandbox
+    running, runner = await start_bot(
+        sim, aep_url, slack, tmp_path, aep_client_secret="not-the-demo-secret"
+    )
+    try:
+        await running.send(command(running, JANE))
+        [answer] = await slack.wait_for("response_url")
+        text = answer.payload["text"].lower()
+        assert "credentials" in text
+        assert "admin" in text or "whoever runs" in text
+    finally:
+        await running.http.aclose()
+        await runner.cleanup()
+        await running.services.aclose()
+
+
+async def test_a_malformed_aep_answer_is_explained(bot: RunningBot) -> None:
+    bot.sim.faults.add("malformed", endpoint="profile", count=5)
+    await bot.send(command(bot, JANE))
+    [answer] = await bot.slack.wait_for("response_url")
+    assert "adobe" in answer.payload["text"].lower()
+
+
+async def test_an_unexpected_failure_still_ends_in_a_message(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(bot.services.lookup, "lookup", broken)
+    await bot.send(command(bot, JANE))
+    [answer] = await bot.slack.wait_for("response_url")
+    assert "reference" in answer.payload["text"].lower()
+
+
+async def test_slack_rate_limits_are_retried_after_retry_after(bot: RunningBot) -> None:
+    bot.slack.fail_next("chat.postMessage", status=429, retry_after=1)
+    await bot.send(
+        slack_payloads.app_mention(
+            text=f"<@U0BOT> {JANE}", user_id="U0MANAGER", channel_id="C0PRIVATE", event_id="Ev0429"
+        )
+    )
+    posts = await bot.slack.wait_for("chat.postMessage", count=2, timeout=10)
+    assert posts[0].status == 429
+    assert posts[1].status == 200
+    assert posts[1].at - posts[0].at >= 0.9

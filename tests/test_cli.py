@@ -1,0 +1,116 @@
+"""The command line a person uses: `python -m bot lookup` and `python -m bot console`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot import cli
+from bot.settings import load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_bot(
+    *args: str, stdin: str = "", tmp_path: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AEP_", "BOT_"))}
+    env = {**clean, "BOT_AUDIT_FILE": str(tmp_path / "audit.jsonl"), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,  # no .env from the checkout
+        env={**env, "PYTHONPATH": str(REPO)},
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_lookup_json_prints_exactly_one_document(capsys: pytest.CaptureFixture[str]) -> None:
+    code = await cli.lookup_main(load_settings(_env_file=None), ["jane.doe@example.com", "--json"])
+    assert code == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["name"] == "Jane Doe"
+    assert document["demo"] is True
+    assert document["events"] and document["audiences"]
+
+
+async def test_lookup_of_an_unknown_identity_exits_non_zero_with_the_reason(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = await cli.lookup_main(load_settings(_env_file=None), ["nobody@example.com"])
+    assert code != 0
+    assert "No customer profile" in capsys.readouterr().err
+
+
+async def test_lookup_of_text_without_identity_prints_usage_and_calls_nothing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_services(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an AEP client was built for text without an identity")
+
+    monkeypatch.setattr("bot.services.build_services", no_services)
+    code = await cli.lookup_main(load_settings(_env_file=None), ["hello"])
+    assert code != 0
+    assert "jane.doe@example.com" in capsys.readouterr().err  # the usage's example
+
+
+def test_console_json_prints_the_card_for_a_demo_customer(tmp_path: Path) -> None:
+    result = run_bot(
+        "console", "--json", stdin="/customer jane.doe@example.com\n", tmp_path=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    calls = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {"method", "payload"} <= set(calls[0])
+    cards = [c for c in calls if c["method"] == "response_url"]
+    assert cards and "Jane Doe" in json.dumps(cards[0]["payload"], ensure_ascii=False)
+
+
+def test_console_renders_the_hostile_profile_literally(tmp_path: Path) -> None:
+    result = run_bot(
+        "console", "--json", stdin="/customer hostile@example.com\n", tmp_path=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "&lt;!channel&gt;" in result.stdout
+    assert "<!channel>" not in result.stdout
+
+
+def test_console_acts_as_the_chosen_user_under_a_policy_with_user_ids(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yml"
+    policy.write_text(
+        "roles:\n  trial:\n    users: [U0NOBODY]\n    see: [basic]\n"
+        "everyone: []\npublic_channels: [basic]\nexternal_channels: []\n"
+    )
+    script = "/customer jane.doe@example.com\n"
+    named = run_bot(
+        "console", "--json", "--as", "U0NOBODY", stdin=script, tmp_path=tmp_path,
+        env={"BOT_POLICY_FILE": str(policy)},
+    )  # fmt: skip
+    assert named.returncode == 0, named.stderr
+    assert "Jane Doe" in named.stdout  # basic: the name
+    for withheld in ("+14155550123", "Valencia Street", "CRM-000123", "Gold loyalty members"):
+        assert withheld not in named.stdout
+    other = run_bot(
+        "console", "--json", "--as", "U0SALES", stdin=script, tmp_path=tmp_path,
+        env={"BOT_POLICY_FILE": str(policy)},
+    )  # fmt: skip
+    assert other.returncode == 0, other.stderr
+    assert "Jane Doe" not in other.stdout
+    assert "access" in other.stdout
+
+
+def test_unknown_command_and_bad_settings_exit_with_a_clear_message(tmp_path: Path) -> None:
+    result = run_bot("frobnicate", tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert "unknown command" in result.stderr
+    bad = run_bot("lookup", "jane.doe@example.com", tmp_path=tmp_path, env={"PORT": "x"})
+    assert bad.returncode == 2
+    assert "PORT" in bad.stderr
+    assert "Traceback" not in bad.stderr
