@@ -22,6 +22,7 @@ async def share_cost(bot: RunningBot, channel: str) -> Counter[str]:
     bot.slack.clear()
     await share(bot, "U0MANAGER", channel)
     await bot.slack.wait_for("chat.postMessage")
+    await bot.slack.wait_for("response_url", count=2)  # the card, then "Shared in #channel"
     return Counter(c.method for c in bot.slack.calls if c.method != "response_url")
 
 

@@ -16,7 +16,15 @@ from bot import ids
 from bot.aep.errors import AepError
 from bot.cards import CardContext
 from bot.identity import IdentityRef
-from bot.listeners.common import Asker, access_of, card_for, error_notice, now, refuse
+from bot.listeners.common import (
+    Asker,
+    access_of,
+    answer_privately,
+    audit_refusal,
+    card_for,
+    error_notice,
+    now,
+)
 from bot.policy import how_to_get_access, redact, share_access
 from bot.services import Services
 
@@ -64,21 +72,9 @@ def register(app: AsyncApp, services: Services) -> None:
         ref = await recall(body, respond)
         if ref is None:
             return
-        access = await access_of(services, asker)
-        if not access.classes:
-            await respond(**await refuse(services, asker, surface="private", action="refresh"))
-            return
-        message, _ = await card_for(
-            services,
-            asker,
-            ref,
-            access.classes,
-            surface="private",
-            action="refresh",
-            can_share=access.can_share,
-            refresh=True,
+        await answer_privately(
+            services, asker, ref, respond, action="refresh", refresh=True, replace_original=True
         )
-        await respond(**message, response_type="ephemeral", replace_original=True)
 
     @app.action(re.compile(rf"^{ids.PICK_IDENTITY}"))
     async def pick(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -91,20 +87,9 @@ def register(app: AsyncApp, services: Services) -> None:
         if ref is None:
             await respond(**services.cards.notice("expired"), replace_original=False)
             return
-        access = await access_of(services, asker)
-        if not access.classes:
-            await respond(**await refuse(services, asker, surface="private", action="pick"))
-            return
-        message, _ = await card_for(
-            services,
-            asker,
-            ref,
-            access.classes,
-            surface="private",
-            action="lookup",
-            can_share=access.can_share,
+        await answer_privately(
+            services, asker, ref, respond, action="lookup", replace_original=True
         )
-        await respond(**message, response_type="ephemeral", replace_original=True)
 
     @app.action(ids.VIEW_DETAILS)
     async def view_details(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -114,21 +99,7 @@ def register(app: AsyncApp, services: Services) -> None:
         ref = await recall(body, respond)
         if ref is None:
             return
-        access = await access_of(services, asker)
-        if not access.classes:
-            refusal = await refuse(services, asker, surface="private", action="detail_view")
-            await respond(**refusal, response_type="ephemeral", replace_original=False)
-            return
-        message, _ = await card_for(
-            services,
-            asker,
-            ref,
-            access.classes,
-            surface="private",
-            action="detail_view",
-            can_share=access.can_share,
-        )
-        await respond(**message, response_type="ephemeral", replace_original=False)
+        await answer_privately(services, asker, ref, respond, action="detail_view")
 
     @app.action(ids.MORE_EVENTS)
     async def more_events(
@@ -197,18 +168,7 @@ def register(app: AsyncApp, services: Services) -> None:
         asker = _asker(body)
         access = await access_of(services, asker)
         if not access.can_share:
-            await services.audit.record(
-                action="refusal",
-                team_id=asker.team_id,
-                actor=asker.user_id,
-                channel_id=asker.channel_id,
-                ref=None,
-                profile_id=None,
-                shown=(),
-                withheld=(),
-                outcome="share_not_allowed",
-                surface="share",
-            )
+            await audit_refusal(services, asker, outcome="share_not_allowed", surface="share")
             await respond(
                 **services.cards.notice("share_not_allowed"),
                 response_type="ephemeral",
@@ -274,17 +234,8 @@ def register(app: AsyncApp, services: Services) -> None:
         # more than the sharer sees)? Checked again now: the button is not trusted.
         decision = share_access(services.policy, sharer, channel)
         if decision.refused or not decision.classes:
-            await services.audit.record(
-                action="refusal",
-                team_id=team_id,
-                actor=asker.user_id,
-                channel_id=channel_id,
-                ref=ref,
-                profile_id=None,
-                shown=(),
-                withheld=(),
-                outcome="channel_refused",
-                surface="share",
+            await audit_refusal(
+                services, asker, outcome="channel_refused", surface="share", ref=ref
             )
             await tell(services.cards.notice("refused_channel", reason=decision.reason))
             return

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from slack_bolt.async_app import AsyncRespond
+
 from bot.aep.errors import (
     AepError,
     AepUnavailable,
@@ -94,23 +96,64 @@ def aep_profile_url(services: Services, customer: Customer) -> str | None:
     )
 
 
-async def refuse(services: Services, asker: Asker, *, surface: str, action: str) -> Message:
-    """Audit a refusal for lack of grants and say how to get access."""
+async def audit_refusal(
+    services: Services,
+    asker: Asker,
+    *,
+    outcome: str,
+    surface: str,
+    ref: IdentityRef | None = None,
+) -> None:
+    """One audit record for a refusal: no grants, a channel that may not see, no share right."""
     await services.audit.record(
         action="refusal",
         team_id=asker.team_id,
         actor=asker.user_id,
         channel_id=asker.channel_id,
-        ref=None,
+        ref=ref,
         profile_id=None,
         shown=(),
         withheld=(),
-        outcome=f"no_grants:{action}",
+        outcome=outcome,
         surface=surface,
     )
+
+
+async def refuse(services: Services, asker: Asker, *, surface: str, action: str) -> Message:
+    """Audit a refusal for lack of grants and say how to get access."""
+    await audit_refusal(services, asker, outcome=f"no_grants:{action}", surface=surface)
     person = await services.directory.person(asker.team_id or "", asker.user_id)
     how = how_to_get_access(services.policy, person=person)
     return services.cards.notice("refused_no_grants", how=how)
+
+
+async def answer_privately(
+    services: Services,
+    asker: Asker,
+    ref: IdentityRef,
+    respond: AsyncRespond,
+    *,
+    action: str,
+    refresh: bool = False,
+    replace_original: bool = False,
+) -> None:
+    """The card for `ref` as the asker's own grants allow, or a refusal, answered privately."""
+    access = await access_of(services, asker)
+    if not access.classes:
+        refusal = await refuse(services, asker, surface="private", action=action)
+        await respond(**refusal, response_type="ephemeral", replace_original=False)
+        return
+    message, _ = await card_for(
+        services,
+        asker,
+        ref,
+        access.classes,
+        surface="private",
+        action=action,
+        can_share=access.can_share,
+        refresh=refresh,
+    )
+    await respond(**message, response_type="ephemeral", replace_original=replace_original)
 
 
 async def card_for(

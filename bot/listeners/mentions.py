@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.identity import USAGE, extract_identities
-from bot.listeners.common import Asker, access_of, card_for, refuse
+from bot.listeners.common import Asker, access_of, audit_refusal, card_for, refuse
 from bot.policy import audience_access
 from bot.services import Services
 
@@ -66,17 +66,8 @@ def register(app: AsyncApp, services: Services) -> None:
         # Channel-safe by construction, and never more than the person who asked may see.
         classes = decision.classes & access.classes
         if decision.refused or not classes:
-            await services.audit.record(
-                action="refusal",
-                team_id=asker.team_id,
-                actor=asker.user_id,
-                channel_id=channel_id,
-                ref=refs[0],
-                profile_id=None,
-                shown=(),
-                withheld=(),
-                outcome="channel_refused",
-                surface="shared",
+            await audit_refusal(
+                services, asker, outcome="channel_refused", surface="mention", ref=refs[0]
             )
             await tell_privately(services.cards.notice("refused_channel", reason=decision.reason))
             return

@@ -8,7 +8,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot import ids
 from bot.identity import extract_identities
-from bot.listeners.common import Asker, access_of, card_for, refuse
+from bot.listeners.common import Asker, access_of, answer_privately, refuse
 from bot.services import Services
 
 
@@ -31,22 +31,13 @@ def register(app: AsyncApp, services: Services) -> None:
         if not refs:
             await respond(**services.cards.notice("no_identity"), response_type="ephemeral")
             return
+        if len(refs) == 1:
+            await answer_privately(services, asker, refs[0], respond, action="lookup")
+            return
         access = await access_of(services, asker)
         if not access.classes:
             refusal = await refuse(services, asker, surface="private", action="shortcut")
             await respond(**refusal, response_type="ephemeral")
-            return
-        if len(refs) == 1:
-            message, _ = await card_for(
-                services,
-                asker,
-                refs[0],
-                access.classes,
-                surface="private",
-                action="lookup",
-                can_share=access.can_share,
-            )
-            await respond(**message, response_type="ephemeral")
             return
         # Several identities: let the person pick; the buttons carry opaque tokens, not values.
         choices = [
