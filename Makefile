@@ -17,8 +17,8 @@ run: $(STAMP)
 	$(BIN)/python -m bot $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/ruff check bot tests benchmarks
-	$(BIN)/ruff format --check bot tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy bot
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
