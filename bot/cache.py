@@ -345,13 +345,16 @@ class DataCache:
         fetch: Callable[[], Awaitable[T]],
         *,
         check: Callable[[], Awaitable[T | None]] | None = None,
+        recheck: bool = True,
     ) -> T:
         """Run `fetch` unless another instance is already running it (Redis only).
 
-        The instance that takes the lock (SET NX PX) runs `fetch`, which stores its result in the
-        cache, and extends the lock while it runs. The others poll until the lock is gone, then
-        run `check` (reads that result) and run `fetch` themselves only when it finds nothing: an
-        instance that dies holding the lock delays the others by at most `lock_ttl`.
+        The instance that takes the lock (SET NX PX) runs `check` and, when that finds nothing,
+        `fetch`, which stores its result in the cache; it extends the lock while it runs
+        (`recheck=False` skips that first `check`: a refresh must not take the stored entry).
+        The others poll until the lock is gone, then run `check` (reads that result) and run
+        `fetch` themselves only when it finds nothing: an instance that dies holding the lock
+        delays the others by at most `lock_ttl`.
         """
         if self._remote is None:
             return await fetch()
@@ -365,6 +368,10 @@ class DataCache:
         if acquired:
             keeper = asyncio.create_task(self._keep_lock(lock, token))
             try:
+                # Another instance may have stored the result between our cache miss and the
+                # lock: read it before asking AEP again.
+                if recheck and check is not None and (stored := await check()) is not None:
+                    return stored
                 return await fetch()
             finally:
                 keeper.cancel()

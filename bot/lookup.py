@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
+import hmac
 import logging
 import secrets
 import time
@@ -138,6 +140,7 @@ class CustomerLookup:
         self._demo = demo
         self._events_enabled = events_enabled
         self._clock = clock
+        self._token_key = secrets.token_bytes(32)
         self._warned: set[str] = set()
         self.stats: collections.Counter[str] = collections.Counter()
 
@@ -181,8 +184,16 @@ class CustomerLookup:
             )
 
     async def remember(self, ref: IdentityRef) -> str:
-        """An opaque token for button values that leads back to `ref` for 24 hours."""
-        token = secrets.token_urlsafe(16)
+        """An opaque token for button values that leads back to `ref` for 24 hours.
+
+        One token per identity (a keyed hash, so it reveals nothing): every card of a customer
+        refreshes the same entry instead of adding one, so a bounded memory cache under load
+        evicts the buttons of customers nobody has looked at for a while, not every button.
+        """
+        digest = hmac.digest(
+            self._token_key, f"{ref.namespace.lower()}\0{ref.value}".encode(), "sha256"
+        )
+        token = base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
         entry = _RememberedRef(namespace=ref.namespace, value=ref.value)
         await self._cache.set_model(self._keys.lookup_token(token), entry, REMEMBER_TTL)
         return token
@@ -221,6 +232,7 @@ class CustomerLookup:
             key,
             lambda: self._fetch(ref, limit, parts, refresh=refresh, deadline=deadline),
             check=check,
+            recheck=not refresh,
         )
 
     async def _read(self, ref: IdentityRef, limit: int) -> _Parts:

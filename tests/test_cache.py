@@ -388,6 +388,38 @@ async def test_coalescing_spans_instances_on_redis(target: RedisTarget) -> None:
 
 
 @pytest.mark.redis
+async def test_the_lock_holder_reads_a_result_stored_just_before_it_took_the_lock(
+    target: RedisTarget,
+) -> None:
+    """Instance A missed the cache; B fetched, stored and released; A then takes the free lock:
+    A must use B's result, not ask AEP again."""
+    cache = await on_redis(target)
+    result_key = f"{target.marker}:result"
+    fetched = 0
+
+    async def fetch() -> str:
+        nonlocal fetched
+        fetched += 1
+        return "fetched again"
+
+    async def check() -> str | None:
+        return await cache.get_json(result_key)  # type: ignore[no-any-return]
+
+    try:
+        await cache.set_json(result_key, "stored by B", ttl=60)
+        assert await cache.exclusive(f"{target.marker}:k", fetch, check=check) == "stored by B"
+        assert fetched == 0
+        # A refresh must not take the stored entry.
+        assert (
+            await cache.exclusive(f"{target.marker}:k", fetch, check=check, recheck=False)
+            == "fetched again"
+        )
+        assert fetched == 1
+    finally:
+        await cache.aclose()
+
+
+@pytest.mark.redis
 async def test_a_lock_is_kept_while_its_fetch_runs(target: RedisTarget) -> None:
     one, two = await on_redis(target, lock_ttl=0.15), await on_redis(target, lock_ttl=0.15)
     key = f"{target.marker}:slow"
