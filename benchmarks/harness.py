@@ -435,6 +435,11 @@ class Options:
     customers: int
     json_path: Path | None
     workdir: Path | None = None
+    max_in_flight: int | None = None
+
+    def bot_settings(self) -> dict[str, str]:
+        """Settings the bot processes get beyond the harness's own."""
+        return {} if self.max_in_flight is None else {"AEP_MAX_IN_FLIGHT": str(self.max_in_flight)}
 
 
 class Bench:
@@ -507,6 +512,7 @@ class Bench:
                 audit_file=self.workdir / f"{name}-audit.jsonl",
                 audit_key=AUDIT_KEY,
                 cache_url=cache_url,
+                extra=self.options.bot_settings(),
             )
             starts.append(start_bot(env, workdir=self.workdir, name=name, module=module))
         return list(await asyncio.gather(*starts))
@@ -889,6 +895,10 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     )
     parser.add_argument("--customers", type=int, default=200, help="distinct customers of a")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help="Redis of scenario d")
+    parser.add_argument(
+        "--max-in-flight", type=int, default=None,
+        help="AEP_MAX_IN_FLIGHT of the bot (default: the bot's own default, 5)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument(
         "--workdir", type=Path, default=None, help="keep logs and audit files here (default: temp)"
@@ -905,6 +915,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         redis_url=args.redis_url,
         customers=args.customers,
         json_path=args.json,
+        max_in_flight=args.max_in_flight,
         workdir=args.workdir,
     )
 

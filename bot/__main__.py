@@ -87,8 +87,10 @@ async def serve(settings: Settings) -> int:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     warm = asyncio.create_task(services.lookup.warm())
-    if services.demo:
+    if settings.demo:
         log.warning("No AEP credentials: answering from the bundled DEMO sandbox (demo data)")
+    elif services.demo:
+        log.warning("AEP_ORG_ID is the demo sandbox's organization: cards say they show demo data")
     try:
         if settings.slack_mode == "socket":
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler

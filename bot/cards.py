@@ -244,6 +244,8 @@ class CardRenderer:
             extensions=[do_extension],
             trim_blocks=True,
             lstrip_blocks=True,
+            # Templates ship with the package; checking their files at every render is waste.
+            auto_reload=False,
         )
         self._env.filters.update(
             esc=_esc,

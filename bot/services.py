@@ -115,7 +115,7 @@ def build_services(
             settings.aep_client_secret.get_secret_value() if settings.aep_client_secret else ""
         )
         api_url, ims_url = settings.aep_api_url, settings.aep_ims_url
-    http = create_http_client(transport=aep_transport)
+    http = create_http_client(transport=aep_transport, max_in_flight=settings.aep_max_in_flight)
     cache = DataCache.from_url(settings.bot_cache_url, max_entries=settings.bot_cache_max_entries)
     keys = CacheKeys(
         org=org_id, sandbox=settings.aep_sandbox, merge_policy=settings.aep_merge_policy_id
@@ -136,6 +136,7 @@ def build_services(
         client_id=client_id,
         sandbox=settings.aep_sandbox,
         merge_policy_id=settings.aep_merge_policy_id,
+        max_in_flight=settings.aep_max_in_flight,
     )
     lookup = CustomerLookup(
         client=aep,

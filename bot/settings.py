@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     aep_merge_policy_id: str | None = None
     aep_ui_url: str = "https://experience.adobe.com"
     aep_events_enabled: bool = True
+    # The hub lookup API is meant for low-volume agent use (reference section 8): few in flight.
+    aep_max_in_flight: Annotated[int, Field(ge=1, le=100)] = 5
     aep_crm_namespace: str = Field(default="crmid", pattern=r"^[A-Za-z][A-Za-z0-9_.]*$")
 
     # The bot itself

@@ -65,15 +65,19 @@ AEP_TIMEOUT = httpx.Timeout(connect=3.0, read=10.0, write=5.0, pool=3.0)
 AEP_LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=10)
 
 
-def create_http_client(*, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """An httpx client fit for IMS and Platform: explicit timeouts, a small keep-alive pool.
+def create_http_client(
+    *, transport: httpx.AsyncBaseTransport | None = None, max_in_flight: int = 5
+) -> httpx.AsyncClient:
+    """An httpx client fit for IMS and Platform: explicit timeouts, a small keep-alive pool
+    (room for `max_in_flight` Platform calls and a token refresh, at least AEP_LIMITS).
 
     `transport` replaces the network (the in-process demo sandbox, tests); the timeouts stay.
     """
+    connections = max(AEP_LIMITS.max_connections or 10, max_in_flight + 2)
     return httpx.AsyncClient(
         transport=transport,
         timeout=AEP_TIMEOUT,
-        limits=AEP_LIMITS,
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         trust_env=False,
         follow_redirects=False,
         headers={"Accept": "application/json"},
