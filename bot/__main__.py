@@ -91,6 +91,12 @@ async def serve(settings: Settings) -> int:
         log.warning("No AEP credentials: answering from the bundled DEMO sandbox (demo data)")
     elif services.demo:
         log.warning("AEP_ORG_ID is the demo sandbox's organization: cards say they show demo data")
+    if services.policy.source == "demo":
+        log.warning(
+            "Using the built-in DEMO policy, more open than the default: everyone in the "
+            "workspace sees %s. Set BOT_POLICY_FILE before using real customer data.",
+            ", ".join(sorted(services.policy.everyone)),
+        )
     try:
         if settings.slack_mode == "socket":
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
