@@ -71,7 +71,11 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             await tell_privately(services.cards.notice("refused_channel", reason=decision.reason))
             return
-        for ref in refs[: services.settings.bot_max_cards]:
+        shown = refs[: services.settings.bot_max_cards]
+        if len(refs) > len(shown):
+            note = services.cards.notice("more_identities", shown=len(shown), total=len(refs))
+            await tell_privately(note)
+        for ref in shown:
             message, ok = await card_for(
                 services,
                 asker,
