@@ -365,3 +365,13 @@ async def test_slack_rate_limits_are_retried_after_retry_after(bot: RunningBot) 
     assert posts[0].status == 429
     assert posts[1].status == 200
     assert posts[1].at - posts[0].at >= 0.9
+
+
+async def test_slack_not_describing_the_asker_is_a_refusal_that_says_try_again(
+    bot: RunningBot,
+) -> None:
+    bot.slack.fail_next("users.info", error="fatal_error", count=10)
+    await bot.send(command(bot, JANE))
+    [answer] = await bot.slack.wait_for("response_url")
+    assert "try again" in answer.payload["text"].lower()
+    assert bot.sim.stats["profile"] == 0

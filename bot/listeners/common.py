@@ -123,7 +123,14 @@ async def refuse(services: Services, asker: Asker, *, surface: str, action: str)
     """Audit a refusal for lack of grants and say how to get access."""
     await audit_refusal(services, asker, outcome=f"no_grants:{action}", surface=surface)
     person = await services.directory.person(asker.team_id or "", asker.user_id)
-    how = how_to_get_access(services.policy, person=person)
+    if not person.known:
+        # users.info failed: often a passing Slack error, so no advice to join a group.
+        how = (
+            "Slack did not tell the bot who you are just now, so it shows no customer data. "
+            "Try again in a minute; if it keeps happening, tell whoever runs the bot."
+        )
+    else:
+        how = how_to_get_access(services.policy, person=person)
     return services.cards.notice("refused_no_grants", how=how)
 
 
