@@ -77,6 +77,7 @@ async def serve(settings: Settings) -> int:
     from aiohttp import web
 
     from bot.app import create_app
+    from bot.policy import class_names
     from bot.services import build_services
 
     services = build_services(settings)
@@ -95,7 +96,7 @@ async def serve(settings: Settings) -> int:
         log.warning(
             "Using the built-in DEMO policy, more open than the default: everyone in the "
             "workspace sees %s. Set BOT_POLICY_FILE before using real customer data.",
-            ", ".join(sorted(services.policy.everyone)),
+            class_names(services.policy.everyone),
         )
     try:
         if settings.slack_mode == "socket":
