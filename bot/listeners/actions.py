@@ -20,6 +20,7 @@ from bot.listeners.common import (
     Asker,
     access_of,
     answer_privately,
+    audit,
     audit_refusal,
     card_for,
     error_notice,
@@ -146,17 +147,16 @@ def register(app: AsyncApp, services: Services) -> None:
         await client.views_update(
             view_id=view_id, view=services.cards.events_modal(redacted.customer, context)
         )
-        await services.audit.record(
+        await audit(
+            services,
+            asker,
             action="more_events",
-            team_id=asker.team_id,
-            actor=asker.user_id,
-            channel_id=asker.channel_id,
-            ref=ref,
-            profile_id=customer.profile_id,
-            shown=sorted(redacted.shown),
-            withheld=sorted(redacted.withheld),
             outcome="shown",
             surface="modal",
+            ref=ref,
+            profile_id=customer.profile_id,
+            shown=redacted.shown,
+            withheld=redacted.withheld,
         )
 
     @app.action(ids.SHARE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,7 @@ from bot.aep.errors import (
     RateLimited,
     TooManyIdentities,
 )
+from bot.audit import AuditAction
 from bot.cards import CardContext
 from bot.customer import Customer
 from bot.identity import IdentityRef
@@ -96,6 +98,33 @@ def aep_profile_url(services: Services, customer: Customer) -> str | None:
     )
 
 
+async def audit(
+    services: Services,
+    asker: Asker,
+    *,
+    action: AuditAction,
+    outcome: str,
+    surface: str,
+    ref: IdentityRef | None = None,
+    profile_id: str | None = None,
+    shown: Iterable[str] = (),
+    withheld: Iterable[str] = (),
+) -> None:
+    """One audit record of what `asker` did, from the signed payload's team, user and channel."""
+    await services.audit.record(
+        action=action,
+        team_id=asker.team_id,
+        actor=asker.user_id,
+        channel_id=asker.channel_id,
+        ref=ref,
+        profile_id=profile_id,
+        shown=sorted(shown),
+        withheld=sorted(withheld),
+        outcome=outcome,
+        surface=surface,
+    )
+
+
 async def audit_refusal(
     services: Services,
     asker: Asker,
@@ -105,18 +134,7 @@ async def audit_refusal(
     ref: IdentityRef | None = None,
 ) -> None:
     """One audit record for a refusal: no grants, a channel that may not see, no share right."""
-    await services.audit.record(
-        action="refusal",
-        team_id=asker.team_id,
-        actor=asker.user_id,
-        channel_id=asker.channel_id,
-        ref=ref,
-        profile_id=None,
-        shown=(),
-        withheld=(),
-        outcome=outcome,
-        surface=surface,
-    )
+    await audit(services, asker, action="refusal", outcome=outcome, surface=surface, ref=ref)
 
 
 async def refuse(services: Services, asker: Asker, *, surface: str, action: str) -> Message:
@@ -140,7 +158,7 @@ async def answer_privately(
     ref: IdentityRef,
     respond: AsyncRespond,
     *,
-    action: str,
+    action: AuditAction,
     refresh: bool = False,
     replace_original: bool = False,
 ) -> None:
@@ -170,7 +188,7 @@ async def card_for(
     classes: Grants,
     *,
     surface: str,
-    action: str,
+    action: AuditAction,
     can_share: bool = False,
     refresh: bool = False,
     shared_by: str | None = None,
@@ -182,17 +200,13 @@ async def card_for(
         customer = await services.lookup.lookup(ref, refresh=refresh)
     except AepError as exc:
         log.info("lookup failed: %s (status %s)", type(exc).__name__, exc.status)
-        await services.audit.record(
-            action=action,  # type: ignore[arg-type]
-            team_id=asker.team_id,
-            actor=asker.user_id,
-            channel_id=asker.channel_id,
-            ref=ref,
-            profile_id=None,
-            shown=(),
-            withheld=(),
+        await audit(
+            services,
+            asker,
+            action=action,
             outcome=outcome_of(exc),
             surface=audit_surface or surface,
+            ref=ref,
         )
         return error_notice(services, exc, ref), False
     redacted = redact(customer, classes)
@@ -209,16 +223,15 @@ async def card_for(
         share_reason=share_reason,
     )
     message = services.cards.customer_card(redacted.customer, context)
-    await services.audit.record(
-        action=action,  # type: ignore[arg-type]
-        team_id=asker.team_id,
-        actor=asker.user_id,
-        channel_id=asker.channel_id,
-        ref=ref,
-        profile_id=customer.profile_id,
-        shown=sorted(redacted.shown),
-        withheld=sorted(redacted.withheld),
+    await audit(
+        services,
+        asker,
+        action=action,
         outcome="shown",
         surface=audit_surface or surface,
+        ref=ref,
+        profile_id=customer.profile_id,
+        shown=redacted.shown,
+        withheld=redacted.withheld,
     )
     return message, True
