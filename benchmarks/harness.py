@@ -750,7 +750,8 @@ class Bench:
 
 
 # Logged by every bot at start against the demo sandbox; not a problem of the run.
-_EXPECTED_WARNINGS = ("`token` will be unused", "DEMO sandbox")
+#: The start-up warnings every demo run prints (demo data, the more open demo policy).
+_EXPECTED_WARNINGS = ("DEMO sandbox", "demo sandbox's organization", "DEMO policy")
 _LOG_LINE = re.compile(r"^\S+ \S+ (WARNING|ERROR|CRITICAL) (.*)$")
 
 
