@@ -72,8 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return asyncio.run(serve(settings))
 
 
-async def serve(settings: Settings) -> int:
-    """Run the bot in Socket Mode or HTTP mode until SIGINT/SIGTERM, then shut down cleanly."""
+async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
+    """Run the bot in Socket Mode or HTTP mode until SIGINT/SIGTERM (or `stop` is set), then
+    shut down cleanly: the Slack connection or HTTP server first, then the clients and cache."""
     from aiohttp import web
 
     from bot.app import create_app
@@ -82,7 +83,7 @@ async def serve(settings: Settings) -> int:
 
     services = build_services(settings)
     app = create_app(settings, services)
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):

@@ -1,0 +1,107 @@
+"""`python -m bot run`: the mode follows the credentials, and shutdown closes everything."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot import __main__ as entry
+from bot import slack_payloads
+from bot.settings import load_settings
+from bot.slack_recorder import SlackRecorder
+
+
+class FakeSocketModeHandler:
+    """Stands in for Slack's Socket Mode connection, which cannot be reached from here."""
+
+    instances: list[FakeSocketModeHandler] = []
+
+    def __init__(self, app: Any, app_token: str) -> None:
+        self.app, self.app_token = app, app_token
+        self.connected = self.closed = False
+        FakeSocketModeHandler.instances.append(self)
+
+    async def connect_async(self) -> None:
+        self.connected = True
+
+    async def close_async(self) -> None:
+        self.closed = True
+
+
+async def test_an_app_token_starts_socket_mode_and_stop_closes_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(
+        "slack_bolt.adapter.socket_mode.async_handler.AsyncSocketModeHandler",
+        FakeSocketModeHandler,
+    )
+    settings = load_settings(
+        _env_file=None,
+        slack_app_token="xapp-test",
+        slack_bot_token="xoxb-test",
+        bot_audit_file=str(tmp_path / "audit.jsonl"),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(entry.serve(settings, stop=stop))
+    for _ in range(200):
+        if FakeSocketModeHandler.instances and FakeSocketModeHandler.instances[-1].connected:
+            break
+        await asyncio.sleep(0.01)
+    handler = FakeSocketModeHandler.instances[-1]
+    assert handler.connected and handler.app_token == "xapp-test"
+    stop.set()
+    assert await asyncio.wait_for(task, 5) == 0
+    assert handler.closed
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_http_mode_serves_slack_events_and_healthz(tmp_path: Path) -> None:
+    async with SlackRecorder() as slack:
+        port = _free_port()
+        settings = load_settings(
+            _env_file=None,
+            slack_bot_token="xoxb-test",
+            slack_signing_secret="secret",
+            slack_api_url=slack.api_url,
+            bot_audit_file=str(tmp_path / "audit.jsonl"),
+            port=port,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(entry.serve(settings, stop=stop))
+        async with httpx.AsyncClient(timeout=5) as http:
+            for _ in range(300):
+                try:
+                    health = await http.get(f"http://127.0.0.1:{port}/healthz")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.02)
+            assert health.json() == {"ok": True, "demo": True}
+            body = slack_payloads.slash_command(
+                text="jane.doe@example.com",
+                user_id="U0MANAGER",
+                channel_id="C0PRIVATE",
+                response_url=slack.response_url(),
+            )
+            answer = await http.post(
+                f"http://127.0.0.1:{port}/slack/events",
+                content=body,
+                headers={
+                    "Content-Type": slack_payloads.content_type(body),
+                    **slack_payloads.sign(body, secret="secret"),
+                },
+            )
+            assert answer.status_code == 200
+            [card] = await slack.wait_for("response_url")
+            assert "Jane Doe" in card.payload["text"]
+        stop.set()
+        assert await asyncio.wait_for(task, 5) == 0
