@@ -250,26 +250,31 @@ async def test_share_is_offered_only_to_roles_that_may_share(bot: RunningBot) ->
     assert bot.slack.calls_to("views.open") == []
 
 
-async def test_view_details_answers_the_clicker_privately_with_their_own_grants(
-    bot: RunningBot, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    values = await class_values(bot)
+async def view_details_after_share(bot: RunningBot, clicker: str) -> RecordedCall:
+    """Share a card into the public channel, let `clicker` click View details, and return the
+    private answer the click produced."""
     await share(bot, "U0MANAGER", "C0PUBLIC")
     [post] = await bot.slack.wait_for("chat.postMessage")
-    before = len(bot.slack.calls_to("response_url"))
+    await bot.slack.wait_for("response_url", count=2)  # the private card, then "Shared in"
     await bot.send(
         slack_payloads.block_action(
             action_id=ids.VIEW_DETAILS,
             value=find_button(post, ids.VIEW_DETAILS)["value"],
-            user_id="U0SALES",
+            user_id=clicker,
             channel_id="C0PUBLIC",
             response_url=bot.slack.response_url(),
             is_ephemeral=False,
         )
     )
-    calls = await bot.slack.wait_for("response_url", count=before + 1)
-    details = calls[-1]
+    return (await bot.slack.wait_for("response_url", count=3))[-1]
+
+
+async def test_view_details_answers_the_clicker_privately_with_their_own_grants(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    values = await class_values(bot)
+    details = await view_details_after_share(bot, "U0SALES")
     assert details.payload["response_type"] == "ephemeral"
     assert details.payload.get("replace_original") is False
     assert_shows_exactly(text_of([details]), values, SALES, where="View details for U0SALES")
@@ -278,21 +283,9 @@ async def test_view_details_answers_the_clicker_privately_with_their_own_grants(
 
 async def test_view_details_for_someone_without_grants_is_a_refusal(bot: RunningBot) -> None:
     values = await class_values(bot)
-    await share(bot, "U0MANAGER", "C0PUBLIC")
-    [post] = await bot.slack.wait_for("chat.postMessage")
-    before = len(bot.slack.calls_to("response_url"))
-    await bot.send(
-        slack_payloads.block_action(
-            action_id=ids.VIEW_DETAILS,
-            value=find_button(post, ids.VIEW_DETAILS)["value"],
-            user_id="U0NOBODY",
-            channel_id="C0PUBLIC",
-            response_url=bot.slack.response_url(),
-            is_ephemeral=False,
-        )
-    )
-    calls = await bot.slack.wait_for("response_url", count=before + 1)
-    assert_shows_exactly(text_of(calls[-1:]), values, set(), where="refusal")
+    refusal = await view_details_after_share(bot, "U0NOBODY")
+    assert "access" in refusal.payload["text"].lower()
+    assert_shows_exactly(text_of([refusal]), values, set(), where="refusal")
 
 
 @pytest.mark.parametrize(
