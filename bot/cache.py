@@ -535,13 +535,15 @@ class _StoredToken(BaseModel):
 
     token: str
     expires_at: float
+    refresh_at: float
 
 
 class CacheTokenStore:
     """The IMS access token kept in the data cache, so instances on one Redis share one token.
 
-    Entries live until `margin` seconds before the token expires; a token that close to expiry is
-    neither handed out nor stored.
+    An entry lives until the token's refresh point: after it, the next instance that needs a
+    token asks IMS (each instance one at a time) and shares the new one. A token within
+    `margin` seconds of expiry is neither handed out nor stored.
     """
 
     def __init__(
@@ -557,17 +559,17 @@ class CacheTokenStore:
         self._margin = margin
         self._clock = clock
 
-    async def load(self) -> tuple[str, float] | None:
-        """The shared token and its expiry (unix time), if one is stored and not about to expire."""
+    async def load(self) -> tuple[str, float, float] | None:
+        """The shared token, its expiry and refresh point, while it is not yet due a refresh."""
         stored = await self._cache.get_model(self._key, _StoredToken)
-        if stored is None or stored.expires_at - self._margin <= self._clock():
+        now = self._clock()
+        if stored is None or min(stored.refresh_at, stored.expires_at - self._margin) <= now:
             return None
-        return stored.token, stored.expires_at
+        return stored.token, stored.expires_at, stored.refresh_at
 
-    async def save(self, token: str, expires_at: float) -> None:
-        """Share a freshly issued token until shortly before it expires."""
-        ttl = expires_at - self._margin - self._clock()
+    async def save(self, token: str, expires_at: float, refresh_at: float) -> None:
+        """Share a freshly issued token until its refresh point."""
+        ttl = min(refresh_at, expires_at - self._margin) - self._clock()
         if ttl > 0:
-            await self._cache.set_model(
-                self._key, _StoredToken(token=token, expires_at=expires_at), ttl
-            )
+            entry = _StoredToken(token=token, expires_at=expires_at, refresh_at=refresh_at)
+            await self._cache.set_model(self._key, entry, ttl)

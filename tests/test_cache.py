@@ -229,17 +229,17 @@ async def test_a_cancelled_waiter_does_not_cancel_the_others(memory: DataCache) 
 # -- the IMS token store --------------------------------------------------------------------------
 
 
-async def test_the_token_store_keeps_a_token_until_shortly_before_expiry(memory: DataCache) -> None:
+async def test_the_token_store_keeps_a_token_until_its_refresh_point(memory: DataCache) -> None:
     now = 1_000_000.0
     store = CacheTokenStore(memory, "token", margin=300, clock=lambda: now)
     assert await store.load() is None
-    await store.save("tok-1", now + 3600)
-    assert await store.load() == ("tok-1", now + 3600)
+    await store.save("tok-1", now + 86400, now + 82800)
+    assert await store.load() == ("tok-1", now + 86400, now + 82800)
 
-    now += 3600 - 299  # within the margin: not handed out any more
+    now += 82800  # the refresh point: the next instance asks IMS instead
     assert await store.load() is None
 
-    await store.save("tok-2", now + 100)  # already within the margin: not stored
+    await store.save("tok-2", now + 100, now + 90)  # within the margin of expiry: not stored
     assert await store.load() is None
 
 

@@ -22,17 +22,21 @@ _MAX_MARGIN = 3600.0
 _MARGIN_SHARE = 0.1
 # A token this close to expiry is not worth sending even when IMS cannot give a new one.
 _LAST_USE = 5.0
+# After IMS failed to refresh an ageing token, keep using that token this long before asking
+# again, so that lookups do not queue one after another behind an IMS that is down.
+_IMS_RETRY_AFTER = 30.0
 
 
 class TokenStore(Protocol):
     """Where several bot instances share one token, so that they do not each ask IMS."""
 
-    async def load(self) -> tuple[str, float] | None:
-        """The shared token and its expiry (unix time), if one is stored."""
+    async def load(self) -> tuple[str, float, float] | None:
+        """The shared token, its expiry and when to refresh it (unix times), if one is stored
+        and not yet due for a refresh."""
         ...
 
-    async def save(self, token: str, expires_at: float) -> None:
-        """Share a freshly issued token and its expiry (unix time)."""
+    async def save(self, token: str, expires_at: float, refresh_at: float) -> None:
+        """Share a freshly issued token until `refresh_at`; it expires at `expires_at`."""
         ...
 
 
@@ -79,6 +83,7 @@ class ImsTokenSource:
         # The token Platform last refused: a shared store may still hand it out.
         self._refused: str | None = None
         self._refreshing = asyncio.Lock()
+        self._ims_retry_at = 0.0
         self.refreshes = 0
 
     async def token(self) -> str:
@@ -87,12 +92,12 @@ class ImsTokenSource:
         However many callers wait, one of them refreshes and the others take its result.
         """
         current = self._current
-        if current is not None and current.fresh(self._clock()):
+        if current is not None and self._good_enough(current, self._clock()):
             return current.value
         async with self._refreshing:
             now = self._clock()
             current = self._current
-            if current is not None and current.fresh(now):
+            if current is not None and self._good_enough(current, now):
                 return current.value
             shared = await self._load(now)
             if shared is not None and shared.fresh(now):
@@ -104,11 +109,16 @@ class ImsTokenSource:
                 # IMS is down but the token we hold has not expired yet: keep using it.
                 if current is not None and current.usable(now):
                     logger.warning("IMS unavailable; using the current token until it expires")
+                    self._ims_retry_at = now + _IMS_RETRY_AFTER
                     return current.value
                 raise
             self._current = issued
             await self._save(issued)
             return issued.value
+
+    def _good_enough(self, token: _Token, now: float) -> bool:
+        """Fresh, or ageing while IMS recently failed to replace it (and still usable)."""
+        return token.fresh(now) or (now < self._ims_retry_at and token.usable(now))
 
     async def invalidate(self, token: str) -> None:
         """Forget `token` after Platform refused it (401), unless a newer one replaced it."""
@@ -156,14 +166,15 @@ class ImsTokenSource:
             return None
         if stored is None or stored[0] == self._refused:
             return None
-        value, expires_at = stored
-        # The store keeps no issue time; judge the margin by what is left now.
-        return _Token.lasting(value, expires_at, expires_at - now)
+        value, expires_at, refresh_at = stored
+        # The refresh point travels with the token: judged by what is left now, the margin
+        # would shrink with the token and every instance would refresh only at the last minute.
+        return _Token(value=value, expires_at=expires_at, refresh_at=refresh_at)
 
     async def _save(self, token: _Token) -> None:
         if self._store is None:
             return
         try:
-            await self._store.save(token.value, token.expires_at)
+            await self._store.save(token.value, token.expires_at, token.refresh_at)
         except Exception as exc:  # as in _load: sharing failed, the token itself is fine
             logger.warning("Could not share the IMS token (%s)", type(exc).__name__)

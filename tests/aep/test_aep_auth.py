@@ -27,22 +27,22 @@ class MemoryStore:
     """A TokenStore shared by several token sources, as a Redis-backed one would be."""
 
     def __init__(self) -> None:
-        self.saved: tuple[str, float] | None = None
+        self.saved: tuple[str, float, float] | None = None
         self.loads = 0
 
-    async def load(self) -> tuple[str, float] | None:
+    async def load(self) -> tuple[str, float, float] | None:
         self.loads += 1
         return self.saved
 
-    async def save(self, token: str, expires_at: float) -> None:
-        self.saved = (token, expires_at)
+    async def save(self, token: str, expires_at: float, refresh_at: float) -> None:
+        self.saved = (token, expires_at, refresh_at)
 
 
 class BrokenStore:
-    async def load(self) -> tuple[str, float] | None:
+    async def load(self) -> tuple[str, float, float] | None:
         raise ConnectionError("redis down")
 
-    async def save(self, token: str, expires_at: float) -> None:
+    async def save(self, token: str, expires_at: float, refresh_at: float) -> None:
         raise ConnectionError("redis down")
 
 
@@ -162,6 +162,42 @@ async def test_a_token_still_valid_is_used_while_ims_is_down(
         await tokens.token()
 
 
+async def test_after_ims_failed_callers_do_not_queue_behind_it_while_the_token_lasts(
+    router: respx.MockRouter, http: httpx.AsyncClient
+) -> None:
+    route = router.routes["token"].mock(
+        side_effect=[token_answer("first", 86399), httpx.Response(503), token_answer("second")]
+    )
+    clock = Clock()
+    tokens = make_tokens(http, clock=clock)
+    start = clock.now
+    assert await tokens.token() == "first"
+    clock.now = start + 86399 - 1800  # inside the refresh window; IMS fails once
+    assert await tokens.token() == "first"
+    calls = route.call_count
+    # Many lookups right after: none waits for IMS again until the retry pause is over.
+    assert await asyncio.gather(*(tokens.token() for _ in range(20))) == ["first"] * 20
+    assert route.call_count == calls
+    clock.now += 31
+    assert await tokens.token() == "second"
+
+
+async def test_a_shared_token_is_refreshed_at_its_refresh_point_not_at_expiry(
+    router: respx.MockRouter, http: httpx.AsyncClient
+) -> None:
+    router.routes["token"].mock(side_effect=_issue("shared", "renewed"))
+    store = MemoryStore()
+    clock = Clock()
+    start = clock.now
+    first = make_tokens(http, store=store, clock=clock)
+    second = make_tokens(http, store=store, clock=clock)
+    assert await first.token() == "shared"
+    assert await second.token() == "shared"
+    clock.now = start + 86399 - 3000  # past the refresh point (an hour before expiry)
+    assert await second.token() == "renewed"
+    assert second.refreshes == 1
+
+
 async def test_instances_share_a_token_through_the_store(
     router: respx.MockRouter, http: httpx.AsyncClient
 ) -> None:
@@ -171,7 +207,7 @@ async def test_instances_share_a_token_through_the_store(
     first = make_tokens(http, store=store, clock=clock)
     second = make_tokens(http, store=store, clock=clock)
     assert await first.token() == "shared"
-    assert store.saved == ("shared", clock.now + 86399)
+    assert store.saved == ("shared", clock.now + 86399, clock.now + 86399 - 3600)
     assert await second.token() == "shared"
     assert (first.refreshes, second.refreshes) == (1, 0)
 
