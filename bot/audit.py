@@ -79,7 +79,7 @@ class AuditLog:
             "action": action,
             "surface": surface,
             "namespace": ref.namespace if ref is not None else None,
-            "identity_hmac": self.identity_hmac(ref.value) if ref is not None else None,
+            "identity_hmac": self.identity_hmac(_canonical(ref)) if ref is not None else None,
             "profile_id": _scrub(profile_id, ref),
             "shown": sorted(set(shown)),
             "withheld": sorted(set(withheld)),
@@ -118,3 +118,9 @@ def _scrub(text: str | None, ref: IdentityRef | None) -> str | None:
     if text is None or ref is None or not ref.value:
         return text
     return re.sub(re.escape(ref.value), _REDACTED, text, flags=re.IGNORECASE)
+
+
+def _canonical(ref: IdentityRef) -> str:
+    """The identity value as AEP matches it: emails in any case are one person, so an auditor
+    searching for an email finds lookups typed with capitals too."""
+    return ref.value.strip().lower() if ref.namespace.lower() == "email" else ref.value

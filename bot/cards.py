@@ -94,6 +94,8 @@ NOTICE_VALUES: dict[str, tuple[str, ...]] = {
     "more_identities": ("shown", "total"),
     "share_done": ("channel",),
     "share_not_allowed": (),
+    "events_not_granted": (),
+    "window_failed": (),
     "demo_mode": (),
 }
 
@@ -154,6 +156,10 @@ class CardContext:
     max_events: int = 5
     shared_by: str | None = None
     share_reason: str | None = None
+    # The classes the viewer (or audience) may see; None: all. Sections of other classes are
+    # left out even when they would be empty ("no recent events" is not for someone who may
+    # not see events at all).
+    granted: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if self.surface not in ("private", "shared"):

@@ -755,6 +755,8 @@ SAMPLE_VALUES: dict[str, dict[str, Any]] = {
     "more_identities": {"shown": 3, "total": 7},
     "share_done": {"channel": "C0123ABC"},
     "share_not_allowed": {},
+    "events_not_granted": {},
+    "window_failed": {},
     "demo_mode": {},
 }
 
@@ -778,6 +780,8 @@ def test_notice_kinds_are_exactly_the_agreed_set() -> None:
         "more_identities",
         "share_done",
         "share_not_allowed",
+        "events_not_granted",
+        "window_failed",
         "demo_mode",
     }
     assert set(SAMPLE_VALUES) == set(NOTICE_VALUES)
@@ -824,7 +828,9 @@ def test_every_notice_escapes_its_values(renderer: CardRenderer, kind: str) -> N
         ("expired", {}, "Run `/customer` again for a fresh card."),
         ("more_identities", {"shown": 3, "total": 7}, "Showing 3 of 7 identities found (+4 more)."),
         ("share_done", {"channel": "C0123ABC"}, "Shared in <#C0123ABC>."),
-        ("share_not_allowed", {}, "It stays visible only to you."),
+        ("share_not_allowed", {}, "Your role may not share customer cards"),
+        ("events_not_granted", {}, "Recent events are not part of what your role may see."),
+        ("window_failed", {}, "Click the button again."),
         ("demo_mode", {}, "Demo data"),
     ],
 )

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bot import ids, slack_payloads
+from bot.aep.errors import ProfileNotFound
 from bot.formatting import format_value, mrkdwn_escape
 from bot.identity import IdentityRef
 from bot.layout import FIELD_CLASSES
@@ -343,3 +344,82 @@ def find_button(call: RecordedCall, action_id: str) -> dict[str, Any]:
             if element["action_id"] == action_id:
                 return element
     raise AssertionError(f"no {action_id} button")
+
+
+async def test_a_failed_lookup_behind_a_button_does_not_name_a_withheld_identity(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The card was shared by CRM id; by the time a sales rep (no identifiers) clicks View
+    details the profile is gone: the message must not name the CRM id."""
+    body = slack_payloads.slash_command(
+        text="CRM-000123",
+        user_id="U0MANAGER",
+        channel_id="C0PUBLIC",
+        response_url=bot.slack.response_url(),
+    )
+    await bot.send(body)
+    [card] = await bot.slack.wait_for("response_url")
+
+    async def gone(*args: Any, **kwargs: Any) -> Any:
+        raise ProfileNotFound("No customer profile holds this crmid identity.", status=404)
+
+    monkeypatch.setattr(bot.services.lookup, "lookup", gone)
+    await bot.send(
+        slack_payloads.block_action(
+            action_id=ids.REFRESH,
+            value=find_button(card, ids.REFRESH)["value"],
+            user_id="U0SALES",
+            channel_id="C0PUBLIC",
+            response_url=bot.slack.response_url(),
+        )
+    )
+    answer = (await bot.slack.wait_for("response_url", count=2))[-1]
+    assert "crmid" in answer.payload["text"].lower()
+    assert "CRM-000123" not in text_of([answer])
+
+
+async def test_a_share_whose_post_slack_refused_is_audited_as_not_posted(bot: RunningBot) -> None:
+    bot.slack.fail_next("chat.postMessage", error="not_in_channel")
+    await share(bot, "U0MANAGER", "C0PRIVATE")
+    calls = await bot.slack.wait_for("response_url", count=2)
+    assert "invite" in calls[-1].payload["text"].lower() or "refused" in calls[-1].payload["text"]
+    [record] = [r for r in bot.audit() if r["action"] == "share"]
+    assert record["outcome"] == "post_failed:not_in_channel"
+
+
+async def test_more_events_for_a_role_without_activity_is_a_clear_audited_refusal(
+    bot: RunningBot,
+) -> None:
+    card = await private_card(bot, "U0SALES")
+    assert all(
+        e["action_id"] != ids.MORE_EVENTS
+        for b in card.payload["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+    )
+    token = find_button(card, ids.REFRESH)["value"]
+    await bot.send(
+        slack_payloads.block_action(
+            action_id=ids.MORE_EVENTS,
+            value=token,
+            user_id="U0SALES",
+            channel_id="C0PRIVATE",
+            response_url=bot.slack.response_url(),
+        )
+    )
+    [update] = await bot.slack.wait_for("views.update")
+    assert "Recent events are not part of what your role may see" in text_of([update])
+    assert [r["outcome"] for r in bot.audit() if r["action"] == "refusal"] == ["events_not_granted"]
+
+
+async def test_a_role_without_activity_sees_no_events_section_at_all(bot: RunningBot) -> None:
+    body = slack_payloads.slash_command(
+        text="sparse@example.com",
+        user_id="U0SALES",
+        channel_id="C0PRIVATE",
+        response_url=bot.slack.response_url(),
+    )
+    await bot.send(body)
+    [card] = await bot.slack.wait_for("response_url")
+    assert "Recent events" not in text_of([card])
+    assert "could not be loaded" not in text_of([card])

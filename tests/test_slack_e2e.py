@@ -375,3 +375,20 @@ async def test_slack_not_describing_the_asker_is_a_refusal_that_says_try_again(
     [answer] = await bot.slack.wait_for("response_url")
     assert "try again" in answer.payload["text"].lower()
     assert bot.sim.stats["profile"] == 0
+
+
+async def test_a_modal_slack_would_not_open_is_said_privately(bot: RunningBot) -> None:
+    await bot.send(command(bot, JANE))
+    [card] = await bot.slack.wait_for("response_url")
+    bot.slack.fail_next("views.open", error="expired_trigger_id")
+    await bot.send(
+        slack_payloads.block_action(
+            action_id=ids.MORE_EVENTS,
+            value=button(card, ids.MORE_EVENTS)["value"],
+            user_id="U0MANAGER",
+            channel_id="C0PRIVATE",
+            response_url=bot.slack.response_url(),
+        )
+    )
+    calls = await bot.slack.wait_for("response_url", count=2)
+    assert "click the button again" in calls[-1].payload["text"].lower()

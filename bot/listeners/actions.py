@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import Any
@@ -14,19 +13,21 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import ids
 from bot.aep.errors import AepError
-from bot.cards import CardContext
+from bot.cards import CardContext, ShareMetadata
 from bot.identity import IdentityRef
 from bot.listeners.common import (
     Asker,
     access_of,
     answer_privately,
     audit,
+    audit_card,
     audit_refusal,
     card_for,
     error_notice,
     now,
+    refuse,
 )
-from bot.policy import how_to_get_access, redact, share_access
+from bot.policy import redact, share_access
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,28 @@ def _asker(body: dict[str, Any]) -> Asker:
 def _token(body: dict[str, Any]) -> str:
     actions = body.get("actions") or [{}]
     return str(actions[0].get("value") or "")
+
+
+async def open_modal(
+    services: Services,
+    body: dict[str, Any],
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    view: dict[str, Any],
+) -> str | None:
+    """Open a modal on the click's trigger; when Slack refuses (the trigger lives about 3 s),
+    say so privately instead of failing silently. Returns the view id."""
+    try:
+        opened = await client.views_open(trigger_id=body["trigger_id"], view=view)
+    except SlackApiError as exc:
+        log.warning("could not open a modal: %s", exc.response.get("error"))
+        await respond(
+            **services.cards.notice("window_failed"),
+            response_type="ephemeral",
+            replace_original=False,
+        )
+        return None
+    return str(opened["view"]["id"])
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -113,19 +136,20 @@ def register(app: AsyncApp, services: Services) -> None:
         if ref is None:
             return
         # trigger_id lives about 3 s: open a loading modal now, fill it when the data arrives.
-        opened = await client.views_open(
-            trigger_id=body["trigger_id"], view=services.cards.loading_modal()
-        )
-        view_id = opened["view"]["id"]
+        view_id = await open_modal(services, body, respond, client, services.cards.loading_modal())
+        if view_id is None:
+            return
         access = await access_of(services, asker)
         if "activity" not in access.classes:
+            await audit_refusal(
+                services, asker, outcome="events_not_granted", surface="modal", ref=ref
+            )
+            if access.classes:
+                refusal = services.cards.notice("events_not_granted")
+            else:
+                refusal = await refuse(services, asker, surface="modal", action="more_events")
             await client.views_update(
-                view_id=view_id,
-                view=services.cards.modal_from_notice(
-                    services.cards.notice(
-                        "refused_no_grants", how=how_to_get_access(services.policy)
-                    )
-                ),
+                view_id=view_id, view=services.cards.modal_from_notice(refusal)
             )
             return
         try:
@@ -133,7 +157,9 @@ def register(app: AsyncApp, services: Services) -> None:
         except AepError as exc:
             await client.views_update(
                 view_id=view_id,
-                view=services.cards.modal_from_notice(error_notice(services, exc, ref)),
+                view=services.cards.modal_from_notice(
+                    error_notice(services, exc, ref, access.classes)
+                ),
             )
             return
         redacted = redact(customer, access.classes)
@@ -143,10 +169,9 @@ def register(app: AsyncApp, services: Services) -> None:
             token=_token(body),
             withheld=frozenset(redacted.withheld),
             max_events=MODAL_EVENTS,
+            granted=frozenset(access.classes),
         )
-        await client.views_update(
-            view_id=view_id, view=services.cards.events_modal(redacted.customer, context)
-        )
+        view = services.cards.events_modal(redacted.customer, context)
         await audit(
             services,
             asker,
@@ -158,6 +183,7 @@ def register(app: AsyncApp, services: Services) -> None:
             shown=redacted.shown,
             withheld=redacted.withheld,
         )
+        await client.views_update(view_id=view_id, view=view)
 
     @app.action(ids.SHARE)
     async def share(
@@ -189,7 +215,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 "conversation may see; anyone allowed more can click View details."
             ),
         )
-        await client.views_open(trigger_id=body["trigger_id"], view=view)
+        await open_modal(services, body, respond, client, view)
 
     @app.view(ids.SHARE_MODAL)
     async def share_submitted(
@@ -197,10 +223,13 @@ def register(app: AsyncApp, services: Services) -> None:
     ) -> None:
         """Re-check everything at share time; the modal's metadata is not trusted for identity."""
         await ack()
-        meta = json.loads(view.get("private_metadata") or "{}")
-        channel_id = str(meta.get("channel") or "")
-        thread_ts = meta.get("thread_ts")
-        response_url = meta.get("response_url")
+        try:
+            meta = ShareMetadata.parse(view.get("private_metadata") or "")
+        except ValueError as exc:
+            # Slack returns the metadata we set; anything else is not a share of ours.
+            log.warning("share submission with unreadable metadata: %s", exc)
+            return
+        channel_id, thread_ts, response_url = meta.channel_id, meta.thread_ts, meta.response_url
         team_id = (body.get("team") or {}).get("id") or body["user"].get("team_id")
         asker = Asker(team_id=team_id, user_id=body["user"]["id"], channel_id=channel_id)
         values = view.get("state", {}).get("values", {})
@@ -224,7 +253,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 except SlackApiError as exc:
                     log.warning("could not answer privately: %s", exc.response.get("error"))
 
-        ref = await services.lookup.recall(str(meta.get("token") or ""))
+        ref = await services.lookup.recall(meta.token)
         if ref is None:
             await tell(services.cards.notice("expired"))
             return
@@ -239,7 +268,7 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             await tell(services.cards.notice("refused_channel", reason=decision.reason))
             return
-        message, ok = await card_for(
+        card = await card_for(
             services,
             asker,
             ref,
@@ -248,14 +277,24 @@ def register(app: AsyncApp, services: Services) -> None:
             action="share",
             shared_by=asker.user_id,
             share_reason=reason or None,
+            audit_success=False,
         )
-        if not ok:
-            await tell(message)
+        if not card.ok:
+            await tell(card.message)
             return
         try:
-            await client.chat_postMessage(channel=channel_id, thread_ts=thread_ts, **message)
+            await client.chat_postMessage(channel=channel_id, thread_ts=thread_ts, **card.message)
         except SlackApiError as exc:
-            log.warning("share post failed: %s", exc.response.get("error"))
+            error = exc.response.get("error")
+            log.warning("share post failed: %s", error)
+            await audit_card(
+                services,
+                asker,
+                card,
+                action="share",
+                surface="share",
+                outcome=f"post_failed:{error}",
+            )
             await tell(
                 services.cards.notice(
                     "refused_channel",
@@ -263,4 +302,5 @@ def register(app: AsyncApp, services: Services) -> None:
                 )
             )
             return
+        await audit_card(services, asker, card, action="share", surface="share", outcome="posted")
         await tell(services.cards.notice("share_done", channel=channel_id))

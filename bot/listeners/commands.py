@@ -47,7 +47,7 @@ def register(app: AsyncApp, services: Services) -> None:
             return
 
         async def answer(ref: Any) -> None:
-            message, _ = await card_for(
+            card = await card_for(
                 services,
                 asker,
                 ref,
@@ -56,7 +56,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 action="lookup",
                 can_share=access.can_share,
             )
-            await respond(**message, response_type="ephemeral", replace_original=False)
+            await respond(**card.message, response_type="ephemeral", replace_original=False)
 
         await asyncio.gather(*(answer(ref) for ref in shown))
         if len(refs) > len(shown):

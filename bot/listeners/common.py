@@ -23,7 +23,7 @@ from bot.aep.errors import (
 )
 from bot.audit import AuditAction
 from bot.cards import CardContext
-from bot.customer import Customer
+from bot.customer import Customer, CustomerIdentity
 from bot.identity import IdentityRef
 from bot.policy import Access, Grants, access_for, how_to_get_access, redact
 from bot.services import Services
@@ -52,10 +52,12 @@ async def access_of(services: Services, asker: Asker) -> Access:
     return access_for(services.policy, person)
 
 
-def error_notice(services: Services, exc: AepError, ref: IdentityRef) -> Message:
-    """A private message in words for a failed lookup."""
+def error_notice(services: Services, exc: AepError, ref: IdentityRef, classes: Grants) -> Message:
+    """A private message in words for a failed lookup. The identity's value is named only to
+    someone who may see its class: after a button click it came from a token, not from them."""
     cards = services.cards
-    query = f"{ref.namespace} {ref.value}"
+    identity = CustomerIdentity(namespace=ref.namespace, value=ref.value)
+    query = f"{ref.namespace} {ref.value}" if identity.field_class in classes else ref.namespace
     if isinstance(exc, ProfileNotFound):
         return cards.notice("not_found", query=query)
     if isinstance(exc, TooManyIdentities):
@@ -168,7 +170,7 @@ async def answer_privately(
         refusal = await refuse(services, asker, surface="private", action=action)
         await respond(**refusal, response_type="ephemeral", replace_original=False)
         return
-    message, _ = await card_for(
+    card = await card_for(
         services,
         asker,
         ref,
@@ -178,7 +180,42 @@ async def answer_privately(
         can_share=access.can_share,
         refresh=refresh,
     )
-    await respond(**message, response_type="ephemeral", replace_original=replace_original)
+    await respond(**card.message, response_type="ephemeral", replace_original=replace_original)
+
+
+@dataclass(frozen=True)
+class Card:
+    """A rendered card (or the message saying why there is none) and what it showed."""
+
+    message: Message
+    ok: bool
+    ref: IdentityRef
+    profile_id: str | None = None
+    shown: Grants = frozenset()
+    withheld: Grants = frozenset()
+
+
+async def audit_card(
+    services: Services,
+    asker: Asker,
+    card: Card,
+    *,
+    action: AuditAction,
+    surface: str,
+    outcome: str,
+) -> None:
+    """The audit record of a card, once it is known whether it reached Slack."""
+    await audit(
+        services,
+        asker,
+        action=action,
+        outcome=outcome,
+        surface=surface,
+        ref=card.ref,
+        profile_id=card.profile_id,
+        shown=card.shown,
+        withheld=card.withheld,
+    )
 
 
 async def card_for(
@@ -194,8 +231,11 @@ async def card_for(
     shared_by: str | None = None,
     share_reason: str | None = None,
     audit_surface: str | None = None,
-) -> tuple[Message, bool]:
-    """Look the customer up, redact to `classes`, render. Returns the message and success."""
+    audit_success: bool = True,
+) -> Card:
+    """Look the customer up, redact to `classes`, render. A failure is audited here; a card is
+    audited here too unless `audit_success` is False (a post into a channel is audited by its
+    caller once Slack has taken it)."""
     try:
         customer = await services.lookup.lookup(ref, refresh=refresh)
     except AepError as exc:
@@ -208,7 +248,7 @@ async def card_for(
             surface=audit_surface or surface,
             ref=ref,
         )
-        return error_notice(services, exc, ref), False
+        return Card(message=error_notice(services, exc, ref, classes), ok=False, ref=ref)
     redacted = redact(customer, classes)
     token = await services.lookup.remember(ref)
     context = CardContext(
@@ -221,17 +261,18 @@ async def card_for(
         max_events=5,
         shared_by=shared_by,
         share_reason=share_reason,
+        granted=frozenset(classes),
     )
-    message = services.cards.customer_card(redacted.customer, context)
-    await audit(
-        services,
-        asker,
-        action=action,
-        outcome="shown",
-        surface=audit_surface or surface,
+    card = Card(
+        message=services.cards.customer_card(redacted.customer, context),
+        ok=True,
         ref=ref,
         profile_id=customer.profile_id,
         shown=redacted.shown,
         withheld=redacted.withheld,
     )
-    return message, True
+    if audit_success:
+        await audit_card(
+            services, asker, card, action=action, surface=audit_surface or surface, outcome="shown"
+        )
+    return card

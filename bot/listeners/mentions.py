@@ -11,7 +11,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.identity import USAGE, extract_identities
-from bot.listeners.common import Asker, access_of, audit_refusal, card_for, refuse
+from bot.listeners.common import (
+    Asker,
+    access_of,
+    audit_card,
+    audit_refusal,
+    card_for,
+    refuse,
+)
 from bot.policy import audience_access
 from bot.services import Services
 
@@ -76,7 +83,7 @@ def register(app: AsyncApp, services: Services) -> None:
             note = services.cards.notice("more_identities", shown=len(shown), total=len(refs))
             await tell_privately(note)
         for ref in shown:
-            message, ok = await card_for(
+            card = await card_for(
                 services,
                 asker,
                 ref,
@@ -84,17 +91,33 @@ def register(app: AsyncApp, services: Services) -> None:
                 surface="shared",
                 action="lookup",
                 audit_surface="mention",
+                audit_success=False,
             )
-            if not ok:
-                await tell_privately(message)
+            if not card.ok:
+                await tell_privately(card.message)
                 continue
             try:
-                await client.chat_postMessage(channel=channel_id, thread_ts=thread_ts, **message)
+                await client.chat_postMessage(
+                    channel=channel_id, thread_ts=thread_ts, **card.message
+                )
             except SlackApiError as exc:
-                log.warning("could not post in thread: %s", exc.response.get("error"))
+                error = exc.response.get("error")
+                log.warning("could not post in thread: %s", error)
+                await audit_card(
+                    services,
+                    asker,
+                    card,
+                    action="lookup",
+                    surface="mention",
+                    outcome=f"post_failed:{error}",
+                )
                 await tell_privately(
                     services.cards.notice("refused_channel", reason=_post_error(exc))
                 )
+                continue
+            await audit_card(
+                services, asker, card, action="lookup", surface="mention", outcome="posted"
+            )
 
 
 def _post_error(exc: SlackApiError) -> str:
