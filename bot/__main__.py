@@ -8,9 +8,13 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bot.logs import configure_logging
 from bot.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 log = logging.getLogger("bot")
 
@@ -109,6 +113,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
             log.info("connected to Slack in Socket Mode")
             await stop.wait()
             await handler.close_async()  # type: ignore[no-untyped-call]
+            await finish_answers(services, warm, settings.bot_lookup_deadline + 2)
         else:
             web_app = app.web_app(path="/slack/events", port=settings.port)
 
@@ -125,11 +130,23 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
             )
             await stop.wait()
             await runner.cleanup()
+            await finish_answers(services, warm, settings.bot_lookup_deadline + 2)
     finally:
         warm.cancel()
         await services.aclose()
         log.info("stopped")
     return 0
+
+
+async def finish_answers(services: Services, warm: asyncio.Task[None], within: float) -> None:
+    """Let the answers in progress finish before the clients close: Bolt acks a request and
+    runs its listener as a task of its own, so a stop would otherwise leave someone looking at
+    "Looking up..." forever. Bounded by one lookup's deadline."""
+    warm.cancel()
+    pending = {task for task in services.answering if not task.done()}
+    if pending:
+        log.info("finishing %d answer(s) in progress (at most %.0f s)", len(pending), within)
+        await asyncio.wait(pending, timeout=within)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.cards import ShareMetadata
 from bot.listeners import actions, commands, mentions, shortcuts
 from bot.logs import bolt_logger
 from bot.services import Services
@@ -56,6 +58,14 @@ def create_app(
         try:
             if body.get("response_url"):
                 await respond(**message, response_type="ephemeral", replace_original=False)
+                return
+            if body.get("type") == "view_submission":
+                # The modal has closed; its answer goes where the card it came from was.
+                meta = ShareMetadata.parse(body.get("view", {}).get("private_metadata") or "")
+                if meta.response_url:
+                    await AsyncWebhookClient(meta.response_url).send(
+                        **message, response_type="ephemeral", replace_original=False
+                    )
                 return
             event = body.get("event") or {}
             if event.get("channel") and event.get("user"):

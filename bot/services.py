@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
@@ -57,6 +59,16 @@ class Services:
     demo: bool
     simulator: AepSimulator | None = None
     closed: bool = field(default=False, init=False)
+    # Listener tasks still answering someone; a stop lets them finish before the clients close.
+    answering: set[asyncio.Task[Any]] = field(default_factory=set, init=False)
+
+    def answer_in_progress(self) -> None:
+        """Called by a listener once it has acked: Bolt runs it as a task of its own, which a
+        stop must wait for, or the person is left with "Looking up..." and nothing after."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.answering.add(task)
+            task.add_done_callback(self.answering.discard)
 
     @property
     def org_id(self) -> str:

@@ -423,3 +423,34 @@ async def test_a_role_without_activity_sees_no_events_section_at_all(bot: Runnin
     [card] = await bot.slack.wait_for("response_url")
     assert "Recent events" not in text_of([card])
     assert "could not be loaded" not in text_of([card])
+
+
+async def test_a_bug_during_a_share_submission_is_still_said_to_the_sharer(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    card = await private_card(bot, "U0MANAGER")
+    await bot.send(
+        slack_payloads.block_action(
+            action_id=ids.SHARE,
+            value=find_button(card, ids.SHARE)["value"],
+            user_id="U0MANAGER",
+            channel_id="C0PRIVATE",
+            response_url=bot.slack.response_url(),
+        )
+    )
+    [opened] = await bot.slack.wait_for("views.open")
+    monkeypatch.setattr(bot.services.directory, "channel", broken)
+    view = opened.payload["view"]
+    await bot.send(
+        slack_payloads.view_submission(
+            callback_id=view["callback_id"],
+            private_metadata=view["private_metadata"],
+            values={},
+            user_id="U0MANAGER",
+        )
+    )
+    calls = await bot.slack.wait_for("response_url", count=2)
+    assert "reference" in calls[-1].payload["text"].lower()

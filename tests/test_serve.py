@@ -105,3 +105,59 @@ async def test_http_mode_serves_slack_events_and_healthz(tmp_path: Path) -> None
             assert "Jane Doe" in card.payload["text"]
         stop.set()
         assert await asyncio.wait_for(task, 5) == 0
+
+
+async def test_a_stop_lets_the_answers_in_progress_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM while a lookup waits for AEP: the card still arrives before the bot exits."""
+    from bot import services as services_module
+
+    built: list[Any] = []
+    real_build = services_module.build_services
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        services = real_build(*args, **kwargs)
+        services.simulator.faults.latency_ms = 600  # the in-process demo sandbox
+        built.append(services)
+        return services
+
+    monkeypatch.setattr(services_module, "build_services", build)
+    async with SlackRecorder() as slack:
+        port = _free_port()
+        settings = load_settings(
+            _env_file=None,
+            slack_bot_token="xoxb-test",
+            slack_signing_secret="secret",
+            slack_api_url=slack.api_url,
+            bot_audit_file=str(tmp_path / "audit.jsonl"),
+            port=port,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(entry.serve(settings, stop=stop))
+        async with httpx.AsyncClient(timeout=5) as http:
+            for _ in range(300):
+                try:
+                    await http.get(f"http://127.0.0.1:{port}/healthz")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.02)
+            body = slack_payloads.slash_command(
+                text="jane.doe@example.com",
+                user_id="U0MANAGER",
+                channel_id="C0PRIVATE",
+                response_url=slack.response_url(),
+            )
+            headers = {
+                "Content-Type": slack_payloads.content_type(body),
+                **slack_payloads.sign(body, secret="secret"),
+            }
+            answer = await http.post(
+                f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers
+            )
+            assert answer.status_code == 200  # acked; the lookup now waits for AEP
+        stop.set()
+        assert await asyncio.wait_for(task, 15) == 0
+        [card] = slack.calls_to("response_url")
+        assert "Jane Doe" in card.payload["text"]
+        assert built[0].closed

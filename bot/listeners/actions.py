@@ -87,11 +87,13 @@ def register(app: AsyncApp, services: Services) -> None:
     async def open_in_aep(ack: AsyncAck) -> None:
         """A link button: Slack opens the URL; the click only needs acknowledging."""
         await ack()
+        services.answer_in_progress()
 
     @app.action(ids.REFRESH)
     async def refresh(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         """Fetch the customer again from AEP, bypassing the cache, and replace the card."""
         await ack()
+        services.answer_in_progress()
         asker = _asker(body)
         ref = await recall(body, respond)
         if ref is None:
@@ -104,6 +106,7 @@ def register(app: AsyncApp, services: Services) -> None:
     async def pick(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         """One of several identities found in a message was picked: show its card."""
         await ack()
+        services.answer_in_progress()
         asker = _asker(body)
         action = (body.get("actions") or [{}])[0]
         token = action.get("value") or (action.get("selected_option") or {}).get("value") or ""
@@ -119,6 +122,7 @@ def register(app: AsyncApp, services: Services) -> None:
     async def view_details(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         """On a shared card: answer the clicker privately with what their own role grants."""
         await ack()
+        services.answer_in_progress()
         asker = _asker(body)
         ref = await recall(body, respond)
         if ref is None:
@@ -131,6 +135,7 @@ def register(app: AsyncApp, services: Services) -> None:
     ) -> None:
         """Open a modal with the customer's recent events, as far as the clicker may see them."""
         await ack()
+        services.answer_in_progress()
         asker = _asker(body)
         ref = await recall(body, respond)
         if ref is None:
@@ -191,6 +196,7 @@ def register(app: AsyncApp, services: Services) -> None:
     ) -> None:
         """Ask for a short reason before sharing the card where the lookup happened."""
         await ack()
+        services.answer_in_progress()
         asker = _asker(body)
         access = await access_of(services, asker)
         if not access.can_share:
@@ -223,6 +229,7 @@ def register(app: AsyncApp, services: Services) -> None:
     ) -> None:
         """Re-check everything at share time; the modal's metadata is not trusted for identity."""
         await ack()
+        services.answer_in_progress()
         try:
             meta = ShareMetadata.parse(view.get("private_metadata") or "")
         except ValueError as exc:

@@ -34,6 +34,7 @@ def register(app: AsyncApp, services: Services) -> None:
         shown = refs[: services.settings.bot_max_cards]
         query = ", ".join(f"{r.namespace} {r.value}" for r in shown)
         await ack(**services.cards.notice("looking_up", query=query), response_type="ephemeral")
+        services.answer_in_progress()
 
         asker = Asker(
             team_id=command.get("team_id"),

@@ -35,6 +35,7 @@ def register(app: AsyncApp, services: Services) -> None:
         event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient
     ) -> None:
         """Answers in the thread with what everyone in the channel may see."""
+        services.answer_in_progress()
         event_id = body.get("event_id")
         # Slack retries an event it thinks failed; the first delivery may still be running,
         # so de-duplicate on event_id (shared across instances when the cache is Redis).

@@ -21,6 +21,7 @@ def register(app: AsyncApp, services: Services) -> None:
     ) -> None:
         """Finds the emails, phones, CRM ids and ECIDs in a message and shows their customers."""
         await ack()
+        services.answer_in_progress()
         asker = Asker(
             team_id=(shortcut.get("team") or {}).get("id") or shortcut["user"].get("team_id"),
             user_id=shortcut["user"]["id"],
