@@ -195,6 +195,7 @@ async def test_shared_card_shows_what_every_reader_may_see(
     values = await class_values(bot)
     await share(bot, "U0MANAGER", channel, reason="renewal <!channel> review")
     [post] = await bot.slack.wait_for("chat.postMessage")
+    await bot.slack.wait_for("response_url", count=2)  # "Shared in": the share is audited
     assert post.payload["channel"] == channel
     assert post.payload["thread_ts"] == "1700000000.000001"
     posted = text_of([post])
