@@ -346,15 +346,20 @@ class DataCache:
         *,
         check: Callable[[], Awaitable[T | None]] | None = None,
         recheck: bool = True,
+        deadline: float | None = None,
     ) -> T:
         """Run `fetch` unless another instance is already running it (Redis only).
 
         The instance that takes the lock (SET NX PX) runs `check` and, when that finds nothing,
-        `fetch`, which stores its result in the cache; it extends the lock while it runs
-        (`recheck=False` skips that first `check`: a refresh must not take the stored entry).
+        `fetch`, which stores its result in the cache; it extends the lock while it runs.
         The others poll until the lock is gone, then run `check` (reads that result) and run
         `fetch` themselves only when it finds nothing: an instance that dies holding the lock
         delays the others by at most `lock_ttl`.
+
+        `recheck=False` skips `check` on both paths: a refresh must fetch, not take the stored
+        entry, even when it waited for another instance. `deadline` (a `time.monotonic()`
+        value) caps the wait: a waiter never waits past its caller's deadline, and `fetch`,
+        which must honour that deadline itself, fails at once when none of it is left.
         """
         if self._remote is None:
             return await fetch()
@@ -378,11 +383,9 @@ class DataCache:
                 with contextlib.suppress(_Skipped):
                     await self._call(lambda redis: redis.raw("eval", _RELEASE, 1, lock, token))
         self.stats["coalesced"] += 1
-        await self._await_release(lock)
-        if check is not None:
-            result = await check()
-            if result is not None:
-                return result
+        await self._await_release(lock, deadline)
+        if recheck and check is not None and (stored := await check()) is not None:
+            return stored
         return await fetch()
 
     async def coalesce(
@@ -499,12 +502,15 @@ class DataCache:
             if not extended:
                 return
 
-    async def _await_release(self, lock: str) -> None:
-        """Poll until another instance releases `lock`, it expires, or Redis stops answering."""
+    async def _await_release(self, lock: str, deadline: float | None) -> None:
+        """Poll until another instance releases `lock`, it expires, Redis stops answering,
+        `lock_wait` has passed or `deadline` comes."""
         give_up = time.monotonic() + self._lock_wait
+        if deadline is not None:
+            give_up = min(give_up, deadline)
         pause = _FIRST_POLL
-        while time.monotonic() < give_up:
-            await asyncio.sleep(pause)
+        while (left := give_up - time.monotonic()) > 0:
+            await asyncio.sleep(min(pause, left))
             pause = min(pause * 1.5, _MAX_POLL)
             try:
                 held = await self._call(lambda redis: redis.raw("exists", lock))

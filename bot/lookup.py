@@ -17,7 +17,13 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.aep.client import AepClient
-from bot.aep.errors import AepError, CredentialsProblem, LookupRejected, ProfileNotFound
+from bot.aep.errors import (
+    AepError,
+    CredentialsProblem,
+    LookupRejected,
+    ProfileNotFound,
+    RateLimited,
+)
 from bot.aep.models import Audience, EventPage, ProfileEntity
 from bot.cache import CacheKeys, DataCache
 from bot.customer import Customer, build_customer, memberships
@@ -29,8 +35,14 @@ log = logging.getLogger(__name__)
 #: How long a button's token leads back to its identity.
 REMEMBER_TTL = 24 * 3600.0
 
-#: How long a lookup waits for the sandbox's audience list once its profile has arrived.
+#: How long a lookup with unnamed audiences waits for an audience listing under way, once its
+#: profile has arrived, before it asks for its customer's audiences itself.
 _LISTING_GRACE = 0.5
+#: The audience list is read again when this share of `audience_ttl` has passed, so the names
+#: never lapse while the bot runs.
+_LISTING_REFRESH = 0.75
+#: The longest pause between two attempts to read the audience list after failures.
+_LISTING_BACKOFF_MAX = 900.0
 
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
@@ -61,7 +73,8 @@ class _KnownAudience(_Stored):
 
 
 class _Listing(_Stored):
-    """The marker that the whole audience list of the sandbox has been read into the cache."""
+    """The marker that the whole audience list of the sandbox has been read into the cache,
+    and when (every instance on one Redis reads it, so that one listing serves them all)."""
 
     count: int
     loaded_at: datetime
@@ -79,9 +92,15 @@ class _Parts:
     not_found: _NotFound | None = None
     profile: _CachedProfile | None = None
     events: _CachedEvents | None = None
-    listed: bool = False
     # The audiences of the cached profile's memberships that the cache knows.
     names: Mapping[str, Audience | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _ListingOutcome:
+    listed: bool
+    # Seconds until the list should be read (again).
+    due_in: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +144,13 @@ class CustomerLookup:
         audience_ttl: float = 3600,
         demo: bool = False,
         events_enabled: bool = True,
+        listing_deadline: float = 60.0,
+        listing_backoff: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """`deadline` bounds each lookup; `listing_deadline` the background reading of the
+        sandbox's audience list (dozens of pages in a big sandbox), which after a failure
+        waits `listing_backoff` seconds, doubled after each further failure."""
         self._client = client
         self._cache = cache
         self._keys = keys
@@ -139,7 +163,12 @@ class CustomerLookup:
         self._audience_ttl = audience_ttl
         self._demo = demo
         self._events_enabled = events_enabled
+        self._listing_deadline = listing_deadline
+        self._listing_backoff = listing_backoff
         self._clock = clock
+        # The one listing of audiences this process runs at a time (see `warm`).
+        self._listing: asyncio.Task[_ListingOutcome] | None = None
+        self._listing_failures = 0
         self._token_key = secrets.token_bytes(32)
         self._warned: set[str] = set()
         self.stats: collections.Counter[str] = collections.Counter()
@@ -168,20 +197,20 @@ class CustomerLookup:
             self.stats["coalesced"] += 1
         return customer
 
-    async def warm(self) -> None:
-        """Fetch the IMS token and the audience list now, so a cold lookup is one round trip.
+    async def warm(self, *, keep: bool = True) -> None:
+        """Read the sandbox's audience list (and so the IMS token) now, so that a cold lookup is
+        one round trip; with `keep`, go on until cancelled: read it again before the names
+        expire, and after a failure once a pause has passed (growing with each failure).
 
-        Failures are logged, not raised: lookups fetch what they need anyway.
+        This is the only place the list is read, one listing at a time per process, under its
+        own `listing_deadline`: lookups ask Platform only for their customer's audiences.
+        Failures are logged, not raised.
         """
-        deadline = time.monotonic() + self._deadline
-        try:
-            await self._cache.share(self._keys.audiences(), lambda: self._load_listing(deadline))
-        except AepError as exc:
-            log.warning(
-                "Warm-up failed (%s, status %s): the first lookups will be slower",
-                type(exc).__name__,
-                exc.status,
-            )
+        while True:
+            outcome = await self._list_audiences()
+            if not keep:
+                return
+            await asyncio.sleep(outcome.due_in)
 
     async def remember(self, ref: IdentityRef) -> str:
         """An opaque token for button values that leads back to `ref` for 24 hours.
@@ -212,8 +241,7 @@ class CustomerLookup:
     ) -> Customer:
         if refresh:
             # A refresh re-reads the customer, not the sandbox's audience names.
-            listed = await self._cache.get_json(self._keys.audiences()) is not None
-            parts = _Parts(listed=listed)
+            parts = _Parts()
         else:
             parts = await self._read(ref, limit)
             customer = self._complete(ref, parts)
@@ -233,16 +261,12 @@ class CustomerLookup:
             lambda: self._fetch(ref, limit, parts, refresh=refresh, deadline=deadline),
             check=check,
             recheck=not refresh,
+            deadline=deadline,
         )
 
     async def _read(self, ref: IdentityRef, limit: int) -> _Parts:
-        not_found, profile, events, listing = await self._cache.get_many(
-            [
-                self._keys.not_found(ref),
-                self._keys.profile(ref),
-                self._keys.events(ref, limit),
-                self._keys.audiences(),
-            ]
+        not_found, profile, events = await self._cache.get_many(
+            [self._keys.not_found(ref), self._keys.profile(ref), self._keys.events(ref, limit)]
         )
         cached = _parse(_CachedProfile, profile)
         names = await self._cached_names(_member_ids(cached)) if cached is not None else {}
@@ -250,7 +274,6 @@ class CustomerLookup:
             not_found=_parse(_NotFound, not_found),
             profile=cached,
             events=_parse(_CachedEvents, events),
-            listed=listing is not None,
             names=names,
         )
 
@@ -301,9 +324,6 @@ class CustomerLookup:
             if self._events_enabled and parts.events is None
             else None
         )
-        # Started with the profile, not after it, so an unread audience list costs no extra
-        # round trip.
-        listing_job = None if parts.listed else start(self._listing(deadline))
         try:
             try:
                 profile = await profile_job
@@ -311,13 +331,6 @@ class CustomerLookup:
                 await self._remember_not_found(ref, limit, exc)
                 raise
             fetched_events = None if events_job is None else await events_job
-            listed: dict[str, Audience] = {}
-            if listing_job is not None:
-                # A big sandbox takes many pages to list: past a short grace, ask for this
-                # customer's few audiences instead and let the listing finish for later lookups.
-                await asyncio.wait([listing_job], timeout=_LISTING_GRACE)
-                if listing_job.done():
-                    listed = listing_job.result()
         finally:
             for task in started:
                 task.cancel()
@@ -336,7 +349,7 @@ class CustomerLookup:
         if refresh:
             writes.append(self._cache.delete(self._keys.not_found(ref)))
         await asyncio.gather(*writes)
-        names = await self._names(_member_ids(profile), parts, listed, deadline)
+        names = await self._names(_member_ids(profile), parts, deadline)
         return self._build(ref, profile, events, names)
 
     async def _fetch_profile(self, ref: IdentityRef, deadline: float) -> _CachedProfile:
@@ -371,9 +384,10 @@ class CustomerLookup:
     # -- audience names -------------------------------------------------------------------------
     #
     # Each audience is its own entry, so a lookup reads only the few audiences its customer
-    # belongs to (a sandbox may hold thousands). The `audiences` key marks that the whole list
-    # was read; ids missing after that are asked for one by one (bulk-get) and remembered, found
-    # or not.
+    # belongs to (a sandbox may hold thousands). `warm` reads the whole list into these entries
+    # in the background; a lookup asks Platform (bulk-get) only for its customer's ids the cache
+    # lacks, and remembers each answer: the audience, or that Platform does not know the id.
+    # An id Platform could not answer for now is shown as it is and asked for again next time.
 
     async def _cached_names(self, ids: list[str]) -> dict[str, Audience | None]:
         if not ids:
@@ -387,20 +401,18 @@ class CustomerLookup:
         return names
 
     async def _names(
-        self,
-        ids: list[str],
-        parts: _Parts,
-        listed: Mapping[str, Audience],
-        deadline: float,
+        self, ids: list[str], parts: _Parts, deadline: float
     ) -> dict[str, Audience | None]:
-        """Names for the audience ids: from the cache or the fresh list, else from Platform."""
+        """Names for the audience ids: from the cache, else from Platform within `deadline`."""
         names: dict[str, Audience | None] = {i: parts.names[i] for i in ids if i in parts.names}
-        names.update({i: listed[i] for i in ids if i in listed and i not in names})
         unread = [i for i in ids if i not in names]
         if unread and parts.profile is None:
             # A freshly fetched profile: its audiences may be cached already.
             names.update(await self._cached_names(unread))
         missing = [i for i in ids if i not in names]
+        if missing and await self._listing_landed(deadline):
+            names.update(await self._cached_names(missing))
+            missing = [i for i in ids if i not in names]
         if not missing:
             return names
         self.stats["aep_audiences"] += 1
@@ -410,33 +422,78 @@ class CustomerLookup:
             # The card shows the ids instead; the next lookup asks again.
             self._warn_once("audience-names", "Audience names could not be read", exc)
             return names
-        answered = {i: found.get(i) for i in missing}
+        # Ids Platform left out failed for now: not remembered, so the next lookup asks again.
+        answered = {i: found[i] for i in missing if i in found}
         await self._store_audiences(answered)
         names.update(answered)
         return names
 
-    async def _listing(self, deadline: float) -> dict[str, Audience]:
-        """The sandbox's audiences if this call had to read them; {} when another caller did."""
-        key = self._keys.audiences()
+    async def _listing_landed(self, deadline: float) -> bool:
+        """Wait a short grace, never past `deadline`, for a listing under way; True when it
+        finished with the names in the cache."""
+        listing = self._listing
+        grace = min(_LISTING_GRACE, deadline - time.monotonic())
+        if listing is None or listing.done() or grace <= 0:
+            return False
+        # A big sandbox takes many pages to list: past the grace, the lookup asks for its
+        # customer's few audiences and the listing goes on for later lookups.
+        await asyncio.wait([listing], timeout=grace)
+        return (
+            listing.done()
+            and not listing.cancelled()
+            and listing.exception() is None
+            and listing.result().listed
+        )
 
-        async def read_by_another() -> dict[str, Audience] | None:
-            return {} if await self._cache.get_json(key) is not None else None
+    async def _list_audiences(self) -> _ListingOutcome:
+        """Read the audience list, joining the listing under way if there is one."""
+        if self._listing is None or self._listing.done():
+            self._listing = asyncio.create_task(self._read_listing())
+        return await self._listing
+
+    async def _read_listing(self) -> _ListingOutcome:
+        deadline = time.monotonic() + self._listing_deadline
+        key = self._keys.audiences()
+        refresh_after = self._audience_ttl * _LISTING_REFRESH
+
+        async def fresh() -> float | None:
+            # Another instance on the same Redis has just read the list: take its work.
+            listing = await self._cache.get_model(key, _Listing)
+            if listing is None:
+                return None
+            due_in = refresh_after - (self._clock() - listing.loaded_at).total_seconds()
+            return due_in if due_in > 0 else None
+
+        async def load() -> float:
+            self.stats["aep_audiences"] += 1
+            listed = await self._client.list_audiences(deadline=deadline)
+            audiences = {a.id: a for a in listed}
+            await self._store_audiences(audiences)
+            listing = _Listing(count=len(audiences), loaded_at=self._clock())
+            await self._cache.set_model(key, listing, self._audience_ttl)
+            return refresh_after
 
         try:
-            return await self._cache.coalesce(
-                key, lambda: self._load_listing(deadline), check=read_by_another
-            )
+            due_in = await self._cache.exclusive(key, load, check=fresh, deadline=deadline)
         except AepError as exc:
-            self._warn_once("audiences", "The audience list could not be read", exc)
-            return {}
-
-    async def _load_listing(self, deadline: float) -> dict[str, Audience]:
-        self.stats["aep_audiences"] += 1
-        audiences = {a.id: a for a in await self._client.list_audiences(deadline=deadline)}
-        await self._store_audiences(audiences)
-        listing = _Listing(count=len(audiences), loaded_at=self._clock())
-        await self._cache.set_model(self._keys.audiences(), listing, self._audience_ttl)
-        return audiences
+            self._listing_failures += 1
+            log.log(
+                logging.WARNING if self._listing_failures == 1 else logging.INFO,
+                "The audience list could not be read (%s, status %s, request %s; failure %d in "
+                "a row); lookups ask for their customer's audiences meanwhile",
+                type(exc).__name__,
+                exc.status,
+                exc.request_id,
+                self._listing_failures,
+            )
+            pause = self._listing_backoff * 2 ** min(self._listing_failures - 1, 16)
+            if isinstance(exc, RateLimited) and exc.retry_after is not None:
+                pause = max(pause, exc.retry_after)
+            return _ListingOutcome(listed=False, due_in=min(pause, _LISTING_BACKOFF_MAX))
+        if self._listing_failures:
+            log.info("The audience list was read after %d failures", self._listing_failures)
+            self._listing_failures = 0
+        return _ListingOutcome(listed=True, due_in=due_in)
 
     async def _store_audiences(self, audiences: Mapping[str, Audience | None]) -> None:
         await self._cache.set_many(

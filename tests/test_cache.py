@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
@@ -416,6 +417,66 @@ async def test_the_lock_holder_reads_a_result_stored_just_before_it_took_the_loc
         )
         assert fetched == 1
     finally:
+        await cache.aclose()
+
+
+@pytest.mark.redis
+async def test_a_refresh_that_waited_for_another_holder_fetches_after_the_release(
+    target: RedisTarget,
+) -> None:
+    """recheck=False holds on the waiting path too: the stored entry is what the refresh is
+    meant to replace."""
+    cache = await on_redis(target)
+    key = f"{target.marker}:k"
+    client = target.client()
+    client.set(f"{key}:lock", "another-instance", px=200)
+    checked = 0
+
+    async def fetch() -> str:
+        assert not client.exists(f"{key}:lock")  # it waited for the holder first
+        return "fetched fresh"
+
+    async def check() -> str | None:
+        nonlocal checked
+        checked += 1
+        return "stored, stale"
+
+    try:
+        async with asyncio.timeout(5):  # a guard only
+            assert await cache.exclusive(key, fetch, check=check, recheck=False) == "fetched fresh"
+        assert checked == 0
+        assert cache.stats["coalesced"] == 1
+    finally:
+        client.close()
+        await cache.aclose()
+
+
+@pytest.mark.redis
+async def test_a_waiter_stops_waiting_at_its_deadline(target: RedisTarget) -> None:
+    """lock_wait is longer than a lookup's deadline: the wait ends at the deadline and `fetch`
+    runs with none of it left (the AEP client then fails at once, asking nothing)."""
+    cache = await on_redis(target, lock_wait=30)
+    key = f"{target.marker}:busy"
+    client = target.client()
+    client.set(f"{key}:lock", "another-instance", px=30_000)
+    deadline = time.monotonic() + 0.1
+    seen: list[tuple[bool, bool]] = []
+
+    async def fetch() -> str:
+        seen.append((time.monotonic() >= deadline, bool(client.exists(f"{key}:lock"))))
+        return "out of time"
+
+    async def check() -> str | None:
+        return None
+
+    try:
+        async with asyncio.timeout(5):  # a guard only: waiting for lock_wait would be a bug
+            assert await cache.exclusive(key, fetch, check=check, deadline=deadline) == (
+                "out of time"
+            )
+        assert seen == [(True, True)]  # the deadline had come; the holder still held the lock
+    finally:
+        client.close()
         await cache.aclose()
 
 

@@ -6,7 +6,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import AsyncIterator, Collection, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -110,6 +110,13 @@ class FakeAep:
     profile_error: AepError | None = None
     events_error: AepError | None = None
     audiences_error: AepError | None = None
+    # Ids the bulk-get leaves out of its answer, as for an entry Platform answered with a 5xx.
+    failing: set[str] = field(default_factory=set)
+    # Failures of the next audience listings, one per listing.
+    list_errors: list[AepError] = field(default_factory=list)
+    lists_ended: int = 0
+    # Notified when a listing starts and when it ends.
+    listing: asyncio.Condition = field(default_factory=asyncio.Condition)
     calls: collections.Counter[str] = field(default_factory=collections.Counter)
     deadlines: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
     asked_audiences: list[list[str]] = field(default_factory=list)
@@ -139,20 +146,39 @@ class FakeAep:
             raise ProfileNotFound("no events", status=404)
         return self.events[ref]
 
-    async def get_audiences(self, ids: Collection[str], *, deadline: float) -> dict[str, Audience]:
+    async def get_audiences(
+        self, ids: Collection[str], *, deadline: float
+    ) -> dict[str, Audience | None]:
         self.calls["get_audiences"] += 1
+        self.deadlines["get_audiences"].append(deadline)
         self.asked_audiences.append(sorted(ids))
         if self.audiences_error is not None:
             raise self.audiences_error
-        return {i: self.audiences[i] for i in ids if i in self.audiences}
+        return {i: self.audiences.get(i) for i in ids if i not in self.failing}
 
     async def list_audiences(self, *, deadline: float) -> list[Audience]:
         self.calls["list_audiences"] += 1
         self.deadlines["list_audiences"].append(deadline)
-        await asyncio.sleep(self.delay + self.list_delay)
-        if self.audiences_error is not None:
-            raise self.audiences_error
-        return [self.audiences[i] for i in self.listed]
+        await self._notify()
+        try:
+            await asyncio.sleep(self.delay + self.list_delay)
+            if self.list_errors:
+                raise self.list_errors.pop(0)
+            if self.audiences_error is not None:
+                raise self.audiences_error
+            return [self.audiences[i] for i in self.listed]
+        finally:
+            self.lists_ended += 1
+            await self._notify()
+
+    async def _notify(self) -> None:
+        async with self.listing:
+            self.listing.notify_all()
+
+    async def until(self, ready: Callable[[], bool]) -> None:
+        """Wait until `ready()` holds, checked whenever a listing starts or ends."""
+        async with self.listing:
+            await self.listing.wait_for(ready)
 
 
 def jane_aep(**options: Any) -> FakeAep:
@@ -161,6 +187,10 @@ def jane_aep(**options: Any) -> FakeAep:
     fake.events[JANE] = page_of("Pricing", "Home")
     fake.profiles[SAM] = profile_of("Sam", "Sparse")
     return fake
+
+
+def lookup_keys() -> CacheKeys:
+    return CacheKeys(org=ORG, sandbox="prod", merge_policy="mp-1")
 
 
 def make_lookup(
@@ -175,7 +205,7 @@ def make_lookup(
     return CustomerLookup(
         client=aep,  # type: ignore[arg-type]
         cache=cache,
-        keys=keys or CacheKeys(org=ORG, sandbox="prod", merge_policy="mp-1"),
+        keys=keys or lookup_keys(),
         layout=LAYOUT,
         clock=lambda: now[0],
         **options,
@@ -211,8 +241,9 @@ async def test_a_lookup_builds_the_customer_from_profile_events_and_audience_nam
     assert {a.name for a in customer.audiences} == {"Gold members", "Cart abandoners"}
     assert customer.fetched_at == T0
     assert customer.demo
-    assert aep.calls == {"profile": 1, "events": 1, "list_audiences": 1}
-    assert aep.deadlines["profile"] == aep.deadlines["events"]  # one deadline for the lookup
+    assert aep.calls == {"profile": 1, "events": 1, "get_audiences": 1}
+    # One deadline for the lookup, the audience names included.
+    assert aep.deadlines["profile"] == aep.deadlines["events"] == aep.deadlines["get_audiences"]
 
 
 async def test_the_lookup_deadline_is_the_configured_seconds_from_now(memory: DataCache) -> None:
@@ -234,7 +265,7 @@ async def test_a_cached_customer_costs_no_aep_call_and_keeps_its_fetch_time(
     customer = await lookup.lookup(JANE)
     assert customer.name == "Jane Doe"
     assert customer.fetched_at == T0  # the card says how old the data is
-    assert aep.calls == {"profile": 1, "events": 1, "list_audiences": 1}
+    assert aep.calls == {"profile": 1, "events": 1, "get_audiences": 1}
     assert lookup.stats["cache_hit"] == 1
     assert lookup.stats["cache_miss"] == 1
 
@@ -247,7 +278,7 @@ async def test_cached_entries_expire_after_the_profile_ttl(memory: DataCache) ->
     await lookup.lookup(JANE)
     assert aep.calls["profile"] == 2
     assert aep.calls["events"] == 2
-    assert aep.calls["list_audiences"] == 1  # audience names live longer
+    assert aep.calls["get_audiences"] == 1  # audience names live longer
 
 
 async def test_fifty_concurrent_lookups_make_one_profile_and_one_events_call(
@@ -257,7 +288,7 @@ async def test_fifty_concurrent_lookups_make_one_profile_and_one_events_call(
     lookup = make_lookup(aep, memory)
     customers = await asyncio.gather(*(lookup.lookup(JANE) for _ in range(50)))
     assert {c.name for c in customers} == {"Jane Doe"}
-    assert aep.calls == {"profile": 1, "events": 1, "list_audiences": 1}
+    assert aep.calls == {"profile": 1, "events": 1, "get_audiences": 1}
     assert lookup.stats["coalesced"] == 49
 
 
@@ -392,7 +423,7 @@ async def test_events_disabled_makes_no_events_call(memory: DataCache) -> None:
 async def test_after_warm_a_cold_lookup_is_one_round_trip(memory: DataCache) -> None:
     aep = jane_aep()
     lookup = make_lookup(aep, memory)
-    await lookup.warm()
+    await lookup.warm(keep=False)
     assert aep.calls == {"list_audiences": 1}
     customer = await lookup.lookup(JANE)
     assert {a.name for a in customer.audiences} == {"Gold members", "Cart abandoners"}
@@ -403,7 +434,7 @@ async def test_an_audience_missing_from_the_directory_is_fetched_once(memory: Da
     aep = jane_aep()
     aep.profiles[JANE] = profile_of("Jane", "Doe", "aud-1", "aud-late", "aud-deleted")
     lookup = make_lookup(aep, memory)
-    await lookup.warm()
+    await lookup.warm(keep=False)
     customer = await lookup.lookup(JANE)
     names = {a.audience_id: a.name for a in customer.audiences}
     assert names == {
@@ -419,13 +450,67 @@ async def test_an_audience_missing_from_the_directory_is_fetched_once(memory: Da
     assert aep.calls["list_audiences"] == 1
 
 
-async def test_an_absent_directory_is_listed_with_the_profile(memory: DataCache) -> None:
+async def test_an_audience_platform_could_not_answer_is_shown_by_id_and_asked_again(
+    memory: DataCache,
+) -> None:
+    aep = jane_aep(failing={"aud-2"})
+    lookup = make_lookup(aep, memory)
+    first = await lookup.lookup(JANE)
+    assert {a.audience_id: a.name for a in first.audiences} == {
+        "aud-1": "Gold members",
+        "aud-2": "aud-2",
+    }
+    aep.failing.clear()  # Platform answers for it again
+    second = await lookup.lookup(JANE)
+    assert {a.name for a in second.audiences} == {"Gold members", "Cart abandoners"}
+    assert aep.asked_audiences == [["aud-1", "aud-2"], ["aud-2"]]
+    assert aep.calls["profile"] == 1  # the profile came from the cache the second time
+    await lookup.lookup(JANE)
+    assert aep.calls["get_audiences"] == 2  # now it is remembered
+
+
+async def test_lookups_never_list_the_audiences_themselves(memory: DataCache) -> None:
     aep = jane_aep(delay=0.01)
     lookup = make_lookup(aep, memory)
     customers = await asyncio.gather(lookup.lookup(JANE), lookup.lookup(SAM))
-    assert customers[0].audiences[0].name in {"Gold members", "Cart abandoners"}
-    assert aep.calls["list_audiences"] == 1  # shared by both lookups
-    assert aep.deadlines["list_audiences"][0] in aep.deadlines["profile"]
+    assert {a.name for a in customers[0].audiences} == {"Gold members", "Cart abandoners"}
+    assert aep.calls["list_audiences"] == 0
+    assert aep.asked_audiences == [["aud-1", "aud-2"]]  # Sam belongs to no audience
+
+
+async def test_a_listing_that_outlives_lookups_is_not_started_again_by_them(
+    memory: DataCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big sandbox: the list takes longer than a lookup's deadline. It runs once, in the
+    background under its own deadline, while each cold lookup names its own audiences."""
+    monkeypatch.setattr("bot.lookup._LISTING_GRACE", 0.01)
+    aep = jane_aep(list_delay=30)
+    lookup = make_lookup(aep, memory, deadline=0.5)
+    warming = asyncio.create_task(lookup.warm())
+    try:
+        for index in range(3):
+            ref = IdentityRef("Email", f"customer-{index}@example.com")
+            aep.profiles[ref] = profile_of("Cust", str(index), f"aud-{index + 1}")
+            customer = await lookup.lookup(ref)
+            assert [a.name for a in customer.audiences] == [AUDIENCES[f"aud-{index + 1}"].name]
+        assert aep.calls["list_audiences"] == 1
+        assert aep.calls["get_audiences"] == 3
+        (listing_deadline,) = aep.deadlines["list_audiences"]
+        assert listing_deadline > max(aep.deadlines["profile"]) + 30  # its own, long deadline
+    finally:
+        warming.cancel()
+        await asyncio.gather(warming, return_exceptions=True)
+
+
+async def test_a_lookup_waits_briefly_for_a_listing_under_way(memory: DataCache) -> None:
+    aep = jane_aep(list_delay=0.05)
+    lookup = make_lookup(aep, memory)
+    warming = asyncio.create_task(lookup.warm(keep=False))
+    await asyncio.sleep(0)  # the listing has started
+    customer = await lookup.lookup(JANE)
+    assert {a.name for a in customer.audiences} == {"Gold members", "Cart abandoners"}
+    assert aep.calls["get_audiences"] == 0  # the listing landed within the grace
+    await warming
 
 
 async def test_a_slow_audience_list_does_not_hold_the_card_back(
@@ -434,14 +519,55 @@ async def test_a_slow_audience_list_does_not_hold_the_card_back(
     monkeypatch.setattr("bot.lookup._LISTING_GRACE", 0.01)
     aep = jane_aep(list_delay=0.2)
     lookup = make_lookup(aep, memory)
+    warming = asyncio.create_task(lookup.warm(keep=False))
+    await asyncio.sleep(0)
     customer = await lookup.lookup(JANE)
     assert {a.name for a in customer.audiences} == {"Gold members", "Cart abandoners"}
     assert aep.asked_audiences == [["aud-1", "aud-2"]]  # this customer's, asked directly
-    await asyncio.sleep(0.25)  # the list goes on in the background and lands in the cache
+    await warming  # the list goes on in the background and lands in the cache
     aep.profiles[SAM] = profile_of("Sam", "Sparse", "aud-3")
     assert [a.name for a in (await lookup.lookup(SAM)).audiences] == ["Newsletter"]
     assert aep.calls["get_audiences"] == 1
     assert aep.calls["list_audiences"] == 1
+
+
+@pytest.mark.parametrize("who", [SAM, JANE], ids=["no-audiences", "audiences-cached"])
+async def test_no_wait_for_a_listing_when_every_audience_is_named(
+    memory: DataCache, monkeypatch: pytest.MonkeyPatch, who: IdentityRef
+) -> None:
+    monkeypatch.setattr("bot.lookup._LISTING_GRACE", 30.0)
+    aep = jane_aep(list_delay=30)
+    lookup = make_lookup(aep, memory)
+    await lookup.lookup(JANE)  # names Jane's audiences
+    await memory.delete(lookup_keys().profile(JANE))
+    warming = asyncio.create_task(lookup.warm())
+    await asyncio.sleep(0)
+    try:
+        async with asyncio.timeout(5):  # a guard only: waiting out the grace would be a bug
+            await lookup.lookup(who)
+        assert aep.calls["list_audiences"] == 1
+        assert not warming.done()
+    finally:
+        warming.cancel()
+        await asyncio.gather(warming, return_exceptions=True)
+
+
+async def test_the_wait_for_a_listing_ends_at_the_lookup_deadline(
+    memory: DataCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.lookup._LISTING_GRACE", 30.0)
+    aep = jane_aep(list_delay=30)
+    lookup = make_lookup(aep, memory, deadline=0.2)
+    warming = asyncio.create_task(lookup.warm())
+    await asyncio.sleep(0)
+    try:
+        async with asyncio.timeout(5):  # a guard only: waiting out the grace would be a bug
+            customer = await lookup.lookup(JANE)
+        assert customer.name == "Jane Doe"
+        assert aep.calls["get_audiences"] == 1
+    finally:
+        warming.cancel()
+        await asyncio.gather(warming, return_exceptions=True)
 
 
 async def test_audience_failures_show_ids_instead_of_failing(
@@ -457,10 +583,69 @@ async def test_warm_failures_are_logged_once_and_not_raised(
     memory: DataCache, caplog: pytest.LogCaptureFixture
 ) -> None:
     aep = jane_aep(audiences_error=CredentialsProblem("Refused", status=403))
-    await make_lookup(aep, memory).warm()
+    await make_lookup(aep, memory).warm(keep=False)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "CredentialsProblem" in warnings[0].getMessage()
+
+
+async def test_a_failed_listing_is_tried_again_after_a_pause_and_not_by_lookups(
+    memory: DataCache,
+) -> None:
+    down = AepUnavailable("down", status=503)
+    aep = jane_aep(list_errors=[down])
+    lookup = make_lookup(aep, memory, listing_backoff=3600)
+    warming = asyncio.create_task(lookup.warm())
+    try:
+        await aep.until(lambda: aep.lists_ended == 1)
+        for _ in range(3):
+            customer = await lookup.lookup(JANE, refresh=True)
+            assert {a.name for a in customer.audiences} == {"Gold members", "Cart abandoners"}
+        assert aep.calls["list_audiences"] == 1  # in its pause: neither lookups nor warm list
+        assert aep.calls["get_audiences"] == 1
+        assert not warming.done()
+    finally:
+        warming.cancel()
+        await asyncio.gather(warming, return_exceptions=True)
+
+
+async def test_warm_keeps_trying_until_the_list_is_read_then_warns_no_more(
+    memory: DataCache, caplog: pytest.LogCaptureFixture
+) -> None:
+    down = AepUnavailable("down", status=503)
+    aep = jane_aep(list_errors=[down, down], list_delay=0.02)
+    lookup = make_lookup(aep, memory, listing_backoff=0.01)
+    warming = asyncio.create_task(lookup.warm())
+    try:
+        async with asyncio.timeout(5):  # a guard only
+            await aep.until(lambda: aep.calls["list_audiences"] == 3)
+        await lookup.warm(keep=False)  # joins the third listing, which succeeds
+        await asyncio.sleep(0.05)
+        assert aep.calls["list_audiences"] == 3  # read: due again only before the names expire
+        customer = await lookup.lookup(JANE)
+        assert {a.name for a in customer.audiences} == {"Gold members", "Cart abandoners"}
+        assert aep.calls["get_audiences"] == 0
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1  # the first failure of the streak, not every retry
+    finally:
+        warming.cancel()
+        await asyncio.gather(warming, return_exceptions=True)
+
+
+async def test_warm_reads_the_list_again_before_the_names_expire(memory: DataCache) -> None:
+    aep = jane_aep()
+    lookup = make_lookup(aep, memory, audience_ttl=0.4)
+    warming = asyncio.create_task(lookup.warm())
+    try:
+        async with asyncio.timeout(5):  # a guard only
+            await aep.until(lambda: aep.calls["list_audiences"] == 2)
+        # Read again before they expire, the names never lapse: the lookup asks for none.
+        customer = await lookup.lookup(JANE)
+        assert {a.name for a in customer.audiences} == {"Gold members", "Cart abandoners"}
+        assert aep.calls["get_audiences"] == 0
+    finally:
+        warming.cancel()
+        await asyncio.gather(warming, return_exceptions=True)
 
 
 async def test_audience_names_live_for_the_audience_ttl(memory: DataCache) -> None:
@@ -469,7 +654,7 @@ async def test_audience_names_live_for_the_audience_ttl(memory: DataCache) -> No
     await lookup.lookup(JANE)
     await asyncio.sleep(0.1)
     await lookup.lookup(JANE)
-    assert aep.calls["list_audiences"] == 2
+    assert aep.calls["get_audiences"] == 2
     assert aep.calls["profile"] == 1
 
 
@@ -543,6 +728,67 @@ async def test_a_not_found_on_one_instance_is_known_to_the_other(target: RedisTa
             await cache.aclose()
 
 
+@pytest.mark.redis
+async def test_a_refresh_that_waits_for_another_instance_still_asks_aep(
+    target: RedisTarget,
+) -> None:
+    keys = CacheKeys(org=target.org, sandbox="prod", merge_policy="mp-1")
+    cache = redis_cache(target.url)
+    client = target.client()
+    aep = jane_aep()
+    lookup = make_lookup(aep, cache, keys=keys)
+    try:
+        await lookup.lookup(JANE)
+        aep.profiles[JANE] = profile_of("Janet", "Doe", "aud-1")
+        # Another instance is looking Jane up: it holds the lock.
+        client.set(f"{keys.lookup(JANE, 10)}:lock", "another-instance", px=200)
+        refreshed = await lookup.lookup(JANE, refresh=True)
+        assert refreshed.name == "Janet Doe"  # not the stored entry it waited beside
+        assert aep.calls["profile"] == 2
+    finally:
+        client.close()
+        await cache.aclose()
+
+
+@pytest.mark.redis
+async def test_a_refresh_that_waits_for_another_instance_looks_again_for_a_not_found(
+    target: RedisTarget,
+) -> None:
+    keys = CacheKeys(org=target.org, sandbox="prod", merge_policy="mp-1")
+    cache = redis_cache(target.url)
+    client = target.client()
+    aep = jane_aep()
+    lookup = make_lookup(aep, cache, keys=keys)
+    try:
+        with pytest.raises(ProfileNotFound):
+            await lookup.lookup(NOBODY)
+        aep.profiles[NOBODY] = profile_of("New", "Customer")
+        client.set(f"{keys.lookup(NOBODY, 10)}:lock", "another-instance", px=200)
+        assert (await lookup.lookup(NOBODY, refresh=True)).name == "New Customer"
+    finally:
+        client.close()
+        await cache.aclose()
+
+
+@pytest.mark.redis
+async def test_instances_warming_together_list_the_audiences_once(target: RedisTarget) -> None:
+    keys = CacheKeys(org=target.org, sandbox="prod", merge_policy="mp-1")
+    caches = [redis_cache(target.url), redis_cache(target.url)]
+    fakes = [jane_aep(list_delay=0.1), jane_aep(list_delay=0.1)]
+    lookups = [
+        make_lookup(fake, cache, keys=keys) for fake, cache in zip(fakes, caches, strict=True)
+    ]
+    try:
+        await asyncio.gather(*(lookup.warm(keep=False) for lookup in lookups))
+        assert sum(f.calls["list_audiences"] for f in fakes) == 1
+        customer = await lookups[1].lookup(JANE)
+        assert {a.name for a in customer.audiences} == {"Gold members", "Cart abandoners"}
+        assert fakes[1].calls["get_audiences"] == 0
+    finally:
+        for cache in caches:
+            await cache.aclose()
+
+
 async def test_lookups_answer_while_redis_is_down() -> None:
     cache = redis_cache(f"redis://127.0.0.1:{free_port()}/0", op_timeout=0.05)
     aep = jane_aep()
@@ -609,6 +855,7 @@ def demo_stack(
     *,
     org: str = DEMO_ORG_ID,
     merge_policy: str = DEFAULT_MERGE_POLICY_ID,
+    **options: Any,
 ) -> Stack:
     url = "http://demo-aep.invalid"
     http = httpx.AsyncClient(transport=in_process_transport(sim))
@@ -630,7 +877,9 @@ def demo_stack(
         sandbox=DEMO_SANDBOX,
         merge_policy_id=merge_policy,
     )
-    lookup = CustomerLookup(client=client, cache=cache, keys=keys, layout=LAYOUT, demo=True)
+    lookup = CustomerLookup(
+        client=client, cache=cache, keys=keys, layout=LAYOUT, demo=True, **options
+    )
     return Stack(lookup=lookup, cache=cache, http=http)
 
 
@@ -642,7 +891,7 @@ async def test_demo_after_warm_a_cold_lookup_costs_one_round_trip() -> None:
     sim = AepSimulator()
     stack = demo_stack(sim, DataCache.from_url("memory://"))
     try:
-        await stack.lookup.warm()
+        await stack.lookup.warm(keep=False)
         assert sim.stats["token"] == 1
         assert sim.stats["audiences"] >= 1
         sim.reset()
@@ -699,6 +948,28 @@ async def test_demo_merge_policies_keep_separate_entries() -> None:
     finally:
         await stitched.http.aclose()
         await fragment.aclose()
+
+
+@pytest.mark.redis
+async def test_demo_a_lookup_waiting_on_a_busy_instance_stops_at_its_deadline(
+    target: RedisTarget,
+) -> None:
+    """The lock wait (10 s) is longer than the lookup deadline: the lookup gives up at its
+    deadline, with no time left to ask AEP, and says AEP is unavailable."""
+    sim = AepSimulator()
+    keys = CacheKeys(org=target.org, sandbox=DEMO_SANDBOX, merge_policy=DEFAULT_MERGE_POLICY_ID)
+    stack = demo_stack(sim, redis_cache(target.url), org=target.org, deadline=0.2)
+    client = target.client()
+    # Another instance is fetching Jane and keeps its lock alive.
+    client.set(f"{keys.lookup(DEMO_JANE, 10)}:lock", "another-instance", px=30_000)
+    try:
+        async with asyncio.timeout(5):  # a guard only: waiting out the lock would be a bug
+            with pytest.raises(AepUnavailable, match="ran out of time"):
+                await stack.lookup.lookup(DEMO_JANE)
+        assert sim.stats["profile"] == sim.stats["events"] == 0
+    finally:
+        client.close()
+        await stack.aclose()
 
 
 @pytest.mark.redis

@@ -96,6 +96,12 @@ class _Budget:
         return self.deadline - time.monotonic()
 
     def exhausted(self) -> AepUnavailable:
+        if self.seconds <= 0:
+            # The caller spent its time before asking, waiting for another lookup, say.
+            return AepUnavailable(
+                "The lookup ran out of time before Adobe Experience Platform could be asked. "
+                "Try again in a moment."
+            )
         last = f" (its last answer was HTTP {self.last_status})" if self.last_status else ""
         seconds = sansio.format_seconds(self.seconds)
         return AepUnavailable(
@@ -184,38 +190,61 @@ class AepClient:
         params: dict[str, str] | None = query
         events: list[ExperienceEvent] = []
         more = False
+        skipped = 0
         for _ in range(_MAX_EVENT_PAGES):
             data = await self._request(
                 budget, "GET", url, params=params, endpoint="events", identity=ref
             )
             page = sansio.parse_event_page(data)
             events.extend(page.events)
+            skipped += page.skipped
             more = page.more or len(events) > limit
             if len(events) >= limit or page.next_href is None:
                 break
             # The link carries its own query string (and httpx would drop it for params={}).
             url, params = sansio.events_next_url(self._api_url, page.next_href), None
+        if skipped:
+            # Counts only: an event's content may identify the customer.
+            logger.debug("Skipped %d unreadable experience events of this lookup", skipped)
         events.sort(key=lambda event: event.timestamp, reverse=True)
         return EventPage(events=tuple(events[:limit]), more=more)
 
-    async def get_audiences(self, ids: Collection[str], *, deadline: float) -> dict[str, Audience]:
-        """The audiences with these ids (bulk-get, answered 207); unknown ids are simply absent."""
+    async def get_audiences(
+        self, ids: Collection[str], *, deadline: float
+    ) -> dict[str, Audience | None]:
+        """The audiences with these ids (bulk-get, answered 207).
+
+        An id maps to its Audience, or to None when Platform reports it not found (404). An id
+        Platform could not answer for now (another error, or not mentioned) is left out: the
+        caller shows it as it is and asks again later.
+        """
         wanted = list(dict.fromkeys(audience_id for audience_id in ids if audience_id))
-        found: dict[str, Audience] = {}
+        answered: dict[str, Audience | None] = {}
         if not wanted:
-            return found
+            return answered
         url = self._api_url + sansio.AUDIENCES_BULK_PATH
         async with self._within(deadline) as budget:
             for start in range(0, len(wanted), _BULK_CHUNK):
                 chunk = wanted[start : start + _BULK_CHUNK]
                 body = {"ids": [{"id": audience_id} for audience_id in chunk]}
                 data = await self._request(budget, "POST", url, json=body, endpoint="audiences")
-                for key, audience in sansio.parse_audience_bulk(data).items():
+                bulk = sansio.parse_audience_bulk(data)
+                answered.update((i, None) for i in chunk if i in bulk.unknown)
+                for key, audience in bulk.found.items():
                     if key in chunk:
-                        found[key] = audience
+                        answered[key] = audience
                     elif audience.id in chunk:
-                        found[audience.id] = audience
-        return found
+                        answered[audience.id] = audience
+                unanswered = [i for i in chunk if i not in answered]
+                if unanswered:
+                    statuses = sorted({str(bulk.failed.get(i)) for i in unanswered})
+                    logger.debug(
+                        "Audience bulk-get left %d of %d ids unanswered (statuses %s)",
+                        len(unanswered),
+                        len(chunk),
+                        ", ".join(statuses),
+                    )
+        return answered
 
     async def list_audiences(self, *, deadline: float) -> list[Audience]:
         """Every audience of the sandbox, all pages of GET /audiences."""

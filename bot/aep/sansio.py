@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -37,6 +38,10 @@ _MAX_DETAIL = 200
 # "UPS-ACC-1000004: IMS Org is not provisioned." -> UPS-ACC-1000004
 _CODE_PREFIX = re.compile(r"^\s*([A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+)\s*:?\s*")
 _TOO_MANY = "too many related identities"
+# A status as Platform writes it in error entries: 404, "404", "404.0" or "UPAPI-113430-404".
+_STATUS = re.compile(r"(?:^|-)([1-5][0-9]{2})(?:\.0+)?$")
+# Epoch numbers at or above this are not seconds: 13 digits are milliseconds, 16 microseconds.
+_EPOCH_SECONDS_BELOW = 1e11
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,20 @@ class EventChunk:
     events: tuple[ExperienceEvent, ...]
     next_href: str | None
     more: bool
+    skipped: int = 0
+    """Events on the page that could not be read (no id, no timestamp, not an object)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceBulk:
+    """What a bulk-get (207) answer says about each id: found, unknown to Platform, or failed."""
+
+    found: Mapping[str, Audience]
+    """Audiences keyed as Platform keyed them."""
+    unknown: frozenset[str]
+    """Ids Platform reported as not found (404): deleted, or never existed."""
+    failed: Mapping[str, int | None]
+    """Ids Platform could not answer for now, with the status it gave (None when it gave none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +137,16 @@ def parse_error_body(body: bytes | str) -> ErrorBody:
 
 
 def retry_after_header(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a `Retry-After` header, given as seconds or as an HTTP date."""
+    """Seconds from a `Retry-After` header, given as seconds or as an HTTP date.
+
+    A negative or non-finite number of seconds is no advice at all: None, as if absent.
+    """
     value = headers.get("retry-after")
     if not value:
         return None
     seconds = _number(value)
     if seconds is not None:
-        return max(seconds, 0.0)
+        return seconds if seconds >= 0 else None
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -378,27 +400,35 @@ def parse_identities(entity: Mapping[str, Any]) -> tuple[ProfileIdentity, ...]:
 
 
 def parse_event_page(data: Any) -> EventChunk:
-    """One page of an event lookup (`_page`, `children`, `_links`)."""
+    """One page of an event lookup (`_page`, `children`, `_links`).
+
+    A child that cannot be read (not an object, no id or no timestamp) is skipped and counted
+    in `skipped`: one odd event must not cost the agent the whole timeline.
+    """
     if not isinstance(data, dict) or not isinstance(data.get("children", []), list):
         raise _malformed("an event lookup", "it has no `children` list")
-    events = tuple(_parse_event(child) for child in data.get("children", []))
+    children = data.get("children", [])
+    events = tuple(event for event in map(_parse_event, children) if event is not None)
+    skipped = len(children) - len(events)
     page = _object(data, "_page")
     href = _next_href(data)
     if "next" in page:
         # `_page.next` is the authority; the href is only how to get there.
         more = bool(_text(page.get("next")))
-        return EventChunk(events=events, next_href=href if more else None, more=more)
-    return EventChunk(events=events, next_href=href, more=href is not None)
+        href = href if more else None
+    else:
+        more = href is not None
+    return EventChunk(events=events, next_href=href, more=more, skipped=skipped)
 
 
-def _parse_event(child: Any) -> ExperienceEvent:
+def _parse_event(child: Any) -> ExperienceEvent | None:
     if not isinstance(child, dict):
-        raise _malformed("an event lookup", "an event is not an object")
+        return None
     entity = _object(child, "entity")
     event_id = _text(child.get("entityId")) or _text(entity.get("_id"))
     timestamp = parse_timestamp(child.get("timestamp", entity.get("timestamp")))
     if event_id is None or timestamp is None:
-        raise _malformed("an event lookup", "an event has no id or no timestamp")
+        return None
     return ExperienceEvent(event_id=event_id, timestamp=timestamp, entity=entity)
 
 
@@ -445,11 +475,13 @@ def parse_audience_page(data: Any) -> AudienceChunk:
     )
 
 
-def parse_audience_bulk(data: Any) -> dict[str, Audience]:
-    """Audiences of a bulk-get (207) answer, keyed as Platform keyed them; failed ids are left out.
+def parse_audience_bulk(data: Any) -> AudienceBulk:
+    """What a bulk-get (207) answer says about each id.
 
     Documented shape: `{"results": {"<id>": {...audience...}}}`; a list under `results` or
-    `children` is read too.
+    `children` is read too. Failed ids come under `errors` (keyed by id, or a list of entries
+    naming their id) or as error entries among the results. Only a 404 makes an id unknown;
+    any other failure is one to ask again about.
     """
     results = data.get("results", data.get("children")) if isinstance(data, dict) else data
     if isinstance(results, dict):
@@ -459,11 +491,45 @@ def parse_audience_bulk(data: Any) -> dict[str, Audience]:
     else:
         raise _malformed("an audience bulk-get", "it has no `results`")
     found: dict[str, Audience] = {}
+    failures: list[tuple[str, int | None]] = []
     for key, value in pairs:
         audience = parse_audience(value)
         if audience is not None:
             found[key or audience.id] = audience
-    return found
+        elif (failed_id := _entry_id(value) or key) is not None:
+            failures.append((failed_id, _entry_status(value)))
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            for entry in value if isinstance(value, list) else [value]:
+                failures.append((_entry_id(entry) or str(key), _entry_status(entry)))
+    elif isinstance(errors, list):
+        for entry in errors:
+            if (failed_id := _entry_id(entry)) is not None:
+                failures.append((failed_id, _entry_status(entry)))
+    unknown = {i for i, status in failures if status == 404 and i not in found}
+    failed = {i: s for i, s in failures if i not in found and i not in unknown}
+    return AudienceBulk(found=found, unknown=frozenset(unknown), failed=failed)
+
+
+def _entry_id(entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return None
+    return _first_text(entry, "id", "audienceId", "xid")
+
+
+def _entry_status(entry: Any) -> int | None:
+    """The HTTP status of one failed entry: `statusCode`, `status` or `code`, also nested under
+    `error`, as a number, a numeric string or a code ending in it (`UPAPI-113430-404`)."""
+    if not isinstance(entry, dict):
+        return None
+    nested = entry.get("error")
+    for source in (entry, nested if isinstance(nested, dict) else {}):
+        for key in ("statusCode", "status", "code"):
+            text = _text(source.get(key))
+            if text is not None and (match := _STATUS.search(text)):
+                return int(match.group(1))
+    return None
 
 
 def audiences_next_url(api_url: str, href: str) -> str:
@@ -481,16 +547,17 @@ def audiences_next_url(api_url: str, href: str) -> str:
 
 
 def parse_timestamp(value: Any) -> datetime | None:
-    """A datetime (UTC when no zone is given) from epoch milliseconds or any ISO 8601 variant."""
+    """A datetime (UTC when no zone is given) from an epoch number or any ISO 8601 variant.
+
+    Epoch numbers (or numeric strings) are read by size: up to 11 digits seconds (the docs'
+    examples use 10-digit seconds), 13 digits milliseconds (what Platform documents), 16
+    microseconds.
+    """
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
-    if isinstance(value, int | float):
-        try:
-            return datetime.fromtimestamp(value / 1000, UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
+    number = _number(value)
+    if number is not None:
+        return _from_epoch(number)
     if not isinstance(value, str):
         return None
     try:
@@ -498,6 +565,16 @@ def parse_timestamp(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _from_epoch(number: float) -> datetime | None:
+    seconds = number
+    while abs(seconds) >= _EPOCH_SECONDS_BELOW:
+        seconds /= 1000
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _object(data: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -598,16 +675,25 @@ def _first_text(data: Mapping[str, Any], *keys: str) -> str | None:
 
 
 def _number(value: Any) -> float | None:
+    """A finite number from a JSON number or numeric string; `inf`, `nan`, `1e400` give None."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+    number: float
+    if isinstance(value, int):
         try:
-            return float(value.strip())
+            number = float(value)
+        except OverflowError:
+            return None
+    elif isinstance(value, float):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
         except ValueError:
             return None
-    return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _truthy(value: Any) -> bool:

@@ -430,6 +430,21 @@ async def test_429_that_does_not_fit_the_deadline_is_rate_limited_at_once(
     assert time.monotonic() - started < 1.0
 
 
+@pytest.mark.parametrize("value", ["inf", "nan", "1e400", "-2"])
+async def test_a_retry_after_that_is_no_usable_wait_is_ignored(
+    router: respx.MockRouter, aep: AepClient, value: str
+) -> None:
+    route = _profile_route(router).mock(
+        return_value=httpx.Response(429, headers={"Retry-After": value}, json={"status": 429})
+    )
+    with pytest.raises(RateLimited) as caught:
+        await aep.get_profile(JANE, deadline=within(2))
+    # Retried with the usual backoff, as if Platform had given no advice.
+    assert route.call_count == 4
+    assert caught.value.retry_after is None
+    assert "in a moment" in caught.value.message
+
+
 @pytest.mark.parametrize(
     "failures",
     [
@@ -491,7 +506,7 @@ async def test_a_deadline_already_past_fails_without_calling(
     router: respx.MockRouter, aep: AepClient
 ) -> None:
     route = _profile_route(router).mock(return_value=httpx.Response(200, json=profile_body()))
-    with pytest.raises(AepUnavailable):
+    with pytest.raises(AepUnavailable, match="ran out of time before"):
         await aep.get_profile(JANE, deadline=time.monotonic() - 1)
     assert route.call_count == 0
 
@@ -633,6 +648,22 @@ async def test_events_on_the_last_page_say_there_are_no_more(
     assert not page.more
 
 
+async def test_an_unreadable_event_is_skipped_and_logged_without_its_content(
+    router: respx.MockRouter, aep: AepClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="bot.aep.client")
+    odd = {"entityId": "evt-odd", "timestamp": "jane.doe@example.com", "entity": {}}
+    _events_route(router).mock(
+        return_value=httpx.Response(200, json=_events_page([_event(1, 5000), odd, "x"]))
+    )
+    page = await aep.get_events(JANE, limit=10, deadline=within(2))
+    assert [e.event_id for e in page.events] == ["evt-1"]
+    skipped = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+    assert len(skipped) == 1
+    assert skipped[0].startswith("Skipped 2 unreadable")
+    assert "evt-odd" not in skipped[0] and "jane" not in skipped[0]
+
+
 async def test_events_of_an_unknown_profile_are_profile_not_found(
     router: respx.MockRouter, aep: AepClient
 ) -> None:
@@ -644,7 +675,7 @@ async def test_events_of_an_unknown_profile_are_profile_not_found(
 # --- audiences ----------------------------------------------------------------------------------
 
 
-async def test_audience_bulk_get_returns_known_ids_only(
+async def test_audience_bulk_get_names_found_ids_and_marks_only_404_as_unknown(
     router: respx.MockRouter, aep: AepClient
 ) -> None:
     route = router.post(BULK_URL).mock(
@@ -654,16 +685,32 @@ async def test_audience_bulk_get_returns_known_ids_only(
                 "results": {
                     "a-1": _audience("a-1", "Gold customers"),
                     "a-2": _audience("a-2", "Churn risk"),
-                }
+                },
+                "errors": {
+                    "a-unknown": {"code": 404, "message": "The audience entity is not found."},
+                    "a-busy": {"code": 503, "message": "Service unavailable"},
+                },
             },
         )
     )
-    found = await aep.get_audiences(["a-1", "a-2", "a-unknown", "a-1"], deadline=within(2))
-    assert {k: v.name for k, v in found.items()} == {"a-1": "Gold customers", "a-2": "Churn risk"}
+    found = await aep.get_audiences(
+        ["a-1", "a-2", "a-unknown", "a-busy", "a-unmentioned", "a-1"], deadline=within(2)
+    )
+    assert {k: v.name if v else None for k, v in found.items()} == {
+        "a-1": "Gold customers",
+        "a-2": "Churn risk",
+        "a-unknown": None,
+    }
     request = route.calls.last.request
     assert request.headers["content-type"] == "application/json"
     assert json.loads(request.content) == {
-        "ids": [{"id": "a-1"}, {"id": "a-2"}, {"id": "a-unknown"}]
+        "ids": [
+            {"id": "a-1"},
+            {"id": "a-2"},
+            {"id": "a-unknown"},
+            {"id": "a-busy"},
+            {"id": "a-unmentioned"},
+        ]
     }
 
 

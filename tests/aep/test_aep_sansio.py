@@ -187,6 +187,22 @@ def test_429_takes_retry_after_ms_from_the_body_before_the_header() -> None:
     assert "1.5 s" in caught.value.message
 
 
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e400", "-3", "Infinity"])
+def test_retry_after_headers_that_are_no_usable_wait_count_as_absent(value: str) -> None:
+    assert sansio.retry_after_header({"retry-after": value}) is None
+
+
+@pytest.mark.parametrize("raw", [b"1e400", b"-1e400", b"NaN", b"Infinity", b'"inf"', b"-500"])
+def test_429_with_a_retry_after_ms_that_is_no_usable_wait_says_in_a_moment(raw: bytes) -> None:
+    body = b'[{"message": "Too many requests", "retryAfterMs": ' + raw + b', "statusCode": 429}]'
+    with pytest.raises(RateLimited) as caught:
+        sansio.decipher_response(
+            429, {"retry-after": "nan"}, body, endpoint="profile", request_id="r-1"
+        )
+    assert caught.value.retry_after is None
+    assert "in a moment" in caught.value.message
+
+
 def test_429_falls_back_to_the_retry_after_header() -> None:
     with pytest.raises(RateLimited) as caught:
         _decipher(
@@ -313,7 +329,17 @@ def test_profile_in_the_wrong_shape_is_malformed(body: Any) -> None:
         ("2021-03-10 10:03:08", datetime(2021, 3, 10, 10, 3, 8, tzinfo=UTC)),
         (1768899600000, datetime(2026, 1, 20, 9, 0, tzinfo=UTC)),
         ("1768899600000", datetime(2026, 1, 20, 9, 0, tzinfo=UTC)),
+        (1768899600000.0, datetime(2026, 1, 20, 9, 0, tzinfo=UTC)),
+        # The docs' examples give 10-digit epoch seconds.
+        (1539838505, datetime(2018, 10, 18, 4, 55, 5, tzinfo=UTC)),
+        ("1539838505", datetime(2018, 10, 18, 4, 55, 5, tzinfo=UTC)),
+        (" 1539838505.5 ", datetime(2018, 10, 18, 4, 55, 5, 500000, tzinfo=UTC)),
+        (1768899600000000, datetime(2026, 1, 20, 9, 0, tzinfo=UTC)),
         ("yesterday", None),
+        ("nan", None),
+        (float("inf"), None),
+        (10**400, None),
+        (True, None),
         (None, None),
     ],
 )
@@ -356,12 +382,31 @@ def test_last_event_page_has_empty_next() -> None:
     assert chunk == sansio.EventChunk(events=(), next_href=None, more=False)
 
 
-@pytest.mark.parametrize(
-    "body", [[], {"children": {}}, {"children": [1]}, {"children": [{"entityId": "e"}]}]
-)
+@pytest.mark.parametrize("body", [[], {"children": {}}, {"children": "e"}, {"children": None}])
 def test_event_page_in_the_wrong_shape_is_malformed(body: Any) -> None:
     with pytest.raises(MalformedResponse):
         sansio.parse_event_page(body)
+
+
+def test_unreadable_events_are_skipped_and_counted_not_fatal() -> None:
+    chunk = sansio.parse_event_page(
+        {
+            "_page": {"next": ""},
+            "children": [
+                _event(1, 1768899600000),
+                1,
+                "evt-x",
+                {"entityId": "no-timestamp", "entity": {}},
+                {"timestamp": 1768899600000, "entity": {}},
+                {"entityId": "bad-timestamp", "timestamp": "next tuesday"},
+                _event(2, 1768899500),
+            ],
+        }
+    )
+    assert [e.event_id for e in chunk.events] == ["evt-1", "evt-2"]
+    assert chunk.events[1].timestamp == datetime(2026, 1, 20, 8, 58, 20, tzinfo=UTC)
+    assert chunk.skipped == 5
+    assert not chunk.more
 
 
 @pytest.mark.parametrize(
@@ -416,17 +461,54 @@ def test_audience_page_reads_next_link_and_start() -> None:
     )
 
 
-def test_audience_bulk_reads_results_and_skips_failed_ids() -> None:
-    found = sansio.parse_audience_bulk(
+def test_audience_bulk_reads_results_and_error_entries_among_them() -> None:
+    bulk = sansio.parse_audience_bulk(
         {
             "results": {
                 "a-1": _audience("a-1", "Gold"),
                 "a-9": {"id": "a-9", "status": 404, "message": "not found"},
+                "a-8": {"id": "a-8", "error": {"statusCode": "503", "message": "busy"}},
             }
         }
     )
-    assert list(found) == ["a-1"]
-    assert found["a-1"].description == "Gold, described"
+    assert list(bulk.found) == ["a-1"]
+    assert bulk.found["a-1"].description == "Gold, described"
+    assert bulk.unknown == {"a-9"}
+    assert bulk.failed == {"a-8": 503}
+
+
+def test_audience_bulk_only_ids_platform_reports_not_found_are_unknown() -> None:
+    bulk = sansio.parse_audience_bulk(
+        {
+            "results": {"a-1": _audience("a-1", "Gold")},
+            "errors": {
+                "a-gone": {"code": 404, "message": "The audience entity a-gone is not found."},
+                "a-typed": {"code": "UPAPI-113430-404", "message": "not found"},
+                "a-busy": {"code": 503, "message": "Service unavailable"},
+                "a-slow": [{"status": "504"}],
+                "a-odd": "something went wrong",
+            },
+        }
+    )
+    assert list(bulk.found) == ["a-1"]
+    assert bulk.unknown == {"a-gone", "a-typed"}
+    assert bulk.failed == {"a-busy": 503, "a-slow": 504, "a-odd": None}
+
+
+def test_audience_bulk_reads_a_list_of_errors_naming_their_ids() -> None:
+    bulk = sansio.parse_audience_bulk(
+        {
+            "results": [],
+            "errors": [
+                {"id": "a-gone", "statusCode": 404},
+                {"xid": "a-busy", "error": {"statusCode": "500", "message": "oops"}},
+                {"message": "an error that names no id"},
+            ],
+        }
+    )
+    assert bulk.found == {}
+    assert bulk.unknown == {"a-gone"}
+    assert bulk.failed == {"a-busy": 500}
 
 
 def test_audience_bulk_in_the_wrong_shape_is_malformed() -> None:
