@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,46 +68,68 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_http_mode_serves_slack_events_and_healthz(tmp_path: Path) -> None:
-    async with SlackRecorder() as slack:
-        port = _free_port()
-        settings = load_settings(
-            _env_file=None,
-            slack_bot_token="xoxb-test",
-            slack_signing_secret="secret",
-            slack_api_url=slack.api_url,
-            bot_audit_file=str(tmp_path / "audit.jsonl"),
-            port=port,
+@dataclass
+class ServedBot:
+    """`serve()` in HTTP mode on a free port, and how to talk to it."""
+
+    url: str
+    stop: asyncio.Event
+    task: asyncio.Task[int]
+    http: httpx.AsyncClient
+
+    async def command(self, slack: SlackRecorder, text: str) -> httpx.Response:
+        body = slack_payloads.slash_command(
+            text=text,
+            user_id="U0MANAGER",
+            channel_id="C0PRIVATE",
+            response_url=slack.response_url(),
         )
-        stop = asyncio.Event()
-        task = asyncio.create_task(entry.serve(settings, stop=stop))
-        async with httpx.AsyncClient(timeout=5) as http:
-            for _ in range(300):
-                try:
-                    health = await http.get(f"http://127.0.0.1:{port}/healthz")
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.02)
-            assert health.json() == {"ok": True, "demo": True}
-            body = slack_payloads.slash_command(
-                text="jane.doe@example.com",
-                user_id="U0MANAGER",
-                channel_id="C0PRIVATE",
-                response_url=slack.response_url(),
-            )
-            answer = await http.post(
-                f"http://127.0.0.1:{port}/slack/events",
-                content=body,
-                headers={
-                    "Content-Type": slack_payloads.content_type(body),
-                    **slack_payloads.sign(body, secret="secret"),
-                },
-            )
-            assert answer.status_code == 200
-            [card] = await slack.wait_for("response_url")
-            assert "Jane Doe" in card.payload["text"]
-        stop.set()
-        assert await asyncio.wait_for(task, 5) == 0
+        headers = {
+            "Content-Type": slack_payloads.content_type(body),
+            **slack_payloads.sign(body, secret="secret"),
+        }
+        return await self.http.post(f"{self.url}/slack/events", content=body, headers=headers)
+
+    async def shut_down(self) -> int:
+        self.stop.set()
+        return await asyncio.wait_for(self.task, 15)
+
+
+@asynccontextmanager
+async def served(slack: SlackRecorder, tmp_path: Path) -> AsyncIterator[ServedBot]:
+    port = _free_port()
+    settings = load_settings(
+        _env_file=None,
+        slack_bot_token="xoxb-test",
+        slack_signing_secret="secret",
+        slack_api_url=slack.api_url,
+        bot_audit_file=str(tmp_path / "audit.jsonl"),
+        port=port,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(entry.serve(settings, stop=stop))
+    async with httpx.AsyncClient(timeout=5) as http:
+        bot = ServedBot(url=f"http://127.0.0.1:{port}", stop=stop, task=task, http=http)
+        for _ in range(300):
+            try:
+                await http.get(f"{bot.url}/healthz")
+                break
+            except httpx.TransportError:
+                await asyncio.sleep(0.02)
+        yield bot
+    if not task.done():
+        await bot.shut_down()
+
+
+async def test_http_mode_serves_slack_events_and_healthz(tmp_path: Path) -> None:
+    async with SlackRecorder() as slack, served(slack, tmp_path) as bot:
+        health = await bot.http.get(f"{bot.url}/healthz")
+        assert health.json() == {"ok": True, "demo": True}
+        answer = await bot.command(slack, "jane.doe@example.com")
+        assert answer.status_code == 200
+        [card] = await slack.wait_for("response_url")
+        assert "Jane Doe" in card.payload["text"]
+        assert await bot.shut_down() == 0
 
 
 async def test_a_stop_lets_the_answers_in_progress_finish(
@@ -123,41 +148,10 @@ async def test_a_stop_lets_the_answers_in_progress_finish(
         return services
 
     monkeypatch.setattr(services_module, "build_services", build)
-    async with SlackRecorder() as slack:
-        port = _free_port()
-        settings = load_settings(
-            _env_file=None,
-            slack_bot_token="xoxb-test",
-            slack_signing_secret="secret",
-            slack_api_url=slack.api_url,
-            bot_audit_file=str(tmp_path / "audit.jsonl"),
-            port=port,
-        )
-        stop = asyncio.Event()
-        task = asyncio.create_task(entry.serve(settings, stop=stop))
-        async with httpx.AsyncClient(timeout=5) as http:
-            for _ in range(300):
-                try:
-                    await http.get(f"http://127.0.0.1:{port}/healthz")
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.02)
-            body = slack_payloads.slash_command(
-                text="jane.doe@example.com",
-                user_id="U0MANAGER",
-                channel_id="C0PRIVATE",
-                response_url=slack.response_url(),
-            )
-            headers = {
-                "Content-Type": slack_payloads.content_type(body),
-                **slack_payloads.sign(body, secret="secret"),
-            }
-            answer = await http.post(
-                f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers
-            )
-            assert answer.status_code == 200  # acked; the lookup now waits for AEP
-        stop.set()
-        assert await asyncio.wait_for(task, 15) == 0
+    async with SlackRecorder() as slack, served(slack, tmp_path) as bot:
+        answer = await bot.command(slack, "jane.doe@example.com")
+        assert answer.status_code == 200  # acked; the lookup now waits for AEP
+        assert await bot.shut_down() == 0
         [card] = slack.calls_to("response_url")
         assert "Jane Doe" in card.payload["text"]
         assert built[0].closed
