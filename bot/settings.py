@@ -131,6 +131,21 @@ class Settings(BaseSettings):
         return level
 
     @model_validator(mode="after")
+    def _slack_mode_complete(self) -> Self:
+        app, bot, secret = self.slack_app_token, self.slack_bot_token, self.slack_signing_secret
+        if app is not None and bot is None:
+            raise ValueError(
+                "SLACK_BOT_TOKEN not set: Socket Mode (SLACK_APP_TOKEN) needs the bot token too"
+            )
+        if app is None and (bot is None) != (secret is None):
+            missing = "SLACK_SIGNING_SECRET" if secret is None else "SLACK_BOT_TOKEN"
+            raise ValueError(
+                f"{missing} not set: HTTP mode needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET "
+                "(or set SLACK_APP_TOKEN for Socket Mode, or none of them for the console)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _aep_all_or_nothing(self) -> Self:
         given = {
             "AEP_CLIENT_ID": self.aep_client_id,

@@ -44,6 +44,7 @@ def test_environment_variables_use_the_documented_names(monkeypatch: pytest.Monk
 
 def test_tokens_are_secret_and_never_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-very-secret")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "signing-very-secret")
     monkeypatch.setenv("AEP_CLIENT_SECRET", "adobe-very-secret")
     monkeypatch.setenv("AEP_CLIENT_ID", "cid")
     monkeypatch.setenv("AEP_ORG_ID", "ABC@AdobeOrg")
@@ -51,6 +52,7 @@ def test_tokens_are_secret_and_never_printed(monkeypatch: pytest.MonkeyPatch) ->
     shown = repr(settings) + str(settings) + settings.model_dump_json()
     assert "xoxb-very-secret" not in shown
     assert "adobe-very-secret" not in shown
+    assert "signing-very-secret" not in shown
 
 
 def test_empty_values_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,3 +99,21 @@ def test_settings_come_from_a_dotenv_file(tmp_path: Path) -> None:
     env.write_text("AEP_SANDBOX=staging\nPORT=4000\n")
     settings = load_settings(_env_file=env)
     assert (settings.aep_sandbox, settings.port) == ("staging", 4000)
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        ({"SLACK_APP_TOKEN": "xapp-1"}, "SLACK_BOT_TOKEN"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_SIGNING_SECRET"),
+        ({"SLACK_SIGNING_SECRET": "s"}, "SLACK_BOT_TOKEN"),
+    ],
+)
+def test_an_incomplete_slack_setup_names_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, given: dict[str, str], named: str
+) -> None:
+    for name, value in given.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_env_file=None)
+    assert named in str(caught.value)
