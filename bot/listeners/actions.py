@@ -44,8 +44,9 @@ def _asker(body: dict[str, Any]) -> Asker:
 
 
 def _token(body: dict[str, Any]) -> str:
-    actions = body.get("actions") or [{}]
-    return str(actions[0].get("value") or "")
+    """The opaque lookup token of a click: a button's value, or a select menu's choice."""
+    action = (body.get("actions") or [{}])[0]
+    return str(action.get("value") or (action.get("selected_option") or {}).get("value") or "")
 
 
 async def open_modal(
@@ -87,7 +88,6 @@ def register(app: AsyncApp, services: Services) -> None:
     async def open_in_aep(ack: AsyncAck) -> None:
         """A link button: Slack opens the URL; the click only needs acknowledging."""
         await ack()
-        services.answer_in_progress()
 
     @app.action(ids.REFRESH)
     async def refresh(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -108,11 +108,8 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack()
         services.answer_in_progress()
         asker = _asker(body)
-        action = (body.get("actions") or [{}])[0]
-        token = action.get("value") or (action.get("selected_option") or {}).get("value") or ""
-        ref = await services.lookup.recall(str(token))
+        ref = await recall(body, respond)
         if ref is None:
-            await respond(**services.cards.notice("expired"), replace_original=False)
             return
         await answer_privately(
             services, asker, ref, respond, action="lookup", replace_original=True
