@@ -151,6 +151,26 @@ async def test_memory_cache_is_bounded_and_evicts_the_least_recently_used() -> N
     assert await cache.get_json("k1") is None
 
 
+async def test_memory_cache_is_bounded_in_bytes_and_evicts_the_least_recently_used() -> None:
+    # Ten 20 MB profiles must not take 200 MB: a 1 MiB budget holds five entries of 200 KB.
+    cache = DataCache.from_url("memory://", max_entries=1000, max_bytes=1024 * 1024)
+    big = "x" * 200_000
+    for index in range(4):
+        await cache.set_json(f"big{index}", big, ttl=60)
+    await cache.get_json("big0")  # big0 is now the most recently used
+    for index in range(4, 8):
+        await cache.set_json(f"big{index}", big, ttl=60)
+    present = [i for i in range(8) if await cache.get_json(f"big{i}") is not None]
+    assert present == [0, 4, 5, 6, 7]  # big0 was touched, so big1 to big3 went instead
+
+    # One value larger than the whole budget is not kept, and evicts nothing.
+    await cache.set_json("small", 1, ttl=60)
+    await cache.set_json("huge", "y" * 2_000_000, ttl=60)
+    assert await cache.get_json("huge") is None
+    assert await cache.get_json("small") == 1
+    assert await cache.get_json("big7") == big
+
+
 async def test_first_time_is_true_once_per_key_until_it_expires(memory: DataCache) -> None:
     assert await memory.first_time("ev1", ttl=0.05)
     assert not await memory.first_time("ev1", ttl=0.05)
