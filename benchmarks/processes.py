@@ -36,6 +36,8 @@ __all__ = [
 REPO = Path(__file__).resolve().parents[1]
 #: The bot token every benchmark and test bot uses; the recording Slack server accepts any.
 BOT_TOKEN = "xoxb-test"
+#: The BOT_CACHE_KEY of the benchmark and test instances (a Redis cache needs one).
+BENCH_CACHE_KEY = "bench-cache-key-Yq7Tn2Vd9Lw4Hs8Kp1Zx"
 # The parent's own bot settings must never leak into a child configured here.
 _BOT_PREFIXES = ("SLACK_", "AEP_", "BOT_")
 _POLL_S = 0.05
@@ -76,6 +78,8 @@ def bot_environment(
         "AEP_IMS_URL": aep_url,
         "AEP_MERGE_POLICY_ID": DEFAULT_MERGE_POLICY_ID,
         "BOT_CACHE_URL": cache_url,
+        # Every instance on one Redis seals and opens its values with the same key.
+        "BOT_CACHE_KEY": BENCH_CACHE_KEY,
         "BOT_AUDIT_FILE": str(audit_file),
         "BOT_AUDIT_KEY": audit_key,
         "PORT": str(port),

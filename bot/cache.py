@@ -1,4 +1,11 @@
-"""The data cache: memory or Redis, versioned keys, coalesced fetches; Redis is never required."""
+"""The data cache: memory or Redis, versioned keys, coalesced fetches; Redis is never required.
+
+What the bot keeps on Redis is sealed: every value is encrypted and authenticated with AES-GCM
+under a key derived from BOT_CACHE_KEY, with the Redis key as associated data. Whoever can write
+to Redis cannot forge an entry (a manager's group membership, a button token leading to another
+customer), move a valid one to another key, or read profiles or the IMS token; a value that does
+not open, for whatever reason, is a miss that the next fetch overwrites.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +14,39 @@ import collections
 import contextlib
 import functools
 import hashlib
+import hmac
 import json
 import logging
 import secrets
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar, cast
 from urllib.parse import quote
 
 from aiocache import RedisCache, SimpleMemoryCache
-from aiocache.serializers import StringSerializer
+from aiocache.serializers import NullSerializer
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import BaseModel, ConfigDict, ValidationError
 from redis.asyncio.connection import parse_url
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from bot.identity import IdentityRef
+from bot.settings import MIN_CACHE_KEY_LENGTH
 
 log = logging.getLogger(__name__)
 
 #: Part of every key and every stored entry: bump it when the shape of what is stored changes, so
 #: new code never reads entries that old code wrote (and the other way round during a deploy).
-CACHE_VERSION = "v1"
+CACHE_VERSION = "v2"
+
+#: What a sealed value starts with; a value of any other format (an older one, say) is a miss.
+_SEAL_FORMAT = b"s1"
+_NONCE_BYTES = 12
+_TAG_BYTES = 16
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -43,6 +62,8 @@ _EXTEND = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
     "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 )
+#: The memory cache's default bound in bytes (BOT_CACHE_MAX_BYTES).
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 # One MSET per chunk keeps each Redis operation small enough for the per-operation timeout.
 _SET_MANY_CHUNK = 200
 _FIRST_POLL = 0.01
@@ -59,10 +80,57 @@ def _part(text: str) -> str:
     return quote(text, safe="@._-")
 
 
-def _identity(ref: IdentityRef) -> str:
-    """The namespace in clear and a hash of the value, so keys show no emails or phone numbers."""
-    digest = hashlib.sha256(f"{ref.namespace}\x00{ref.value}".encode()).hexdigest()[:32]
+def _identity(ref: IdentityRef, secret: bytes | None) -> str:
+    """The namespace in clear and a hash of the value, so keys show no emails or phone numbers.
+
+    With `secret` the hash is keyed (HMAC): a plain hash of a phone number is undone by hashing
+    every phone number, so whoever reads Redis's keys could tell whom the bot looked up.
+    """
+    data = f"{ref.namespace}\x00{ref.value}".encode()
+    if secret is None:
+        digest = hashlib.sha256(data).hexdigest()[:32]
+    else:
+        digest = hmac.digest(secret, data, "sha256").hex()[:32]
     return f"{_part(ref.namespace)}:{digest}"
+
+
+def _derive(cache_key: str, purpose: bytes) -> bytes:
+    """A 256-bit key for one purpose, derived from BOT_CACHE_KEY (HKDF-SHA256)."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"ccb cache " + purpose)
+    return hkdf.derive(cache_key.encode())
+
+
+def key_names_secret(cache_key: str) -> bytes:
+    """The secret that keys the identity hashes inside cache keys (see CacheKeys)."""
+    return _derive(cache_key, b"key names")
+
+
+class Sealer:
+    """Seals values for Redis with AES-256-GCM: a random 96-bit nonce per value, the format tag
+    and the Redis key as associated data, so a value opens only under the key it was written to
+    and only with the BOT_CACHE_KEY that wrote it."""
+
+    def __init__(self, cache_key: str) -> None:
+        if len(cache_key) < MIN_CACHE_KEY_LENGTH:
+            raise ValueError(f"the cache key must be at least {MIN_CACHE_KEY_LENGTH} characters")
+        self._aead = AESGCM(_derive(cache_key, b"values aes-256-gcm"))
+
+    def seal(self, key: str, payload: str) -> bytes:
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        sealed = self._aead.encrypt(nonce, payload.encode(), _SEAL_FORMAT + key.encode())
+        return _SEAL_FORMAT + nonce + sealed
+
+    def open(self, key: str, raw: bytes) -> str | None:
+        """The payload, or None when `raw` was not sealed by `seal` for `key` with this key."""
+        head = len(_SEAL_FORMAT) + _NONCE_BYTES
+        if not raw.startswith(_SEAL_FORMAT) or len(raw) < head + _TAG_BYTES:
+            return None
+        nonce = raw[len(_SEAL_FORMAT) : head]
+        try:
+            plain = self._aead.decrypt(nonce, raw[head:], _SEAL_FORMAT + key.encode())
+            return plain.decode()
+        except (InvalidTag, UnicodeDecodeError):
+            return None
 
 
 class CacheKeys:
@@ -72,25 +140,29 @@ class CacheKeys:
     deployments sharing one Redis never read each other's entries.
     """
 
-    def __init__(self, *, org: str, sandbox: str, merge_policy: str | None) -> None:
+    def __init__(
+        self, *, org: str, sandbox: str, merge_policy: str | None, secret: bytes | None = None
+    ) -> None:
+        """`secret` (see `key_names_secret`) keys the identity hashes; give it on Redis."""
         parts = ("ccb", CACHE_VERSION, org, sandbox, merge_policy or "-")
         self.prefix = ":".join(_part(part) for part in parts)
+        self._secret = secret
 
     def profile(self, ref: IdentityRef) -> str:
         """The merged profile holding `ref`."""
-        return f"{self.prefix}:profile:{_identity(ref)}"
+        return f"{self.prefix}:profile:{_identity(ref, self._secret)}"
 
     def events(self, ref: IdentityRef, limit: int) -> str:
         """The newest `limit` experience events of the profile holding `ref`."""
-        return f"{self.prefix}:events:{limit}:{_identity(ref)}"
+        return f"{self.prefix}:events:{limit}:{_identity(ref, self._secret)}"
 
     def not_found(self, ref: IdentityRef) -> str:
         """The remembered answer that no profile holds `ref`."""
-        return f"{self.prefix}:notfound:{_identity(ref)}"
+        return f"{self.prefix}:notfound:{_identity(ref, self._secret)}"
 
     def lookup(self, ref: IdentityRef, limit: int) -> str:
         """The unit concurrent lookups share: one identity with one events limit."""
-        return f"{self.prefix}:lookup:{limit}:{_identity(ref)}"
+        return f"{self.prefix}:lookup:{limit}:{_identity(ref, self._secret)}"
 
     def audiences(self) -> str:
         """The marker that the sandbox's audience list has been read (see `audience`)."""
@@ -127,7 +199,7 @@ def _decode(raw: str | None) -> Any | None:
         return None
     try:
         entry = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(entry, dict) or entry.get("v") != CACHE_VERSION:
         return None
@@ -139,32 +211,40 @@ class _Skipped(Exception):
 
 
 class _MemoryStore:
-    """A bounded LRU map with lifetimes, over aiocache's SimpleMemoryCache (which has no bound)."""
+    """A LRU map with lifetimes, bounded in entries and in bytes, over aiocache's
+    SimpleMemoryCache (which has no bound)."""
 
-    def __init__(self, max_entries: int) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        if max_entries < 1 or max_bytes < 1:
+            raise ValueError("max_entries and max_bytes must be at least 1")
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.size = 0
         self._cache = SimpleMemoryCache(key_builder=_verbatim, timeout=None)
-        # Recency order of the keys stored; expired keys linger here until touched or evicted,
-        # which only makes the bound tighter.
-        self._order: collections.OrderedDict[str, None] = collections.OrderedDict()
+        # Recency order of the keys stored, with each entry's size; expired keys linger here
+        # until touched or evicted, which only makes the bounds tighter.
+        self._order: collections.OrderedDict[str, int] = collections.OrderedDict()
 
     async def get(self, key: str) -> str | None:
         value = await self._cache.get(key)
         if value is None:
-            self._order.pop(key, None)
+            self._forget(key)
             return None
-        self._order[key] = None
         self._order.move_to_end(key)
         return cast(str, value)
 
     async def put(self, key: str, value: str, ttl: float) -> None:
+        # What the strings occupy in this process, not their length: the bound is on memory.
+        size = sys.getsizeof(key) + sys.getsizeof(value)
+        await self.delete(key)
+        if size > self.max_bytes:
+            return  # larger than the whole cache: kept nowhere rather than evicting everything
         await self._cache.set(key, value, ttl=ttl)
-        self._order[key] = None
-        self._order.move_to_end(key)
-        while len(self._order) > self.max_entries:
-            oldest, _ = self._order.popitem(last=False)
+        self._order[key] = size
+        self.size += size
+        while len(self._order) > self.max_entries or self.size > self.max_bytes:
+            oldest, oldest_size = self._order.popitem(last=False)
+            self.size -= oldest_size
             await self._cache.delete(oldest)
 
     async def add(self, key: str, value: str, ttl: float) -> bool:
@@ -175,8 +255,11 @@ class _MemoryStore:
         return True
 
     async def delete(self, key: str) -> None:
-        self._order.pop(key, None)
+        self._forget(key)
         await self._cache.delete(key)
+
+    def _forget(self, key: str) -> None:
+        self.size -= self._order.pop(key, 0)
 
 
 class DataCache:
@@ -192,16 +275,23 @@ class DataCache:
         self,
         *,
         remote: Any | None = None,
+        sealer: Sealer | None = None,
         max_entries: int = 5000,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         breaker_seconds: float = 5.0,
         lock_ttl: float = 5.0,
         lock_wait: float = 10.0,
     ) -> None:
-        """`remote`: an aiocache RedisCache (its `timeout` bounds each operation), or None."""
+        """`remote`: an aiocache RedisCache (its `timeout` bounds each operation) storing bytes
+        as they are, with the `sealer` of its values; or None (this process's memory only)."""
+        if remote is not None and sealer is None:
+            raise ValueError("a Redis cache needs a key to seal its values (BOT_CACHE_KEY)")
         self._remote = remote
+        self._sealer = sealer
         self.kind: Literal["memory", "redis"] = "memory" if remote is None else "redis"
-        self._local = _MemoryStore(max_entries)
-        self._seen = _MemoryStore(max(max_entries, _SEEN_MAX_ENTRIES))
+        self._local = _MemoryStore(max_entries, max_bytes)
+        self._seen = _MemoryStore(max(max_entries, _SEEN_MAX_ENTRIES), max_bytes)
+        self._unreadable_seen: set[str] = set()
         self._breaker_seconds = breaker_seconds
         self._lock_ttl = lock_ttl
         self._lock_wait = lock_wait
@@ -215,18 +305,27 @@ class DataCache:
         cls,
         url: str,
         *,
+        key: str | None = None,
         max_entries: int = 5000,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         op_timeout: float = 0.05,
         breaker_seconds: float = 5.0,
         lock_ttl: float = 5.0,
         lock_wait: float = 10.0,
     ) -> DataCache:
-        """`memory://` for this process only, or `redis://[user:password@]host:port/db`."""
-        remote = None
+        """`memory://` for this process only, or `redis://[user:password@]host:port/db` with
+        `key` (BOT_CACHE_KEY, at least MIN_CACHE_KEY_LENGTH characters), which seals every value
+        written there; instances sharing a Redis must share the key."""
+        remote = sealer = None
         if url.startswith(("redis://", "rediss://")):
+            if key is None:
+                raise ValueError("a Redis cache needs a key to seal its values (BOT_CACHE_KEY)")
+            sealer = Sealer(key)
             options = dict(parse_url(url))
             remote = RedisCache(
-                serializer=StringSerializer(),
+                # Values go to Redis as the sealed bytes and come back as bytes: decoding text
+                # is ours to do, after the value has been authenticated.
+                serializer=NullSerializer(encoding=None),
                 key_builder=_verbatim,
                 timeout=op_timeout,
                 endpoint=options.pop("host", "127.0.0.1"),
@@ -240,7 +339,9 @@ class DataCache:
             raise ValueError("the cache URL must be memory:// or redis://host:port/db")
         return cls(
             remote=remote,
+            sealer=sealer,
             max_entries=max_entries,
+            max_bytes=max_bytes,
             breaker_seconds=breaker_seconds,
             lock_ttl=lock_ttl,
             lock_wait=lock_wait,
@@ -254,20 +355,22 @@ class DataCache:
     # -- plain entries --------------------------------------------------------------------------
 
     async def get_json(self, key: str) -> Any | None:
-        """The value stored under `key`, or None (absent, expired, other version, Redis down)."""
-        value = _decode(await self._read(key))
+        """The value stored under `key`, or None (absent, expired, unreadable, Redis down)."""
+        value = await self._read(key)
         self.stats["hits" if value is not None else "misses"] += 1
         return value
 
     async def get_many(self, keys: Sequence[str]) -> list[Any | None]:
         """Several values in one round trip, in the order of `keys`; None for each miss."""
-        raws: list[str | None] = [None] * len(keys)
+        raws: list[Any] = [None] * len(keys)
         if self._remote is not None and keys:
             with contextlib.suppress(_Skipped):
                 raws = list(await self._call(lambda redis: redis.multi_get(list(keys))))
         values: list[Any | None] = []
         for key, raw in zip(keys, raws, strict=True):
-            value = _decode(raw if raw is not None else await self._local.get(key))
+            value = self._open(key, raw) if raw is not None else None
+            if value is None:
+                value = _decode(await self._local.get(key))
             self.stats["hits" if value is not None else "misses"] += 1
             values.append(value)
         return values
@@ -291,10 +394,12 @@ class DataCache:
     async def get_model(self, key: str, model: type[M]) -> M | None:
         """The stored value parsed as `model`; an entry of another shape reads as a miss."""
         value: M | None = None
-        data = _decode(await self._read(key))
+        data = await self._read(key)
         if data is not None:
-            with contextlib.suppress(ValidationError):
+            try:
                 value = model.model_validate(data)
+            except (ValidationError, RecursionError):
+                self._unreadable("an entry of another shape")
         self.stats["hits" if value is not None else "misses"] += 1
         return value
 
@@ -425,15 +530,41 @@ class DataCache:
 
     # -- internals ------------------------------------------------------------------------------
 
-    async def _read(self, key: str) -> str | None:
+    async def _read(self, key: str) -> Any | None:
+        """The data stored under `key`: on Redis, else in this process's memory."""
         if self._remote is not None:
             with contextlib.suppress(_Skipped):
                 raw = await self._call(lambda redis: redis.get(key))
-                if raw is not None:
-                    return cast(str, raw)
+                if raw is not None and (data := self._open(key, raw)) is not None:
+                    return data
         # Also when Redis answered "absent": an entry written here during an outage (a button's
         # token, say) stays readable after Redis returns.
-        return await self._local.get(key)
+        return _decode(await self._local.get(key))
+
+    def _open(self, key: str, raw: Any) -> Any | None:
+        """The data of a value read from Redis, or None (logged once) when it does not open."""
+        assert self._sealer is not None
+        payload = self._sealer.open(key, raw) if isinstance(raw, bytes) else None
+        if payload is None:
+            self._unreadable("not sealed for its key with this BOT_CACHE_KEY")
+            return None
+        data = _decode(payload)
+        if data is None:
+            self._unreadable("sealed, but not an entry of this version")
+        return data
+
+    def _unreadable(self, why: str) -> None:
+        """Count a value that reads as a miss; log each reason once per process, without the
+        value or the key (a key may name a Slack user)."""
+        self.stats["unreadable"] += 1
+        if why not in self._unreadable_seen:
+            self._unreadable_seen.add(why)
+            log.warning(
+                "A cache entry could not be read (%s): it counts as a miss and the next fetch "
+                "overwrites it; further ones are counted, not logged (a rotated BOT_CACHE_KEY "
+                "does this until old entries expire)",
+                why,
+            )
 
     async def _write(self, key: str, data_json: str, ttl: float) -> None:
         if ttl <= 0:
@@ -441,8 +572,10 @@ class DataCache:
         payload = _encode(data_json)
         self.stats["sets"] += 1
         if self._remote is not None:
+            assert self._sealer is not None
+            sealed = self._sealer.seal(key, payload)
             try:
-                await self._call(lambda redis: redis.set(key, payload, ttl=_seconds(ttl)))
+                await self._call(lambda redis: redis.set(key, sealed, ttl=_seconds(ttl)))
             except _Skipped:
                 pass
             else:
@@ -451,8 +584,11 @@ class DataCache:
 
     async def _write_chunk(self, chunk: list[tuple[str, str]], ttl: float) -> None:
         if self._remote is not None:
+            assert self._sealer is not None
+            sealer = self._sealer
+            sealed = [(key, sealer.seal(key, payload)) for key, payload in chunk]
             try:
-                await self._call(lambda redis: redis.multi_set(chunk, ttl=_seconds(ttl)))
+                await self._call(lambda redis: redis.multi_set(sealed, ttl=_seconds(ttl)))
             except _Skipped:
                 pass
             else:
@@ -468,6 +604,14 @@ class DataCache:
             raise _Skipped
         try:
             result = await operation(self._remote)
+        except ResponseError as exc:
+            if not str(exc).startswith("WRONGTYPE"):
+                self._trip(exc)
+            else:
+                # Someone put a list or a hash where we keep a string: that key is unreadable,
+                # Redis itself is fine (and our next SET replaces it whatever its type).
+                self._unreadable("a Redis value of another type")
+            raise _Skipped from exc
         except (RedisError, OSError, TimeoutError) as exc:
             self._trip(exc)
             raise _Skipped from exc

@@ -31,7 +31,8 @@ _GROUP_FAILURE_TTL = 30.0
 _PAGE_SIZE = 200
 
 #: Bump when the shape of a cached entry changes, so a shared Redis never serves an old shape.
-_PREFIX = "slack:v1"
+#: v2: values on Redis are sealed (bot/cache.py), which v1 code could not read.
+_PREFIX = "slack:v2"
 
 _USER_FLAGS = frozenset(
     {"known", "is_bot", "deleted", "is_restricted", "is_ultra_restricted", "external"}
@@ -81,6 +82,16 @@ class MemoryJsonStore:
                 del self._entries[stale]
             while len(self._entries) > self._max_entries:
                 del self._entries[next(iter(self._entries))]
+
+
+def _groups_of(cached: Any) -> dict[str, list[str]] | None:
+    """The member ids by handle of a cached `usergroups` entry, or None for any other value."""
+    groups = cached.get("groups") if isinstance(cached, dict) else None
+    if not isinstance(groups, dict) or not all(
+        isinstance(ids, list) and all(isinstance(i, str) for i in ids) for ids in groups.values()
+    ):
+        return None
+    return groups
 
 
 def _error_code(exc: BaseException) -> str:
@@ -188,7 +199,11 @@ class SlackDirectory:
         cached = await self._store.get_json(key)
         if cached == {"known": False}:
             return None
-        if isinstance(cached, dict) and set(cached) == _USER_FLAGS:
+        if (
+            isinstance(cached, dict)
+            and set(cached) == _USER_FLAGS
+            and all(isinstance(flag, bool) for flag in cached.values())
+        ):
             return cached
         self.api_calls["users.info"] += 1
         try:
@@ -216,16 +231,14 @@ class SlackDirectory:
     async def _usergroups(self, team_id: str) -> dict[str, list[str]]:
         """Member ids by user group handle, for enabled groups of the team (one cached call)."""
         key = f"{_PREFIX}:usergroups:{team_id}"
-        cached = await self._store.get_json(key)
-        if isinstance(cached, dict):
-            return cached.get("groups") or {}
+        if (known := _groups_of(await self._store.get_json(key))) is not None:
+            return known
         # One caller fetches while the others wait for its answer: a burst of lookups must not
         # fan out into Tier-2 calls.
         lock = self._group_locks.setdefault(team_id, asyncio.Lock())
         async with lock:
-            cached = await self._store.get_json(key)
-            if isinstance(cached, dict):
-                return cached.get("groups") or {}
+            if (known := _groups_of(await self._store.get_json(key))) is not None:
+                return known
             self.api_calls["usergroups.list"] += 1
             try:
                 response = await self._client.usergroups_list(include_users=True)

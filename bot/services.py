@@ -20,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.aep.auth import ImsTokenSource
 from bot.aep.client import AepClient, create_http_client
 from bot.audit import AuditLog
-from bot.cache import CacheKeys, CacheTokenStore, DataCache
+from bot.cache import CacheKeys, CacheTokenStore, DataCache, key_names_secret
 from bot.cards import CardRenderer
 from bot.demo.dataset import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORG_ID
 from bot.demo.simulator import AepSimulator
@@ -128,9 +128,18 @@ def build_services(
         )
         api_url, ims_url = settings.aep_api_url, settings.aep_ims_url
     http = create_http_client(transport=aep_transport, max_in_flight=settings.aep_max_in_flight)
-    cache = DataCache.from_url(settings.bot_cache_url, max_entries=settings.bot_cache_max_entries)
+    cache_key = settings.bot_cache_key.get_secret_value() if settings.bot_cache_key else None
+    cache = DataCache.from_url(
+        settings.bot_cache_url,
+        key=cache_key,
+        max_entries=settings.bot_cache_max_entries,
+        max_bytes=settings.bot_cache_max_bytes,
+    )
     keys = CacheKeys(
-        org=org_id, sandbox=settings.aep_sandbox, merge_policy=settings.aep_merge_policy_id
+        org=org_id,
+        sandbox=settings.aep_sandbox,
+        merge_policy=settings.aep_merge_policy_id,
+        secret=key_names_secret(cache_key) if cache_key else None,
     )
     tokens = ImsTokenSource(
         http=http,

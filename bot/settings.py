@@ -9,6 +9,9 @@ from typing import Annotated, Self
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: The shortest BOT_CACHE_KEY accepted: `secrets.token_urlsafe(32)` gives 43 characters.
+MIN_CACHE_KEY_LENGTH = 32
+
 DEFAULT_AEP_SCOPES = (
     "openid,session,AdobeID,read_organizations,additional_info.projectedProductContext"
 )
@@ -52,6 +55,8 @@ class Settings(BaseSettings):
 
     # The bot itself
     bot_cache_url: str = "memory://"
+    # Seals every value kept on Redis (AES-GCM); every instance on one Redis needs the same one.
+    bot_cache_key: SecretStr | None = None
     bot_policy_file: Path | None = None
     bot_card_file: Path | None = None
     bot_default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
@@ -71,6 +76,7 @@ class Settings(BaseSettings):
     bot_cache_audience_ttl: Annotated[float, Field(gt=0)] = 3600.0
     bot_cache_slack_ttl: Annotated[float, Field(gt=0)] = 300.0
     bot_cache_max_entries: Annotated[int, Field(ge=10)] = 5000
+    bot_cache_max_bytes: Annotated[int, Field(ge=1024 * 1024)] = 64 * 1024 * 1024
 
     @field_validator("aep_sandbox")
     @classmethod
@@ -142,6 +148,23 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{missing} not set: HTTP mode needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET "
                 "(or set SLACK_APP_TOKEN for Socket Mode, or none of them for the console)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _cache_key_for_redis(self) -> Self:
+        make_one = 'make one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+        key = self.bot_cache_key.get_secret_value() if self.bot_cache_key else None
+        if key is None and not self.bot_cache_url.startswith("memory://"):
+            raise ValueError(
+                "BOT_CACHE_KEY not set: a Redis cache (BOT_CACHE_URL) keeps profiles, tokens and "
+                f"access decisions, sealed with this key; {make_one} and give every instance "
+                "the same one (or leave BOT_CACHE_URL unset for the memory cache)"
+            )
+        if key is not None and len(key) < MIN_CACHE_KEY_LENGTH:
+            raise ValueError(
+                f"BOT_CACHE_KEY is too short: it needs at least {MIN_CACHE_KEY_LENGTH} random "
+                f"characters; {make_one}"
             )
         return self
 

@@ -18,6 +18,9 @@ import pytest
 import redis
 
 _LOCAL = ("127.0.0.1", 6379)
+
+#: The BOT_CACHE_KEY of the tests' Redis caches (the bot refuses to use Redis without one).
+CACHE_KEY = "test-cache-key-3Ni8Qv0Zb6XkRr2LmT9sWq"
 _found: tuple[str | None, str] | None = None
 
 
@@ -103,6 +106,10 @@ class RedisTarget:
     def client(self) -> redis.Redis:
         """A plain synchronous client, for arranging and inspecting keys directly."""
         return redis.Redis.from_url(self.url, decode_responses=True)
+
+    def raw_client(self) -> redis.Redis:
+        """A synchronous client that reads and writes bytes as they are (as an attacker would)."""
+        return redis.Redis.from_url(self.url)
 
     def purge(self) -> None:
         """Delete every key of this test (never the whole database: it may be a shared one)."""

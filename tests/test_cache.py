@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from bot.cache import CACHE_VERSION, CacheKeys, CacheTokenStore, DataCache
 from bot.identity import IdentityRef
-from tests.redis_support import RedisProxy, RedisTarget, free_port, isolated_redis
+from tests.redis_support import CACHE_KEY, RedisProxy, RedisTarget, free_port, isolated_redis
 
 JANE = IdentityRef("Email", "jane.doe@example.com")
 ORG = "0A1B2C3D4E5F@AdobeOrg"
@@ -40,7 +40,7 @@ async def memory() -> AsyncIterator[DataCache]:
 async def on_redis(target: RedisTarget, **options: float) -> DataCache:
     # Generous per-operation timeout: these tests are about behaviour, not a slow CI machine.
     settings: dict[str, float] = {"op_timeout": 1.0, **options}
-    return DataCache.from_url(target.url, **settings)  # type: ignore[arg-type]
+    return DataCache.from_url(target.url, key=CACHE_KEY, **settings)  # type: ignore[arg-type]
 
 
 # -- keys -----------------------------------------------------------------------------------------
@@ -149,6 +149,26 @@ async def test_memory_cache_is_bounded_and_evicts_the_least_recently_used() -> N
     await cache.set_json("k10", 10, ttl=60)
     assert await cache.get_json("k0") == 0  # touched, so k1 went instead
     assert await cache.get_json("k1") is None
+
+
+async def test_memory_cache_is_bounded_in_bytes_and_evicts_the_least_recently_used() -> None:
+    # Ten 20 MB profiles must not take 200 MB: a 1 MiB budget holds five entries of 200 KB.
+    cache = DataCache.from_url("memory://", max_entries=1000, max_bytes=1024 * 1024)
+    big = "x" * 200_000
+    for index in range(4):
+        await cache.set_json(f"big{index}", big, ttl=60)
+    await cache.get_json("big0")  # big0 is now the most recently used
+    for index in range(4, 8):
+        await cache.set_json(f"big{index}", big, ttl=60)
+    present = [i for i in range(8) if await cache.get_json(f"big{i}") is not None]
+    assert present == [0, 4, 5, 6, 7]  # big0 was touched, so big1 to big3 went instead
+
+    # One value larger than the whole budget is not kept, and evicts nothing.
+    await cache.set_json("small", 1, ttl=60)
+    await cache.set_json("huge", "y" * 2_000_000, ttl=60)
+    assert await cache.get_json("huge") is None
+    assert await cache.get_json("small") == 1
+    assert await cache.get_json("big7") == big
 
 
 async def test_first_time_is_true_once_per_key_until_it_expires(memory: DataCache) -> None:
@@ -318,16 +338,17 @@ async def test_redis_entries_expire_after_their_ttl(target: RedisTarget) -> None
 @pytest.mark.redis
 async def test_entries_of_another_version_or_format_read_as_misses(target: RedisTarget) -> None:
     cache = await on_redis(target)
-    client = target.client()
+    client = target.raw_client()
     try:
         key = f"{target.marker}:entry"
         await cache.set_json(key, {"x": 1}, ttl=60)
-        stored = json.loads(str(client.get(key)))
-        assert stored == {"v": CACHE_VERSION, "data": {"x": 1}}
+        assert await cache.get_json(key) == {"x": 1}
+        assert b'"x"' not in client.get(key)  # sealed, not stored as its JSON
 
-        client.set(key, json.dumps({"v": "v0", "data": {"x": 1}}))
+        # What the bot wrote before values were sealed (and anything else in clear).
+        client.set(key, json.dumps({"v": "v1", "data": {"x": 1}}))
         assert await cache.get_json(key) is None
-        client.set(key, json.dumps({"x": 1}))  # no envelope at all
+        client.set(key, json.dumps({"v": CACHE_VERSION, "data": {"x": 1}}))
         assert await cache.get_json(key) is None
         client.set(key, "not json")
         assert await cache.get_json(key) is None
@@ -544,7 +565,9 @@ async def test_a_dead_holder_blocks_no_longer_than_the_lock_ttl(target: RedisTar
 async def test_a_redis_that_is_down_costs_one_failure_and_one_log_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    cache = DataCache.from_url(f"redis://127.0.0.1:{free_port()}/0", breaker_seconds=60)
+    cache = DataCache.from_url(
+        f"redis://127.0.0.1:{free_port()}/0", key=CACHE_KEY, breaker_seconds=60
+    )
     caplog.set_level(logging.INFO, logger="bot.cache")
     try:
         for index in range(20):
@@ -570,7 +593,7 @@ async def test_the_cache_recovers_when_redis_returns(
     caplog.set_level(logging.INFO, logger="bot.cache")
     proxy = RedisProxy(target.url)
     await proxy.start()
-    cache = DataCache.from_url(proxy.url, op_timeout=1.0, breaker_seconds=0.05)
+    cache = DataCache.from_url(proxy.url, key=CACHE_KEY, op_timeout=1.0, breaker_seconds=0.05)
     other = await on_redis(target)
     key = f"{target.marker}:k"
     try:
@@ -605,7 +628,7 @@ async def test_a_redis_that_does_not_answer_is_given_up_after_the_op_timeout(
     proxy = RedisProxy(target.url)
     proxy.stalled = True
     await proxy.start()
-    cache = DataCache.from_url(proxy.url, op_timeout=0.05, breaker_seconds=60)
+    cache = DataCache.from_url(proxy.url, key=CACHE_KEY, op_timeout=0.05, breaker_seconds=60)
     try:
         assert await cache.get_json("k") is None
         assert not cache.available
@@ -621,7 +644,7 @@ async def test_a_redis_that_does_not_answer_is_given_up_after_the_op_timeout(
 async def test_an_event_handled_during_an_outage_is_not_new_after_it(target: RedisTarget) -> None:
     proxy = RedisProxy(target.url)
     await proxy.start()
-    cache = DataCache.from_url(proxy.url, op_timeout=1.0, breaker_seconds=0.05)
+    cache = DataCache.from_url(proxy.url, key=CACHE_KEY, op_timeout=1.0, breaker_seconds=0.05)
     key = f"{target.marker}:event:Ev9"
     try:
         await proxy.stop()

@@ -41,7 +41,7 @@ from bot.identity import IdentityRef
 from bot.layout import load_layout
 from bot.lookup import CustomerLookup
 from bot.settings import DEFAULT_AEP_SCOPES
-from tests.redis_support import RedisProxy, RedisTarget, free_port, isolated_redis
+from tests.redis_support import CACHE_KEY, RedisProxy, RedisTarget, free_port, isolated_redis
 
 JANE = IdentityRef("Email", "jane.doe@example.com")
 SAM = IdentityRef("Email", "sam@example.com")
@@ -691,7 +691,7 @@ async def test_cards_of_one_customer_share_one_token_so_buttons_do_not_crowd_the
 
 
 def redis_cache(url: str, **options: Any) -> DataCache:
-    return DataCache.from_url(url, **{"op_timeout": 1.0, **options})
+    return DataCache.from_url(url, **{"key": CACHE_KEY, "op_timeout": 1.0, **options})
 
 
 @pytest.mark.redis

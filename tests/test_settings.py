@@ -29,6 +29,7 @@ def test_environment_variables_use_the_documented_names(monkeypatch: pytest.Monk
     monkeypatch.setenv("AEP_SANDBOX", "dev")
     monkeypatch.setenv("AEP_MERGE_POLICY_ID", "mp-1")
     monkeypatch.setenv("BOT_CACHE_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("BOT_CACHE_KEY", "k" * 43)
     monkeypatch.setenv("PORT", "8080")
     settings = load_settings(_env_file=None)
     assert settings.slack_mode == "http"
