@@ -41,24 +41,28 @@ def create_app(
     `process_before_response` holds the HTTP answer until the listener is done: the console
     uses it to print a command's whole outcome; a server keeps the default and acks at once.
     """
+
+    async def only_verified(
+        request: AsyncBoltRequest, next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
+        """Nothing that did not pass the gate reaches authorization (auth.test) or a listener;
+        Socket Mode has no signing and passes."""
+        if not is_verified(request):
+            security_log.warning("refused a Slack request that did not pass verification")
+            return BoltResponse(status=401, body=INVALID)
+        await next()
+        return None
+
     app = AsyncApp(
         logger=bolt_logger(),
         client=services.slack,
         process_before_response=process_before_response,
         ignoring_self_events_enabled=True,
         request_verification_enabled=False,
+        # Bolt runs this where its own verification would run: before authorization and any
+        # listener (only its answer to Slack's ssl_check ping comes first, and calls nothing).
+        before_authorize=only_verified,
     )
-
-    @app.middleware
-    async def only_verified(
-        request: AsyncBoltRequest, next: Callable[[], Awaitable[None]]
-    ) -> BoltResponse | None:
-        """Nothing that did not pass the gate reaches a listener (Socket Mode has no signing)."""
-        if not is_verified(request):
-            security_log.warning("refused a Slack request that did not pass verification")
-            return BoltResponse(status=401, body=INVALID)
-        await next()
-        return None
 
     for surface in (commands, shortcuts, mentions, actions):
         surface.register(app, services)

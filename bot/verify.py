@@ -37,6 +37,7 @@ MAX_AGE_SECONDS = 300
 REPLAY_MEMORY_SECONDS = 2 * MAX_AGE_SECONDS + 60
 #: The largest body read; Slack's own payloads (a modal of 100 blocks) stay far below it.
 MAX_BODY_BYTES = 1024 * 1024
+LINGER_SECONDS = 1.0
 CONTENT_TYPES = frozenset({"application/x-www-form-urlencoded", "application/json"})
 INVALID = {"error": "invalid request"}
 
@@ -175,7 +176,11 @@ def create_web_app(
     """The aiohttp application of HTTP mode: `POST path` through the gate into Bolt."""
     gate = gate_for(settings, services)
     read_timeout = settings.bot_request_read_timeout
-    web_app = web.Application(client_max_size=MAX_BODY_BYTES)
+    # A refused request's unread body is drained for at most a second before the connection
+    # closes (aiohttp's default of 10 s would let a slow client hold it that long).
+    web_app = web.Application(
+        client_max_size=MAX_BODY_BYTES, handler_args={"lingering_time": LINGER_SECONDS}
+    )
 
     async def slack_events(request: web.Request) -> web.StreamResponse:
         length = request.content_length
