@@ -115,7 +115,9 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
             await handler.close_async()  # type: ignore[no-untyped-call]
             await finish_answers(services, warm, settings.bot_lookup_deadline + 2)
         else:
-            web_app = app.web_app(path="/slack/events", port=settings.port)
+            from bot.verify import create_web_app
+
+            web_app = create_web_app(app, settings, services)
 
             async def healthz(_: web.Request) -> web.Response:
                 return web.json_response({"ok": True, "demo": services.demo})

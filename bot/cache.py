@@ -184,6 +184,12 @@ class CacheKeys:
         """A Slack event id already handled (de-duplication of Slack's retries)."""
         return f"{self.prefix}:slack-event:{_part(event_id)}"
 
+    def request(self, signature: str) -> str:
+        """A signed Slack request already admitted (refusal of replays), by a hash of its
+        signature, so no request signature is kept."""
+        digest = hashlib.sha256(signature.encode()).hexdigest()[:32]
+        return f"{self.prefix}:slack-request:{digest}"
+
     def slack(self, kind: str, item_id: str) -> str:
         """Something the Slack directory keeps, such as `user` roles or `channel` audiences."""
         return f"{self.prefix}:slack:{_part(kind)}:{_part(item_id)}"

@@ -96,6 +96,7 @@ NOTICE_VALUES: dict[str, tuple[str, ...]] = {
     "share_not_allowed": (),
     "events_not_granted": (),
     "window_failed": (),
+    "incomplete_request": (),
     "demo_mode": (),
 }
 

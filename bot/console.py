@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from pydantic import SecretStr
-from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 
 from bot import slack_payloads
 from bot.app import create_app
@@ -21,6 +21,7 @@ from bot.demo.workspace import BOT_USER_ID
 from bot.services import build_services, slack_client
 from bot.settings import Settings
 from bot.slack_recorder import RecordedCall, SlackRecorder
+from bot.verify import INVALID, Refusal, gate_for
 
 HELP = """Type one of:
   /customer <text>        the slash command, e.g. /customer jane.doe@example.com
@@ -62,6 +63,7 @@ class Console:
         )
         self.services = build_services(settings, slack=slack_client(settings, token=BOT_TOKEN))
         self.app = create_app(settings, self.services, process_before_response=True)
+        self.gate = gate_for(settings, self.services)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -71,12 +73,16 @@ class Console:
     async def dispatch(self, body: str) -> None:
         """Sign and dispatch one request, then print the ack and every Slack call it caused."""
         before = len(self.recorder.calls)
-        headers: dict[str, str | Sequence[str]] = {
+        headers: dict[str, str] = {
             "content-type": slack_payloads.content_type(body),
             **{k.lower(): v for k, v in slack_payloads.sign(body, secret=self.secret).items()},
         }
-        request = AsyncBoltRequest(body=body, headers=headers)
-        response = await self.app.async_dispatch(request)
+        # Through the same gate as HTTP mode: only a verified request gets answers.
+        admitted = await self.gate.admit(body.encode(), headers)
+        if isinstance(admitted, Refusal):
+            response = BoltResponse(status=admitted.status, body=INVALID)
+        else:
+            response = await self.app.async_dispatch(admitted)
         outgoing: list[tuple[str, dict[str, Any]]] = []
         if response.body:
             try:

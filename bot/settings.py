@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     bot_audit_key: SecretStr | None = None
     bot_log_level: str = "INFO"
     port: Annotated[int, Field(ge=1, le=65535)] = 3000
+    # HTTP mode: a request whose body has not fully arrived this many seconds after its headers
+    # is cut off (Slack sends a whole request at once; a slow client must not hold a connection).
+    bot_request_read_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
 
     # Cache lifetimes in seconds, for the memory and the Redis cache alike.
     bot_cache_profile_ttl: Annotated[float, Field(gt=0)] = 60.0

@@ -23,6 +23,7 @@ from bot.demo.simulator import AepSimulator
 from bot.services import Services, build_services
 from bot.settings import Settings, load_settings
 from bot.slack_recorder import SlackRecorder
+from bot.verify import create_web_app
 
 SIGNING_SECRET = "test-signing-secret"
 AUDIT_KEY = "test-audit-key"
@@ -181,7 +182,7 @@ async def start_bot(
     settings = bot_settings(aep_url, slack.api_url, tmp_path, **overrides)
     services = build_services(settings)
     app = create_app(settings, services)
-    web_app = app.web_app(path="/slack/events", port=0)
+    web_app = create_web_app(app, settings, services)
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

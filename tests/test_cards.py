@@ -757,6 +757,7 @@ SAMPLE_VALUES: dict[str, dict[str, Any]] = {
     "share_not_allowed": {},
     "events_not_granted": {},
     "window_failed": {},
+    "incomplete_request": {},
     "demo_mode": {},
 }
 
@@ -782,6 +783,7 @@ def test_notice_kinds_are_exactly_the_agreed_set() -> None:
         "share_not_allowed",
         "events_not_granted",
         "window_failed",
+        "incomplete_request",
         "demo_mode",
     }
     assert set(SAMPLE_VALUES) == set(NOTICE_VALUES)

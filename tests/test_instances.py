@@ -59,9 +59,11 @@ class Instances:
         self.sim.reset()
         self.slack.clear()
 
-    async def send(self, bot: ManagedProcess, body: str, **headers: str) -> httpx.Response:
+    async def send(
+        self, bot: ManagedProcess, body: str, timestamp: int | None = None, **headers: str
+    ) -> httpx.Response:
         """POST a signed Slack request body to one instance."""
-        signed = slack_payloads.request_headers(body, secret=SIGNING_SECRET)
+        signed = slack_payloads.request_headers(body, secret=SIGNING_SECRET, timestamp=timestamp)
         return await self.http.post(
             f"{bot.url}/slack/events", content=body, headers={**signed, **headers}
         )
@@ -200,8 +202,12 @@ async def test_an_event_retried_to_the_other_instance_is_answered_once(
 
     first = await instances.send(instances.a, body)
     [post] = await instances.slack.wait_for("chat.postMessage", timeout=WAIT_S)
+    # A retry is a new delivery, signed with the time Slack sent it.
     retry = await instances.send(
-        instances.b, body, **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+        instances.b,
+        body,
+        timestamp=int(time.time()) + 1,
+        **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"},
     )
     # B logs the event id when it drops the duplicate: wait for that (or for a second answer)
     # rather than for a guessed time.

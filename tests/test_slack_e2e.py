@@ -224,8 +224,11 @@ async def test_a_retried_event_is_answered_once(bot: RunningBot) -> None:
         text=f"<@U0BOT> {JANE}", user_id="U0MANAGER", channel_id="C0PRIVATE", event_id="Ev0003"
     )
     first = await bot.send(body)
+    # A retry is a new delivery, signed with the time Slack sent it.
     retry = await bot.send(
-        body, headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+        body,
+        timestamp=int(time.time()) + 1,
+        headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"},
     )
     assert first.status_code == retry.status_code == 200
     await bot.slack.wait_for("chat.postMessage")

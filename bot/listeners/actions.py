@@ -24,8 +24,10 @@ from bot.listeners.common import (
     audit_refusal,
     card_for,
     error_notice,
+    interactive_asker,
     now,
     refuse,
+    refuse_incomplete,
 )
 from bot.policy import redact, share_access
 from bot.services import Services
@@ -34,13 +36,6 @@ log = logging.getLogger(__name__)
 
 #: More events shows this many, in a modal.
 MODAL_EVENTS = 50
-
-
-def _asker(body: dict[str, Any]) -> Asker:
-    container = body.get("container") or {}
-    channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
-    team = (body.get("team") or {}).get("id") or body["user"].get("team_id")
-    return Asker(team_id=team, user_id=body["user"]["id"], channel_id=channel)
 
 
 def _token(body: dict[str, Any]) -> str:
@@ -74,6 +69,22 @@ async def open_modal(
 def register(app: AsyncApp, services: Services) -> None:
     """Register the card buttons and the share modal."""
 
+    async def asker_of(body: dict[str, Any]) -> Asker | None:
+        """Who clicked; None (and the click refused in words) when Slack did not say who, or
+        gave no response_url to answer on: every card button answers there."""
+        asker = interactive_asker(body)
+        if asker is None or not body.get("response_url"):
+            await refuse_incomplete(
+                services,
+                surface="button",
+                missing="user" if asker is None else "response_url",
+                response_url=body.get("response_url"),
+                user_id=asker.user_id if asker else None,
+                channel_id=asker.channel_id if asker else None,
+            )
+            return None
+        return asker
+
     async def recall(body: dict[str, Any], respond: AsyncRespond) -> IdentityRef | None:
         ref = await services.lookup.recall(_token(body))
         if ref is None:
@@ -94,7 +105,9 @@ def register(app: AsyncApp, services: Services) -> None:
         """Fetch the customer again from AEP, bypassing the cache, and replace the card."""
         await ack()
         services.answer_in_progress()
-        asker = _asker(body)
+        asker = await asker_of(body)
+        if asker is None:
+            return
         ref = await recall(body, respond)
         if ref is None:
             return
@@ -107,7 +120,9 @@ def register(app: AsyncApp, services: Services) -> None:
         """One of several identities found in a message was picked: show its card."""
         await ack()
         services.answer_in_progress()
-        asker = _asker(body)
+        asker = await asker_of(body)
+        if asker is None:
+            return
         ref = await recall(body, respond)
         if ref is None:
             return
@@ -120,7 +135,9 @@ def register(app: AsyncApp, services: Services) -> None:
         """On a shared card: answer the clicker privately with what their own role grants."""
         await ack()
         services.answer_in_progress()
-        asker = _asker(body)
+        asker = await asker_of(body)
+        if asker is None:
+            return
         ref = await recall(body, respond)
         if ref is None:
             return
@@ -133,7 +150,9 @@ def register(app: AsyncApp, services: Services) -> None:
         """Open a modal with the customer's recent events, as far as the clicker may see them."""
         await ack()
         services.answer_in_progress()
-        asker = _asker(body)
+        asker = await asker_of(body)
+        if asker is None:
+            return
         ref = await recall(body, respond)
         if ref is None:
             return
@@ -194,7 +213,9 @@ def register(app: AsyncApp, services: Services) -> None:
         """Ask for a short reason before sharing the card where the lookup happened."""
         await ack()
         services.answer_in_progress()
-        asker = _asker(body)
+        asker = await asker_of(body)
+        if asker is None:
+            return
         access = await access_of(services, asker)
         if not access.can_share:
             await audit_refusal(services, asker, outcome="share_not_allowed", surface="share")
@@ -234,8 +255,19 @@ def register(app: AsyncApp, services: Services) -> None:
             log.warning("share submission with unreadable metadata: %s", exc)
             return
         channel_id, thread_ts, response_url = meta.channel_id, meta.thread_ts, meta.response_url
-        team_id = (body.get("team") or {}).get("id") or body["user"].get("team_id")
-        asker = Asker(team_id=team_id, user_id=body["user"]["id"], channel_id=channel_id)
+        clicker = interactive_asker(body)
+        if clicker is None:
+            await refuse_incomplete(
+                services,
+                surface="share",
+                missing="user",
+                response_url=response_url,
+                user_id=None,
+                channel_id=None,
+            )
+            return
+        team_id = clicker.team_id
+        asker = Asker(team_id=team_id, user_id=clicker.user_id, channel_id=channel_id)
         values = view.get("state", {}).get("values", {})
         reason = (
             (values.get(ids.SHARE_REASON_BLOCK, {}).get(ids.SHARE_REASON_INPUT, {}) or {}).get(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -11,6 +12,8 @@ from bot import ids
 from bot.identity import USAGE, extract_identities
 from bot.listeners.common import Asker, access_of, card_for, refuse
 from bot.services import Services
+
+log = logging.getLogger(__name__)
 
 HELP_WORDS = frozenset({"", "help", "?", "-h", "--help"})
 
@@ -31,6 +34,13 @@ def register(app: AsyncApp, services: Services) -> None:
         if not refs:
             await ack(**services.cards.notice("usage", usage=USAGE), response_type="ephemeral")
             return
+        user_id, response_url = command.get("user_id"), command.get("response_url")
+        if not user_id or not response_url:
+            # No one to check the policy for, or nowhere to send cards: say so in the ack.
+            missing = "user_id" if not user_id else "response_url"
+            log.warning("/customer request without %s refused", missing)
+            await ack(**services.cards.notice("incomplete_request"), response_type="ephemeral")
+            return
         shown = refs[: services.settings.bot_max_cards]
         query = ", ".join(f"{r.namespace} {r.value}" for r in shown)
         await ack(**services.cards.notice("looking_up", query=query), response_type="ephemeral")
@@ -38,7 +48,7 @@ def register(app: AsyncApp, services: Services) -> None:
 
         asker = Asker(
             team_id=command.get("team_id"),
-            user_id=command["user_id"],
+            user_id=user_id,
             channel_id=command.get("channel_id"),
         )
         access = await access_of(services, asker)

@@ -9,7 +9,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 from slack_bolt.async_app import AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.aep.errors import (
     AepError,
@@ -40,6 +43,44 @@ class Asker:
     team_id: str | None
     user_id: str
     channel_id: str | None
+
+
+def interactive_asker(body: dict[str, Any]) -> Asker | None:
+    """Who clicked or used a shortcut, from an interactivity payload; None when Slack did not
+    say (then nothing may be shown: the policy needs a person)."""
+    user = body.get("user") or {}
+    if not isinstance(user, dict) or not user.get("id"):
+        return None
+    container = body.get("container") or {}
+    channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
+    team = (body.get("team") or {}).get("id") or user.get("team_id")
+    return Asker(team_id=team, user_id=str(user["id"]), channel_id=channel)
+
+
+async def refuse_incomplete(
+    services: Services,
+    *,
+    surface: str,
+    missing: str,
+    response_url: str | None,
+    user_id: str | None,
+    channel_id: str | None,
+) -> None:
+    """A request Slack sent without something its answer needs: one log line, and the person is
+    told in words by whichever path still works (response_url, else an ephemeral message)."""
+    log.warning("%s request without %s refused", surface, missing)
+    message = services.cards.notice("incomplete_request")
+    try:
+        if response_url:
+            await AsyncWebhookClient(response_url).send(
+                **message, response_type="ephemeral", replace_original=False
+            )
+        elif user_id and channel_id:
+            await services.slack.chat_postEphemeral(channel=channel_id, user=user_id, **message)
+    except (SlackApiError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        log.warning(
+            "could not say that the %s request was refused: %s", surface, type(exc).__name__
+        )
 
 
 def now() -> datetime:

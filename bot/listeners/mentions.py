@@ -36,19 +36,25 @@ def register(app: AsyncApp, services: Services) -> None:
     ) -> None:
         """Answers in the thread with what everyone in the channel may see."""
         services.answer_in_progress()
+        if event.get("bot_id"):
+            return
+        channel_id, ts, user_id = event.get("channel"), event.get("ts"), event.get("user")
+        if not channel_id or not ts or not user_id:
+            # Nowhere to answer, or no one to check the policy for: nothing can be said.
+            log.warning("app_mention event without channel, ts or user ignored")
+            return
+        # Slack retries an event it thinks failed; the first delivery may still be running, so
+        # de-duplicate on event_id (shared across instances when the cache is Redis). An event
+        # without one is still answered once: its message (channel and ts) names it.
         event_id = body.get("event_id")
-        # Slack retries an event it thinks failed; the first delivery may still be running,
-        # so de-duplicate on event_id (shared across instances when the cache is Redis).
-        if event_id and not await services.cache.first_time(services.keys.event(event_id)):
-            log.info("duplicate delivery of event %s ignored", event_id)
+        key = services.keys.event(str(event_id) if event_id else f"message/{channel_id}/{ts}")
+        if not await services.cache.first_time(key):
+            log.info("repeated delivery of event %s ignored", event_id or "(without event_id)")
             return
-        if event.get("bot_id") or not event.get("user"):
-            return
-        channel_id = event["channel"]
-        thread_ts = event.get("thread_ts") or event["ts"]
+        thread_ts = event.get("thread_ts") or ts
         asker = Asker(
             team_id=body.get("team_id") or event.get("team"),
-            user_id=event["user"],
+            user_id=user_id,
             channel_id=channel_id,
         )
 

@@ -8,7 +8,13 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot import ids
 from bot.identity import extract_identities
-from bot.listeners.common import Asker, access_of, answer_privately, refuse
+from bot.listeners.common import (
+    access_of,
+    answer_privately,
+    interactive_asker,
+    refuse,
+    refuse_incomplete,
+)
 from bot.services import Services
 
 
@@ -22,11 +28,17 @@ def register(app: AsyncApp, services: Services) -> None:
         """Finds the emails, phones, CRM ids and ECIDs in a message and shows their customers."""
         await ack()
         services.answer_in_progress()
-        asker = Asker(
-            team_id=(shortcut.get("team") or {}).get("id") or shortcut["user"].get("team_id"),
-            user_id=shortcut["user"]["id"],
-            channel_id=(shortcut.get("channel") or {}).get("id"),
-        )
+        asker = interactive_asker(shortcut)
+        if asker is None or not shortcut.get("response_url"):
+            await refuse_incomplete(
+                services,
+                surface="shortcut",
+                missing="user" if asker is None else "response_url",
+                response_url=shortcut.get("response_url"),
+                user_id=asker.user_id if asker else None,
+                channel_id=asker.channel_id if asker else None,
+            )
+            return
         text = (shortcut.get("message") or {}).get("text") or ""
         refs = extract_identities(text, services.rules)
         if not refs:
