@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import pytest
+from pydantic import SecretStr
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot import ids, slack_payloads
@@ -23,7 +24,7 @@ from bot.settings import load_settings
 from bot.slack_recorder import SlackRecorder
 from bot.slack_urls import response_url_allowed
 from tests.conftest import SIGNING_SECRET, RunningBot, settle, start_bot
-from tests.redis_support import isolated_redis
+from tests.redis_support import CACHE_KEY, isolated_redis
 
 JANE = "jane.doe@example.com"
 #: Slack gives up on an answer after 3 s; every answer here must come well inside that.
@@ -250,7 +251,11 @@ async def test_a_replay_sent_to_another_instance_is_refused_through_redis(
     bot: RunningBot, tmp_path: Path
 ) -> None:
     with isolated_redis() as redis:
-        overrides = {"bot_cache_url": redis.url, "aep_org_id": redis.org}
+        overrides = {
+            "bot_cache_url": redis.url,
+            "bot_cache_key": SecretStr(CACHE_KEY),
+            "aep_org_id": redis.org,
+        }
         one, one_runner = await start_bot(
             bot.sim, "http://127.0.0.1:9", bot.slack, tmp_path, **overrides
         )
