@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import logging
-import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp, AsyncRespond
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_sdk.errors import SlackClientError
 
 from bot.cards import ShareMetadata
 from bot.listeners import actions, commands, mentions, shortcuts
 from bot.logs import bolt_logger
 from bot.services import Services
 from bot.settings import Settings
+from bot.slack_web import BudgetedRespond, SlackBusy, busy_seconds, failure_code, new_reference
 
 log = logging.getLogger(__name__)
 
@@ -42,40 +41,68 @@ def create_app(
         ignoring_self_events_enabled=True,
         request_verification_enabled=True,
     )
+
+    @app.use
+    async def within_budget(
+        context: AsyncBoltContext, next_: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Every listener talks to Slack within the lookup deadline: Bolt gives each request a
+        plain client and a plain `respond`; these are the budgeted ones (bot.slack_web), and the
+        request gets the reference its log lines and its error message share."""
+        reference = new_reference()
+        context["reference"] = reference
+        context["client"] = services.slack
+        context["respond"] = BudgetedRespond(
+            response_url=context.response_url,
+            budget=settings.bot_lookup_deadline,
+            reference=reference,
+            allowed=services.response_url_allowed,
+        )
+        await next_()
+
     for surface in (commands, shortcuts, mentions, actions):
         surface.register(app, services)
 
     @app.error
-    async def on_error(
-        error: Exception, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
-    ) -> None:
+    async def on_error(error: Exception, body: dict[str, Any], context: AsyncBoltContext) -> None:
         """Whatever failed, the person is told in words, with a reference for the admin."""
-        reference = uuid.uuid4().hex[:12]
-        log.error(
-            "unhandled error %s (reference %s)", type(error).__name__, reference, exc_info=error
-        )
-        message = services.cards.notice("internal_error", reference=reference)
-        try:
-            if body.get("response_url"):
-                await respond(**message, response_type="ephemeral", replace_original=False)
-                return
-            if body.get("type") == "view_submission":
-                # The modal has closed; its answer goes where the card it came from was.
+        reference = str(context.get("reference") or new_reference())
+        if isinstance(error, SlackBusy):
+            # Not a bug: Slack asked for quiet longer than the person can wait.
+            log.warning("Slack is busy: %s (reference %s)", error, reference)
+            message = services.cards.notice("slack_busy", seconds=busy_seconds(error))
+        else:
+            log.error(
+                "unhandled error %s (reference %s)",
+                type(error).__name__,
+                reference,
+                exc_info=error,
+            )
+            message = services.cards.notice("internal_error", reference=reference)
+        reply = {**message, "response_type": "ephemeral", "replace_original": False}
+        response_url = body.get("response_url")
+        if not response_url and body.get("type") == "view_submission":
+            # The modal has closed; its answer goes where the card it came from was.
+            try:
                 meta = ShareMetadata.parse(body.get("view", {}).get("private_metadata") or "")
-                if meta.response_url:
-                    await AsyncWebhookClient(meta.response_url).send(
-                        **message, response_type="ephemeral", replace_original=False
-                    )
+            except ValueError:
                 return
-            event = body.get("event") or {}
-            if event.get("channel") and event.get("user"):
-                await client.chat_postEphemeral(
+            response_url = meta.response_url
+        if isinstance(response_url, str) and response_url:
+            await services.send_reply(response_url, reply, reference=reference)
+            return
+        event = body.get("event") or {}
+        if event.get("channel") and event.get("user"):
+            try:
+                await services.slack.chat_postEphemeral(
                     channel=event["channel"],
                     user=event["user"],
                     thread_ts=event.get("thread_ts") or event.get("ts"),
                     **message,
                 )
-        except (SlackApiError, ValueError) as exc:
-            log.error("could not tell the person about error %s: %s", reference, exc)
+            except SlackClientError as exc:
+                log.error(
+                    "could not tell the person about error %s: %s", reference, failure_code(exc)
+                )
 
     return app

@@ -5,16 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.aep.auth import ImsTokenSource
@@ -31,6 +27,7 @@ from bot.layout import CardLayout, load_layout
 from bot.lookup import CustomerLookup
 from bot.policy import Policy, load_policy
 from bot.settings import Settings
+from bot.slack_web import BudgetedWebClient, allow_any_url, send_to_response_url
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +55,10 @@ class Services:
     cards: CardRenderer
     demo: bool
     simulator: AepSimulator | None = None
+    #: Whether the bot may write to a response_url at all: the one check every reply passes
+    #: (send_reply and Bolt's respond, see bot.app). Slack's own hosts only, once wired to
+    #: bot.slack_urls.response_url_allowed; allows any URL until then.
+    response_url_allowed: Callable[[str], bool] = allow_any_url
     closed: bool = field(default=False, init=False)
     # Listener tasks still answering someone; a stop lets them finish before the clients close.
     answering: set[asyncio.Task[Any]] = field(default_factory=set, init=False)
@@ -69,6 +70,19 @@ class Services:
         if task is not None:
             self.answering.add(task)
             task.add_done_callback(self.answering.discard)
+
+    async def send_reply(
+        self, url: str, message: Mapping[str, Any], *, reference: str | None = None
+    ) -> bool:
+        """Write `message` to a response_url within the lookup deadline; True when Slack took
+        it. Never raises: a failure is logged with `reference` (see send_to_response_url)."""
+        return await send_to_response_url(
+            url,
+            message,
+            budget=self.settings.bot_lookup_deadline,
+            reference=reference,
+            allowed=self.response_url_allowed,
+        )
 
     @property
     def org_id(self) -> str:
@@ -87,19 +101,18 @@ class Services:
             await session.close()
 
 
-def slack_client(settings: Settings, *, token: str | None = None) -> AsyncWebClient:
-    """The Web API client: honours SLACK_API_URL and retries Slack 429s after Retry-After."""
+def slack_client(settings: Settings, *, token: str | None = None) -> BudgetedWebClient:
+    """The Web API client: honours SLACK_API_URL; every call, with its one retry and any wait
+    for Slack's Retry-After, ends within BOT_LOOKUP_DEADLINE (see bot.slack_web)."""
     bot_token = token or (
         settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     )
-    return AsyncWebClient(
+    return BudgetedWebClient(
         token=bot_token,
         base_url=settings.slack_api_url,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
-            AsyncServerErrorRetryHandler(max_retry_count=1),
-        ],
+        budget=settings.bot_lookup_deadline,
+        # Retries are the client's own (within the budget, never sleeping in a slot).
+        retry_handlers=[],
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from slack_bolt.async_app import AsyncRespond
+from slack_sdk.errors import SlackClientError
 
 from bot.aep.errors import (
     AepError,
@@ -24,9 +25,10 @@ from bot.aep.errors import (
 from bot.audit import AuditAction
 from bot.cards import CardContext
 from bot.customer import Customer, CustomerIdentity
-from bot.identity import IdentityRef
+from bot.identity import MAX_IDENTITIES, IdentityRef, extract_identities
 from bot.policy import Access, Grants, access_for, how_to_get_access, redact
 from bot.services import Services
+from bot.slack_web import SlackBusy, busy_seconds, why_post_failed
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,37 @@ class Asker:
     team_id: str | None
     user_id: str
     channel_id: str | None
+
+
+@dataclass(frozen=True)
+class Found:
+    """The identities found in a person's text, counted once: every message that says how many
+    (the "Showing 3 of 20" note, the picker) takes `count` and `capped` from here."""
+
+    refs: list[IdentityRef]
+
+    @property
+    def count(self) -> int:
+        """How many distinct identities were found."""
+        return len(self.refs)
+
+    @property
+    def capped(self) -> bool:
+        """True when the parser stopped at its limit: the text may hold more than `count`."""
+        return len(self.refs) >= MAX_IDENTITIES
+
+    def note(self, services: Services, shown: int) -> Message | None:
+        """The "Showing N of M identities found" note, or None when every one was shown."""
+        if shown >= self.count and not self.capped:
+            return None
+        return services.cards.notice(
+            "more_identities", shown=shown, total=self.count, capped=self.capped
+        )
+
+
+def find_identities(services: Services, text: str) -> Found:
+    """Every identity in `text`, de-duplicated, in order (at most MAX_IDENTITIES)."""
+    return Found(refs=extract_identities(text, services.rules))
 
 
 def now() -> datetime:
@@ -74,6 +107,13 @@ def error_notice(services: Services, exc: AepError, ref: IdentityRef, classes: G
     if isinstance(exc, MalformedResponse):
         return cards.notice("malformed")
     return cards.notice("internal_error", reference=exc.request_id or "none")
+
+
+def post_failure_notice(services: Services, exc: SlackClientError) -> Message:
+    """A private message in words for a card Slack did not take into a conversation."""
+    if isinstance(exc, SlackBusy):
+        return services.cards.notice("slack_busy", seconds=busy_seconds(exc))
+    return services.cards.notice("post_failed", reason=why_post_failed(exc))
 
 
 def outcome_of(exc: AepError) -> str:
