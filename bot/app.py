@@ -88,15 +88,23 @@ def create_app(
             except ValueError:
                 return
             response_url = meta.response_url
-        if isinstance(response_url, str) and response_url:
-            await services.send_reply(response_url, reply, reference=reference)
+        if (
+            isinstance(response_url, str)
+            and response_url
+            and await services.send_reply(response_url, reply, reference=reference)
+        ):
             return
+        # No response_url, or it failed: try the other private path Slack offers.
         event = body.get("event") or {}
-        if event.get("channel") and event.get("user"):
+        channel = event.get("channel") or body.get("channel_id") or (body.get("channel") or {})
+        user = event.get("user") or body.get("user_id") or (body.get("user") or {})
+        channel = channel.get("id") if isinstance(channel, dict) else channel
+        user = user.get("id") if isinstance(user, dict) else user
+        if isinstance(channel, str) and channel and isinstance(user, str) and user:
             try:
                 await services.slack.chat_postEphemeral(
-                    channel=event["channel"],
-                    user=event["user"],
+                    channel=channel,
+                    user=user,
                     thread_ts=event.get("thread_ts") or event.get("ts"),
                     **message,
                 )

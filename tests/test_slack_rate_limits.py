@@ -86,6 +86,17 @@ async def test_a_rate_limited_users_info_is_told_as_slack_is_busy_inside_the_dea
     assert bot.sim.stats["profile"] == 0
 
 
+async def test_when_the_response_url_fails_too_slack_is_busy_is_said_ephemerally(
+    bot: RunningBot,
+) -> None:
+    bot.slack.fail_next("users.info", status=429, retry_after=20)
+    bot.slack.fail_next(RESPONSE_URL_METHOD, status=500, error="server_error", count=2)
+    await bot.send(command(bot))
+    [told] = await bot.slack.wait_for("chat.postEphemeral", timeout=DEADLINE)
+    assert (told.payload["channel"], told.payload["user"]) == ("C0PRIVATE", "U0MANAGER")
+    assert BUSY in text_of(told).lower()
+
+
 async def test_a_new_user_after_a_rate_limit_is_answered_at_once_without_calling_slack_again(
     bot: RunningBot,
 ) -> None:
