@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
+from slack_sdk.errors import SlackClientError
 
 from bot.cards import ShareMetadata
 from bot.listeners import actions, commands, mentions, shortcuts
 from bot.logs import bolt_logger
 from bot.services import Services
 from bot.settings import Settings
-from bot.slack_urls import response_url_allowed
+from bot.slack_web import BudgetedRespond, SlackBusy, busy_seconds, failure_code, new_reference
 from bot.verify import INVALID, is_verified, security_log
 
 log = logging.getLogger(__name__)
@@ -64,6 +60,24 @@ def create_app(
         before_authorize=only_verified,
     )
 
+    @app.use
+    async def within_budget(
+        context: AsyncBoltContext, next_: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Every listener talks to Slack within the lookup deadline: Bolt gives each request a
+        plain client and a plain `respond`; these are the budgeted ones (bot.slack_web), and the
+        request gets the reference its log lines and its error message share."""
+        reference = new_reference()
+        context["reference"] = reference
+        context["client"] = services.slack
+        context["respond"] = BudgetedRespond(
+            response_url=context.response_url,
+            budget=settings.bot_lookup_deadline,
+            reference=reference,
+            allowed=services.response_url_allowed,
+        )
+        await next_()
+
     for surface in (commands, shortcuts, mentions, actions):
         surface.register(app, services)
 
@@ -72,7 +86,7 @@ def create_app(
         error: Exception,
         body: dict[str, Any],
         request: AsyncBoltRequest,
-        client: AsyncWebClient,
+        context: AsyncBoltContext,
     ) -> None:
         """Whatever failed, the person is told in words, with a reference for the admin; but only
         on a verified request, and only through Slack's own response hosts."""
@@ -80,41 +94,52 @@ def create_app(
             # Unreachable behind the gate; if it ever happens, the body names nobody to answer.
             security_log.warning("error %s on an unverified request ignored", type(error).__name__)
             return
-        reference = uuid.uuid4().hex[:12]
-        log.error(
-            "unhandled error %s (reference %s)", type(error).__name__, reference, exc_info=error
-        )
-        message = services.cards.notice("internal_error", reference=reference)
-        try:
-            response_url = body.get("response_url")
-            if body.get("type") == "view_submission":
-                # The modal has closed; its answer goes where the card it came from was.
+        reference = str(context.get("reference") or new_reference())
+        if isinstance(error, SlackBusy):
+            # Not a bug: Slack asked for quiet longer than the person can wait.
+            log.warning("Slack is busy: %s (reference %s)", error, reference)
+            message = services.cards.notice("slack_busy", seconds=busy_seconds(error))
+        else:
+            log.error(
+                "unhandled error %s (reference %s)",
+                type(error).__name__,
+                reference,
+                exc_info=error,
+            )
+            message = services.cards.notice("internal_error", reference=reference)
+        reply = {**message, "response_type": "ephemeral", "replace_original": False}
+        response_url = body.get("response_url")
+        if not response_url and body.get("type") == "view_submission":
+            # The modal has closed; its answer goes where the card it came from was.
+            try:
                 meta = ShareMetadata.parse(body.get("view", {}).get("private_metadata") or "")
-                response_url = meta.response_url
-            if response_url:
-                if not isinstance(response_url, str) or not response_url_allowed(
-                    response_url, settings
-                ):
-                    security_log.warning(
-                        "not answering error %s: its response_url is not on a Slack host",
-                        reference,
-                    )
-                    return
-                await AsyncWebhookClient(response_url).send(
-                    **message, response_type="ephemeral", replace_original=False
-                )
+            except ValueError:
                 return
-            if body.get("type") == "view_submission":
-                return
-            event = body.get("event") or {}
-            if event.get("channel") and event.get("user"):
-                await client.chat_postEphemeral(
-                    channel=event["channel"],
-                    user=event["user"],
+            response_url = meta.response_url
+        if (
+            isinstance(response_url, str)
+            and response_url
+            # send_reply refuses (and logs) a response_url that is not on a Slack host
+            and await services.send_reply(response_url, reply, reference=reference)
+        ):
+            return
+        # No response_url, or it failed: try the other private path Slack offers.
+        event = body.get("event") or {}
+        channel = event.get("channel") or body.get("channel_id") or (body.get("channel") or {})
+        user = event.get("user") or body.get("user_id") or (body.get("user") or {})
+        channel = channel.get("id") if isinstance(channel, dict) else channel
+        user = user.get("id") if isinstance(user, dict) else user
+        if isinstance(channel, str) and channel and isinstance(user, str) and user:
+            try:
+                await services.slack.chat_postEphemeral(
+                    channel=channel,
+                    user=user,
                     thread_ts=event.get("thread_ts") or event.get("ts"),
                     **message,
                 )
-        except (SlackApiError, ValueError, aiohttp.ClientError, TimeoutError) as exc:
-            log.error("could not tell the person about error %s: %s", reference, type(exc).__name__)
+            except SlackClientError as exc:
+                log.error(
+                    "could not tell the person about error %s: %s", reference, failure_code(exc)
+                )
 
     return app

@@ -91,13 +91,15 @@ NOTICE_VALUES: dict[str, tuple[str, ...]] = {
     "refused_no_grants": ("how",),
     "refused_channel": ("reason",),
     "expired": (),
-    "more_identities": ("shown", "total"),
+    "more_identities": ("shown", "total", "capped"),
     "share_done": ("channel",),
     "share_not_allowed": (),
     "events_not_granted": (),
     "window_failed": (),
     "incomplete_request": (),
     "demo_mode": (),
+    "slack_busy": ("seconds",),
+    "post_failed": ("reason",),
 }
 
 # Field classes in words, for the "... are hidden" line; all plural so one verb fits any list.
@@ -265,6 +267,7 @@ class CardRenderer:
             user_ref=_user_ref,
             channel_ref=_channel_ref,
             plural=_plural,
+            found_words=_found_words,
             capitalize_first=_capitalize_first,
         )
         # An undefined value inside `tojson` would otherwise surface as a TypeError from json.
@@ -379,12 +382,23 @@ class CardRenderer:
         check_view(view)
         return view
 
-    def picker(self, choices: Sequence[tuple[str, str]]) -> dict[str, Any]:
-        """A message with one button per identity found; each button's value is its token."""
+    def picker(
+        self, choices: Sequence[tuple[str, str]], *, found: int | None = None, capped: bool = False
+    ) -> dict[str, Any]:
+        """A message with one button per identity found; each button's value is its token.
+
+        `found` is the one count of identities found (default: the choices), the same number the
+        "Showing N of M" note of the other surfaces gives; `capped` says counting stopped there.
+        """
         if not choices:
             raise ValueError("the picker needs at least one choice")
-        shown, cut = _cut(list(choices), PICKER_CHOICES)
-        payload = self._render("picker.json.j2", choices=shown, total=len(choices), cut=cut)
+        shown = list(choices)[:PICKER_CHOICES]
+        payload = self._render(
+            "picker.json.j2",
+            choices=shown,
+            found=max(found if found is not None else len(choices), len(shown)),
+            capped=capped,
+        )
         check_message(payload)
         return payload
 
@@ -627,6 +641,17 @@ def _plural(count: Any, word: str) -> str:
         count = int(count)
     shown = mrkdwn_clip(str(count), 30)
     return f"{shown} {word}" if count == 1 else f"{shown} {word}s"
+
+
+def _found_words(shown: Any, total: Any, capped: Any) -> str:
+    """How many identities were found, in the one phrase the note and the picker share."""
+    found = ("the first " if capped else "") + _esc(total, 30)
+    words = f"Showing {_esc(shown, 30)} of {found} identities found"
+    if capped:
+        return words + " (the message may hold more)."
+    if isinstance(shown, int) and isinstance(total, int) and total > shown:
+        return words + f" (+{total - shown} more)."
+    return words + "."
 
 
 def _capitalize_first(text: str) -> str:

@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.policy import Channel, ChannelKind, Person
+from bot.slack_web import SlackBusy
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ class SlackDirectory:
 
     Every answer is cached in `store` for `ttl` seconds under keys starting with ``slack:``; the
     user groups of a team are fetched with one `usergroups.list` call per `ttl`, shared by all
-    lookups. Failures never raise: an account Slack will not describe is `known=False`, a
+    lookups. Other failures never raise: an account Slack will not describe is `known=False`, a
     conversation it will not describe is `inspectable=False`, and the policy denies both.
     `team_id` must be the workspace the bot is installed in: accounts of other teams count as
     external. A conversation with more than `max_members` members is not inspected (a cold
@@ -159,14 +160,12 @@ class SlackDirectory:
         ttl: float = 300.0,
         bot_user_id: str | None = None,
         max_members: int = 500,
-        concurrency: int = 8,
     ) -> None:
         self._client = client
         self._store = store
         self._ttl = ttl
         self._bot_user_id = bot_user_id
         self._max_members = max_members
-        self._limit = asyncio.Semaphore(concurrency)
         self._group_locks: dict[str, asyncio.Lock] = {}
         self.api_calls: Counter[str] = Counter()
 
@@ -207,8 +206,9 @@ class SlackDirectory:
             return cached
         self.api_calls["users.info"] += 1
         try:
-            async with self._limit:
-                response = await self._client.users_info(user=user_id)
+            response = await self._client.users_info(user=user_id)
+        except SlackBusy:
+            raise
         except _CALL_ERRORS as exc:
             code = _error_code(exc)
             if code in _UNKNOWN_USER_ERRORS:
@@ -242,6 +242,8 @@ class SlackDirectory:
             self.api_calls["usergroups.list"] += 1
             try:
                 response = await self._client.usergroups_list(include_users=True)
+            except SlackBusy:
+                raise
             except _CALL_ERRORS as exc:
                 code = _error_code(exc)
                 log.warning("usergroups.list failed: %s; no one gets a role by user group", code)
@@ -281,6 +283,8 @@ class SlackDirectory:
             info = await self._client.conversations_info(channel=channel_id)
             data = info.get("channel") or {}
             member_ids = await self._member_ids(channel_id)
+        except SlackBusy:
+            raise
         except _CALL_ERRORS as exc:
             code = _error_code(exc)
             log.info("conversation %s cannot be inspected: %s", channel_id, code)

@@ -5,16 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.aep.auth import ImsTokenSource
@@ -31,6 +27,8 @@ from bot.layout import CardLayout, load_layout
 from bot.lookup import CustomerLookup
 from bot.policy import Policy, load_policy
 from bot.settings import Settings
+from bot.slack_urls import response_url_allowed
+from bot.slack_web import BudgetedWebClient, send_to_response_url
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +68,25 @@ class Services:
             self.answering.add(task)
             task.add_done_callback(self.answering.discard)
 
+    def response_url_allowed(self, url: str) -> bool:
+        """Whether the bot may write to `url` at all: the one check every reply passes
+        (send_reply and Bolt's respond, see bot.app): Slack's own response hosts, or the local
+        stand-in for Slack named by SLACK_API_URL."""
+        return response_url_allowed(url, self.settings)
+
+    async def send_reply(
+        self, url: str, message: Mapping[str, Any], *, reference: str | None = None
+    ) -> bool:
+        """Write `message` to a response_url within the lookup deadline; True when Slack took
+        it. Never raises: a failure is logged with `reference` (see send_to_response_url)."""
+        return await send_to_response_url(
+            url,
+            message,
+            budget=self.settings.bot_lookup_deadline,
+            reference=reference,
+            allowed=self.response_url_allowed,
+        )
+
     @property
     def org_id(self) -> str:
         return self.settings.aep_org_id or DEMO_ORG_ID
@@ -87,19 +104,18 @@ class Services:
             await session.close()
 
 
-def slack_client(settings: Settings, *, token: str | None = None) -> AsyncWebClient:
-    """The Web API client: honours SLACK_API_URL and retries Slack 429s after Retry-After."""
+def slack_client(settings: Settings, *, token: str | None = None) -> BudgetedWebClient:
+    """The Web API client: honours SLACK_API_URL; every call, with its one retry and any wait
+    for Slack's Retry-After, ends within BOT_LOOKUP_DEADLINE (see bot.slack_web)."""
     bot_token = token or (
         settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     )
-    return AsyncWebClient(
+    return BudgetedWebClient(
         token=bot_token,
         base_url=settings.slack_api_url,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
-            AsyncServerErrorRetryHandler(max_retry_count=1),
-        ],
+        budget=settings.bot_lookup_deadline,
+        # Retries are the client's own (within the budget, never sleeping in a slot).
+        retry_handlers=[],
     )
 
 

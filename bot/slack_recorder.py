@@ -66,7 +66,8 @@ class RecordedCall:
 class _Failure:
     error: str
     status: int
-    retry_after: int | None
+    retry_after: float | None
+    hang: bool = False
 
 
 class SlackRecorder:
@@ -83,6 +84,8 @@ class SlackRecorder:
         self.workspace = workspace if workspace is not None else demo_workspace()
         self.calls: list[RecordedCall] = []
         self._failures: dict[str, list[_Failure]] = {}
+        # Hanging answers wait on this; close() sets it so the server can stop.
+        self._release = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         # Slack timestamps are "<epoch seconds>.<6 digits>"; a counter keeps them unique.
@@ -128,7 +131,8 @@ class SlackRecorder:
         logger.debug("slack recorder listening on %s", self._url)
 
     async def close(self) -> None:
-        """Stop serving; safe to call twice."""
+        """Stop serving (ending any hanging answer first); safe to call twice."""
+        self._release.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -193,18 +197,26 @@ class SlackRecorder:
         *,
         error: str = "ratelimited",
         status: int = 200,
-        retry_after: int | None = None,
+        retry_after: float | None = None,
         count: int = 1,
     ) -> None:
         """Make the next `count` calls to `method` fail with `error` (recorded all the same).
 
-        With `status=429` the answer carries `Retry-After` (`retry_after`, default 1 second),
-        as Slack's rate limiting does.
+        `method` is a Web API method or RESPONSE_URL_METHOD. With `status=429` the answer carries
+        `Retry-After` (`retry_after`, default 1 second), as Slack's rate limiting does: HTTP 429,
+        `Retry-After` in whole seconds, body `{"ok": false, "error": "ratelimited"}`.
         """
         if status == 429 and retry_after is None:
             retry_after = 1
         queue = self._failures.setdefault(method, [])
         queue.extend(_Failure(error, status, retry_after) for _ in range(count))
+
+    def hang_next(self, method: str, *, count: int = 1) -> None:
+        """Make the next `count` calls to `method` (or RESPONSE_URL_METHOD) never answer: the
+        call is recorded with status 0 when it arrives, and the connection stays open until the
+        recorder closes (a Slack that hangs, not one that refuses)."""
+        queue = self._failures.setdefault(method, [])
+        queue.extend(_Failure("hang", 0, None, hang=True) for _ in range(count))
 
     def clear(self) -> None:
         """Forget recorded calls and pending failures (the workspace state stays)."""
@@ -224,7 +236,7 @@ class SlackRecorder:
         authed = bool(authorization.removeprefix("Bearer ").strip()) or bool(token)
         failure = self._take_failure(method)
         if failure is not None:
-            return self._fail(method, payload, request.path, failure)
+            return await self._fail(method, payload, request.path, failure)
         if not authed:
             return self._answer(method, payload, request.path, {"ok": False, "error": "not_authed"})
         return self._answer(method, payload, request.path, self.handle(method, payload))
@@ -237,7 +249,7 @@ class SlackRecorder:
         payload["response_url"] = f"{self.url}{request.path}"
         failure = self._take_failure(RESPONSE_URL_METHOD)
         if failure is not None:
-            return self._fail(RESPONSE_URL_METHOD, payload, request.path, failure)
+            return await self._fail(RESPONSE_URL_METHOD, payload, request.path, failure)
         answer = self._response_url_answer(payload)
         status = 200 if answer["ok"] else 400
         return self._answer(RESPONSE_URL_METHOD, payload, request.path, answer, status=status)
@@ -246,12 +258,21 @@ class SlackRecorder:
         queue = self._failures.get(method)
         return queue.pop(0) if queue else None
 
-    def _fail(
+    async def _fail(
         self, method: str, payload: dict[str, Any], path: str, failure: _Failure
     ) -> web.Response:
+        if failure.hang:
+            self.calls.append(
+                RecordedCall(
+                    method=method, payload=payload, path=path, at=time.monotonic(), status=0
+                )
+            )
+            await self._release.wait()
+            return web.json_response({"ok": False, "error": "hang"}, status=503)
         headers = {}
         if failure.retry_after is not None:
-            headers["Retry-After"] = str(failure.retry_after)
+            # Slack sends whole seconds; a huge value stays as written (no float notation).
+            headers["Retry-After"] = str(int(failure.retry_after))
         answer = {"ok": False, "error": failure.error}
         return self._answer(method, payload, path, answer, status=failure.status, headers=headers)
 

@@ -727,7 +727,16 @@ def test_picker_escapes_and_cuts_labels_and_long_lists(renderer: CardRenderer) -
     assert len(found) == 10
     assert found[0]["text"]["text"].startswith("&lt;!channel&gt;")
     assert found[0]["text"]["text"].endswith("…")
-    assert "_+4 more: run `/customer` with the one you want._" in all_text(message)
+    assert "_Showing 10 of 14 identities found (+4 more)." in all_text(message)
+
+
+def test_picker_and_note_give_one_count_of_the_identities_found(renderer: CardRenderer) -> None:
+    choices = [(f"email p{i}@example.com", f"t{i}") for i in range(20)]
+    picker = all_text(renderer.picker(choices[:10], found=20, capped=True))
+    note = renderer.notice("more_identities", shown=3, total=20, capped=True)["text"]
+    assert "of the first 20 identities found (the message may hold more)" in picker
+    assert "of the first 20 identities found (the message may hold more)" in note
+    assert "+17" not in note and "+10" not in picker
 
 
 def test_picker_needs_a_choice(renderer: CardRenderer) -> None:
@@ -759,6 +768,8 @@ SAMPLE_VALUES: dict[str, dict[str, Any]] = {
     "window_failed": {},
     "incomplete_request": {},
     "demo_mode": {},
+    "slack_busy": {"seconds": 20},
+    "post_failed": {"reason": "I am not a member of this channel."},
 }
 
 
@@ -785,6 +796,8 @@ def test_notice_kinds_are_exactly_the_agreed_set() -> None:
         "window_failed",
         "incomplete_request",
         "demo_mode",
+        "slack_busy",
+        "post_failed",
     }
     assert set(SAMPLE_VALUES) == set(NOTICE_VALUES)
 
@@ -833,6 +846,9 @@ def test_every_notice_escapes_its_values(renderer: CardRenderer, kind: str) -> N
         ("share_not_allowed", {}, "Your role may not share customer cards"),
         ("events_not_granted", {}, "Recent events are not part of what your role may see."),
         ("window_failed", {}, "Click the button again."),
+        ("slack_busy", {"seconds": 20}, "Slack is busy right now"),
+        ("slack_busy", {"seconds": 20}, "Try again in 20 seconds."),
+        ("post_failed", {}, "could not be posted here. Try again in a minute."),
         ("demo_mode", {}, "Demo data"),
     ],
 )

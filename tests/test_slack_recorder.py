@@ -361,3 +361,24 @@ def test_handle_answers_in_process_without_a_server() -> None:
     assert recorder.calls == []
     with pytest.raises(RuntimeError):
         _ = recorder.url
+
+
+async def test_a_hanging_method_is_recorded_and_never_answers_until_close(
+    recorder: SlackRecorder, client: AsyncWebClient
+) -> None:
+    recorder.hang_next("users.info")
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):
+            await client.users_info(user="U0AGENT")
+    [call] = recorder.calls_to("users.info")
+    assert call.status == 0
+    assert (await client.users_info(user="U0AGENT"))["ok"] is True  # only the next one hangs
+
+
+async def test_a_huge_retry_after_is_sent_as_whole_seconds(
+    recorder: SlackRecorder, client: AsyncWebClient
+) -> None:
+    recorder.fail_next("chat.postMessage", status=429, retry_after=1_000_000)
+    with pytest.raises(SlackApiError) as caught:
+        await client.chat_postMessage(channel="C0PRIVATE", text="hi")
+    assert caught.value.response.headers["Retry-After"] == "1000000"

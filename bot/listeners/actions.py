@@ -7,9 +7,8 @@ import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import ids
 from bot.aep.errors import AepError
@@ -26,11 +25,13 @@ from bot.listeners.common import (
     error_notice,
     interactive_asker,
     now,
+    post_failure_notice,
     refuse,
     refuse_incomplete,
 )
 from bot.policy import redact, share_access
 from bot.services import Services
+from bot.slack_web import SlackBusy, busy_seconds, failure_code
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,14 @@ async def open_modal(
     say so privately instead of failing silently. Returns the view id."""
     try:
         opened = await client.views_open(trigger_id=body["trigger_id"], view=view)
-    except SlackApiError as exc:
-        log.warning("could not open a modal: %s", exc.response.get("error"))
+    except SlackClientError as exc:
+        log.warning("could not open a modal: %s", failure_code(exc))
+        if isinstance(exc, SlackBusy):
+            notice = services.cards.notice("slack_busy", seconds=busy_seconds(exc))
+        else:
+            notice = services.cards.notice("window_failed")
         await respond(
-            **services.cards.notice("window_failed"),
+            **notice,
             response_type="ephemeral",
             replace_original=False,
         )
@@ -278,16 +283,15 @@ def register(app: AsyncApp, services: Services) -> None:
 
         async def tell(message: dict[str, Any]) -> None:
             if response_url:
-                await AsyncWebhookClient(response_url).send(
-                    **message, response_type="ephemeral", replace_original=False
-                )
+                reply = {**message, "response_type": "ephemeral", "replace_original": False}
+                await services.send_reply(response_url, reply)
             elif channel_id:
                 try:
                     await client.chat_postEphemeral(
                         channel=channel_id, user=asker.user_id, **message
                     )
-                except SlackApiError as exc:
-                    log.warning("could not answer privately: %s", exc.response.get("error"))
+                except SlackClientError as exc:
+                    log.warning("could not answer privately: %s", failure_code(exc))
 
         ref = await services.lookup.recall(meta.token)
         if ref is None:
@@ -320,8 +324,8 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         try:
             await client.chat_postMessage(channel=channel_id, thread_ts=thread_ts, **card.message)
-        except SlackApiError as exc:
-            error = exc.response.get("error")
+        except SlackClientError as exc:
+            error = failure_code(exc)
             log.warning("share post failed: %s", error)
             await audit_card(
                 services,
@@ -331,12 +335,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 surface="share",
                 outcome=f"post_failed:{error}",
             )
-            await tell(
-                services.cards.notice(
-                    "refused_channel",
-                    reason=f"Slack refused the post ({exc.response.get('error')}).",
-                )
-            )
+            await tell(post_failure_notice(services, exc))
             return
         await audit_card(services, asker, card, action="share", surface="share", outcome="posted")
         await tell(services.cards.notice("share_done", channel=channel_id))

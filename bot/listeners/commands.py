@@ -9,8 +9,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot import ids
-from bot.identity import USAGE, extract_identities
-from bot.listeners.common import Asker, access_of, card_for, refuse
+from bot.identity import USAGE
+from bot.listeners.common import Asker, access_of, card_for, find_identities, refuse
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,8 @@ def register(app: AsyncApp, services: Services) -> None:
         if text.lower() in HELP_WORDS:
             await ack(**services.cards.notice("usage", usage=USAGE), response_type="ephemeral")
             return
-        refs = extract_identities(text, services.rules)
+        found = find_identities(services, text)
+        refs = found.refs
         if not refs:
             await ack(**services.cards.notice("usage", usage=USAGE), response_type="ephemeral")
             return
@@ -70,6 +71,6 @@ def register(app: AsyncApp, services: Services) -> None:
             await respond(**card.message, response_type="ephemeral", replace_original=False)
 
         await asyncio.gather(*(answer(ref) for ref in shown))
-        if len(refs) > len(shown):
-            note = services.cards.notice("more_identities", shown=len(shown), total=len(refs))
+        note = found.note(services, len(shown))
+        if note is not None:
             await respond(**note, response_type="ephemeral", replace_original=False)

@@ -9,10 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 from slack_bolt.async_app import AsyncRespond
-from slack_sdk.errors import SlackApiError
-from slack_sdk.webhook.async_client import AsyncWebhookClient
+from slack_sdk.errors import SlackClientError
 
 from bot.aep.errors import (
     AepError,
@@ -27,9 +25,10 @@ from bot.aep.errors import (
 from bot.audit import AuditAction
 from bot.cards import CardContext
 from bot.customer import Customer, CustomerIdentity
-from bot.identity import IdentityRef
+from bot.identity import MAX_IDENTITIES, IdentityRef, extract_identities
 from bot.policy import Access, Grants, access_for, how_to_get_access, redact
 from bot.services import Services
+from bot.slack_web import SlackBusy, busy_seconds, why_post_failed
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +69,47 @@ async def refuse_incomplete(
     told in words by whichever path still works (response_url, else an ephemeral message)."""
     log.warning("%s request without %s refused", surface, missing)
     message = services.cards.notice("incomplete_request")
-    try:
-        if response_url:
-            await AsyncWebhookClient(response_url).send(
-                **message, response_type="ephemeral", replace_original=False
-            )
-        elif user_id and channel_id:
+    reply = {**message, "response_type": "ephemeral", "replace_original": False}
+    if response_url and await services.send_reply(response_url, reply):
+        return
+    if user_id and channel_id:
+        try:
             await services.slack.chat_postEphemeral(channel=channel_id, user=user_id, **message)
-    except (SlackApiError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        log.warning(
-            "could not say that the %s request was refused: %s", surface, type(exc).__name__
+        except SlackClientError as exc:
+            log.warning(
+                "could not say that the %s request was refused: %s", surface, type(exc).__name__
+            )
+
+
+@dataclass(frozen=True)
+class Found:
+    """The identities found in a person's text, counted once: every message that says how many
+    (the "Showing 3 of 20" note, the picker) takes `count` and `capped` from here."""
+
+    refs: list[IdentityRef]
+
+    @property
+    def count(self) -> int:
+        """How many distinct identities were found."""
+        return len(self.refs)
+
+    @property
+    def capped(self) -> bool:
+        """True when the parser stopped at its limit: the text may hold more than `count`."""
+        return len(self.refs) >= MAX_IDENTITIES
+
+    def note(self, services: Services, shown: int) -> Message | None:
+        """The "Showing N of M identities found" note, or None when every one was shown."""
+        if shown >= self.count and not self.capped:
+            return None
+        return services.cards.notice(
+            "more_identities", shown=shown, total=self.count, capped=self.capped
         )
+
+
+def find_identities(services: Services, text: str) -> Found:
+    """Every identity in `text`, de-duplicated, in order (at most MAX_IDENTITIES)."""
+    return Found(refs=extract_identities(text, services.rules))
 
 
 def now() -> datetime:
@@ -115,6 +144,13 @@ def error_notice(services: Services, exc: AepError, ref: IdentityRef, classes: G
     if isinstance(exc, MalformedResponse):
         return cards.notice("malformed")
     return cards.notice("internal_error", reference=exc.request_id or "none")
+
+
+def post_failure_notice(services: Services, exc: SlackClientError) -> Message:
+    """A private message in words for a card Slack did not take into a conversation."""
+    if isinstance(exc, SlackBusy):
+        return services.cards.notice("slack_busy", seconds=busy_seconds(exc))
+    return services.cards.notice("post_failed", reason=why_post_failed(exc))
 
 
 def outcome_of(exc: AepError) -> str:

@@ -7,20 +7,23 @@ import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.identity import USAGE, extract_identities
+from bot.identity import USAGE
 from bot.listeners.common import (
     Asker,
     access_of,
     audit_card,
     audit_refusal,
     card_for,
+    find_identities,
+    post_failure_notice,
     refuse,
 )
 from bot.policy import audience_access
 from bot.services import Services
+from bot.slack_web import failure_code
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +66,12 @@ def register(app: AsyncApp, services: Services) -> None:
                 await client.chat_postEphemeral(
                     channel=channel_id, user=asker.user_id, thread_ts=thread_ts, **message
                 )
-            except SlackApiError as exc:
-                log.warning("could not answer privately: %s", exc.response.get("error"))
+            except SlackClientError as exc:
+                log.warning("could not answer privately: %s", failure_code(exc))
 
         text = _MENTION.sub(" ", event.get("text") or "")
-        refs = extract_identities(text, services.rules)
+        found = find_identities(services, text)
+        refs = found.refs
         if not refs:
             await tell_privately(services.cards.notice("usage", usage=USAGE))
             return
@@ -86,8 +90,8 @@ def register(app: AsyncApp, services: Services) -> None:
             await tell_privately(services.cards.notice("refused_channel", reason=decision.reason))
             return
         shown = refs[: services.settings.bot_max_cards]
-        if len(refs) > len(shown):
-            note = services.cards.notice("more_identities", shown=len(shown), total=len(refs))
+        note = found.note(services, len(shown))
+        if note is not None:
             await tell_privately(note)
         for ref in shown:
             card = await card_for(
@@ -107,8 +111,8 @@ def register(app: AsyncApp, services: Services) -> None:
                 await client.chat_postMessage(
                     channel=channel_id, thread_ts=thread_ts, **card.message
                 )
-            except SlackApiError as exc:
-                error = exc.response.get("error")
+            except SlackClientError as exc:
+                error = failure_code(exc)
                 log.warning("could not post in thread: %s", error)
                 await audit_card(
                     services,
@@ -118,17 +122,8 @@ def register(app: AsyncApp, services: Services) -> None:
                     surface="mention",
                     outcome=f"post_failed:{error}",
                 )
-                await tell_privately(
-                    services.cards.notice("refused_channel", reason=_post_error(exc))
-                )
+                await tell_privately(post_failure_notice(services, exc))
                 continue
             await audit_card(
                 services, asker, card, action="lookup", surface="mention", outcome="posted"
             )
-
-
-def _post_error(exc: SlackApiError) -> str:
-    error = exc.response.get("error")
-    if error == "not_in_channel":
-        return "I am not a member of this channel. Invite me with /invite and try again."
-    return f"Slack refused the post ({error}). Try again, or ask in a channel I am a member of."

@@ -7,10 +7,11 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot import ids
-from bot.identity import extract_identities
+from bot.cards import PICKER_CHOICES
 from bot.listeners.common import (
     access_of,
     answer_privately,
+    find_identities,
     interactive_asker,
     refuse,
     refuse_incomplete,
@@ -40,7 +41,8 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             return
         text = (shortcut.get("message") or {}).get("text") or ""
-        refs = extract_identities(text, services.rules)
+        found = find_identities(services, text)
+        refs = found.refs
         if not refs:
             await respond(**services.cards.notice("no_identity"), response_type="ephemeral")
             return
@@ -54,6 +56,8 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         # Several identities: let the person pick; the buttons carry opaque tokens, not values.
         choices = [
-            (f"{ref.namespace}: {ref.value}", await services.lookup.remember(ref)) for ref in refs
+            (f"{ref.namespace}: {ref.value}", await services.lookup.remember(ref))
+            for ref in refs[:PICKER_CHOICES]
         ]
-        await respond(**services.cards.picker(choices), response_type="ephemeral")
+        picker = services.cards.picker(choices, found=found.count, capped=found.capped)
+        await respond(**picker, response_type="ephemeral")
