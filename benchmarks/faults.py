@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import sys
@@ -384,7 +384,11 @@ class AnswerWatch:
                 command = None
         else:
             return
-        if command is not None and command.closed and command.answered is None:
+        if (
+            command is not None
+            and command.answered is None
+            and (command.closed or call.at - command.sent > ANSWER_WAIT_S)
+        ):
             self.late[call.method] += 1
             return
         if command is None or command.answered is not None:
@@ -655,7 +659,7 @@ class FaultBench:
         self.identities: Iterator[str] = distinct_identities()
         self.asked: list[str] = []
         self.first_sample: ProcessSample | None = None
-        self._sent = 0
+        self._texts = 0
 
     async def __aenter__(self) -> FaultBench:
         await self.recorder.start()
@@ -717,6 +721,7 @@ class FaultBench:
         while True:
             command = await self.send(bot, "warm-up", WARMUP_TEXT, USERS[0])
             await self.wait_answers([command], 5)
+            self.watch.close([command])
             if command.kind == "card":
                 return
             if time.monotonic() > give_up:
@@ -729,9 +734,11 @@ class FaultBench:
     # -- commands
 
     def next_text(self, repeats: float) -> str:
-        if self.asked and repeats and (self._sent * 0.618034) % 1 < repeats:
+        """A customer not asked for yet, or with probability `repeats` one asked for before."""
+        self._texts += 1
+        if self.asked and repeats and (self._texts * 0.618034) % 1 < repeats:
             # A deterministic spread of repeats over the phase (golden-ratio sequence).
-            return self.asked[(self._sent * 7919) % len(self.asked)]
+            return self.asked[(self._texts * 7919) % len(self.asked)]
         text = next(self.identities)
         self.asked.append(text)
         return text
@@ -739,7 +746,6 @@ class FaultBench:
     async def send(self, bot: ManagedProcess, phase: str, text: str, user_id: str) -> Command:
         """POST one signed /customer command; its ack is read (at most 3 s), not its answer."""
         assert self.session is not None and self.slack_proxy is not None
-        self._sent += 1
         name = uuid.uuid4().hex
         path = f"/response/{name}"
         body = slack_payloads.slash_command(
@@ -870,21 +876,19 @@ class FaultBench:
                 with contextlib.suppress(asyncio.CancelledError):
                     await redis_task
         ended = time.monotonic()
+        self.watch.close(commands)
         after = sample_process(bot)
-        aep_counts = dict(self.aep_proxy.counts)
-        slack_counts = dict(self.slack_proxy.counts)
-        healthy = (
+        during = [s for s in self.samples if began <= s.at <= ended]
+        result = self.summarise(phase, commands, Resources.of(start, during, after))
+        result.aep_proxy = dict(self.aep_proxy.counts)
+        result.slack_proxy = dict(self.slack_proxy.counts)
+        result.healthy_after_s = (
             await self.healthy_again(bot, RECOVERY_WAIT_S, redis=phase.redis != "up")
             if phase.key != "soak"
             else None
         )
         if not bot.running:
             notes.append(f"{bot.name} exited with {bot.process.returncode} during the phase")
-        self.watch.close(commands)
-        during = [s for s in self.samples if began <= s.at <= ended]
-        result = self.summarise(phase, commands, Resources.of(start, during, after))
-        result.aep_proxy, result.slack_proxy = aep_counts, slack_counts
-        result.healthy_after_s = healthy
         result.logged = logged_problems(bot.log_text()[log_offset:])
         result.notes = notes
         self.results.append(result)
@@ -959,7 +963,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         description="The bot under AEP, Slack and Redis faults, then a bounded soak (loopback).",
     )
     parser.add_argument(
-        "--short", action="store_true", help="a few seconds per phase and a 15 s soak (~90 s)"
+        "--short", action="store_true", help="2-4 s per phase and a 15 s soak (about 100 s)"
     )
     parser.add_argument(
         "--json", nargs="?", const="-", default=None, metavar="PATH",
@@ -980,7 +984,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "--workdir", type=Path, default=None, help="keep logs and audit files here (default: temp)"
     )
     parser.add_argument(
-        "--cache-key", default=None, help="BOT_CACHE_KEY of the bot (default: a fresh random key)"
+        "--cache-key", default=None, help="BOT_CACHE_KEY of the bot (default: a new random one)"
     )
     args = parser.parse_args(argv)
     return Options(
@@ -990,7 +994,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         workdir=args.workdir,
         latency_ms=args.latency_ms,
         log_level=args.log_level,
-        cache_key=args.cache_key or base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        cache_key=args.cache_key or secrets.token_urlsafe(32),
     )
 
 
