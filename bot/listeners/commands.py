@@ -8,8 +8,16 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot import ids
-from bot.identity import USAGE, extract_identities
-from bot.listeners.common import Asker, access_of, card_for, refuse
+from bot.identity import USAGE, read_identities
+from bot.listeners.common import (
+    Asker,
+    access_of,
+    audit_identity_refusals,
+    card_for,
+    identity_refusal,
+    refuse,
+    refuse_identities,
+)
 from bot.services import Services
 
 HELP_WORDS = frozenset({"", "help", "?", "-h", "--help"})
@@ -27,7 +35,19 @@ def register(app: AsyncApp, services: Services) -> None:
         if text.lower() in HELP_WORDS:
             await ack(**services.cards.notice("usage", usage=USAGE), response_type="ephemeral")
             return
-        refs = extract_identities(text, services.rules)
+        reading = read_identities(text, services.rules)
+        refs = reading.refs
+        asker = Asker(
+            team_id=command.get("team_id"),
+            user_id=command["user_id"],
+            channel_id=command.get("channel_id"),
+        )
+        if not refs and reading.refused:
+            # Look-alike or over-long text: refused in words before any AEP call.
+            refusal = identity_refusal(services, reading.refused)
+            await ack(**refusal, response_type="ephemeral")
+            await audit_identity_refusals(services, asker, reading.refused, surface="private")
+            return
         if not refs:
             await ack(**services.cards.notice("usage", usage=USAGE), response_type="ephemeral")
             return
@@ -36,16 +56,14 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack(**services.cards.notice("looking_up", query=query), response_type="ephemeral")
         services.answer_in_progress()
 
-        asker = Asker(
-            team_id=command.get("team_id"),
-            user_id=command["user_id"],
-            channel_id=command.get("channel_id"),
-        )
         access = await access_of(services, asker)
         if not access.classes:
             refusal = await refuse(services, asker, surface="private", action="command")
             await respond(**refusal, response_type="ephemeral")
             return
+        if reading.refused:
+            refusal = await refuse_identities(services, asker, reading.refused, surface="private")
+            await respond(**refusal, response_type="ephemeral", replace_original=False)
 
         async def answer(ref: Any) -> None:
             card = await card_for(

@@ -10,7 +10,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.identity import USAGE, extract_identities
+from bot.identity import USAGE, read_identities
 from bot.listeners.common import (
     Asker,
     access_of,
@@ -18,6 +18,7 @@ from bot.listeners.common import (
     audit_refusal,
     card_for,
     refuse,
+    refuse_identities,
 )
 from bot.policy import audience_access
 from bot.services import Services
@@ -61,7 +62,13 @@ def register(app: AsyncApp, services: Services) -> None:
                 log.warning("could not answer privately: %s", exc.response.get("error"))
 
         text = _MENTION.sub(" ", event.get("text") or "")
-        refs = extract_identities(text, services.rules)
+        reading = read_identities(text, services.rules)
+        refs = reading.refs
+        if not refs and reading.refused:
+            await tell_privately(
+                await refuse_identities(services, asker, reading.refused, surface="mention")
+            )
+            return
         if not refs:
             await tell_privately(services.cards.notice("usage", usage=USAGE))
             return
@@ -69,6 +76,10 @@ def register(app: AsyncApp, services: Services) -> None:
         if not access.classes:
             await tell_privately(await refuse(services, asker, surface="mention", action="mention"))
             return
+        if reading.refused:
+            await tell_privately(
+                await refuse_identities(services, asker, reading.refused, surface="mention")
+            )
         channel = await services.directory.channel(asker.team_id or "", channel_id)
         decision = audience_access(services.policy, channel)
         # Channel-safe by construction, and never more than the person who asked may see.

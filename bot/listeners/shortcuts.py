@@ -7,8 +7,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot import ids
-from bot.identity import extract_identities
-from bot.listeners.common import Asker, access_of, answer_privately, refuse
+from bot.identity import read_identities
+from bot.listeners.common import Asker, access_of, answer_privately, refuse, refuse_identities
 from bot.services import Services
 
 
@@ -28,7 +28,14 @@ def register(app: AsyncApp, services: Services) -> None:
             channel_id=(shortcut.get("channel") or {}).get("id"),
         )
         text = (shortcut.get("message") or {}).get("text") or ""
-        refs = extract_identities(text, services.rules)
+        reading = read_identities(text, services.rules)
+        refs = reading.refs
+        if reading.refused:
+            # Said first and on its own: the rest of the message is still answered below.
+            refusal = await refuse_identities(services, asker, reading.refused, surface="private")
+            await respond(**refusal, response_type="ephemeral", replace_original=False)
+            if not refs:
+                return
         if not refs:
             await respond(**services.cards.notice("no_identity"), response_type="ephemeral")
             return
