@@ -90,6 +90,7 @@ NOTICE_VALUES: dict[str, tuple[str, ...]] = {
     "internal_error": ("reference",),
     "refused_no_grants": ("how",),
     "refused_channel": ("reason",),
+    "refused_identity": ("reasons",),
     "expired": (),
     "more_identities": ("shown", "total", "capped"),
     "share_done": ("channel",),

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from bot.aep.errors import AepError
 from bot.customer import Customer
-from bot.identity import USAGE, IdentityRules, extract_identities, parse_identity
+from bot.identity import USAGE, IdentityRules, parse_identity, read_identities
 from bot.settings import Settings
 
 
@@ -35,8 +35,11 @@ async def lookup_main(settings: Settings, argv: Sequence[str]) -> int:
     rules = _rules(settings)
     ref = parse_identity(text, rules)
     if ref is None:
-        found = extract_identities(text, rules)
-        ref = found[0] if found else None
+        reading = read_identities(text, rules)
+        if reading.refused and not reading.refs:
+            print("Not looked up. " + " ".join(map(str, reading.refused)), file=sys.stderr)
+            return 2
+        ref = reading.refs[0] if reading.refs else None
     if ref is None:
         print(f"No identity found in {text!r}.\n\n{USAGE}", file=sys.stderr)
         return 2

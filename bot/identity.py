@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import bisect
 import re
+import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Literal
 
 import phonenumbers
 
 #: Most identities `extract_identities` returns for one message.
 MAX_IDENTITIES = 20
+#: RFC 5321: an address has at most 254 characters, 64 before the @, 63 in each domain label.
+MAX_EMAIL_CHARS = 254
+MAX_LOCAL_PART_CHARS = 64
+MAX_DOMAIN_LABEL_CHARS = 63
+#: The bot's own bounds for `namespace:value` (AEP documents none): far above any real namespace
+#: code, ECID, hash or CRM id, far below what would break a request URL.
+MAX_NAMESPACE_CHARS = 64
+MAX_VALUE_CHARS = 1024
 
 USAGE = """\
 Tell me which customer to look up, in one of these forms:
@@ -33,6 +44,65 @@ class IdentityRef:
 
     def __str__(self) -> str:
         return f"{self.namespace}:{self.value}"
+
+
+IdentityKind = Literal["email address", "phone number", "ECID", "CRM id", "identity"]
+RefusalReason = Literal["invisible", "mixed_script", "styled", "unreadable", "too_long"]
+
+# Why a refused identity was refused, in words; each completes "The email address you typed ...".
+_WHY: dict[RefusalReason, str] = {
+    "invisible": (
+        "contains an invisible character (such as a zero-width space or a text-direction mark), "
+        "so it may not be the identity you see"
+    ),
+    "mixed_script": (
+        "mixes letters of different alphabets in one word (such as a Cyrillic \u0430 among Latin "
+        "letters), the way look-alike identities are made"
+    ),
+    "styled": (
+        "contains look-alike characters (such as bold, circled or superscript letters or digits) "
+        "instead of ordinary ones"
+    ),
+    "unreadable": (
+        "has accented or non-Latin letters, or other text written against it with no space, so "
+        "the bot cannot tell where it starts and ends"
+    ),
+}
+_TOO_LONG: dict[IdentityKind, str] = {
+    "email address": (
+        f"is longer than an email address can be (at most {MAX_EMAIL_CHARS} characters, "
+        f"{MAX_LOCAL_PART_CHARS} of them before the @)"
+    ),
+    "identity": (
+        f"is longer than the bot accepts for an identity (a namespace of at most "
+        f"{MAX_NAMESPACE_CHARS} characters and a value of at most {MAX_VALUE_CHARS:,})"
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Text that looks like an identity but is not read as one, rather than read as another.
+
+    It never holds the text itself: that may be an attacker's, and is a customer's identity.
+    """
+
+    kind: IdentityKind
+    reason: RefusalReason
+
+    def __str__(self) -> str:
+        why = _TOO_LONG.get(self.kind, _TOO_LONG["identity"])
+        if self.reason != "too_long":
+            why = _WHY[self.reason]
+        return f"The {self.kind} you typed {why}."
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What a message holds: the identities to look up, and what was refused and why."""
+
+    refs: list[IdentityRef] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
 
 
 _NAMESPACE_CODE = r"[A-Za-z][A-Za-z0-9_.]*"
@@ -125,12 +195,43 @@ _TRAILING = ".,;:!?)]}'\"`"
 _WRAPPERS = {'"': '"', "'": "'", "`": "`", "(": ")", "[": "]", "{": "}", "<": ">"}
 
 
+# Text that can never be inside an identity the scanners read; see `_problem` for the policy.
+_TOKEN = re.compile(r"\S+")
+_EMAIL_SHAPE = re.compile(r"[^\s@]@[^\s@]+\.[^\s@.]")
+_PHONE_PART = re.compile(r"[0-9()+.\-/]+")
+# Characters that show nothing (or nothing of their own) but are not format characters (Cf):
+# combining grapheme joiner, variation selectors, Hangul fillers, Braille blank.
+_INVISIBLE = frozenset(
+    "\u034f\u115f\u1160\u180b\u180c\u180d\u2800\u3164\uffa0"
+    + "".join(chr(c) for c in range(0xFE00, 0xFE10))
+    + "".join(chr(c) for c in range(0xE0100, 0xE01F0))
+)
+# Fullwidth ASCII (what East Asian input methods type) read as the ASCII it shows: the same
+# letters in another width, one character for one, so offsets stay put.
+_FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
+# Scripts by the first word of a letter's Unicode name; the mixes one language writes in one word
+# (UTS #39's "highly restrictive" level, without Latin) are allowed.
+_SCRIPT_OF_WORD = {
+    "CJK": "HAN",
+    "IDEOGRAPHIC": "HAN",
+    "HIRAGANA": "KANA",
+    "KATAKANA": "KANA",
+    "KATAKANA-HIRAGANA": "KANA",
+}
+_ALLOWED_MIXES = (
+    frozenset({"HAN", "KANA"}),
+    frozenset({"HAN", "HANGUL"}),
+    frozenset({"HAN", "BOPOMOFO"}),
+)
+
+
 def parse_identity(text: str, rules: IdentityRules = DEFAULT_RULES) -> IdentityRef | None:
     """Return the single identity the whole `text` denotes, or None when it denotes none.
 
     Slack formatting is understood (mailto/tel links, `&amp;` entities) and user mentions are
-    ignored; any other words make the text ambiguous, so the answer is None. Use
-    `extract_identities` for longer messages.
+    ignored; any other words make the text ambiguous, so the answer is None. Text that would be
+    refused by `read_identities` (look-alike or invisible characters, too long) is None too. Use
+    `read_identities` for longer messages.
     """
     pieces = [
         piece
@@ -144,48 +245,61 @@ def parse_identity(text: str, rules: IdentityRules = DEFAULT_RULES) -> IdentityR
         if isinstance(prefix, _Text) and isinstance(link, _Link) and link.ref is not None:
             match = _PREFIX_WHOLE.fullmatch(prefix.text.strip())
             if match and match.group(1).casefold() not in _URL_SCHEMES:
-                return _explicit(match.group(1), link.value, rules)
+                return _accepted(_explicit(match.group(1), link.value, rules))
         return None
     if len(pieces) != 1:
         return None
     piece = pieces[0]
     if isinstance(piece, _Link):
         return piece.ref
-    return _parse_token(piece.text, rules)
+    return _accepted(_parse_token(piece.text, rules))
+
+
+def read_identities(text: str, rules: IdentityRules = DEFAULT_RULES) -> Reading:
+    """Every identity in a longer message, in order of appearance, and what was refused.
+
+    An identity is read only when it is delimited by characters that cannot be part of it. A
+    token (text between spaces) that holds an identity-like text together with an invisible
+    character, letters of two alphabets in one word, look-alike styled characters, or letters
+    the scanners do not read is refused whole, never cut down to a valid-looking part; so is a
+    value longer than any identity can be. The same customer written twice (as a mailto link and
+    as plain text, or as `email:x` and `x`) appears once; at most MAX_IDENTITIES are returned.
+    """
+    reading = Reading()
+    seen: set[tuple[str, str]] = set()
+    for item in _scan_pieces(list(_pieces(text, rules)), rules):
+        if isinstance(item, Refusal):
+            if item not in reading.refused:
+                reading.refused.append(item)
+            continue
+        key = _dedupe_key(item)
+        if key in seen or len(reading.refs) == MAX_IDENTITIES:
+            continue
+        seen.add(key)
+        reading.refs.append(item)
+    return reading
 
 
 def extract_identities(text: str, rules: IdentityRules = DEFAULT_RULES) -> list[IdentityRef]:
-    """Return every identity found in a longer message, in order of appearance.
-
-    The same customer written twice (as a mailto link and as plain text, or as `email:x` and
-    `x`) appears once; at most MAX_IDENTITIES are returned.
-    """
-    found: list[IdentityRef] = []
-    seen: set[tuple[str, str]] = set()
-    for ref in _scan_pieces(list(_pieces(text, rules)), rules):
-        key = _dedupe_key(ref)
-        if key in seen:
-            continue
-        seen.add(key)
-        found.append(ref)
-        if len(found) == MAX_IDENTITIES:
-            break
-    return found
+    """The identities `read_identities` finds in a message, without what it refused."""
+    return read_identities(text, rules).refs
 
 
 @dataclass(frozen=True, slots=True)
 class _Text:
-    """Plain text between Slack markup, entities already unescaped."""
+    """Plain text between Slack markup, entities already unescaped, fullwidth ASCII folded."""
 
     text: str
 
 
 @dataclass(frozen=True, slots=True)
 class _Link:
-    """A Slack link: `ref` is the identity of a mailto/tel link, None for any other link."""
+    """A Slack link: `ref` is the identity of a mailto/tel link, None for any other link;
+    `refusal` says why a mailto/tel link is not read as an identity."""
 
     ref: IdentityRef | None
     value: str = ""
+    refusal: Refusal | None = None
 
 
 def _pieces(text: str, rules: IdentityRules) -> Iterator[_Text | _Link]:
@@ -193,7 +307,7 @@ def _pieces(text: str, rules: IdentityRules) -> Iterator[_Text | _Link]:
     position = 0
     for match in _SLACK_MARKUP.finditer(text):
         if match.start() > position:
-            yield _Text(_unescape(text[position : match.start()]))
+            yield _Text(_plain(text[position : match.start()]))
         position = match.end()
         inner = match.group(1)
         if inner.startswith(("@", "#", "!")):
@@ -205,20 +319,36 @@ def _pieces(text: str, rules: IdentityRules) -> Iterator[_Text | _Link]:
             scheme.group().removesuffix(":").casefold() not in _URL_SCHEMES and "://" not in inner
         ):
             # Not Slack markup: someone typed angle brackets around plain text.
-            yield _Text(_unescape(inner))
+            yield _Text(_plain(inner))
             continue
         yield _link(scheme.group().removesuffix(":").casefold(), inner[scheme.end() :], rules)
     if position < len(text):
-        yield _Text(_unescape(text[position:]))
+        yield _Text(_plain(text[position:]))
+
+
+def _plain(text: str) -> str:
+    return _unescape(text).translate(_FULLWIDTH)
 
 
 def _link(scheme: str, body: str, rules: IdentityRules) -> _Link:
     """Read the target of a Slack link (`body` is what follows `scheme:`) as an identity."""
+    target, _, label = body.partition("|") if not _doubled(body) else (body, "", "")
+    kind: IdentityKind = "email address" if scheme == "mailto" else "phone number"
+    if scheme in ("mailto", "tel"):
+        # The label is what the person sees: a look-alike there is refused like one typed.
+        problem = _problem(_plain(label)) or _problem(_unescape(target))
+        if problem is not None:
+            return _Link(None, refusal=Refusal(kind, problem))
     if scheme == "mailto":
         address = _link_target(body)
         address = address if _EMAIL.fullmatch(address) else address.partition("?")[0]
         if _EMAIL.fullmatch(address):
+            if _email_too_long(address):
+                return _Link(None, refusal=Refusal(kind, "too_long"))
             return _Link(IdentityRef("Email", address), address)
+        if not address.isascii():
+            # Slack linked an address the scanners cannot read whole: say so, do not drop it.
+            return _Link(None, refusal=Refusal(kind, "unreadable"))
     elif scheme == "tel":
         number = _link_target(body).partition(";")[0]
         ref = _phone(number, "Phone", rules)
@@ -227,13 +357,17 @@ def _link(scheme: str, body: str, rules: IdentityRules) -> _Link:
     return _Link(None)
 
 
+def _doubled(body: str) -> bool:
+    half = len(body) // 2
+    return len(body) % 2 == 1 and body[half] == "|" and body[:half] == body[half + 1 :]
+
+
 def _link_target(body: str) -> str:
     """The target of `target|label`, also when the target itself contains `|`."""
-    half = len(body) // 2
-    if len(body) % 2 == 1 and body[half] == "|" and body[:half] == body[half + 1 :]:
+    if _doubled(body):
         # Slack writes <mailto:x|x>; an address may itself contain `|`, so prefer the split
         # where the label repeats the target.
-        return _unescape(body[:half])
+        return _unescape(body[: len(body) // 2])
     return _unescape(body.partition("|")[0])
 
 
@@ -242,7 +376,7 @@ def _unescape(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def _parse_token(text: str, rules: IdentityRules) -> IdentityRef | None:
+def _parse_token(text: str, rules: IdentityRules) -> IdentityRef | Refusal | None:
     """The identity that all of `text` denotes, or None."""
     token = _unwrap(text)
     if not token:
@@ -254,12 +388,20 @@ def _parse_token(text: str, rules: IdentityRules) -> IdentityRef | None:
             return _link(namespace.casefold(), value, rules).ref
         return _explicit(namespace, value, rules)
     if _EMAIL.fullmatch(token):
-        return IdentityRef("Email", token)
+        return Refusal("email address", "too_long") if _email_too_long(token) else _email(token)
     if _ECID.fullmatch(token):
         return IdentityRef("ECID", token)
     if _compiled(rules.crm_pattern).fullmatch(token):
         return IdentityRef(rules.crm_namespace, token)
     return _phone(token, "Phone", rules)
+
+
+def _accepted(found: IdentityRef | Refusal | None) -> IdentityRef | None:
+    return found if isinstance(found, IdentityRef) else None
+
+
+def _email(address: str) -> IdentityRef:
+    return IdentityRef("Email", address)
 
 
 def _unwrap(text: str) -> str:
@@ -273,8 +415,13 @@ def _unwrap(text: str) -> str:
     return token
 
 
-def _explicit(namespace: str, value: str, rules: IdentityRules) -> IdentityRef | None:
-    """`namespace:value` as typed, with well-known codes spelled the way AEP spells them."""
+def _explicit(namespace: str, value: str, rules: IdentityRules) -> IdentityRef | Refusal | None:
+    """`namespace:value` as typed, with well-known codes spelled the way AEP spells them.
+
+    The value is taken as typed, in any single script (an internationalised address such as
+    `email:<Cyrillic address>` is looked up exactly), but never with invisible characters,
+    look-alike styled characters or two alphabets in one word.
+    """
     code = _WELL_KNOWN.get(namespace.casefold(), namespace)
     if namespace.casefold() == rules.crm_namespace.casefold():
         code = rules.crm_namespace
@@ -283,7 +430,23 @@ def _explicit(namespace: str, value: str, rules: IdentityRules) -> IdentityRef |
     value = value.strip().rstrip(_TRAILING)
     if not value or any(char.isspace() for char in value):
         return None
+    kind: IdentityKind = "email address" if code == "Email" else "identity"
+    problem = _problem(value)
+    if problem is not None:
+        return Refusal(kind, problem)
+    too_long = len(namespace) > MAX_NAMESPACE_CHARS or len(value) > MAX_VALUE_CHARS
+    if too_long or (code == "Email" and _email_too_long(value)):
+        return Refusal(kind, "too_long")
     return IdentityRef(code, value)
+
+
+def _email_too_long(address: str) -> bool:
+    local, _, domain = address.rpartition("@")
+    return (
+        len(address) > MAX_EMAIL_CHARS
+        or len(local) > MAX_LOCAL_PART_CHARS
+        or any(len(label) > MAX_DOMAIN_LABEL_CHARS for label in domain.split("."))
+    )
 
 
 def _phone(text: str, namespace: str, rules: IdentityRules) -> IdentityRef | None:
@@ -300,12 +463,18 @@ def _phone(text: str, namespace: str, rules: IdentityRules) -> IdentityRef | Non
     return IdentityRef(namespace, _format_e164(number))
 
 
-def _scan_pieces(pieces: list[_Text | _Link], rules: IdentityRules) -> Iterator[IdentityRef]:
-    """Identities in order of appearance across the pieces of a message."""
+def _scan_pieces(
+    pieces: list[_Text | _Link], rules: IdentityRules
+) -> Iterator[IdentityRef | Refusal]:
+    """Identities (and refusals) in order of appearance across the pieces of a message."""
     for index, piece in enumerate(pieces):
         if isinstance(piece, _Link):
-            if piece.ref is not None:
-                yield _prefixed(pieces, index, rules) or piece.ref
+            if piece.refusal is not None:
+                yield piece.refusal
+            elif piece.ref is not None:
+                yield (
+                    _link_neighbours(pieces, index) or _prefixed(pieces, index, rules) or piece.ref
+                )
             continue
         text = piece.text
         following = pieces[index + 1] if index + 1 < len(pieces) else None
@@ -317,7 +486,32 @@ def _scan_pieces(pieces: list[_Text | _Link], rules: IdentityRules) -> Iterator[
         yield from _scan_text(text, rules)
 
 
-def _prefixed(pieces: list[_Text | _Link], index: int, rules: IdentityRules) -> IdentityRef | None:
+def _link_neighbours(pieces: list[_Text | _Link], index: int) -> Refusal | None:
+    """A link written against look-alike text (`m<Cyrillic>` + <mailto:rtje@...>) is refused."""
+    link = pieces[index]
+    assert isinstance(link, _Link) and link.ref is not None
+    kind: IdentityKind = "email address" if link.ref.namespace == "Email" else "phone number"
+    before = pieces[index - 1] if index > 0 else None
+    after = pieces[index + 1] if index + 1 < len(pieces) else None
+    touching = []
+    if isinstance(before, _Text) and before.text and not before.text[-1].isspace():
+        touching.append(before.text.rsplit(None, 1)[-1])
+    if isinstance(after, _Text) and after.text and not after.text[0].isspace():
+        touching.append(after.text.split(None, 1)[0])
+    for text in touching:
+        problem = _problem(text)
+        if problem is not None:
+            return Refusal(kind, problem)
+    if (
+        touching and before is not None and isinstance(before, _Text) and _joins(before.text[-1])
+    ) or (isinstance(after, _Text) and after.text and _joins(after.text[0])):
+        return Refusal(kind, "unreadable")
+    return None
+
+
+def _prefixed(
+    pieces: list[_Text | _Link], index: int, rules: IdentityRules
+) -> IdentityRef | Refusal | None:
     """The explicit identity `namespace:<link>` when the link at `index` follows `namespace:`."""
     before = pieces[index - 1] if index > 0 else None
     link = pieces[index]
@@ -329,29 +523,101 @@ def _prefixed(pieces: list[_Text | _Link], index: int, rules: IdentityRules) -> 
     return _explicit(prefix.group(1), link.value, rules)
 
 
-def _scan_text(text: str, rules: IdentityRules) -> list[IdentityRef]:
-    """Identities in plain text, in order of appearance.
+class _Tokens:
+    """The tokens (runs of non-space characters) of a text, and which cannot hold an identity."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.spans = [match.span() for match in _TOKEN.finditer(text)]
+        self._starts = [start for start, _ in self.spans]
+        self._problems: dict[int, RefusalReason | None] = {}
+        self._phone_parts: dict[int, bool] = {}
+        self.used: set[int] = set()
+
+    def problem(self, index: int) -> RefusalReason | None:
+        if index not in self._problems:
+            start, end = self.spans[index]
+            self._problems[index] = _problem(self.text[start:end])
+        return self._problems[index]
+
+    def phone_part(self, index: int) -> bool:
+        if index not in self._phone_parts:
+            token = self.text[slice(*self.spans[index])]
+            ascii_part = "".join(char for char in token if char.isascii())
+            self._phone_parts[index] = bool(_PHONE_PART.fullmatch(ascii_part))
+        return self._phone_parts[index]
+
+    def verdict(self, start: int, end: int, *, phone: bool = False) -> RefusalReason | None:
+        """Why the identity found at text[start:end] must be refused, or None to read it.
+
+        A phone number is written in several tokens: a token of phone characters right before or
+        after it (`+44<zero-width space> 20 7946 0958`) may be a part the scanner could not read.
+        """
+        first = bisect.bisect_right(self._starts, start) - 1
+        last = bisect.bisect_right(self._starts, max(start, end - 1)) - 1
+        held = list(range(first, last + 1))
+        if phone:
+            held += [
+                index
+                for index in (first - 1, last + 1)
+                if 0 <= index < len(self.spans) and self.phone_part(index)
+            ]
+        self.used.update(held)
+        for index in held:
+            problem = self.problem(index)
+            if problem is not None:
+                return problem
+        # Past ASCII punctuation too: `0@a.b.<accent>com` must not be read as `0@a.b`.
+        while start > 0 and _ascii_punctuation(self.text[start - 1]):
+            start -= 1
+        while end < len(self.text) and _ascii_punctuation(self.text[end]):
+            end += 1
+        before = self.text[start - 1] if start > 0 else ""
+        after = self.text[end : end + 1]
+        if _joins(before) or _joins(after):
+            return "unreadable"
+        return None
+
+
+def _scan_text(text: str, rules: IdentityRules) -> list[IdentityRef | Refusal]:
+    """Identities in plain text, in order of appearance, or why each was refused.
 
     Detectors run from the most to the least specific; each blanks out what it claimed, so a
-    38-digit ECID is never read again as a phone, nor an email's digits as a CRM id.
+    38-digit ECID is never read again as a phone, nor an email's digits as a CRM id. Every
+    identity found is then held against the token it sits in (see `_Tokens.verdict`).
     """
-    found: list[tuple[int, IdentityRef]] = []
+    tokens = _Tokens(text)
+    found: list[tuple[int, IdentityRef | Refusal]] = []
+
+    def keep(start: int, end: int, kind: IdentityKind, ref: IdentityRef | Refusal | None) -> None:
+        problem = tokens.verdict(start, end, phone=kind == "phone number")
+        if problem is not None:
+            found.append((start, Refusal(kind, problem)))
+        elif ref is not None:
+            found.append((start, ref))
+
     claimed: list[tuple[int, int]] = []
     for match in _COLON_SCAN.finditer(text):
         namespace, value = match.groups()
         if not value:
             continue  # `Note: ...`: a label in prose, not an identity
         end = match.end()
-        ref: IdentityRef | None
+        ref: IdentityRef | Refusal | None
+        kind: IdentityKind = "identity"
         if namespace.casefold() in _URL_SCHEMES or value.startswith("/"):
-            ref = _link(namespace.casefold(), value.rstrip(_TRAILING), rules).ref
+            link = _link(namespace.casefold(), value.rstrip(_TRAILING), rules)
+            ref = link.ref or link.refusal
         elif _WELL_KNOWN.get(namespace.casefold()) in _PHONE_NAMESPACES:
             ref, end = _phone_after(text, match.start(2), namespace, rules)
+            kind = "phone number"
         else:
             ref = _explicit(namespace, value, rules)
         claimed.append((match.start(), end))
-        if ref is not None:
+        if isinstance(ref, Refusal):
+            tokens.verdict(match.start(), end)
             found.append((match.start(), ref))
+        else:
+            keep(match.start(), end, kind, ref)
     text = _blank(text, claimed)
 
     claimed = []
@@ -361,26 +627,130 @@ def _scan_text(text: str, rules: IdentityRules) -> list[IdentityRef]:
             # 'jane@example.com' in quotes: the quote is punctuation, not part of the address.
             start, address = start + 1, address[1:]
         claimed.append((match.start(), match.end()))
-        found.append((start, IdentityRef("Email", address)))
+        email = (
+            Refusal("email address", "too_long") if _email_too_long(address) else _email(address)
+        )
+        if isinstance(email, Refusal):
+            tokens.verdict(start, match.end())
+            found.append((start, email))
+        else:
+            keep(start, match.end(), "email address", email)
     text = _blank(text, claimed)
 
     claimed = []
     for match in _ECID_SCAN.finditer(text):
         claimed.append((match.start(), match.end()))
-        found.append((match.start(), IdentityRef("ECID", match.group())))
+        keep(match.start(), match.end(), "ECID", IdentityRef("ECID", match.group()))
     crm = _compiled(rules.crm_pattern)
     for match in crm.finditer(text):
         before = text[match.start() - 1 : match.start()]
         after = text[match.end() : match.end() + 1]
         if match.group() and not _joins_word(before) and not _joins_word(after):
             claimed.append((match.start(), match.end()))
-            found.append((match.start(), IdentityRef(rules.crm_namespace, match.group())))
+            keep(
+                match.start(),
+                match.end(),
+                "CRM id",
+                IdentityRef(rules.crm_namespace, match.group()),
+            )
     text = _blank(text, claimed)
 
     for number in phonenumbers.PhoneNumberMatcher(text, rules.default_region):
-        found.append((number.start, IdentityRef("Phone", _format_e164(number.number))))
+        keep(
+            number.start,
+            number.end,
+            "phone number",
+            IdentityRef("Phone", _format_e164(number.number)),
+        )
+
+    # Tokens that hold no identity the scanners read, but would with their look-alike or
+    # invisible characters taken out, are refused too: the person meant an identity.
+    for index, (start, end) in enumerate(tokens.spans):
+        if index in tokens.used or tokens.text[start:end].isascii():
+            continue
+        attempted = _attempted(tokens.text[start:end], rules)
+        if attempted is not None:
+            found.append((start, Refusal(attempted, tokens.problem(index) or "unreadable")))
     found.sort(key=lambda item: item[0])
     return [ref for _, ref in found]
+
+
+def _attempted(token: str, rules: IdentityRules) -> IdentityKind | None:
+    """Which kind of identity a token that the scanners did not read was probably meant as."""
+    if _EMAIL_SHAPE.search(token):
+        return "email address"
+    ascii_only = _unwrap("".join(char for char in token if char.isascii()))
+    if not ascii_only or ascii_only == _unwrap(token):
+        return None
+    if _ECID.fullmatch(ascii_only):
+        return "ECID"
+    if _compiled(rules.crm_pattern).fullmatch(ascii_only):
+        return "CRM id"
+    if _phone(ascii_only, "Phone", rules) is not None:
+        return "phone number"
+    if _COLON_WHOLE.fullmatch(ascii_only) and not ascii_only.endswith(":"):
+        return "identity"
+    return None
+
+
+def _problem(text: str) -> RefusalReason | None:
+    """Why `text` cannot hold an identity, or None.
+
+    The policy, character by character (fullwidth ASCII is already folded to ASCII):
+    - a format character (Unicode category Cf: bidi controls, zero-width characters, BOM, soft
+      hyphen, tags), a private-use, unassigned or surrogate code point, or another invisible
+      character (variation selectors, Hangul fillers) -> "invisible";
+    - a compatibility character (one NFKC would replace: bold or circled letters, superscript
+      digits, ligatures) -> "styled";
+    - letters of two scripts in one word (a run of letters, marks and digits), or digits of two
+      numbering systems -> "mixed_script". Han with Hiragana/Katakana, Hangul or Bopomofo is
+      one writing system, not a mix.
+    """
+    if text.isascii():
+        return None
+    for char in text:
+        category = unicodedata.category(char)
+        if category in ("Cf", "Co", "Cn", "Cs") or char in _INVISIBLE:
+            return "invisible"
+    scripts: set[str] = set()
+    digits: set[str] = set()
+    for char in text + " ":
+        category = unicodedata.category(char)
+        if char.isascii() and char.isalpha():
+            scripts.add("LATIN")
+        elif char.isascii() and char.isdigit():
+            digits.add("ASCII")
+        elif not char.isascii() and not unicodedata.is_normalized("NFKC", char):
+            return "styled"
+        elif not char.isascii() and category[0] == "L":
+            scripts.add(_script(char))
+        elif not char.isascii() and category == "Nd":
+            digits.add(_script(char))
+        elif char.isascii() or category[0] not in "MN":
+            # The end of a word: one script (or one allowed mix), one numbering system.
+            if len(digits) > 1 or (len(scripts) > 1 and frozenset(scripts) not in _ALLOWED_MIXES):
+                return "mixed_script"
+            scripts.clear()
+            digits.clear()
+    return None
+
+
+def _script(char: str) -> str:
+    word = unicodedata.name(char, "UNKNOWN").split(" ", 1)[0]
+    return _SCRIPT_OF_WORD.get(word, word)
+
+
+def _joins(char: str) -> bool:
+    """A character written against an identity that makes it part of a longer word: a
+    non-ASCII letter, mark or digit, or an invisible character (ASCII is the scanners' call)."""
+    if not char or char.isascii():
+        return False
+    category = unicodedata.category(char)
+    return category[0] in "LMN" or category in ("Cf", "Co", "Cn", "Cs") or char in _INVISIBLE
+
+
+def _ascii_punctuation(char: str) -> bool:
+    return char.isascii() and not char.isalnum() and not char.isspace()
 
 
 def _phone_after(

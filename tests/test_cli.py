@@ -62,6 +62,19 @@ async def test_lookup_of_text_without_identity_prints_usage_and_calls_nothing(
     assert "jane.doe@example.com" in capsys.readouterr().err  # the usage's example
 
 
+async def test_lookup_of_a_look_alike_says_why_and_calls_nothing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_services(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an AEP client was built for a refused identity")
+
+    monkeypatch.setattr("bot.services.build_services", no_services)
+    spoof = "\u0430mallory@example.com"  # a Cyrillic a before Mallory's address
+    code = await cli.lookup_main(load_settings(_env_file=None), [spoof])
+    assert code == 2
+    assert "mixes letters of different alphabets" in capsys.readouterr().err
+
+
 def test_console_json_prints_the_card_for_a_demo_customer(tmp_path: Path) -> None:
     result = run_bot(
         "console", "--json", stdin="/customer jane.doe@example.com\n", tmp_path=tmp_path

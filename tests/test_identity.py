@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
+import time
+from typing import Any
 
 import phonenumbers
 import pytest
@@ -10,14 +13,19 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
+from bot import slack_payloads
 from bot.identity import (
     MAX_IDENTITIES,
     USAGE,
     IdentityRef,
     IdentityRules,
+    Reading,
+    Refusal,
     extract_identities,
     parse_identity,
+    read_identities,
 )
+from tests.conftest import RunningBot, settle
 
 ECID = "41234567890123456789012345678901234567"
 NL = IdentityRules(default_region="NL")
@@ -405,3 +413,295 @@ def test_identity_in_prose_is_found(
 ) -> None:
     text, ref = written
     assert extract_identities(" ".join([*before, text, *after])) == [ref]
+
+
+# --- look-alike, invisible and over-long identities (issue 8, item 5) ---------------------------
+
+CYRILLIC_A = "\u0430"
+# Bidi controls, zero-width and other format characters, and other invisible characters.
+INVISIBLE = [
+    *"\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c",
+    *"\u200b\u200c\u200d\u2060\ufeff\u00ad\u034f\ufe0f\u3164",
+]
+OTHER_SCRIPT = ["\u0430", "\u0435", "\u043e", "\u0440", "\u0441", "\u03bf", "\u0391", "\u0585"]
+SUSPICIOUS = st.one_of(
+    st.sampled_from(INVISIBLE + OTHER_SCRIPT),
+    st.characters(categories=["Cf"]),
+    st.characters(categories=["Mn"]),
+    st.characters(categories=["Lu", "Ll", "Lo"], min_codepoint=0x370),
+)
+
+
+def _only_refused(text: str) -> list[str]:
+    """The reasons `text` was refused for; fails when any identity was read from it."""
+    reading = read_identities(text)
+    assert reading.refs == [], text
+    assert parse_identity(text) is None
+    return [refusal.reason for refusal in reading.refused]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        # The issue's own examples: never `rtje@example.com`, never Mallory.
+        (f"m{CYRILLIC_A}{CYRILLIC_A}rtje@example.com", "mixed_script"),
+        (f"{CYRILLIC_A}mallory@example.com", "mixed_script"),
+        (f"look up m{CYRILLIC_A}{CYRILLIC_A}rtje@example.com please", "mixed_script"),
+        ("ma\u202ertje@example.com", "invisible"),
+        ("mar\u200btje@example.com", "invisible"),
+        ("\u202emoc.elpmaxe@liam.ym", "invisible"),
+        # The cut at the end: `jane@example.c` or `jane@mail.ex` would be another identity.
+        ("jane@example.c\u043em", "mixed_script"),
+        (f"jane@mail.ex{CYRILLIC_A}mple.com", "mixed_script"),
+        ("jane@exa\u200bmple.com", "invisible"),
+        # Slack may link only the ASCII part of what was typed.
+        (f"m{CYRILLIC_A}{CYRILLIC_A}<mailto:rtje@example.com|rtje@example.com>", "mixed_script"),
+        (f"<mailto:rtje@example.com|m{CYRILLIC_A}{CYRILLIC_A}rtje@example.com>", "mixed_script"),
+        (f"email:m{CYRILLIC_A}rtje@example.com", "mixed_script"),
+        ("crmid:CRM-000\u200b123", "invisible"),
+        ("CRM-000\u200b123", "invisible"),
+        (f"{ECID}\u200b", "invisible"),
+        ("+44\u200b 20 7946 0958", "invisible"),
+        # Accents or another alphabet: the ASCII scanners would read only a part.
+        ("jos\u00e9phine@example.com", "unreadable"),
+        ("jose\u0301phine@example.com", "unreadable"),
+        ("\u043c\u0430\u0448\u0430@example.com", "unreadable"),
+        ("\u30e1\u30fc\u30eb\u306fhanako@example.jp", "mixed_script"),
+        # Styled look-alikes (NFKC would change them) are not fullwidth typing.
+        ("\U0001d423\U0001d41a\U0001d427\U0001d41e@example.com", "styled"),
+        ("\ufb01ona@example.com", "styled"),
+    ],
+)
+def test_look_alike_or_invisible_identities_are_refused_not_cut(text: str, reason: str) -> None:
+    assert _only_refused(text) == [reason]
+
+
+def test_a_refusal_says_why_in_words_without_repeating_the_text() -> None:
+    [refusal] = read_identities(f"m{CYRILLIC_A}{CYRILLIC_A}rtje@example.com").refused
+    assert refusal == Refusal("email address", "mixed_script")
+    words = str(refusal)
+    assert words.startswith("The email address you typed mixes letters of different alphabets")
+    assert "rtje" not in words
+    [invisible] = read_identities("mar\u200btje@example.com").refused
+    assert "invisible character" in str(invisible)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Fullwidth ASCII, as East Asian input methods type it, is the ASCII it shows (NFKC).
+        ("jane\uff20example.com", IdentityRef("Email", "jane@example.com")),
+        (
+            "\uff4a\uff41\uff4e\uff45\uff20\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45\uff0e\uff43\uff4f\uff4d",
+            IdentityRef("Email", "jane@example.com"),
+        ),
+        (
+            "\uff23\uff32\uff2d\uff0d\uff10\uff10\uff10\uff11\uff12\uff13",
+            IdentityRef("crmid", "CRM-000123"),
+        ),
+        # A single-script internationalised address, typed with its namespace, is looked up
+        # exactly as typed.
+        (
+            "email:\u043c\u0430\u0448\u0430@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444",
+            IdentityRef(
+                "Email",
+                "\u043c\u0430\u0448\u0430@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444",
+            ),
+        ),
+        ("email:jos\u00e9phine@example.fr", IdentityRef("Email", "jos\u00e9phine@example.fr")),
+        (
+            "loyaltyId:\u5c71\u7530\u3055\u3093",
+            IdentityRef("loyaltyId", "\u5c71\u7530\u3055\u3093"),
+        ),
+    ],
+)
+def test_fullwidth_and_single_script_identities_are_read(text: str, expected: IdentityRef) -> None:
+    assert parse_identity(text) == expected
+    assert read_identities(text) == Reading(refs=[expected], refused=[])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u041a\u043b\u0438\u0435\u043d\u0442: jane@example.com",
+        "\u5c71\u7530\u3055\u3093 jane@example.com \u3067\u3059",
+        "\u300cjane@example.com\u300d",
+        "\u201cjane@example.com\u201d",
+        "jane@example.com\u3002",
+        # A zero-width non-joiner inside a Persian word, apart from the address.
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 jane@example.com",
+        "\u05e9\u05dc\u05d5\u05dd jane@example.com \u05ea\u05d5\u05d3\u05d4",
+    ],
+)
+def test_other_scripts_around_a_spaced_identity_do_not_refuse_it(text: str) -> None:
+    assert read_identities(text) == Reading(refs=[IdentityRef("Email", "jane@example.com")])
+
+
+def test_a_70000_character_email_is_refused_as_too_long() -> None:
+    long_local = "x" * 70_000 + "@example.com"
+    for text in (
+        long_local,
+        f"email:{long_local}",
+        f"<mailto:{long_local}|{long_local}>",
+        "jane@" + "a" * 64 + ".com",  # one domain label over 63
+        "a" * 65 + "@example.com",  # local part over 64
+        "a@" + ("c" * 63 + ".") * 4 + "com",  # 261 characters in all
+    ):
+        assert _only_refused(text) == ["too_long"], text[:80]
+    [refusal] = read_identities(long_local).refused
+    assert "at most 254 characters" in str(refusal)
+    assert parse_identity("a" * 64 + "@example.com") is not None  # the limits themselves pass
+
+
+def test_an_over_long_namespace_value_is_refused_as_too_long() -> None:
+    assert _only_refused("crmid:" + "x" * 70_000) == ["too_long"]
+    assert _only_refused("n" * 65 + ":x") == ["too_long"]
+    assert parse_identity("crmid:" + "x" * 1024) == IdentityRef("crmid", "x" * 1024)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.emails(), st.data())
+def test_a_suspicious_character_anywhere_in_an_email_is_a_refusal_never_another_identity(
+    email: str, data: st.DataObject
+) -> None:
+    position = data.draw(st.integers(min_value=0, max_value=len(email)))
+    char = data.draw(SUSPICIOUS)
+    tampered = email[:position] + char + email[position:]
+    for text in (tampered, f"who is {tampered} ?", _mailto(tampered)):
+        reading = read_identities(text)
+        # A Cf or letter inserted may fold into the original in NFKC only for fullwidth, which
+        # SUSPICIOUS does not draw: the only safe answers are nothing, or the original itself.
+        assert reading.refs in ([], [IdentityRef("Email", email)]), text
+        if reading.refs == []:
+            assert reading.refused, text
+        assert parse_identity(text) in (None, IdentityRef("Email", email))
+
+
+@settings(max_examples=200, deadline=None)
+@given(WRITTEN_IDENTITIES, st.data())
+def test_an_invisible_character_in_any_identity_never_yields_another_identity(
+    written: tuple[str, IdentityRef], data: st.DataObject
+) -> None:
+    text, ref = written
+    position = data.draw(st.integers(min_value=0, max_value=len(text)))
+    char = data.draw(st.one_of(st.sampled_from(INVISIBLE), st.characters(categories=["Cf"])))
+    tampered = text[:position] + char + text[position:]
+    for message in (tampered, f"see {tampered} now"):
+        assert read_identities(message).refs in ([], [ref]), message
+
+
+ADVERSARIAL = [
+    "a\u0430" * 50_000,
+    "a@b.co\u200b" * 14_000,
+    "a" * 100_000 + "@",
+    "4155550123,\u200b" * 8_000,
+    "\u200b" + "4155550123," * 9_000,
+    "crmid:\u0430x " * 10_000,
+    f"m{CYRILLIC_A}rtje@example.com " * 5_000,
+    "\u202e" * 100_000,
+]
+
+
+def test_reading_100_kb_of_adversarial_text_stays_linear() -> None:
+    # Each text takes well under a second when linear; a quadratic scan of 100 KB would take
+    # minutes, far beyond this budget on any machine.
+    started = time.monotonic()
+    for text in ADVERSARIAL:
+        assert len(text) >= 90_000
+        reading = read_identities(text)
+        assert len(reading.refs) <= MAX_IDENTITIES
+    assert time.monotonic() - started < 30
+
+
+# --- end to end: what the person sees, and that AEP is never asked -----------------------------
+
+SPOOF = f"{CYRILLIC_A}mallory@example.com"
+
+
+def _command(bot: RunningBot, text: str) -> str:
+    return slack_payloads.slash_command(
+        text=text,
+        user_id="U0MANAGER",
+        channel_id="C0PRIVATE",
+        response_url=bot.slack.response_url(),
+        trigger_id="trigger-1",
+    )
+
+
+def _identity_refusals(bot: RunningBot) -> list[dict[str, Any]]:
+    return [r for r in bot.audit() if r["outcome"].startswith("identity_refused:")]
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (SPOOF, "mixes letters of different alphabets"),
+        (f"m{CYRILLIC_A}{CYRILLIC_A}rtje@example.com", "mixes letters of different alphabets"),
+        ("jane.doe\u200b@example.com", "invisible character"),
+        ("x" * 70_000 + "@example.com", "at most 254 characters"),
+    ],
+)
+async def test_command_refuses_look_alikes_in_words_and_asks_aep_nothing(
+    bot: RunningBot, text: str, words: str
+) -> None:
+    response = await bot.send(_command(bot, text))
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["response_type"] == "ephemeral"
+    assert "Not looked up" in answer["text"]
+    assert words in answer["text"]
+    await settle()
+    assert sum(bot.sim.stats.values()) == 0
+    assert bot.slack.calls_to("response_url") == []
+    [record] = _identity_refusals(bot)
+    assert record["action"] == "refusal"
+    assert record["actor"] == "U0MANAGER"
+    assert record["identity_hmac"] is None
+    assert "mallory" not in json.dumps(record)
+
+
+async def test_command_answers_the_clean_identity_and_refuses_the_look_alike(
+    bot: RunningBot,
+) -> None:
+    await bot.send(_command(bot, f"jane.doe@example.com {SPOOF}"))
+    calls = await bot.slack.wait_for("response_url", count=2)
+    texts = [call.payload["text"] for call in calls]
+    assert any("Not looked up" in text for text in texts)
+    assert any("Jane Doe" in json.dumps(call.payload) for call in calls)
+    assert bot.sim.stats["profile"] == 1  # Jane's; nothing for the part after the Cyrillic letter
+    assert len(_identity_refusals(bot)) == 1
+
+
+async def test_mention_with_a_look_alike_is_refused_privately_and_posts_nothing(
+    bot: RunningBot,
+) -> None:
+    body = slack_payloads.app_mention(
+        text=f"<@U0BOT> who is {SPOOF}?",
+        user_id="U0MANAGER",
+        channel_id="C0PRIVATE",
+        event_id="Ev-lookalike",
+    )
+    await bot.send(body)
+    [private] = await bot.slack.wait_for("chat.postEphemeral")
+    assert "mixes letters of different alphabets" in private.payload["text"]
+    await settle()
+    assert bot.slack.calls_to("chat.postMessage") == []
+    assert sum(bot.sim.stats.values()) == 0
+    assert [r["surface"] for r in _identity_refusals(bot)] == ["mention"]
+
+
+async def test_shortcut_on_a_message_with_a_bidi_control_is_refused_in_words(
+    bot: RunningBot,
+) -> None:
+    body = slack_payloads.message_shortcut(
+        message_text="Customer ma\u202ertje@example.com asked about her order",
+        user_id="U0MANAGER",
+        channel_id="C0PRIVATE",
+        response_url=bot.slack.response_url(),
+    )
+    await bot.send(body)
+    [answer] = await bot.slack.wait_for("response_url")
+    assert "invisible character" in answer.payload["text"]
+    await settle()
+    assert sum(bot.sim.stats.values()) == 0
+    assert len(_identity_refusals(bot)) == 1

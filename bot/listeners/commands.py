@@ -10,7 +10,16 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot import ids
 from bot.identity import USAGE
-from bot.listeners.common import Asker, access_of, card_for, find_identities, refuse
+from bot.listeners.common import (
+    Asker,
+    access_of,
+    audit_identity_refusals,
+    card_for,
+    find_identities,
+    identity_refusal,
+    refuse,
+    refuse_identities,
+)
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -32,7 +41,7 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         found = find_identities(services, text)
         refs = found.refs
-        if not refs:
+        if not refs and not found.refused:
             await ack(**services.cards.notice("usage", usage=USAGE), response_type="ephemeral")
             return
         user_id, response_url = command.get("user_id"), command.get("response_url")
@@ -42,21 +51,29 @@ def register(app: AsyncApp, services: Services) -> None:
             log.warning("/customer request without %s refused", missing)
             await ack(**services.cards.notice("incomplete_request"), response_type="ephemeral")
             return
-        shown = refs[: services.settings.bot_max_cards]
-        query = ", ".join(f"{r.namespace} {r.value}" for r in shown)
-        await ack(**services.cards.notice("looking_up", query=query), response_type="ephemeral")
-        services.answer_in_progress()
-
         asker = Asker(
             team_id=command.get("team_id"),
             user_id=user_id,
             channel_id=command.get("channel_id"),
         )
+        if not refs:
+            # Look-alike or over-long text only: refused in words before any AEP call.
+            await ack(**identity_refusal(services, found.refused), response_type="ephemeral")
+            await audit_identity_refusals(services, asker, found.refused, surface="private")
+            return
+        shown = refs[: services.settings.bot_max_cards]
+        query = ", ".join(f"{r.namespace} {r.value}" for r in shown)
+        await ack(**services.cards.notice("looking_up", query=query), response_type="ephemeral")
+        services.answer_in_progress()
+
         access = await access_of(services, asker)
         if not access.classes:
             refusal = await refuse(services, asker, surface="private", action="command")
             await respond(**refusal, response_type="ephemeral")
             return
+        if found.refused:
+            refusal = await refuse_identities(services, asker, found.refused, surface="private")
+            await respond(**refusal, response_type="ephemeral", replace_original=False)
 
         async def answer(ref: Any) -> None:
             card = await card_for(

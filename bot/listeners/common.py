@@ -25,7 +25,7 @@ from bot.aep.errors import (
 from bot.audit import AuditAction
 from bot.cards import CardContext
 from bot.customer import Customer, CustomerIdentity
-from bot.identity import MAX_IDENTITIES, IdentityRef, extract_identities
+from bot.identity import MAX_IDENTITIES, IdentityRef, Refusal, read_identities
 from bot.policy import Access, Grants, access_for, how_to_get_access, redact
 from bot.services import Services
 from bot.slack_web import SlackBusy, busy_seconds, why_post_failed
@@ -87,6 +87,8 @@ class Found:
     (the "Showing 3 of 20" note, the picker) takes `count` and `capped` from here."""
 
     refs: list[IdentityRef]
+    #: identity-like text that was not read (look-alikes, invisible characters, too long)
+    refused: list[Refusal]
 
     @property
     def count(self) -> int:
@@ -108,8 +110,10 @@ class Found:
 
 
 def find_identities(services: Services, text: str) -> Found:
-    """Every identity in `text`, de-duplicated, in order (at most MAX_IDENTITIES)."""
-    return Found(refs=extract_identities(text, services.rules))
+    """Every identity in `text`, de-duplicated, in order (at most MAX_IDENTITIES), and the
+    identity-like text refused with its reason."""
+    reading = read_identities(text, services.rules)
+    return Found(refs=reading.refs, refused=reading.refused)
 
 
 def now() -> datetime:
@@ -214,6 +218,31 @@ async def audit_refusal(
 ) -> None:
     """One audit record for a refusal: no grants, a channel that may not see, no share right."""
     await audit(services, asker, action="refusal", outcome=outcome, surface=surface, ref=ref)
+
+
+async def refuse_identities(
+    services: Services, asker: Asker, refused: Iterable[Refusal], *, surface: str
+) -> Message:
+    """Audit each refused identity-like text as a refusal (its reason, never its text, which may
+    be an attacker's or a customer's) and say in words why nothing was looked up for it."""
+    refused = list(refused)
+    await audit_identity_refusals(services, asker, refused, surface=surface)
+    return identity_refusal(services, refused)
+
+
+def identity_refusal(services: Services, refused: Iterable[Refusal]) -> Message:
+    """The private message saying why each identity-like text was not looked up."""
+    reasons = " ".join(str(refusal) for refusal in refused)
+    return services.cards.notice("refused_identity", reasons=reasons)
+
+
+async def audit_identity_refusals(
+    services: Services, asker: Asker, refused: Iterable[Refusal], *, surface: str
+) -> None:
+    """One refusal record per refused identity-like text, with the reason as its outcome."""
+    for refusal in refused:
+        outcome = f"identity_refused:{refusal.reason}"
+        await audit_refusal(services, asker, outcome=outcome, surface=surface)
 
 
 async def refuse(services: Services, asker: Asker, *, surface: str, action: str) -> Message:

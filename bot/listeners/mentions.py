@@ -20,6 +20,7 @@ from bot.listeners.common import (
     find_identities,
     post_failure_notice,
     refuse,
+    refuse_identities,
 )
 from bot.policy import audience_access
 from bot.services import Services
@@ -72,6 +73,11 @@ def register(app: AsyncApp, services: Services) -> None:
         text = _MENTION.sub(" ", event.get("text") or "")
         found = find_identities(services, text)
         refs = found.refs
+        if not refs and found.refused:
+            await tell_privately(
+                await refuse_identities(services, asker, found.refused, surface="mention")
+            )
+            return
         if not refs:
             await tell_privately(services.cards.notice("usage", usage=USAGE))
             return
@@ -79,6 +85,10 @@ def register(app: AsyncApp, services: Services) -> None:
         if not access.classes:
             await tell_privately(await refuse(services, asker, surface="mention", action="mention"))
             return
+        if found.refused:
+            await tell_privately(
+                await refuse_identities(services, asker, found.refused, surface="mention")
+            )
         channel = await services.directory.channel(asker.team_id or "", channel_id)
         decision = audience_access(services.policy, channel)
         # Channel-safe by construction, and never more than the person who asked may see.

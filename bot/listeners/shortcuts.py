@@ -14,6 +14,7 @@ from bot.listeners.common import (
     find_identities,
     interactive_asker,
     refuse,
+    refuse_identities,
     refuse_incomplete,
 )
 from bot.services import Services
@@ -43,6 +44,12 @@ def register(app: AsyncApp, services: Services) -> None:
         text = (shortcut.get("message") or {}).get("text") or ""
         found = find_identities(services, text)
         refs = found.refs
+        if found.refused:
+            # Said first and on its own: the rest of the message is still answered below.
+            refusal = await refuse_identities(services, asker, found.refused, surface="private")
+            await respond(**refusal, response_type="ephemeral", replace_original=False)
+            if not refs:
+                return
         if not refs:
             await respond(**services.cards.notice("no_identity"), response_type="ephemeral")
             return
