@@ -10,7 +10,7 @@ import contextlib
 import json
 import logging
 import tracemalloc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -45,6 +45,7 @@ from bot.demo.simulator import FLOOD_CHUNK, AepSimulator
 from bot.demo.transport import in_process_transport
 from bot.identity import IdentityRef
 from bot.layout import load_layout
+from bot.logs import QUIET_LIBRARIES
 from bot.lookup import CustomerLookup
 from bot.settings import DEFAULT_AEP_SCOPES
 from bot.slack_recorder import SlackRecorder
@@ -454,6 +455,16 @@ async def test_the_audience_listing_survives_an_unexpected_error_and_names_only_
 # --- each failure in its own words, end to end through a signed /customer -------------------
 
 
+@pytest.fixture
+def library_log_levels() -> Iterator[None]:
+    """Starting the app holds chatty libraries' loggers above DEBUG for the whole process;
+    put them back, so that later tests see the log lines they expect."""
+    saved = {name: logging.getLogger(name).level for name in QUIET_LIBRARIES}
+    yield
+    for name, level in saved.items():
+        logging.getLogger(name).setLevel(level)
+
+
 async def _answer_to(
     sandbox: tuple[AepSimulator, str],
     slack: SlackRecorder,
@@ -532,6 +543,7 @@ async def _answer_to(
         ),
     ],
 )
+@pytest.mark.usefixtures("library_log_levels")
 async def test_the_person_is_told_what_happened_in_its_own_words(
     sandbox: tuple[AepSimulator, str],
     slack: SlackRecorder,
@@ -546,6 +558,7 @@ async def test_the_person_is_told_what_happened_in_its_own_words(
     assert not_said not in text
 
 
+@pytest.mark.usefixtures("library_log_levels")
 async def test_an_unreadable_answer_is_audited_as_malformed_not_as_an_error(
     sandbox: tuple[AepSimulator, str], slack: SlackRecorder, tmp_path: Path
 ) -> None:
