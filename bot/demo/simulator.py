@@ -1110,7 +1110,8 @@ def flood_pieces(total: int) -> Iterator[bytes]:
     pieces of FLOOD_CHUNK."""
     left = total
     while left > 0:
-        piece = _FLOOD_PIECE[: min(left, FLOOD_CHUNK)]
+        # A fresh copy each time, as bytes read off a socket are: holding pieces costs memory.
+        piece = bytes(memoryview(_FLOOD_PIECE)[: min(left, FLOOD_CHUNK)])
         left -= len(piece)
         yield piece
 
