@@ -7,6 +7,7 @@ import base64
 import collections
 import hmac
 import logging
+import random
 import secrets
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -204,7 +205,7 @@ class CustomerLookup:
 
         This is the only place the list is read, one listing at a time per process, under its
         own `listing_deadline`: lookups ask Platform only for their customer's audiences.
-        Failures are logged, not raised.
+        Failures are logged (their type, never their text), not raised, and never end the loop.
         """
         while True:
             outcome = await self._list_audiences()
@@ -475,25 +476,41 @@ class CustomerLookup:
 
         try:
             due_in = await self._cache.exclusive(key, load, check=fresh, deadline=deadline)
-        except AepError as exc:
-            self._listing_failures += 1
-            log.log(
-                logging.WARNING if self._listing_failures == 1 else logging.INFO,
-                "The audience list could not be read (%s, status %s, request %s; failure %d in "
-                "a row); lookups ask for their customer's audiences meanwhile",
-                type(exc).__name__,
-                exc.status,
-                exc.request_id,
-                self._listing_failures,
-            )
-            pause = self._listing_backoff * 2 ** min(self._listing_failures - 1, 16)
-            if isinstance(exc, RateLimited) and exc.retry_after is not None:
-                pause = max(pause, exc.retry_after)
-            return _ListingOutcome(listed=False, due_in=min(pause, _LISTING_BACKOFF_MAX))
+        except Exception as exc:
+            # The task lives as long as the process: any failure, expected (AepError) or not
+            # (a bug, the cache), is logged and retried, never the end of the listing.
+            return self._listing_failed(exc)
         if self._listing_failures:
             log.info("The audience list was read after %d failures", self._listing_failures)
             self._listing_failures = 0
         return _ListingOutcome(listed=True, due_in=due_in)
+
+    def _listing_failed(self, exc: Exception) -> _ListingOutcome:
+        """Log a failed listing (its type only: an exception's text may hold data) and say
+        when to try again: exponential backoff with jitter, at least a Retry-After."""
+        self._listing_failures += 1
+        pause = self._listing_backoff * 2 ** min(self._listing_failures - 1, 16)
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            pause = max(pause, exc.retry_after)
+        pause = min(pause, _LISTING_BACKOFF_MAX)
+        # Jitter, so that instances that failed together do not all ask again together.
+        pause = random.uniform(pause / 2, pause)
+        expected = isinstance(exc, AepError)
+        if not expected:
+            level = logging.ERROR
+        else:
+            level = logging.WARNING if self._listing_failures == 1 else logging.INFO
+        log.log(
+            level,
+            "The audience list could not be read (%s, status %s, request %s; failure %d in a "
+            "row); trying again in %.0f s, lookups ask for their customer's audiences meanwhile",
+            type(exc).__name__,
+            exc.status if isinstance(exc, AepError) else None,
+            exc.request_id if isinstance(exc, AepError) else None,
+            self._listing_failures,
+            pause,
+        )
+        return _ListingOutcome(listed=False, due_in=pause)
 
     async def _store_audiences(self, audiences: Mapping[str, Audience | None]) -> None:
         await self._cache.set_many(

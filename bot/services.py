@@ -164,6 +164,7 @@ def build_services(
         client_secret=SecretStr(client_secret),
         scopes=settings.aep_scopes,
         store=CacheTokenStore(cache, keys.token()),
+        max_response_bytes=settings.aep_max_response_bytes,
     )
     aep = AepClient(
         http=http,
@@ -174,6 +175,7 @@ def build_services(
         sandbox=settings.aep_sandbox,
         merge_policy_id=settings.aep_merge_policy_id,
         max_in_flight=settings.aep_max_in_flight,
+        max_response_bytes=settings.aep_max_response_bytes,
     )
     lookup = CustomerLookup(
         client=aep,

@@ -16,6 +16,13 @@ DEFAULT_AEP_SCOPES = (
     "openid,session,AdobeID,read_organizations,additional_info.projectedProductContext"
 )
 
+#: The default of AEP_MAX_RESPONSE_BYTES, the most of one IMS or Platform answer the bot reads.
+#: The largest answers it asks for: a profile restricted to the card's fields (even thousands of
+#: audience memberships stay well under 1 MB), an event page of at most 100 events (Platform
+#: caps an event at 10 KB: 1 MB), an audience page of 100 definitions. 4 MiB holds each with
+#: room to spare, and five lookups in flight then hold at most 20 MiB of bodies.
+DEFAULT_AEP_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+
 
 class ConfigError(Exception):
     """A setting is missing or wrong; the message names the variable and says what to do."""
@@ -52,6 +59,10 @@ class Settings(BaseSettings):
     # The hub lookup API is meant for low-volume agent use (reference section 8): few in flight.
     aep_max_in_flight: Annotated[int, Field(ge=1, le=100)] = 5
     aep_crm_namespace: str = Field(default="crmid", pattern=r"^[A-Za-z][A-Za-z0-9_.]*$")
+    # Bytes of one answer's body; past it the bot stops reading and says the answer was too large.
+    aep_max_response_bytes: Annotated[int, Field(ge=64 * 1024, le=1024 * 1024 * 1024)] = (
+        DEFAULT_AEP_MAX_RESPONSE_BYTES
+    )
 
     # The bot itself
     bot_cache_url: str = "memory://"

@@ -12,8 +12,8 @@ from typing import Protocol
 import httpx
 from pydantic import SecretStr
 
-from bot.aep import sansio
-from bot.aep.errors import AepUnavailable
+from bot.aep import bodies, sansio
+from bot.aep.errors import ImsUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +71,10 @@ class ImsTokenSource:
         scopes: str,
         store: TokenStore | None = None,
         clock: Callable[[], float] = time.time,
+        max_response_bytes: int = bodies.DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._http = http
+        self._max_response_bytes = max_response_bytes
         self._url = ims_url.rstrip("/") + sansio.TOKEN_PATH
         self._client_id = client_id
         self._client_secret = client_secret
@@ -105,7 +107,7 @@ class ImsTokenSource:
                 return shared.value
             try:
                 issued = await self._fetch()
-            except AepUnavailable:
+            except ImsUnavailable:
                 # IMS is down but the token we hold has not expired yet: keep using it.
                 if current is not None and current.usable(now):
                     logger.warning("IMS unavailable; using the current token until it expires")
@@ -129,30 +131,38 @@ class ImsTokenSource:
     async def _fetch(self) -> _Token:
         self.refreshes += 1
         started = time.monotonic()
+        request = self._http.build_request(
+            "POST",
+            self._url,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self._client_id,
+                "client_secret": self._client_secret.get_secret_value(),
+                "scope": self._scopes,
+            },
+            headers={"Accept": "application/json"},
+        )
         try:
-            response = await self._http.post(
-                self._url,
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": self._client_id,
-                    "client_secret": self._client_secret.get_secret_value(),
-                    "scope": self._scopes,
-                },
-                headers={"Accept": "application/json"},
+            answer = await bodies.fetch(
+                self._http,
+                request,
+                limit=self._max_response_bytes,
+                source="Adobe's sign-in service (IMS)",
             )
         except httpx.RequestError as exc:
             logger.debug("IMS token request failed: %s", type(exc).__name__)
-            raise AepUnavailable(
-                f"Could not reach Adobe's sign-in service (IMS) ({type(exc).__name__}). Check "
-                "AEP_IMS_URL and the network; try again in a moment."
+            what = "did not answer in time" if isinstance(exc, httpx.TimeoutException) else None
+            raise ImsUnavailable(
+                f"Adobe's sign-in service (IMS) {what or 'could not be reached'} "
+                f"({type(exc).__name__}). Check AEP_IMS_URL and the network; try again in a moment."
             ) from None
         logger.debug(
             "IMS POST %s -> %d in %.0f ms",
             sansio.TOKEN_PATH,
-            response.status_code,
+            answer.status,
             (time.monotonic() - started) * 1000,
         )
-        value, lifetime = sansio.parse_token_response(response.status_code, response.content)
+        value, lifetime = sansio.parse_token_response(answer.status, answer.body)
         logger.info("IMS issued an access token valid for %.0f s", lifetime)
         return _Token.lasting(value, self._clock() + lifetime, lifetime)
 

@@ -10,18 +10,22 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
-from bot.aep import sansio
+from bot.aep import bodies, sansio
 from bot.aep.auth import ImsTokenSource
 from bot.aep.errors import (
     AepError,
+    AepTimedOut,
     AepUnavailable,
+    AepUnreachable,
     CredentialsProblem,
+    ImsUnavailable,
     ProfileNotFound,
     RateLimited,
+    ResponseTooLarge,
 )
 from bot.aep.models import Audience, EventPage, ExperienceEvent, ProfileEntity
 from bot.identity import IdentityRef
@@ -86,11 +90,13 @@ def create_http_client(
 
 @dataclass(slots=True)
 class _Budget:
-    """One public call's share of time: its deadline and what went wrong last, for the message."""
+    """One public call's share of time: its deadline, what it was waiting for and what went
+    wrong last, for the message."""
 
     deadline: float
     seconds: float
     last_status: int | None = None
+    waiting_for: Literal["platform", "ims"] = "platform"
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -98,13 +104,19 @@ class _Budget:
     def exhausted(self) -> AepUnavailable:
         if self.seconds <= 0:
             # The caller spent its time before asking, waiting for another lookup, say.
-            return AepUnavailable(
+            return AepTimedOut(
                 "The lookup ran out of time before Adobe Experience Platform could be asked. "
                 "Try again in a moment."
             )
-        last = f" (its last answer was HTTP {self.last_status})" if self.last_status else ""
         seconds = sansio.format_seconds(self.seconds)
-        return AepUnavailable(
+        if self.waiting_for == "ims":
+            return ImsUnavailable(
+                f"Adobe's sign-in service (IMS) did not give the bot an access token within "
+                f"{seconds} s. Try again in a moment; if it keeps happening, check "
+                "https://status.adobe.com and AEP_IMS_URL."
+            )
+        last = f" (its last answer was HTTP {self.last_status})" if self.last_status else ""
+        return AepTimedOut(
             f"Adobe Experience Platform did not answer within {seconds} s{last}. "
             "Try again in a moment; if it keeps happening, check https://status.adobe.com.",
             status=self.last_status,
@@ -129,7 +141,10 @@ class AepClient:
         sandbox: str,
         merge_policy_id: str | None = None,
         max_in_flight: int = 5,
+        max_response_bytes: int = bodies.DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
+        """`max_response_bytes` bounds every answer's body (AEP_MAX_RESPONSE_BYTES): a longer
+        one is not read on but raises ResponseTooLarge."""
         # httpx logs every request's full URL at INFO; the identity must not reach the logs.
         _quiet_httpx_urls()
         self._http = http
@@ -139,6 +154,7 @@ class AepClient:
         self._client_id = client_id
         self._sandbox = sandbox
         self._merge_policy_id = merge_policy_id
+        self._max_response_bytes = max_response_bytes
         # The hub lookup API is meant for low-volume agent use: keep only a few requests in flight.
         self._slots = asyncio.Semaphore(max_in_flight)
 
@@ -326,12 +342,14 @@ class AepClient:
             token: str | None = None
             problem: AepError
             try:
+                budget.waiting_for = "ims"
                 token = await self._tokens.token()
-                response = await self._send(method, url, params, json, token, request_id)
+                budget.waiting_for = "platform"
+                answer = await self._send(method, url, params, json, token, request_id)
                 return sansio.decipher_response(
-                    response.status_code,
-                    response.headers,
-                    response.content,
+                    answer.status,
+                    answer.headers,
+                    answer.body,
                     endpoint=endpoint,
                     namespace=identity.namespace if identity else None,
                     request_id=request_id,
@@ -345,9 +363,15 @@ class AepClient:
                 attempt -= 1
                 await self._tokens.invalidate(token)
                 continue
-            except httpx.RequestError as exc:
+            except httpx.TimeoutException as exc:
                 # The exception's text holds the URL, and the URL holds the identity: name the type.
-                problem = AepUnavailable(
+                problem = AepTimedOut(
+                    f"Adobe Experience Platform did not answer in time ({type(exc).__name__}). "
+                    "Try again in a moment; if it keeps happening, check https://status.adobe.com.",
+                    request_id=request_id,
+                )
+            except httpx.RequestError as exc:
+                problem = AepUnreachable(
                     f"Could not reach Adobe Experience Platform ({type(exc).__name__}). Try again "
                     "in a moment; if it keeps happening, check AEP_API_URL and the network.",
                     request_id=request_id,
@@ -368,7 +392,7 @@ class AepClient:
         json: dict[str, Any] | None,
         token: str,
         request_id: str,
-    ) -> httpx.Response:
+    ) -> bodies.Answer:
         headers = {
             "Authorization": f"Bearer {token}",
             "x-api-key": self._client_id,
@@ -382,11 +406,20 @@ class AepClient:
             started = time.monotonic()
             outcome = "cancelled"
             try:
-                response = await self._http.request(
+                request = self._http.build_request(
                     method, url, params=params, json=json, headers=headers
                 )
-                outcome = str(response.status_code)
-                return response
+                answer = await bodies.fetch(
+                    self._http,
+                    request,
+                    limit=self._max_response_bytes,
+                    source="Adobe Experience Platform",
+                )
+                outcome = str(answer.status)
+                return answer
+            except ResponseTooLarge as exc:
+                outcome = f"{exc.status}, body past {self._max_response_bytes} bytes"
+                raise
             except httpx.RequestError as exc:
                 outcome = type(exc).__name__
                 raise

@@ -5,9 +5,14 @@ AepError
  ├── TooManyIdentities        422 "Too many related identities" (graph above 50 identities)
  ├── LookupRejected           other 400/422: the request could not be processed
  ├── RateLimited              429, after honouring retryAfterMs while the deadline allowed
- ├── AepUnavailable           5xx, timeouts, connection failures, the overall deadline
+ ├── AepUnavailable           no usable answer from Platform or IMS; always one of:
+ │    ├── AepServerError      Platform answered, with a 5xx
+ │    ├── AepTimedOut         Platform did not answer in time (socket timeout, the deadline)
+ │    ├── AepUnreachable      the connection to Platform failed (refused, reset, DNS)
+ │    └── ImsUnavailable      Adobe's sign-in service (IMS) failed, timed out or was unreachable
  ├── CredentialsProblem       401/403 from IMS or the gateway, missing entitlement
- └── MalformedResponse        a body that is not the documented shape
+ └── MalformedResponse        a body that is not the documented shape, or not JSON at all
+      └── ResponseTooLarge    a body longer than AEP_MAX_RESPONSE_BYTES (reading stopped there)
 """
 
 from __future__ import annotations
@@ -40,8 +45,17 @@ class LookupRejected(AepError):
     """Platform refused the request as malformed or unprocessable (400, other 422)."""
 
 
+#: The longest wait a person is told in seconds: a longer (or absurd) Retry-After is "a few
+#: minutes", since no one waits on a number of seconds they cannot picture.
+TELL_SECONDS_UP_TO = 60.0
+
+
 class RateLimited(AepError):
-    """Platform asked us to slow down and the wait did not fit the lookup's deadline."""
+    """Platform asked us to slow down and the wait did not fit the lookup's deadline.
+
+    `retry_after` is the wait Platform asked for, in seconds, already bounded by the parser
+    (see sansio.RETRY_AFTER_CAP); None when it gave no usable advice.
+    """
 
     def __init__(
         self,
@@ -54,9 +68,38 @@ class RateLimited(AepError):
         super().__init__(message, status=status, request_id=request_id)
         self.retry_after = retry_after
 
+    def seconds_to_tell(self) -> int | None:
+        """The wait to tell a person in seconds, or None to say "in a few minutes"."""
+        return seconds_to_tell(self.retry_after)
+
+
+def seconds_to_tell(wait: float | None) -> int | None:
+    """A wait as a whole number of seconds to tell a person, or None to say "in a few
+    minutes": only a small, plausible Retry-After is worth a number."""
+    if wait is None or not 0 <= wait <= TELL_SECONDS_UP_TO:
+        return None
+    return max(1, round(wait))
+
 
 class AepUnavailable(AepError):
-    """Platform did not answer in time or answered with a server error."""
+    """No usable answer: raised as one of its subclasses, which say what happened."""
+
+
+class AepServerError(AepUnavailable):
+    """Platform answered, with a server error (5xx), on every attempt the deadline allowed."""
+
+
+class AepTimedOut(AepUnavailable):
+    """Platform did not answer within the time: a socket timeout or the lookup's deadline."""
+
+
+class AepUnreachable(AepUnavailable):
+    """The connection to Platform failed: refused, reset, closed mid-answer, or no such host."""
+
+
+class ImsUnavailable(AepUnavailable):
+    """Adobe's sign-in service (IMS) answered with an error, did not answer, or was unreachable,
+    so no token, and so no lookup. (IMS refusing the credentials is CredentialsProblem.)"""
 
 
 class CredentialsProblem(AepError):
@@ -64,4 +107,10 @@ class CredentialsProblem(AepError):
 
 
 class MalformedResponse(AepError):
-    """Platform answered with a body the client cannot read."""
+    """Platform (or IMS) answered with a body the client cannot read: not JSON, nested past
+    any real document, or not the documented shape."""
+
+
+class ResponseTooLarge(MalformedResponse):
+    """The answer's body ran past the size limit; the client stopped reading and dropped the
+    connection rather than hold it in memory."""

@@ -13,13 +13,15 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from bot.aep.errors import (
-    AepUnavailable,
+    AepServerError,
     CredentialsProblem,
+    ImsUnavailable,
     LookupRejected,
     MalformedResponse,
     ProfileNotFound,
     RateLimited,
     TooManyIdentities,
+    seconds_to_tell,
 )
 from bot.aep.models import Audience, ExperienceEvent, ProfileEntity, ProfileIdentity
 
@@ -42,6 +44,16 @@ _TOO_MANY = "too many related identities"
 _STATUS = re.compile(r"(?:^|-)([1-5][0-9]{2})(?:\.0+)?$")
 # Epoch numbers at or above this are not seconds: 13 digits are milliseconds, 16 microseconds.
 _EPOCH_SECONDS_BELOW = 1e11
+#: The longest wait any Retry-After or retryAfterMs is taken to ask for. Platform asks for
+#: milliseconds to seconds; a larger value (1e8 s, a date in 2099) is an error on its side, and
+#: reading it as asked would park the audience listing for years.
+RETRY_AFTER_CAP = 3600.0
+#: JSON nested deeper than this is no document Platform sends (an XDM profile nests about a
+#: dozen levels). Refusing it here keeps every later reader of the value (pydantic, the cache's
+#: JSON, the templates) far from Python's recursion limit.
+MAX_JSON_DEPTH = 64
+# IMS issues 24-hour tokens; a longer `expires_in` is not believed.
+_MAX_TOKEN_LIFETIME = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +63,7 @@ class ErrorBody:
     code: str | None = None
     message: str | None = None
     retry_after: float | None = None
-    """Seconds to wait, from `retryAfterMs`."""
+    """Seconds to wait, from `retryAfterMs`, at most RETRY_AFTER_CAP."""
     request_id: str | None = None
 
 
@@ -131,29 +143,66 @@ def parse_error_body(body: bytes | str) -> ErrorBody:
     return ErrorBody(
         code=code,
         message=message,
-        retry_after=retry_ms / 1000 if retry_ms is not None and retry_ms >= 0 else None,
+        retry_after=_bounded_wait(retry_ms / 1000) if retry_ms is not None else None,
         request_id=_first_text(data, "requestId", "request_id"),
     )
 
 
 def retry_after_header(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a `Retry-After` header, given as seconds or as an HTTP date.
+    """Seconds from a `Retry-After` header, given as seconds or as an HTTP date, at most
+    RETRY_AFTER_CAP.
 
-    A negative or non-finite number of seconds is no advice at all: None, as if absent.
+    A negative or non-finite number of seconds, or text that is neither, is no advice at all:
+    None, as if absent. A date in the past means now (0).
     """
     value = headers.get("retry-after")
     if not value:
         return None
     seconds = _number(value)
     if seconds is not None:
-        return seconds if seconds >= 0 else None
+        return _bounded_wait(seconds)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+    return _bounded_wait(max(seconds, 0.0))
+
+
+def _bounded_wait(seconds: float) -> float | None:
+    """A wait Platform asked for, bounded: None when negative or not finite, at most the cap."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, RETRY_AFTER_CAP)
+
+
+def read_json(body: bytes | str) -> Any:
+    """The JSON value of `body`, or ValueError when it is not one the bot can hold: bytes that
+    are not UTF-8 text, text that is not JSON, or nesting deeper than MAX_JSON_DEPTH (which
+    the parser would otherwise answer with RecursionError)."""
+    try:
+        data = json.loads(body)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    if _nested_deeper_than(data, MAX_JSON_DEPTH):
+        raise ValueError("JSON nested too deeply")
+    return data
+
+
+def _nested_deeper_than(data: Any, limit: int) -> bool:
+    # Iterative, so that measuring the depth cannot itself run out of stack.
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if not isinstance(value, dict | list):
+            continue
+        if depth > limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def profile_not_found(namespace: str | None, *, request_id: str | None = None) -> ProfileNotFound:
@@ -186,11 +235,12 @@ def decipher_response(
         if not body:
             return None
         try:
-            return json.loads(body)
+            return read_json(body)
         except ValueError:
             raise MalformedResponse(
-                f"Adobe Experience Platform answered {status} with a body that is not JSON. "
-                "Try again; if it persists, report the request id to Adobe.",
+                f"Adobe Experience Platform answered {status} with a body the bot cannot read "
+                "(not JSON, or nested too deeply). Try again; if it persists, report the request "
+                "id to Adobe.",
                 status=status,
                 request_id=request_id,
             ) from None
@@ -230,7 +280,10 @@ def decipher_response(
         retry_after = error.retry_after
         if retry_after is None:
             retry_after = retry_after_header(headers)
-        wait = f"in {format_seconds(retry_after)} s" if retry_after is not None else "in a moment"
+        if retry_after is not None and seconds_to_tell(retry_after) is not None:
+            wait = f"in {format_seconds(retry_after)} s"
+        else:
+            wait = "in a moment" if retry_after is None else "in a few minutes"
         raise RateLimited(
             f"Platform is rate-limiting the bot's requests {said}. Try again {wait}.",
             retry_after=retry_after,
@@ -238,8 +291,8 @@ def decipher_response(
             request_id=request_id,
         )
     if status >= 500:
-        raise AepUnavailable(
-            f"Adobe Experience Platform had a server error {said}. Try again in a "
+        raise AepServerError(
+            f"Adobe Experience Platform answered with a server error {said}. Try again in a "
             "moment; if it keeps happening, check https://status.adobe.com.",
             status=status,
             request_id=request_id,
@@ -302,7 +355,7 @@ def parse_token_response(status: int, body: bytes) -> tuple[str, float]:
                 "try again in a moment.",
                 status=status,
             )
-        return token, lifetime
+        return token, min(lifetime, _MAX_TOKEN_LIFETIME)
     error = parse_error_body(body)
     said = f" ({error.code}{': ' + error.message if error.message else ''})" if error.code else ""
     if status in (400, 401, 403):
@@ -319,7 +372,7 @@ def parse_token_response(status: int, body: bytes) -> tuple[str, float]:
             status=status,
         )
     if status == 429 or status >= 500:
-        raise AepUnavailable(
+        raise ImsUnavailable(
             f"Adobe's sign-in service (IMS) is unavailable ({status}). Try again in a moment.",
             status=status,
         )
@@ -652,7 +705,7 @@ def format_seconds(value: float) -> str:
 
 def _loads_or_none(body: bytes | str) -> Any:
     try:
-        return json.loads(body) if body else None
+        return read_json(body) if body else None
     except ValueError:
         return None
 

@@ -18,7 +18,7 @@ from bot.demo.dataset import (
     DEMO_ORG_ID,
     DEMO_SANDBOX,
 )
-from bot.demo.simulator import AepSimulator, Faults
+from bot.demo.simulator import FLOOD_BYTES, AepSimulator, Faults, SimResponse, flood_pieces
 from bot.demo.transport import DRIP_INTERVAL_S
 
 DEFAULT_PORT = 8787
@@ -35,7 +35,7 @@ class DemoServer:
     _closing: asyncio.Event = field(repr=False)
 
     async def close(self) -> None:
-        """Stop serving; requests held by 'hang' or 'drip' faults end at once."""
+        """Stop serving; requests held by 'hang', 'drip' or 'flood' faults end at once."""
         self._closing.set()
         await self._runner.cleanup()
 
@@ -62,7 +62,8 @@ async def start_server(
 
     Besides the AEP paths it serves the admin endpoints `POST /__demo/faults`
     (`{"latency_ms": 200}` and/or `{"add": {"kind": "429", "endpoint": "profile", "count": 1}}`,
-    `add` may also be a list), `GET /__demo/stats` (the counters plus `max_in_flight`) and
+    `add` may also be a list; a 429 takes `retry_after_ms`, a flood `flood_bytes`),
+    `GET /__demo/stats` (the counters plus `max_in_flight` and `flood_sent`) and
     `POST /__demo/reset`.
     """
     closing = asyncio.Event()
@@ -77,7 +78,9 @@ async def start_server(
         )
 
     async def stats(request: web.Request) -> web.Response:
-        return web.json_response({**sim.stats, "max_in_flight": sim.max_in_flight})
+        return web.json_response(
+            {**sim.stats, "max_in_flight": sim.max_in_flight, "flood_sent": sim.flood_sent}
+        )
 
     async def reset(request: web.Request) -> web.Response:
         sim.reset()
@@ -96,6 +99,8 @@ async def start_server(
             # server closes.
             await closing.wait()
             return web.Response(status=503)
+        if reply.flood:
+            return await _flood(request, reply)
         if not reply.drip:
             return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
         response = web.StreamResponse(status=reply.status, headers=reply.headers)
@@ -106,6 +111,22 @@ async def start_server(
                 break
             await asyncio.sleep(drip_interval)
             await response.write(reply.body[index : index + 1])
+        return response
+
+    async def _flood(request: web.Request, reply: SimResponse) -> web.StreamResponse:
+        # Chunked, with no Content-Length, as a server that streams its answer would send it;
+        # each write waits for the socket, so a client that stops reading stops the flood.
+        response = web.StreamResponse(status=reply.status, headers=reply.headers)
+        await response.prepare(request)
+        try:
+            await response.write(reply.body)
+            for piece in flood_pieces(reply.flood):
+                if closing.is_set():
+                    break
+                await response.write(piece)
+                sim.flood_sent += len(piece)
+        except ConnectionError:
+            pass  # the client hung up: the point of the fault
         return response
 
     app = web.Application()
@@ -149,6 +170,7 @@ def _apply_faults(faults: Faults, settings: Any) -> None:
             endpoint=addition.get("endpoint", "any"),
             count=int(addition.get("count", 1)),
             retry_after_ms=int(addition.get("retry_after_ms", 500)),
+            flood_bytes=int(addition.get("flood_bytes", FLOOD_BYTES)),
         )
     faults.latency_ms = staged.latency_ms
     faults.extend(staged)

@@ -16,7 +16,7 @@ import secrets
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, get_args
@@ -38,7 +38,7 @@ from bot.demo.dataset import (
     xid_for,
 )
 
-FaultKind = Literal["429", "500", "hang", "malformed", "drip", "503"]
+FaultKind = Literal["429", "500", "hang", "malformed", "drip", "503", "deep", "flood"]
 FaultEndpoint = Literal["any", "token", "profile", "events", "audiences"]
 
 IMS_TOKEN_PATH = "/ims/token/v3"  # noqa: S105 - a URL path, not a password
@@ -56,18 +56,27 @@ MAX_GRAPH_IDENTITIES = 50
 DEFAULT_EVENT_LIMIT = 1000
 DEFAULT_AUDIENCE_LIMIT = 20  # [U] the segmentation docs give no default page size
 MAX_PROPERTY_FILTERS = 3
+#: A 'deep' fault answers 200 with JSON nested this deep (past Python's recursion limit).
+DEEP_NESTING = 100_000
+#: A 'flood' fault streams this many body bytes by default: far past any sane answer.
+FLOOD_BYTES = 1024 * 1024 * 1024
+#: The pieces a flood is written in.
+FLOOD_CHUNK = 64 * 1024
 _JSON = "application/json;charset=utf-8"
 
 
 @dataclass
 class SimResponse:
-    """One answer. `drip`: write the body byte by byte, slowly; `hang`: never answer at all."""
+    """One answer. `drip`: write the body byte by byte, slowly; `hang`: never answer at all;
+    `flood`: after `body`, stream this many more bytes (no Content-Length) while the client
+    reads, counting them in the simulator's `flood_sent`."""
 
     status: int
     headers: dict[str, str]
     body: bytes
     drip: bool = False
     hang: bool = False
+    flood: int = 0
 
     def json(self) -> Any:
         """The body parsed as JSON (for tests and the admin endpoints)."""
@@ -80,6 +89,7 @@ class _Fault:
     endpoint: FaultEndpoint
     remaining: int
     retry_after_ms: int
+    flood_bytes: int = FLOOD_BYTES
 
 
 class Faults:
@@ -97,15 +107,21 @@ class Faults:
         endpoint: FaultEndpoint = "any",
         count: int = 1,
         retry_after_ms: int = 500,
+        flood_bytes: int = FLOOD_BYTES,
     ) -> None:
-        """Queue a fault for the next `count` requests to `endpoint` (or to any endpoint)."""
+        """Queue a fault for the next `count` requests to `endpoint` (or to any endpoint).
+
+        Kinds: '429' (with `retry_after_ms`), '500', '503', 'hang' (never answers), 'malformed'
+        (half the real body), 'drip' (the real body, slowly), 'deep' (200 with JSON nested
+        DEEP_NESTING levels), 'flood' (200 with a body of `flood_bytes`, streamed).
+        """
         if kind not in get_args(FaultKind):
             raise ValueError(f"unknown fault kind {kind!r}; use one of {get_args(FaultKind)}")
         if endpoint not in get_args(FaultEndpoint):
             raise ValueError(f"unknown endpoint {endpoint!r}; use one of {get_args(FaultEndpoint)}")
-        if count < 1 or retry_after_ms < 0:
-            raise ValueError("count must be at least 1 and retry_after_ms not negative")
-        self._queue.append(_Fault(kind, endpoint, count, retry_after_ms))
+        if count < 1 or retry_after_ms < 0 or flood_bytes < 0:
+            raise ValueError("count must be at least 1; retry_after_ms, flood_bytes not negative")
+        self._queue.append(_Fault(kind, endpoint, count, retry_after_ms, flood_bytes))
 
     def take(self, endpoint: str) -> _Fault | None:
         """Consume one fault for a request to `endpoint`, if one is queued for it."""
@@ -120,7 +136,8 @@ class Faults:
     def extend(self, other: Faults) -> None:
         """Queue every fault still pending in `other` behind this queue's own."""
         self._queue.extend(
-            _Fault(f.kind, f.endpoint, f.remaining, f.retry_after_ms) for f in other._queue
+            _Fault(f.kind, f.endpoint, f.remaining, f.retry_after_ms, f.flood_bytes)
+            for f in other._queue
         )
 
     @property
@@ -389,6 +406,8 @@ class AepSimulator:
         self.stats: collections.Counter[str] = collections.Counter()
         self.in_flight = 0
         self.max_in_flight = 0
+        # Body bytes of 'flood' faults handed to clients so far (by the server or transport).
+        self.flood_sent = 0
         self._tokens: dict[str, float] = {}
         self._policies = {policy["id"]: policy for policy in merge_policies()}
 
@@ -396,6 +415,7 @@ class AepSimulator:
         """Clear stats, the in-flight high-water mark, latency and queued faults (not tokens)."""
         self.stats.clear()
         self.max_in_flight = self.in_flight
+        self.flood_sent = 0
         self.faults.clear()
 
     def revoke_tokens(self) -> None:
@@ -433,7 +453,7 @@ class AepSimulator:
 
     def _answer(self, request: _Request, kind: str, handler: _Handler) -> SimResponse:
         fault = self.faults.take(kind)
-        if fault is not None and fault.kind in ("429", "500", "503", "hang"):
+        if fault is not None and fault.kind in ("429", "500", "503", "hang", "deep", "flood"):
             return _fault_response(fault)
         try:
             if kind not in ("token", "unknown"):
@@ -1041,6 +1061,11 @@ def _graph_projection(members: list[dict[str, Any]], customer: DemoCustomer) -> 
 def _fault_response(fault: _Fault) -> SimResponse:
     if fault.kind == "hang":
         return SimResponse(200, {}, b"", hang=True)
+    if fault.kind == "deep":
+        return SimResponse(200, {"content-type": _JSON}, b"[" * DEEP_NESTING + b"]" * DEEP_NESTING)
+    if fault.kind == "flood":
+        # The start of an event page that never ends.
+        return SimResponse(200, {"content-type": _JSON}, b'{"children": [', flood=fault.flood_bytes)
     if fault.kind == "429":
         response = _json(
             429,
@@ -1074,6 +1099,21 @@ def _fault_response(fault: _Fault) -> SimResponse:
             "statusCode": "500",
         },
     )
+
+
+_FLOOD_EVENT = b'{"entityId": "flood", "timestamp": 0}, '
+_FLOOD_PIECE = (_FLOOD_EVENT * (FLOOD_CHUNK // len(_FLOOD_EVENT) + 1))[:FLOOD_CHUNK]
+
+
+def flood_pieces(total: int) -> Iterator[bytes]:
+    """The body of a 'flood' answer after its first bytes: `total` bytes of event objects, in
+    pieces of FLOOD_CHUNK."""
+    left = total
+    while left > 0:
+        # A fresh copy each time, as bytes read off a socket are: holding pieces costs memory.
+        piece = bytes(memoryview(_FLOOD_PIECE)[: min(left, FLOOD_CHUNK)])
+        left -= len(piece)
+        yield piece
 
 
 def _unknown_route(request: _Request) -> SimResponse:

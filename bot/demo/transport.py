@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from bot.demo.simulator import AepSimulator
+from bot.demo.simulator import AepSimulator, flood_pieces
 
 DRIP_INTERVAL_S = 0.2
 
@@ -25,6 +25,23 @@ class _DripStream(httpx.AsyncByteStream):
             yield self._body[index : index + 1]
 
 
+class _FloodStream(httpx.AsyncByteStream):
+    """A body that goes on for `size` bytes after `head`, counted in `sim.flood_sent` as the
+    client takes each piece: a client that stops reading stops the flood."""
+
+    def __init__(self, sim: AepSimulator, head: bytes, size: int) -> None:
+        self._sim = sim
+        self._head = head
+        self._size = size
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self._head
+        for piece in flood_pieces(self._size):
+            self._sim.flood_sent += len(piece)
+            yield piece
+            await asyncio.sleep(0)
+
+
 def in_process_transport(
     sim: AepSimulator, *, drip_interval: float = DRIP_INTERVAL_S
 ) -> httpx.AsyncBaseTransport:
@@ -33,6 +50,7 @@ def in_process_transport(
     A 'hang' fault never answers: the request waits until the caller cancels it (httpx timeouts
     do not apply to a mock transport, so callers need their own deadline, e.g. asyncio.timeout).
     A 'drip' fault answers at once, then streams the body one byte every `drip_interval` seconds.
+    A 'flood' fault streams its body only as fast as the client reads it.
     """
 
     async def handler(request: httpx.Request) -> httpx.Response:
@@ -45,6 +63,12 @@ def in_process_transport(
         )
         if answer.hang:
             await asyncio.Event().wait()
+        if answer.flood:
+            return httpx.Response(
+                answer.status,
+                headers=answer.headers,
+                stream=_FloodStream(sim, answer.body, answer.flood),
+            )
         if answer.drip:
             return httpx.Response(
                 answer.status,

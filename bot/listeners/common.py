@@ -14,12 +14,16 @@ from slack_sdk.errors import SlackClientError
 
 from bot.aep.errors import (
     AepError,
+    AepServerError,
     AepUnavailable,
+    AepUnreachable,
     CredentialsProblem,
+    ImsUnavailable,
     LookupRejected,
     MalformedResponse,
     ProfileNotFound,
     RateLimited,
+    ResponseTooLarge,
     TooManyIdentities,
 )
 from bot.audit import AuditAction
@@ -137,14 +141,23 @@ def error_notice(services: Services, exc: AepError, ref: IdentityRef, classes: G
     if isinstance(exc, TooManyIdentities):
         return cards.notice("too_many_identities", query=query)
     if isinstance(exc, RateLimited):
-        seconds = max(1, round(exc.retry_after or 5))
-        return cards.notice("rate_limited", seconds=seconds)
+        # A number only when it is small and plausible; else "in a few minutes".
+        return cards.notice("rate_limited", seconds=exc.seconds_to_tell())
+    # What happened decides the words: an error answer, no answer, no connection, no sign-in.
+    if isinstance(exc, AepServerError):
+        return cards.notice("server_error", status=exc.status)
+    if isinstance(exc, AepUnreachable):
+        return cards.notice("unreachable")
+    if isinstance(exc, ImsUnavailable):
+        return cards.notice("sign_in_failed")
     if isinstance(exc, AepUnavailable):
         return cards.notice("unavailable", seconds=round(services.settings.bot_lookup_deadline))
     if isinstance(exc, CredentialsProblem):
         return cards.notice("credentials")
     if isinstance(exc, LookupRejected):
         return cards.notice("rejected", message=exc.message)
+    if isinstance(exc, ResponseTooLarge):
+        return cards.notice("too_large")
     if isinstance(exc, MalformedResponse):
         return cards.notice("malformed")
     return cards.notice("internal_error", reference=exc.request_id or "none")
@@ -157,17 +170,20 @@ def post_failure_notice(services: Services, exc: SlackClientError) -> Message:
     return services.cards.notice("post_failed", reason=why_post_failed(exc))
 
 
+_OUTCOMES: tuple[tuple[type[AepError], str], ...] = (
+    (ProfileNotFound, "not_found"),
+    (TooManyIdentities, "too_many_identities"),
+    (RateLimited, "rate_limited"),
+    (AepUnavailable, "unavailable"),
+    (CredentialsProblem, "credentials"),
+    (LookupRejected, "rejected"),
+    (MalformedResponse, "malformed"),
+)
+
+
 def outcome_of(exc: AepError) -> str:
-    """The audit outcome word for a failed lookup."""
-    return {
-        ProfileNotFound: "not_found",
-        TooManyIdentities: "too_many_identities",
-        RateLimited: "rate_limited",
-        AepUnavailable: "unavailable",
-        CredentialsProblem: "credentials",
-        LookupRejected: "rejected",
-        MalformedResponse: "malformed",
-    }.get(type(exc), "error")
+    """The audit outcome word for a failed lookup (a subclass takes its family's word)."""
+    return next((word for kind, word in _OUTCOMES if isinstance(exc, kind)), "error")
 
 
 def aep_profile_url(services: Services, customer: Customer) -> str | None:

@@ -53,10 +53,16 @@ async def test_admin_endpoints_set_faults_report_stats_and_reset(sim: AepSimulat
         await client.get("/data/core/ups/audiences", headers={})
 
         stats = (await client.get("/__demo/stats")).json()
-        assert stats == {"token": 1, "audiences": 3, "rejected": 1, "max_in_flight": 1}
+        assert stats == {
+            "token": 1,
+            "audiences": 3,
+            "rejected": 1,
+            "max_in_flight": 1,
+            "flood_sent": 0,
+        }
 
         assert (await client.post("/__demo/reset")).status_code == 200
-        assert (await client.get("/__demo/stats")).json() == {"max_in_flight": 0}
+        assert (await client.get("/__demo/stats")).json() == {"max_in_flight": 0, "flood_sent": 0}
         assert sim.faults.latency_ms == 0 and sim.faults.pending == 0
 
 
