@@ -69,7 +69,7 @@ def create_app(
         request gets the reference its log lines and its error message share."""
         reference = new_reference()
         context["reference"] = reference
-        context["client"] = services.slack
+        context["client"] = services.slack.for_team(context.team_id)
         context["respond"] = BudgetedRespond(
             response_url=context.response_url,
             budget=settings.bot_lookup_deadline,

@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.aep.auth import ImsTokenSource
 from bot.aep.client import AepClient, create_http_client
@@ -50,7 +49,7 @@ class Services:
     cache: DataCache
     keys: CacheKeys
     lookup: CustomerLookup
-    slack: AsyncWebClient
+    slack: BudgetedWebClient
     directory: SlackDirectory
     audit: AuditLog
     cards: CardRenderer
@@ -122,7 +121,7 @@ def slack_client(settings: Settings, *, token: str | None = None) -> BudgetedWeb
 def build_services(
     settings: Settings,
     *,
-    slack: AsyncWebClient | None = None,
+    slack: BudgetedWebClient | None = None,
     aep_transport: httpx.AsyncBaseTransport | None = None,
     simulator: AepSimulator | None = None,
 ) -> Services:

@@ -136,6 +136,25 @@ class BudgetedWebClient(AsyncWebClient):
         self.limits = limits if limits is not None else RateLimits()
         self._slots = asyncio.Semaphore(max_in_flight)
 
+    def for_team(self, team_id: str | None) -> BudgetedWebClient:
+        """This client for one request's workspace: Bolt's own per-request client sends the
+        request's team_id with every call (Slack needs it for org-wide installs); this one does
+        too, and shares the token, budget, rate-limit memory and in-flight slots."""
+        twin = BudgetedWebClient(
+            budget=self.budget,
+            limits=self.limits,
+            token=self.token,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            session=self.session,
+            headers=self.headers,
+            team_id=team_id,
+            logger=self.logger,
+            retry_handlers=self.retry_handlers,
+        )
+        twin._slots = self._slots
+        return twin
+
     async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
         """Call `api_method` within the budget; raise SlackBusy or SlackNoAnswer when Slack
         cannot answer in time, SlackApiError for any other refusal."""

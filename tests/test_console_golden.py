@@ -35,7 +35,8 @@ _RANDOM = [
         "<when>",
     ),
 ]
-_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{22}(?![A-Za-z0-9_-])")
+# 16 random bytes in URL-safe base64 (an emoji name such as hourglass_flowing_sand is not one)
+_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])(?=[a-z_-]*[A-Z0-9])[A-Za-z0-9_-]{22}(?![A-Za-z0-9_-])")
 
 
 def _mask(text: str) -> str:
