@@ -42,8 +42,8 @@ from benchmarks.processes import (
     start_bot,
     start_sandbox,
 )
-from bot import slack_payloads
-from bot.slack_recorder import RESPONSE_URL_METHOD, RecordedCall, SlackRecorder
+from bot.demo import payloads as slack_payloads
+from bot.demo.slack import RESPONSE_URL_METHOD, RecordedCall, SlackRecorder
 
 SIGNING_SECRET = "bench-signing-secret"
 AUDIT_KEY = "bench-audit-key"

@@ -35,11 +35,11 @@ from benchmarks.processes import (
     start_bot,
     start_sandbox,
 )
-from bot import slack_payloads
+from bot.demo import payloads as slack_payloads
 from bot.demo.dataset import DEMO_ORG_ID, load_dataset
 from bot.demo.simulator import MAX_GRAPH_IDENTITIES
+from bot.demo.slack import RESPONSE_URL_METHOD, RecordedCall, SlackRecorder
 from bot.identity import extract_identities
-from bot.slack_recorder import RESPONSE_URL_METHOD, RecordedCall, SlackRecorder
 
 SIGNING_SECRET = "bench-signing-secret"
 AUDIT_KEY = "bench-audit-key"

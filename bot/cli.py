@@ -134,7 +134,7 @@ async def policy_main(settings: Settings, argv: Sequence[str]) -> int:
 
     recorder = None
     if settings.slack_bot_token is None:
-        from bot.slack_recorder import SlackRecorder
+        from bot.demo.slack import SlackRecorder
 
         recorder = SlackRecorder()
         await recorder.start()

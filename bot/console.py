@@ -15,12 +15,12 @@ from typing import Any, TextIO
 from pydantic import SecretStr
 from slack_bolt.response import BoltResponse
 
-from bot import slack_payloads
 from bot.app import create_app
+from bot.demo import payloads as slack_payloads
+from bot.demo.slack import RecordedCall, SlackRecorder
 from bot.demo.workspace import BOT_USER_ID
 from bot.services import build_services, slack_client
 from bot.settings import Settings
-from bot.slack_recorder import RecordedCall, SlackRecorder
 from bot.verify import INVALID, Refusal, gate_for
 
 HELP = """Type one of:

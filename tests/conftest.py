@@ -15,14 +15,14 @@ import httpx
 import pytest
 from aiohttp import web
 
-from bot import slack_payloads
 from bot.app import create_app
+from bot.demo import payloads as slack_payloads
 from bot.demo.dataset import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORG_ID, load_dataset
 from bot.demo.server import start_server
 from bot.demo.simulator import AepSimulator
+from bot.demo.slack import SlackRecorder
 from bot.services import Services, build_services
 from bot.settings import Settings, load_settings
-from bot.slack_recorder import SlackRecorder
 from bot.verify import create_web_app
 
 SIGNING_SECRET = "test-signing-secret"

@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 import redis
 
-from bot import ids, slack_payloads
+from bot import ids
 from bot.cache import DataCache, Sealer
+from bot.demo import payloads as slack_payloads
 from bot.demo.simulator import AepSimulator
+from bot.demo.slack import RecordedCall, SlackRecorder
 from bot.settings import ConfigError, load_settings
-from bot.slack_recorder import RecordedCall, SlackRecorder
 from tests.conftest import RunningBot, personal_values, start_bot
 from tests.redis_support import CACHE_KEY, redis_url
 

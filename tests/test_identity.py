@@ -13,7 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from bot import slack_payloads
+from bot.demo import payloads as slack_payloads
 from bot.identity import (
     MAX_IDENTITIES,
     USAGE,

@@ -15,10 +15,10 @@ import pytest_asyncio
 import redis
 
 from benchmarks.processes import ManagedProcess, bot_environment, free_port, start_bot
-from bot import slack_payloads
+from bot.demo import payloads as slack_payloads
 from bot.demo.server import DemoServer, start_server
 from bot.demo.simulator import AepSimulator
-from bot.slack_recorder import RecordedCall, SlackRecorder
+from bot.demo.slack import RecordedCall, SlackRecorder
 from tests.conftest import AUDIT_KEY, SIGNING_SECRET, personal_values
 from tests.redis_support import redis_url
 

@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from bot import ids, slack_payloads
+from bot import ids
 from bot.aep.errors import ProfileNotFound
+from bot.demo import payloads as slack_payloads
+from bot.demo.slack import RecordedCall
 from bot.formatting import format_value, mrkdwn_escape
 from bot.identity import IdentityRef
 from bot.layout import FIELD_CLASSES
-from bot.slack_recorder import RecordedCall
 from tests.conftest import RunningBot, settle
 
 JANE = "jane.doe@example.com"

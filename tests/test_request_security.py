@@ -18,10 +18,11 @@ import pytest
 from pydantic import SecretStr
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot import ids, slack_payloads
+from bot import ids
 from bot.app import create_app
+from bot.demo import payloads as slack_payloads
+from bot.demo.slack import SlackRecorder
 from bot.settings import load_settings
-from bot.slack_recorder import SlackRecorder
 from bot.slack_urls import response_url_allowed
 from tests.conftest import SIGNING_SECRET, RunningBot, settle, start_bot
 from tests.redis_support import CACHE_KEY, isolated_redis

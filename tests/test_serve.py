@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from bot import __main__ as entry
-from bot import slack_payloads
+from bot.demo import payloads as slack_payloads
+from bot.demo.slack import SlackRecorder
 from bot.settings import load_settings
-from bot.slack_recorder import SlackRecorder
 
 
 class FakeSocketModeHandler:

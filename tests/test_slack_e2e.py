@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from bot import ids, slack_payloads
-from bot.slack_recorder import RecordedCall
+from bot import ids
+from bot.demo import payloads as slack_payloads
+from bot.demo.slack import RecordedCall
 from tests.conftest import RunningBot, settle, start_bot
 
 JANE = "jane.doe@example.com"

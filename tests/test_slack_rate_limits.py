@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot import slack_payloads
+from bot.demo import payloads as slack_payloads
 from bot.demo.simulator import AepSimulator
-from bot.slack_recorder import RESPONSE_URL_METHOD, RecordedCall, SlackRecorder
+from bot.demo.slack import RESPONSE_URL_METHOD, RecordedCall, SlackRecorder
 from bot.slack_web import MAX_RETRY_AFTER, RateLimits, retry_after
 from tests.conftest import RunningBot, settle, start_bot
 

@@ -42,13 +42,13 @@ from bot.demo.dataset import (
 )
 from bot.demo.server import start_server
 from bot.demo.simulator import FLOOD_CHUNK, AepSimulator
+from bot.demo.slack import SlackRecorder
 from bot.demo.transport import in_process_transport
 from bot.identity import IdentityRef
 from bot.layout import load_layout
 from bot.logs import QUIET_LIBRARIES
 from bot.lookup import CustomerLookup
 from bot.settings import DEFAULT_AEP_SCOPES
-from bot.slack_recorder import SlackRecorder
 from tests.conftest import start_bot
 from tests.test_slack_e2e import command
 

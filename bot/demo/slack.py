@@ -77,7 +77,7 @@ class SlackRecorder:
     Slack's documented shapes and errors; `fail_next` injects failures such as rate limits.
     It keeps the little state a workspace has: message timestamps, open views, used trigger ids.
     Lenient on purpose in one place: `chat.update` and `views.update` accept a `ts`/`view_id` the
-    recorder did not issue, so tests can act on messages built with `bot.slack_payloads`.
+    recorder did not issue, so tests can act on messages built with `bot.demo.payloads`.
     """
 
     def __init__(self, workspace: Workspace | None = None) -> None:

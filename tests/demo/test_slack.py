@@ -12,8 +12,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.demo.slack import SlackRecorder
 from bot.demo.workspace import BOT_ID, BOT_USER_ID, TEAM_ID, demo_workspace
-from bot.slack_recorder import SlackRecorder
 
 SECTION = {"type": "section", "text": {"type": "mrkdwn", "text": "*Jane Doe*"}}
 

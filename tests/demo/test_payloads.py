@@ -13,9 +13,9 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import slack_payloads
+from bot.demo import payloads as slack_payloads
+from bot.demo.slack import SlackRecorder
 from bot.demo.workspace import APP_ID, BOT_USER_ID, TEAM_ID
-from bot.slack_recorder import SlackRecorder
 
 SECRET = "test-signing-secret"
 RESPONSE_URL = "http://127.0.0.1:1/response/x"
