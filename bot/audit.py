@@ -11,11 +11,11 @@ import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Literal
 
 from bot.identity import IdentityRef
+from bot.vocabulary import AuditAction, AuditOutcome, AuditSurface
 
-AuditAction = Literal["lookup", "refusal", "share", "detail_view", "more_events", "refresh"]
+__all__ = ["AuditAction", "AuditError", "AuditLog"]
 
 _REDACTED = "[identity]"
 
@@ -63,8 +63,8 @@ class AuditLog:
         profile_id: str | None,
         shown: Iterable[str],
         withheld: Iterable[str],
-        outcome: str,
-        surface: str,
+        outcome: AuditOutcome,
+        surface: AuditSurface,
     ) -> None:
         """Append one record and make it durable before returning.
 
@@ -83,7 +83,7 @@ class AuditLog:
             "profile_id": _scrub(profile_id, ref),
             "shown": sorted(set(shown)),
             "withheld": sorted(set(withheld)),
-            "outcome": _scrub(outcome, ref),
+            "outcome": _scrub(str(outcome), ref),
         }
         line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
         async with self._lock:

@@ -26,6 +26,7 @@ from bot.formatting import (
     relative_time,
 )
 from bot.layout import FIELD_CLASSES
+from bot.vocabulary import NoticeKind
 
 # Slack's Block Kit limits (docs.slack.dev, block and element reference pages).
 MESSAGE_BLOCKS = 50
@@ -407,7 +408,7 @@ class CardRenderer:
         check_message(payload)
         return payload
 
-    def notice(self, kind: str, **values: str | int | None) -> dict[str, Any]:
+    def notice(self, kind: NoticeKind, **values: str | int | None) -> dict[str, Any]:
         """A short message saying what happened and what to do; see NOTICE_VALUES for the kinds."""
         if kind not in NOTICE_VALUES:
             raise ValueError(f"unknown notice kind {kind!r}")

@@ -13,14 +13,36 @@ AepError
  ├── CredentialsProblem       401/403 from IMS or the gateway, missing entitlement
  └── MalformedResponse        a body that is not the documented shape, or not JSON at all
       └── ResponseTooLarge    a body longer than AEP_MAX_RESPONSE_BYTES (reading stopped there)
+
+Each class names its `kind` once: the audit outcome of a failed lookup, inherited by a family's
+subclasses (an AepTimedOut is audited as "unavailable"), and its `cause`, which picks the words a
+person reads (a subclass that says more than its family has its own).
 """
 
 from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+#: A failed lookup's audit outcome: one word per family of errors.
+ErrorKind = Literal[
+    "not_found",
+    "too_many_identities",
+    "rejected",
+    "rate_limited",
+    "unavailable",
+    "credentials",
+    "malformed",
+    "error",
+]
+#: What exactly happened, for the words: the family's kind, or a closer cause within it.
+ErrorCause = ErrorKind | Literal["server_error", "unreachable", "sign_in_failed", "too_large"]
 
 
 class AepError(Exception):
     """Root of every error the AEP client raises. `message` is safe to show a person."""
 
+    kind: ClassVar[ErrorKind] = "error"
+    cause: ClassVar[ErrorCause] = "error"
     status: int | None
     request_id: str | None
 
@@ -36,13 +58,22 @@ class AepError(Exception):
 class ProfileNotFound(AepError):
     """No profile holds this identity (under the merge policy in use)."""
 
+    kind: ClassVar[ErrorKind] = "not_found"
+    cause: ClassVar[ErrorCause] = "not_found"
+
 
 class TooManyIdentities(AepError):
     """The identity graph links more than 50 identities; Profile refuses the lookup."""
 
+    kind: ClassVar[ErrorKind] = "too_many_identities"
+    cause: ClassVar[ErrorCause] = "too_many_identities"
+
 
 class LookupRejected(AepError):
     """Platform refused the request as malformed or unprocessable (400, other 422)."""
+
+    kind: ClassVar[ErrorKind] = "rejected"
+    cause: ClassVar[ErrorCause] = "rejected"
 
 
 #: The longest wait a person is told in seconds: a longer (or absurd) Retry-After is "a few
@@ -56,6 +87,9 @@ class RateLimited(AepError):
     `retry_after` is the wait Platform asked for, in seconds, already bounded by the parser
     (see sansio.RETRY_AFTER_CAP); None when it gave no usable advice.
     """
+
+    kind: ClassVar[ErrorKind] = "rate_limited"
+    cause: ClassVar[ErrorCause] = "rate_limited"
 
     def __init__(
         self,
@@ -84,9 +118,14 @@ def seconds_to_tell(wait: float | None) -> int | None:
 class AepUnavailable(AepError):
     """No usable answer: raised as one of its subclasses, which say what happened."""
 
+    kind: ClassVar[ErrorKind] = "unavailable"
+    cause: ClassVar[ErrorCause] = "unavailable"
+
 
 class AepServerError(AepUnavailable):
     """Platform answered, with a server error (5xx), on every attempt the deadline allowed."""
+
+    cause: ClassVar[ErrorCause] = "server_error"
 
 
 class AepTimedOut(AepUnavailable):
@@ -96,21 +135,33 @@ class AepTimedOut(AepUnavailable):
 class AepUnreachable(AepUnavailable):
     """The connection to Platform failed: refused, reset, closed mid-answer, or no such host."""
 
+    cause: ClassVar[ErrorCause] = "unreachable"
+
 
 class ImsUnavailable(AepUnavailable):
     """Adobe's sign-in service (IMS) answered with an error, did not answer, or was unreachable,
     so no token, and so no lookup. (IMS refusing the credentials is CredentialsProblem.)"""
 
+    cause: ClassVar[ErrorCause] = "sign_in_failed"
+
 
 class CredentialsProblem(AepError):
     """The bot's Adobe credentials were refused or lack a permission."""
+
+    kind: ClassVar[ErrorKind] = "credentials"
+    cause: ClassVar[ErrorCause] = "credentials"
 
 
 class MalformedResponse(AepError):
     """Platform (or IMS) answered with a body the client cannot read: not JSON, nested past
     any real document, or not the documented shape."""
 
+    kind: ClassVar[ErrorKind] = "malformed"
+    cause: ClassVar[ErrorCause] = "malformed"
+
 
 class ResponseTooLarge(MalformedResponse):
     """The answer's body ran past the size limit; the client stopped reading and dropped the
     connection rather than hold it in memory."""
+
+    cause: ClassVar[ErrorCause] = "too_large"
