@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -11,32 +12,48 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import ids
-from bot.aep.errors import AepError
-from bot.cards import CardContext, ShareMetadata
+from bot.answers import (
+    Asker,
+    CardRequest,
+    audit_refusal,
+    events_view,
+    viewer_of,
+)
+from bot.cards import ShareMetadata
 from bot.identity import IdentityRef
 from bot.listeners.common import (
-    Asker,
-    access_of,
     answer_privately,
-    audit,
-    audit_card,
-    audit_refusal,
-    card_for,
-    error_notice,
     interactive_asker,
-    now,
-    post_failure_notice,
-    refuse,
+    post_card,
+    private_teller,
     refuse_incomplete,
 )
-from bot.policy import redact, share_access
+from bot.policy import share_access
 from bot.services import Services
 from bot.slack_web import SlackBusy, busy_seconds, failure_code
+from bot.vocabulary import PrivateAction
 
 log = logging.getLogger(__name__)
 
-#: More events shows this many, in a modal.
-MODAL_EVENTS = 50
+
+@dataclass(frozen=True)
+class CardButton:
+    """A button answered with the clicker's own private card of the clicked customer."""
+
+    action: PrivateAction
+    #: fetch again from AEP, bypassing the cache
+    refresh: bool = False
+    #: the card replaces the message clicked on (the card refreshed, the picker answered)
+    replace_original: bool = False
+
+
+#: Refresh replaces the card with a fresh one; a pick replaces the picker with the card picked;
+#: View details (on a shared card) answers the clicker privately with what their role grants.
+CARD_BUTTONS: dict[str | re.Pattern[str], CardButton] = {
+    ids.REFRESH: CardButton("refresh", refresh=True, replace_original=True),
+    ids.PICK_IDENTITY_ACTION: CardButton("lookup", replace_original=True),
+    ids.VIEW_DETAILS: CardButton("detail_view"),
+}
 
 
 def _token(body: dict[str, Any]) -> str:
@@ -90,7 +107,15 @@ def register(app: AsyncApp, services: Services) -> None:
             return None
         return asker
 
-    async def recall(body: dict[str, Any], respond: AsyncRespond) -> IdentityRef | None:
+    async def clicked(
+        body: dict[str, Any], respond: AsyncRespond
+    ) -> tuple[Asker, IdentityRef] | None:
+        """Who clicked on which customer; None when the click is refused (said in words): no
+        one to answer, or a token that has expired."""
+        services.answer_in_progress()
+        asker = await asker_of(body)
+        if asker is None:
+            return None
         ref = await services.lookup.recall(_token(body))
         if ref is None:
             await respond(
@@ -98,55 +123,38 @@ def register(app: AsyncApp, services: Services) -> None:
                 response_type="ephemeral",
                 replace_original=False,
             )
-        return ref
+            return None
+        return asker, ref
 
     @app.action(ids.OPEN_IN_AEP)
     async def open_in_aep(ack: AsyncAck) -> None:
         """A link button: Slack opens the URL; the click only needs acknowledging."""
         await ack()
 
-    @app.action(ids.REFRESH)
-    async def refresh(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        """Fetch the customer again from AEP, bypassing the cache, and replace the card."""
-        await ack()
-        services.answer_in_progress()
-        asker = await asker_of(body)
-        if asker is None:
-            return
-        ref = await recall(body, respond)
-        if ref is None:
-            return
-        await answer_privately(
-            services, asker, ref, respond, action="refresh", refresh=True, replace_original=True
-        )
+    def card_button(button: CardButton) -> Any:
+        async def answer_card_button(
+            ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
+        ) -> None:
+            """Answer the click with the clicker's own card of the customer clicked on."""
+            await ack()
+            click = await clicked(body, respond)
+            if click is None:
+                return
+            asker, ref = click
+            await answer_privately(
+                services,
+                await viewer_of(services, asker),
+                ref,
+                respond,
+                action=button.action,
+                refresh=button.refresh,
+                replace_original=button.replace_original,
+            )
 
-    @app.action(re.compile(rf"^{ids.PICK_IDENTITY}"))
-    async def pick(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        """One of several identities found in a message was picked: show its card."""
-        await ack()
-        services.answer_in_progress()
-        asker = await asker_of(body)
-        if asker is None:
-            return
-        ref = await recall(body, respond)
-        if ref is None:
-            return
-        await answer_privately(
-            services, asker, ref, respond, action="lookup", replace_original=True
-        )
+        return answer_card_button
 
-    @app.action(ids.VIEW_DETAILS)
-    async def view_details(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        """On a shared card: answer the clicker privately with what their own role grants."""
-        await ack()
-        services.answer_in_progress()
-        asker = await asker_of(body)
-        if asker is None:
-            return
-        ref = await recall(body, respond)
-        if ref is None:
-            return
-        await answer_privately(services, asker, ref, respond, action="detail_view")
+    for action_id, button in CARD_BUTTONS.items():
+        app.action(action_id)(card_button(button))
 
     @app.action(ids.MORE_EVENTS)
     async def more_events(
@@ -154,61 +162,15 @@ def register(app: AsyncApp, services: Services) -> None:
     ) -> None:
         """Open a modal with the customer's recent events, as far as the clicker may see them."""
         await ack()
-        services.answer_in_progress()
-        asker = await asker_of(body)
-        if asker is None:
+        click = await clicked(body, respond)
+        if click is None:
             return
-        ref = await recall(body, respond)
-        if ref is None:
-            return
+        asker, ref = click
         # trigger_id lives about 3 s: open a loading modal now, fill it when the data arrives.
         view_id = await open_modal(services, body, respond, client, services.cards.loading_modal())
         if view_id is None:
             return
-        access = await access_of(services, asker)
-        if "activity" not in access.classes:
-            await audit_refusal(
-                services, asker, outcome="events_not_granted", surface="modal", ref=ref
-            )
-            if access.classes:
-                refusal = services.cards.notice("events_not_granted")
-            else:
-                refusal = await refuse(services, asker, surface="modal", action="more_events")
-            await client.views_update(
-                view_id=view_id, view=services.cards.modal_from_notice(refusal)
-            )
-            return
-        try:
-            customer = await services.lookup.lookup(ref, events_limit=MODAL_EVENTS)
-        except AepError as exc:
-            await client.views_update(
-                view_id=view_id,
-                view=services.cards.modal_from_notice(
-                    error_notice(services, exc, ref, access.classes)
-                ),
-            )
-            return
-        redacted = redact(customer, access.classes)
-        context = CardContext(
-            surface="private",
-            now=now(),
-            token=_token(body),
-            withheld=frozenset(redacted.withheld),
-            max_events=MODAL_EVENTS,
-            granted=frozenset(access.classes),
-        )
-        view = services.cards.events_modal(redacted.customer, context)
-        await audit(
-            services,
-            asker,
-            action="more_events",
-            outcome="shown",
-            surface="modal",
-            ref=ref,
-            profile_id=customer.profile_id,
-            shown=redacted.shown,
-            withheld=redacted.withheld,
-        )
+        view = await events_view(services, await viewer_of(services, asker), ref, _token(body))
         await client.views_update(view_id=view_id, view=view)
 
     @app.action(ids.SHARE)
@@ -221,8 +183,8 @@ def register(app: AsyncApp, services: Services) -> None:
         asker = await asker_of(body)
         if asker is None:
             return
-        access = await access_of(services, asker)
-        if not access.can_share:
+        viewer = await viewer_of(services, asker)
+        if not viewer.access.can_share:
             await audit_refusal(services, asker, outcome="share_not_allowed", surface="share")
             await respond(
                 **services.cards.notice("share_not_allowed"),
@@ -280,18 +242,13 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             or ""
         ).strip()
-
-        async def tell(message: dict[str, Any]) -> None:
-            if response_url:
-                reply = {**message, "response_type": "ephemeral", "replace_original": False}
-                await services.send_reply(response_url, reply)
-            elif channel_id:
-                try:
-                    await client.chat_postEphemeral(
-                        channel=channel_id, user=asker.user_id, **message
-                    )
-                except SlackClientError as exc:
-                    log.warning("could not answer privately: %s", failure_code(exc))
+        tell = private_teller(
+            services,
+            client,
+            user_id=asker.user_id,
+            channel_id=channel_id,
+            response_url=response_url,
+        )
 
         ref = await services.lookup.recall(meta.token)
         if ref is None:
@@ -308,34 +265,23 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             await tell(services.cards.notice("refused_channel", reason=decision.reason))
             return
-        card = await card_for(
-            services,
-            asker,
-            ref,
-            decision.classes,
+        request = CardRequest(
+            ref=ref,
+            classes=decision.classes,
             surface="shared",
-            action="share",
             shared_by=asker.user_id,
             share_reason=reason or None,
-            audit_success=False,
         )
-        if not card.ok:
-            await tell(card.message)
-            return
-        try:
-            await client.chat_postMessage(channel=channel_id, thread_ts=thread_ts, **card.message)
-        except SlackClientError as exc:
-            error = failure_code(exc)
-            log.warning("share post failed: %s", error)
-            await audit_card(
-                services,
-                asker,
-                card,
-                action="share",
-                surface="share",
-                outcome=f"post_failed:{error}",
-            )
-            await tell(post_failure_notice(services, exc))
-            return
-        await audit_card(services, asker, card, action="share", surface="share", outcome="posted")
-        await tell(services.cards.notice("share_done", channel=channel_id))
+        posted = await post_card(
+            services,
+            client,
+            asker,
+            request,
+            channel_id=channel_id,
+            thread_ts=thread_ts,
+            action="share",
+            surface="share",
+            tell=tell,
+        )
+        if posted:
+            await tell(services.cards.notice("share_done", channel=channel_id))

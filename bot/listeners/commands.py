@@ -9,17 +9,17 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot import ids
-from bot.identity import USAGE
-from bot.listeners.common import (
+from bot.answers import (
     Asker,
-    access_of,
     audit_identity_refusals,
-    card_for,
     find_identities,
     identity_refusal,
     refuse,
     refuse_identities,
+    viewer_of,
 )
+from bot.identity import USAGE
+from bot.listeners.common import answer_privately
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -66,28 +66,18 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack(**services.cards.notice("looking_up", query=query), response_type="ephemeral")
         services.answer_in_progress()
 
-        access = await access_of(services, asker)
-        if not access.classes:
-            refusal = await refuse(services, asker, surface="private", action="command")
+        viewer = await viewer_of(services, asker)
+        if not viewer.access.classes:
+            # Refused once for the whole command, not once per identity.
+            refusal = await refuse(services, viewer, surface="private", at="command")
             await respond(**refusal, response_type="ephemeral")
             return
         if found.refused:
             refusal = await refuse_identities(services, asker, found.refused, surface="private")
             await respond(**refusal, response_type="ephemeral", replace_original=False)
-
-        async def answer(ref: Any) -> None:
-            card = await card_for(
-                services,
-                asker,
-                ref,
-                access.classes,
-                surface="private",
-                action="lookup",
-                can_share=access.can_share,
-            )
-            await respond(**card.message, response_type="ephemeral", replace_original=False)
-
-        await asyncio.gather(*(answer(ref) for ref in shown))
+        await asyncio.gather(
+            *(answer_privately(services, viewer, ref, respond, action="lookup") for ref in shown)
+        )
         note = found.note(services, len(shown))
         if note is not None:
             await respond(**note, response_type="ephemeral", replace_original=False)

@@ -7,24 +7,21 @@ import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.identity import USAGE
-from bot.listeners.common import (
+from bot.answers import (
     Asker,
-    access_of,
-    audit_card,
+    CardRequest,
     audit_refusal,
-    card_for,
     find_identities,
-    post_failure_notice,
     refuse,
     refuse_identities,
+    viewer_of,
 )
+from bot.identity import USAGE
+from bot.listeners.common import post_card, private_teller
 from bot.policy import audience_access
 from bot.services import Services
-from bot.slack_web import failure_code
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +59,9 @@ def register(app: AsyncApp, services: Services) -> None:
             channel_id=channel_id,
         )
 
-        async def tell_privately(message: dict[str, Any]) -> None:
-            try:
-                await client.chat_postEphemeral(
-                    channel=channel_id, user=asker.user_id, thread_ts=thread_ts, **message
-                )
-            except SlackClientError as exc:
-                log.warning("could not answer privately: %s", failure_code(exc))
+        tell_privately = private_teller(
+            services, client, user_id=user_id, channel_id=channel_id, thread_ts=thread_ts
+        )
 
         text = _MENTION.sub(" ", event.get("text") or "")
         found = find_identities(services, text)
@@ -81,9 +74,9 @@ def register(app: AsyncApp, services: Services) -> None:
         if not refs:
             await tell_privately(services.cards.notice("usage", usage=USAGE))
             return
-        access = await access_of(services, asker)
-        if not access.classes:
-            await tell_privately(await refuse(services, asker, surface="mention", action="mention"))
+        viewer = await viewer_of(services, asker)
+        if not viewer.access.classes:
+            await tell_privately(await refuse(services, viewer, surface="mention", at="mention"))
             return
         if found.refused:
             await tell_privately(
@@ -92,7 +85,7 @@ def register(app: AsyncApp, services: Services) -> None:
         channel = await services.directory.channel(asker.team_id or "", channel_id)
         decision = audience_access(services.policy, channel)
         # Channel-safe by construction, and never more than the person who asked may see.
-        classes = decision.classes & access.classes
+        classes = decision.classes & viewer.access.classes
         if decision.refused or not classes:
             await audit_refusal(
                 services, asker, outcome="channel_refused", surface="mention", ref=refs[0]
@@ -104,36 +97,14 @@ def register(app: AsyncApp, services: Services) -> None:
         if note is not None:
             await tell_privately(note)
         for ref in shown:
-            card = await card_for(
+            await post_card(
                 services,
+                client,
                 asker,
-                ref,
-                classes,
-                surface="shared",
+                CardRequest(ref=ref, classes=classes, surface="shared"),
+                channel_id=channel_id,
+                thread_ts=thread_ts,
                 action="lookup",
-                audit_surface="mention",
-                audit_success=False,
-            )
-            if not card.ok:
-                await tell_privately(card.message)
-                continue
-            try:
-                await client.chat_postMessage(
-                    channel=channel_id, thread_ts=thread_ts, **card.message
-                )
-            except SlackClientError as exc:
-                error = failure_code(exc)
-                log.warning("could not post in thread: %s", error)
-                await audit_card(
-                    services,
-                    asker,
-                    card,
-                    action="lookup",
-                    surface="mention",
-                    outcome=f"post_failed:{error}",
-                )
-                await tell_privately(post_failure_notice(services, exc))
-                continue
-            await audit_card(
-                services, asker, card, action="lookup", surface="mention", outcome="posted"
+                surface="mention",
+                tell=tell_privately,
             )

@@ -7,16 +7,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot import ids
+from bot.answers import find_identities, refuse, refuse_identities, viewer_of
 from bot.cards import PICKER_CHOICES
-from bot.listeners.common import (
-    access_of,
-    answer_privately,
-    find_identities,
-    interactive_asker,
-    refuse,
-    refuse_identities,
-    refuse_incomplete,
-)
+from bot.listeners.common import answer_privately, interactive_asker, refuse_incomplete
 from bot.services import Services
 
 
@@ -53,12 +46,12 @@ def register(app: AsyncApp, services: Services) -> None:
         if not refs:
             await respond(**services.cards.notice("no_identity"), response_type="ephemeral")
             return
+        viewer = await viewer_of(services, asker)
         if len(refs) == 1:
-            await answer_privately(services, asker, refs[0], respond, action="lookup")
+            await answer_privately(services, viewer, refs[0], respond, action="lookup")
             return
-        access = await access_of(services, asker)
-        if not access.classes:
-            refusal = await refuse(services, asker, surface="private", action="shortcut")
+        if not viewer.access.classes:
+            refusal = await refuse(services, viewer, surface="private", at="shortcut")
             await respond(**refusal, response_type="ephemeral")
             return
         # Several identities: let the person pick; the buttons carry opaque tokens, not values.
