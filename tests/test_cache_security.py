@@ -24,8 +24,8 @@ from bot.demo import payloads as slack_payloads
 from bot.demo.simulator import AepSimulator
 from bot.demo.slack import RecordedCall, SlackRecorder
 from bot.settings import ConfigError, load_settings
-from tests.conftest import RunningBot, personal_values, start_bot
 from tests.redis_support import CACHE_KEY, redis_url
+from tests.support import RunningBot, personal_values, start_bot
 
 pytestmark = pytest.mark.redis
 

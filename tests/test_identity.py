@@ -25,7 +25,7 @@ from bot.identity import (
     parse_identity,
     read_identities,
 )
-from tests.conftest import RunningBot, settle
+from tests.support import RunningBot, settle
 
 ECID = "41234567890123456789012345678901234567"
 NL = IdentityRules(default_region="NL")

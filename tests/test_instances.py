@@ -19,8 +19,8 @@ from bot.demo import payloads as slack_payloads
 from bot.demo.server import DemoServer, start_server
 from bot.demo.simulator import AepSimulator
 from bot.demo.slack import RecordedCall, SlackRecorder
-from tests.conftest import AUDIT_KEY, SIGNING_SECRET, personal_values
 from tests.redis_support import redis_url
+from tests.support import AUDIT_KEY, SIGNING_SECRET, personal_values
 
 pytestmark = [pytest.mark.redis, pytest.mark.asyncio(loop_scope="module")]
 

@@ -18,7 +18,7 @@ from bot.demo.slack import RecordedCall
 from bot.formatting import format_value, mrkdwn_escape
 from bot.identity import IdentityRef
 from bot.layout import FIELD_CLASSES
-from tests.conftest import RunningBot, settle
+from tests.support import RunningBot, button, private_card, settle, share
 
 JANE = "jane.doe@example.com"
 
@@ -100,16 +100,6 @@ def assert_nowhere_else(
     assert JANE not in audit and JANE not in logs
 
 
-async def private_card(bot: RunningBot, user: str, channel: str = "C0PRIVATE") -> RecordedCall:
-    body = slack_payloads.slash_command(
-        text=JANE, user_id=user, channel_id=channel, response_url=bot.slack.response_url()
-    )
-    response = await bot.send(body)
-    assert response.status_code == 200
-    [answer] = await bot.slack.wait_for("response_url")
-    return answer
-
-
 @pytest.mark.parametrize(
     ("user", "grants"),
     [
@@ -149,36 +139,6 @@ async def test_people_without_grants_are_refused_with_no_aep_call(
     assert record["action"] == "refusal"
 
 
-async def share(bot: RunningBot, sharer: str, channel: str, reason: str = "escalation") -> None:
-    """The whole share flow: private card, Share button, modal, submission."""
-    card = await private_card(bot, sharer, channel)
-    share_button = find_button(card, ids.SHARE)
-    await bot.send(
-        slack_payloads.block_action(
-            action_id=ids.SHARE,
-            value=share_button["value"],
-            user_id=sharer,
-            channel_id=channel,
-            response_url=bot.slack.response_url(),
-            thread_ts="1700000000.000001",
-        )
-    )
-    [opened] = await bot.slack.wait_for("views.open")
-    view = opened.payload["view"]
-    await bot.send(
-        slack_payloads.view_submission(
-            callback_id=view["callback_id"],
-            private_metadata=view["private_metadata"],
-            values={
-                ids.SHARE_REASON_BLOCK: {
-                    ids.SHARE_REASON_INPUT: {"type": "plain_text_input", "value": reason}
-                }
-            },
-            user_id=sharer,
-        )
-    )
-
-
 @pytest.mark.parametrize(
     ("channel", "shown"),
     [
@@ -204,7 +164,7 @@ async def test_shared_card_shows_what_every_reader_may_see(
     assert "<!channel>" not in posted  # the sharer's reason is escaped too
     if shown != MANAGER:
         assert "hidden in this channel" in posted
-    assert find_button(post, ids.VIEW_DETAILS)
+    assert button(post, ids.VIEW_DETAILS)
     assert_nowhere_else(bot, caplog, values, shown)
     [record] = [r for r in bot.audit() if r["action"] == "share"]
     assert set(record["shown"]) <= shown
@@ -242,7 +202,7 @@ async def test_share_is_offered_only_to_roles_that_may_share(bot: RunningBot) ->
     await bot.send(
         slack_payloads.block_action(
             action_id=ids.SHARE,
-            value=find_button(card, ids.REFRESH)["value"],
+            value=button(card, ids.REFRESH)["value"],
             user_id="U0AGENT",
             channel_id="C0PRIVATE",
             response_url=bot.slack.response_url(),
@@ -262,7 +222,7 @@ async def view_details_after_share(bot: RunningBot, clicker: str) -> RecordedCal
     await bot.send(
         slack_payloads.block_action(
             action_id=ids.VIEW_DETAILS,
-            value=find_button(post, ids.VIEW_DETAILS)["value"],
+            value=button(post, ids.VIEW_DETAILS)["value"],
             user_id=clicker,
             channel_id="C0PUBLIC",
             response_url=bot.slack.response_url(),
@@ -340,14 +300,6 @@ async def test_mention_in_a_slack_connect_channel_is_refused_privately(bot: Runn
     assert bot.slack.calls_to("chat.postMessage") == []
 
 
-def find_button(call: RecordedCall, action_id: str) -> dict[str, Any]:
-    for block in call.payload.get("blocks", []):
-        for element in block.get("elements", []) if block["type"] == "actions" else []:
-            if element["action_id"] == action_id:
-                return element
-    raise AssertionError(f"no {action_id} button")
-
-
 async def test_a_failed_lookup_behind_a_button_does_not_name_a_withheld_identity(
     bot: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -369,7 +321,7 @@ async def test_a_failed_lookup_behind_a_button_does_not_name_a_withheld_identity
     await bot.send(
         slack_payloads.block_action(
             action_id=ids.REFRESH,
-            value=find_button(card, ids.REFRESH)["value"],
+            value=button(card, ids.REFRESH)["value"],
             user_id="U0SALES",
             channel_id="C0PUBLIC",
             response_url=bot.slack.response_url(),
@@ -399,7 +351,7 @@ async def test_more_events_for_a_role_without_activity_is_a_clear_audited_refusa
         if b["type"] == "actions"
         for e in b["elements"]
     )
-    token = find_button(card, ids.REFRESH)["value"]
+    token = button(card, ids.REFRESH)["value"]
     await bot.send(
         slack_payloads.block_action(
             action_id=ids.MORE_EVENTS,
@@ -437,7 +389,7 @@ async def test_a_bug_during_a_share_submission_is_still_said_to_the_sharer(
     await bot.send(
         slack_payloads.block_action(
             action_id=ids.SHARE,
-            value=find_button(card, ids.SHARE)["value"],
+            value=button(card, ids.SHARE)["value"],
             user_id="U0MANAGER",
             channel_id="C0PRIVATE",
             response_url=bot.slack.response_url(),

@@ -24,8 +24,8 @@ from bot.demo import payloads as slack_payloads
 from bot.demo.slack import SlackRecorder
 from bot.settings import load_settings
 from bot.slack_urls import response_url_allowed
-from tests.conftest import SIGNING_SECRET, RunningBot, settle, start_bot
 from tests.redis_support import CACHE_KEY, isolated_redis
+from tests.support import SIGNING_SECRET, RunningBot, settle, start_bot
 
 JANE = "jane.doe@example.com"
 #: Slack gives up on an answer after 3 s; every answer here must come well inside that.

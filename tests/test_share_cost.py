@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tests.conftest import RunningBot
-from tests.test_permissions_e2e import share
+from tests.support import RunningBot, share
 
 DIRECTORY_METHODS = {
     "users.info",

@@ -23,7 +23,7 @@ from bot.demo import payloads as slack_payloads
 from bot.demo.simulator import AepSimulator
 from bot.demo.slack import RESPONSE_URL_METHOD, RecordedCall, SlackRecorder
 from bot.slack_web import MAX_RETRY_AFTER, RateLimits, retry_after
-from tests.conftest import RunningBot, settle, start_bot
+from tests.support import RunningBot, settle, start_bot
 
 DEADLINE = 2.0
 JANE = "jane.doe@example.com"

@@ -49,8 +49,7 @@ from bot.layout import load_layout
 from bot.logs import QUIET_LIBRARIES
 from bot.lookup import CustomerLookup
 from bot.settings import DEFAULT_AEP_SCOPES
-from tests.conftest import start_bot
-from tests.test_slack_e2e import command
+from tests.support import command, start_bot
 
 JANE = IdentityRef("Email", "jane.doe@example.com")
 LIMIT = 256 * 1024

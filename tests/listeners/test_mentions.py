@@ -1,0 +1,70 @@
+"""@bot mentions (bot/listeners/mentions.py): a channel-safe card posted in the thread, answered
+once however often Slack delivers the event, and every failure told privately and audited."""
+
+from __future__ import annotations
+
+import time
+
+from bot.demo import payloads as slack_payloads
+from tests.support import JANE, RunningBot, all_text, settle
+
+
+async def test_mention_replies_in_the_thread_of_the_mention(bot: RunningBot) -> None:
+    body = slack_payloads.app_mention(
+        text=f"<@U0BOT> who is {JANE}?",
+        user_id="U0MANAGER",
+        channel_id="C0PRIVATE",
+        ts="1700000000.000100",
+        thread_ts="1700000000.000001",
+        event_id="Ev0001",
+    )
+    response = await bot.send(body)
+    assert response.status_code == 200
+    [post] = await bot.slack.wait_for("chat.postMessage")
+    assert post.payload["channel"] == "C0PRIVATE"
+    assert post.payload["thread_ts"] == "1700000000.000001"
+    assert "Jane Doe" in all_text(post)
+
+
+async def test_mention_outside_a_thread_starts_one_on_the_mention(bot: RunningBot) -> None:
+    body = slack_payloads.app_mention(
+        text=f"<@U0BOT> {JANE}",
+        user_id="U0MANAGER",
+        channel_id="C0PRIVATE",
+        ts="1700000001.000200",
+        event_id="Ev0002",
+    )
+    await bot.send(body)
+    [post] = await bot.slack.wait_for("chat.postMessage")
+    assert post.payload["thread_ts"] == "1700000001.000200"
+
+
+async def test_a_retried_event_is_answered_once(bot: RunningBot) -> None:
+    body = slack_payloads.app_mention(
+        text=f"<@U0BOT> {JANE}", user_id="U0MANAGER", channel_id="C0PRIVATE", event_id="Ev0003"
+    )
+    first = await bot.send(body)
+    # A retry is a new delivery, signed with the time Slack sent it.
+    retry = await bot.send(
+        body,
+        timestamp=int(time.time()) + 1,
+        headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"},
+    )
+    assert first.status_code == retry.status_code == 200
+    await bot.slack.wait_for("chat.postMessage")
+    await settle(0.3)
+    assert len(bot.slack.calls_to("chat.postMessage")) == 1
+    assert bot.sim.stats["profile"] == 1
+
+
+async def test_slack_rate_limits_are_retried_after_retry_after(bot: RunningBot) -> None:
+    bot.slack.fail_next("chat.postMessage", status=429, retry_after=1)
+    await bot.send(
+        slack_payloads.app_mention(
+            text=f"<@U0BOT> {JANE}", user_id="U0MANAGER", channel_id="C0PRIVATE", event_id="Ev0429"
+        )
+    )
+    posts = await bot.slack.wait_for("chat.postMessage", count=2, timeout=10)
+    assert posts[0].status == 429
+    assert posts[1].status == 200
+    assert posts[1].at - posts[0].at >= 0.9
