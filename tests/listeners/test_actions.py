@@ -3,9 +3,15 @@ More events and Share, clicked through signed interactivity payloads."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from bot import ids
+from bot.aep.errors import MalformedResponse
 from bot.demo import payloads as slack_payloads
-from tests.support import JANE, RunningBot, button, command
+from bot.identity import IdentityRef
+from tests.support import JANE, RunningBot, button, command, settle
 
 
 async def test_refresh_bypasses_the_cache_and_replaces_the_card(bot: RunningBot) -> None:
@@ -78,3 +84,57 @@ async def test_a_modal_slack_would_not_open_is_said_privately(bot: RunningBot) -
     )
     calls = await bot.slack.wait_for("response_url", count=2)
     assert "click the button again" in calls[-1].payload["text"].lower()
+
+
+async def test_a_click_only_resembling_a_pick_is_not_answered(bot: RunningBot) -> None:
+    # The picker's action ids are PICK_IDENTITY_<n> (ids.PICK_IDENTITY_ACTION); nothing else
+    # that merely starts alike is answered as a pick.
+    token = await bot.services.lookup.remember(IdentityRef(namespace="email", value=JANE))
+    await bot.send(
+        slack_payloads.block_action(
+            action_id=f"{ids.PICK_IDENTITY}_0_evil",
+            value=token,
+            user_id="U0MANAGER",
+            channel_id="C0PRIVATE",
+            response_url=bot.slack.response_url(),
+        )
+    )
+    await settle(0.3)
+    assert bot.slack.calls_to("response_url") == []
+    assert bot.sim.stats["profile"] == 0
+
+
+async def test_a_share_whose_lookup_fails_is_said_privately_and_audited_as_a_share(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await bot.send(command(bot, JANE))
+    [card] = await bot.slack.wait_for("response_url")
+    await bot.send(
+        slack_payloads.block_action(
+            action_id=ids.SHARE,
+            value=button(card, ids.SHARE)["value"],
+            user_id="U0MANAGER",
+            channel_id="C0PRIVATE",
+            response_url=bot.slack.response_url(),
+        )
+    )
+    [opened] = await bot.slack.wait_for("views.open")
+    view = opened.payload["view"]
+
+    async def malformed(*args: Any, **kwargs: Any) -> Any:
+        raise MalformedResponse("Platform answered with an unreadable body")
+
+    monkeypatch.setattr(bot.services.lookup, "lookup", malformed)
+    await bot.send(
+        slack_payloads.view_submission(
+            callback_id=view["callback_id"],
+            private_metadata=view["private_metadata"],
+            values={},
+            user_id="U0MANAGER",
+        )
+    )
+    calls = await bot.slack.wait_for("response_url", count=2)
+    assert "adobe" in calls[-1].payload["text"].lower()
+    assert bot.slack.calls_to("chat.postMessage") == []
+    [record] = [r for r in bot.audit() if r["action"] == "share"]
+    assert (record["surface"], record["outcome"]) == ("share", "malformed")

@@ -68,3 +68,19 @@ async def test_slack_rate_limits_are_retried_after_retry_after(bot: RunningBot) 
     assert posts[0].status == 429
     assert posts[1].status == 200
     assert posts[1].at - posts[0].at >= 0.9
+
+
+async def test_a_mention_whose_lookup_fails_posts_nothing_and_is_audited(bot: RunningBot) -> None:
+    await bot.send(
+        slack_payloads.app_mention(
+            text="<@U0BOT> nobody.at.all@example.com",
+            user_id="U0MANAGER",
+            channel_id="C0PRIVATE",
+            event_id="Ev0404",
+        )
+    )
+    [told] = await bot.slack.wait_for("chat.postEphemeral")
+    assert "no customer" in told.payload["text"].lower()
+    assert bot.slack.calls_to("chat.postMessage") == []
+    [record] = [r for r in bot.audit() if r["action"] == "lookup"]
+    assert (record["surface"], record["outcome"]) == ("mention", "not_found")

@@ -1,0 +1,88 @@
+"""bot.answers and bot.vocabulary: each AEP error's audit outcome and words are decided once, and
+the named vocabularies match the tables they name."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import get_args
+
+import pytest
+
+from bot.aep import errors
+from bot.aep.errors import AepError
+from bot.answers import Card, error_notice
+from bot.cards import NOTICE_VALUES
+from bot.identity import IdentityRef
+from bot.services import Services, build_services
+from bot.vocabulary import IdentityRefused, NoGrants, NoticeKind, PostFailed
+from tests.support import bot_settings
+
+# Every error class, its audit outcome (a subclass keeps its family's) and the notice it reads as.
+ERRORS: list[tuple[type[AepError], str, str]] = [
+    (errors.ProfileNotFound, "not_found", "No customer profile found"),
+    (errors.TooManyIdentities, "too_many_identities", "refuses to return"),
+    (errors.LookupRejected, "rejected", "Platform rejected"),
+    (errors.RateLimited, "rate_limited", "too many lookups"),
+    (errors.AepUnavailable, "unavailable", "did not answer"),
+    (errors.AepServerError, "unavailable", "error"),
+    (errors.AepTimedOut, "unavailable", "did not answer"),
+    (errors.AepUnreachable, "unavailable", "could not connect"),
+    (errors.ImsUnavailable, "unavailable", "sign"),
+    (errors.CredentialsProblem, "credentials", "credentials"),
+    (errors.MalformedResponse, "malformed", "could not read"),
+    (errors.ResponseTooLarge, "malformed", "too large"),
+    (AepError, "error", "reference"),
+]
+
+
+@pytest.fixture
+async def services(tmp_path: Path) -> AsyncIterator[Services]:
+    built = build_services(bot_settings("http://aep.invalid", "http://slack.invalid", tmp_path))
+    try:
+        yield built
+    finally:
+        await built.aclose()
+
+
+def test_every_error_class_of_the_client_is_covered() -> None:
+    defined = {
+        value
+        for value in vars(errors).values()
+        if isinstance(value, type) and issubclass(value, AepError)
+    }
+    assert defined == {cls for cls, _, _ in ERRORS}
+
+
+@pytest.mark.parametrize(("cls", "outcome", "words"), ERRORS)
+def test_a_failed_lookup_is_audited_by_its_family_and_told_by_its_cause(
+    services: Services, cls: type[AepError], outcome: str, words: str
+) -> None:
+    ref = IdentityRef(namespace="email", value="jane.doe@example.com")
+    exc = cls("what Platform said", status=503, request_id="req-1")
+    message = error_notice(services, exc, ref, frozenset({"contact"}))
+    assert Card(message=message, ref=ref, failure=exc).outcome == outcome
+    assert words.lower() in message["text"].lower()
+
+
+def test_the_words_differ_within_a_family_while_the_outcome_does_not(services: Services) -> None:
+    ref = IdentityRef(namespace="email", value="jane.doe@example.com")
+    # A timeout reads as the family's own words; every other cause says more.
+    unavailable = [
+        errors.AepUnavailable,
+        errors.AepServerError,
+        errors.AepUnreachable,
+        errors.ImsUnavailable,
+    ]
+    texts = {error_notice(services, cls("x"), ref, frozenset())["text"] for cls in unavailable}
+    assert len(texts) == len(unavailable)
+
+
+def test_every_notice_kind_is_named_and_every_named_kind_renders() -> None:
+    assert set(get_args(NoticeKind)) == set(NOTICE_VALUES)
+
+
+def test_composite_outcomes_read_as_the_audit_file_always_had_them() -> None:
+    assert str(NoGrants("lookup")) == "no_grants:lookup"
+    assert str(IdentityRefused("mixed_script")) == "identity_refused:mixed_script"
+    assert str(PostFailed("not_in_channel")) == "post_failed:not_in_channel"
