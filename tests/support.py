@@ -155,6 +155,28 @@ def button(call: RecordedCall, action_id: str) -> dict[str, Any]:
     raise AssertionError(f"no {action_id} button in {call.payload}")
 
 
+async def click(
+    bot: RunningBot,
+    action_id: str,
+    value: str,
+    *,
+    user: str = "U0MANAGER",
+    channel: str = "C0PRIVATE",
+    **more: Any,
+) -> httpx.Response:
+    """A signed click on a button (`value` is its opaque token), answered on a fresh
+    response_url of the recording server."""
+    body = slack_payloads.block_action(
+        action_id=action_id,
+        value=value,
+        user_id=user,
+        channel_id=channel,
+        response_url=bot.slack.response_url(),
+        **more,
+    )
+    return await bot.send(body)
+
+
 async def private_card(bot: RunningBot, user: str, channel: str = "C0PRIVATE") -> RecordedCall:
     """Jane's card as `user` sees it privately, asked for with /customer."""
     body = slack_payloads.slash_command(
@@ -181,16 +203,26 @@ async def share(bot: RunningBot, sharer: str, channel: str, reason: str = "escal
         )
     )
     [opened] = await bot.slack.wait_for("views.open")
-    view = opened.payload["view"]
-    await bot.send(
-        slack_payloads.view_submission(
-            callback_id=view["callback_id"],
-            private_metadata=view["private_metadata"],
-            values={
-                ids.SHARE_REASON_BLOCK: {
-                    ids.SHARE_REASON_INPUT: {"type": "plain_text_input", "value": reason}
-                }
-            },
-            user_id=sharer,
-        )
+    await submit_share(bot, opened.payload["view"], sharer, reason)
+
+
+async def submit_share(
+    bot: RunningBot, view: dict[str, Any], user: str = "U0MANAGER", reason: str | None = None
+) -> httpx.Response:
+    """A signed submission of the share modal `view` (as opened by the bot), with `reason`."""
+    values = (
+        {}
+        if reason is None
+        else {
+            ids.SHARE_REASON_BLOCK: {
+                ids.SHARE_REASON_INPUT: {"type": "plain_text_input", "value": reason}
+            }
+        }
     )
+    body = slack_payloads.view_submission(
+        callback_id=view["callback_id"],
+        private_metadata=view["private_metadata"],
+        values=values,
+        user_id=user,
+    )
+    return await bot.send(body)

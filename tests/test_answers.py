@@ -5,17 +5,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import get_args
 
 import pytest
 
 from bot.aep import errors
 from bot.aep.errors import AepError
 from bot.answers import Card, error_notice
-from bot.cards import NOTICE_VALUES
 from bot.identity import IdentityRef
 from bot.services import Services, build_services
-from bot.vocabulary import IdentityRefused, NoGrants, NoticeKind, PostFailed
+from bot.vocabulary import IdentityRefused, NoGrants, PostFailed
 from tests.support import bot_settings
 
 # Every error class, its audit outcome (a subclass keeps its family's) and the notice it reads as.
@@ -76,10 +74,6 @@ def test_the_words_differ_within_a_family_while_the_outcome_does_not(services: S
     ]
     texts = {error_notice(services, cls("x"), ref, frozenset())["text"] for cls in unavailable}
     assert len(texts) == len(unavailable)
-
-
-def test_every_notice_kind_is_named_and_every_named_kind_renders() -> None:
-    assert set(get_args(NoticeKind)) == set(NOTICE_VALUES)
 
 
 def test_composite_outcomes_read_as_the_audit_file_always_had_them() -> None:

@@ -18,7 +18,7 @@ from bot.demo.slack import RecordedCall
 from bot.formatting import format_value, mrkdwn_escape
 from bot.identity import IdentityRef
 from bot.layout import FIELD_CLASSES
-from tests.support import RunningBot, button, private_card, settle, share
+from tests.support import RunningBot, button, click, private_card, settle, share, submit_share
 
 JANE = "jane.doe@example.com"
 
@@ -199,15 +199,7 @@ async def test_share_is_offered_only_to_roles_that_may_share(bot: RunningBot) ->
     ]
     assert ids.SHARE not in actions
     # A forged click is refused all the same: the button is not trusted.
-    await bot.send(
-        slack_payloads.block_action(
-            action_id=ids.SHARE,
-            value=button(card, ids.REFRESH)["value"],
-            user_id="U0AGENT",
-            channel_id="C0PRIVATE",
-            response_url=bot.slack.response_url(),
-        )
-    )
+    await click(bot, ids.SHARE, button(card, ids.REFRESH)["value"], user="U0AGENT")
     calls = await bot.slack.wait_for("response_url", count=2)
     assert "share" in calls[1].payload["text"].lower()
     assert bot.slack.calls_to("views.open") == []
@@ -318,14 +310,8 @@ async def test_a_failed_lookup_behind_a_button_does_not_name_a_withheld_identity
         raise ProfileNotFound("No customer profile holds this crmid identity.", status=404)
 
     monkeypatch.setattr(bot.services.lookup, "lookup", gone)
-    await bot.send(
-        slack_payloads.block_action(
-            action_id=ids.REFRESH,
-            value=button(card, ids.REFRESH)["value"],
-            user_id="U0SALES",
-            channel_id="C0PUBLIC",
-            response_url=bot.slack.response_url(),
-        )
+    await click(
+        bot, ids.REFRESH, button(card, ids.REFRESH)["value"], user="U0SALES", channel="C0PUBLIC"
     )
     answer = (await bot.slack.wait_for("response_url", count=2))[-1]
     assert "crmid" in answer.payload["text"].lower()
@@ -352,15 +338,7 @@ async def test_more_events_for_a_role_without_activity_is_a_clear_audited_refusa
         for e in b["elements"]
     )
     token = button(card, ids.REFRESH)["value"]
-    await bot.send(
-        slack_payloads.block_action(
-            action_id=ids.MORE_EVENTS,
-            value=token,
-            user_id="U0SALES",
-            channel_id="C0PRIVATE",
-            response_url=bot.slack.response_url(),
-        )
-    )
+    await click(bot, ids.MORE_EVENTS, token, user="U0SALES")
     [update] = await bot.slack.wait_for("views.update")
     assert "Recent events are not part of what your role may see" in text_of([update])
     assert [r["outcome"] for r in bot.audit() if r["action"] == "refusal"] == ["events_not_granted"]
@@ -386,25 +364,10 @@ async def test_a_bug_during_a_share_submission_is_still_said_to_the_sharer(
         raise RuntimeError("a bug")
 
     card = await private_card(bot, "U0MANAGER")
-    await bot.send(
-        slack_payloads.block_action(
-            action_id=ids.SHARE,
-            value=button(card, ids.SHARE)["value"],
-            user_id="U0MANAGER",
-            channel_id="C0PRIVATE",
-            response_url=bot.slack.response_url(),
-        )
-    )
+    await click(bot, ids.SHARE, button(card, ids.SHARE)["value"])
     [opened] = await bot.slack.wait_for("views.open")
     monkeypatch.setattr(bot.services.directory, "channel", broken)
     view = opened.payload["view"]
-    await bot.send(
-        slack_payloads.view_submission(
-            callback_id=view["callback_id"],
-            private_metadata=view["private_metadata"],
-            values={},
-            user_id="U0MANAGER",
-        )
-    )
+    await submit_share(bot, view)
     calls = await bot.slack.wait_for("response_url", count=2)
     assert "reference" in calls[-1].payload["text"].lower()

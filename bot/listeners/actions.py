@@ -108,10 +108,11 @@ def register(app: AsyncApp, services: Services) -> None:
         return asker
 
     async def clicked(
-        body: dict[str, Any], respond: AsyncRespond
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
     ) -> tuple[Asker, IdentityRef] | None:
-        """Who clicked on which customer; None when the click is refused (said in words): no
-        one to answer, or a token that has expired."""
+        """Acknowledge a click; then who clicked on which customer, or None when the click is
+        refused (said in words): no one to answer, or a token that has expired."""
+        await ack()
         services.answer_in_progress()
         asker = await asker_of(body)
         if asker is None:
@@ -136,20 +137,17 @@ def register(app: AsyncApp, services: Services) -> None:
             ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
         ) -> None:
             """Answer the click with the clicker's own card of the customer clicked on."""
-            await ack()
-            click = await clicked(body, respond)
-            if click is None:
-                return
-            asker, ref = click
-            await answer_privately(
-                services,
-                await viewer_of(services, asker),
-                ref,
-                respond,
-                action=button.action,
-                refresh=button.refresh,
-                replace_original=button.replace_original,
-            )
+            click = await clicked(ack, body, respond)
+            if click is not None:
+                await answer_privately(
+                    services,
+                    await viewer_of(services, click[0]),
+                    click[1],
+                    respond,
+                    action=button.action,
+                    refresh=button.refresh,
+                    replace_original=button.replace_original,
+                )
 
         return answer_card_button
 
@@ -161,8 +159,7 @@ def register(app: AsyncApp, services: Services) -> None:
         ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
         """Open a modal with the customer's recent events, as far as the clicker may see them."""
-        await ack()
-        click = await clicked(body, respond)
+        click = await clicked(ack, body, respond)
         if click is None:
             return
         asker, ref = click

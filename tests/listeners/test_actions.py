@@ -9,9 +9,8 @@ import pytest
 
 from bot import ids
 from bot.aep.errors import MalformedResponse
-from bot.demo import payloads as slack_payloads
 from bot.identity import IdentityRef
-from tests.support import JANE, RunningBot, button, command, settle
+from tests.support import JANE, RunningBot, button, click, command, settle, submit_share
 
 
 async def test_refresh_bypasses_the_cache_and_replaces_the_card(bot: RunningBot) -> None:
@@ -21,15 +20,7 @@ async def test_refresh_bypasses_the_cache_and_replaces_the_card(bot: RunningBot)
     await bot.slack.wait_for("response_url", count=2)
     assert bot.sim.stats["profile"] == 1  # the second lookup was a cache hit
     refresh = button(card, ids.REFRESH)
-    await bot.send(
-        slack_payloads.block_action(
-            action_id=ids.REFRESH,
-            value=refresh["value"],
-            user_id="U0MANAGER",
-            channel_id="C0PRIVATE",
-            response_url=bot.slack.response_url(),
-        )
-    )
+    await click(bot, ids.REFRESH, refresh["value"])
     calls = await bot.slack.wait_for("response_url", count=3)
     assert calls[2].payload.get("replace_original") is True
     assert bot.sim.stats["profile"] == 2
@@ -39,15 +30,7 @@ async def test_more_events_opens_a_modal_with_the_events(bot: RunningBot) -> Non
     await bot.send(command(bot, JANE))
     [card] = await bot.slack.wait_for("response_url")
     more = button(card, ids.MORE_EVENTS)
-    await bot.send(
-        slack_payloads.block_action(
-            action_id=ids.MORE_EVENTS,
-            value=more["value"],
-            user_id="U0MANAGER",
-            channel_id="C0PRIVATE",
-            response_url=bot.slack.response_url(),
-        )
-    )
+    await click(bot, ids.MORE_EVENTS, more["value"])
     [opened] = await bot.slack.wait_for("views.open")
     assert opened.payload["view"]["type"] == "modal"  # a loading modal, opened at once
     [updated] = await bot.slack.wait_for("views.update")
@@ -56,15 +39,7 @@ async def test_more_events_opens_a_modal_with_the_events(bot: RunningBot) -> Non
 
 
 async def test_an_expired_button_says_so(bot: RunningBot) -> None:
-    await bot.send(
-        slack_payloads.block_action(
-            action_id=ids.REFRESH,
-            value="no-such-token",
-            user_id="U0MANAGER",
-            channel_id="C0PRIVATE",
-            response_url=bot.slack.response_url(),
-        )
-    )
+    await click(bot, ids.REFRESH, "no-such-token")
     [answer] = await bot.slack.wait_for("response_url")
     assert "expired" in answer.payload["text"].lower() or "again" in answer.payload["text"].lower()
 
@@ -73,15 +48,7 @@ async def test_a_modal_slack_would_not_open_is_said_privately(bot: RunningBot) -
     await bot.send(command(bot, JANE))
     [card] = await bot.slack.wait_for("response_url")
     bot.slack.fail_next("views.open", error="expired_trigger_id")
-    await bot.send(
-        slack_payloads.block_action(
-            action_id=ids.MORE_EVENTS,
-            value=button(card, ids.MORE_EVENTS)["value"],
-            user_id="U0MANAGER",
-            channel_id="C0PRIVATE",
-            response_url=bot.slack.response_url(),
-        )
-    )
+    await click(bot, ids.MORE_EVENTS, button(card, ids.MORE_EVENTS)["value"])
     calls = await bot.slack.wait_for("response_url", count=2)
     assert "click the button again" in calls[-1].payload["text"].lower()
 
@@ -90,15 +57,7 @@ async def test_a_click_only_resembling_a_pick_is_not_answered(bot: RunningBot) -
     # The picker's action ids are PICK_IDENTITY_<n> (ids.PICK_IDENTITY_ACTION); nothing else
     # that merely starts alike is answered as a pick.
     token = await bot.services.lookup.remember(IdentityRef(namespace="email", value=JANE))
-    await bot.send(
-        slack_payloads.block_action(
-            action_id=f"{ids.PICK_IDENTITY}_0_evil",
-            value=token,
-            user_id="U0MANAGER",
-            channel_id="C0PRIVATE",
-            response_url=bot.slack.response_url(),
-        )
-    )
+    await click(bot, f"{ids.PICK_IDENTITY}_0_evil", token)
     await settle(0.3)
     assert bot.slack.calls_to("response_url") == []
     assert bot.sim.stats["profile"] == 0
@@ -109,15 +68,7 @@ async def test_a_share_whose_lookup_fails_is_said_privately_and_audited_as_a_sha
 ) -> None:
     await bot.send(command(bot, JANE))
     [card] = await bot.slack.wait_for("response_url")
-    await bot.send(
-        slack_payloads.block_action(
-            action_id=ids.SHARE,
-            value=button(card, ids.SHARE)["value"],
-            user_id="U0MANAGER",
-            channel_id="C0PRIVATE",
-            response_url=bot.slack.response_url(),
-        )
-    )
+    await click(bot, ids.SHARE, button(card, ids.SHARE)["value"])
     [opened] = await bot.slack.wait_for("views.open")
     view = opened.payload["view"]
 
@@ -125,14 +76,7 @@ async def test_a_share_whose_lookup_fails_is_said_privately_and_audited_as_a_sha
         raise MalformedResponse("Platform answered with an unreadable body")
 
     monkeypatch.setattr(bot.services.lookup, "lookup", malformed)
-    await bot.send(
-        slack_payloads.view_submission(
-            callback_id=view["callback_id"],
-            private_metadata=view["private_metadata"],
-            values={},
-            user_id="U0MANAGER",
-        )
-    )
+    await submit_share(bot, view)
     calls = await bot.slack.wait_for("response_url", count=2)
     assert "adobe" in calls[-1].payload["text"].lower()
     assert bot.slack.calls_to("chat.postMessage") == []
