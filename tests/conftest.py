@@ -21,6 +21,7 @@ from bot.demo.dataset import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORG_ID, lo
 from bot.demo.server import start_server
 from bot.demo.simulator import AepSimulator
 from bot.demo.slack import SlackRecorder
+from bot.logs import quiet_libraries
 from bot.services import Services, build_services
 from bot.settings import Settings, load_settings
 from bot.verify import create_web_app
@@ -52,6 +53,9 @@ def pytest_configure(config: pytest.Config) -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
+    # As the bot does before anything else: payload-logging libraries held at their safe level
+    # (tests that talk to the recording Slack server without an app would otherwise log bodies).
+    quiet_libraries()
 
 
 def personal_values() -> set[str]:
