@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackClientError
@@ -20,6 +20,28 @@ from bot.slack_web import BudgetedRespond, SlackBusy, busy_seconds, failure_code
 from bot.verify import INVALID, is_verified, security_log
 
 log = logging.getLogger(__name__)
+
+
+class KeptAck(AsyncAck):
+    """An ack whose answer, once given, stays given.
+
+    When a listener raises after acking, Bolt's runner sets `ack.response` back to None (it
+    means "the error handler's response, if any"); if that happens before its 10 ms poll saw the
+    ack, the request is answered 404 after 3 s and the person's "Looking up…" is lost (a listener
+    that fails at once, e.g. on a method Slack rate-limited, always loses that race).
+    """
+
+    def __init__(self) -> None:
+        self._response: BoltResponse | None = None
+
+    @property
+    def response(self) -> BoltResponse | None:
+        return self._response
+
+    @response.setter
+    def response(self, value: BoltResponse | None) -> None:
+        if value is not None or self._response is None:
+            self._response = value
 
 
 def create_app(
@@ -69,6 +91,7 @@ def create_app(
         request gets the reference its log lines and its error message share."""
         reference = new_reference()
         context["reference"] = reference
+        context["ack"] = KeptAck()
         context["client"] = services.slack.for_team(context.team_id)
         context["respond"] = BudgetedRespond(
             response_url=context.response_url,

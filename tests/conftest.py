@@ -12,6 +12,7 @@ import pytest
 from bot.demo.server import start_server
 from bot.demo.simulator import AepSimulator
 from bot.demo.slack import SlackRecorder
+from bot.logs import quiet_libraries
 from tests.support import (
     AUDIT_FILES,
     RunningBot,
@@ -39,6 +40,9 @@ def pytest_configure(config: pytest.Config) -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
+    # As the bot does before anything else: payload-logging libraries held at their safe level
+    # (tests that talk to the recording Slack server without an app would otherwise log bodies).
+    quiet_libraries()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -290,3 +290,17 @@ def test_a_method_is_held_for_the_longest_wait_slack_asked_for(waits: list[float
     expected = min(max(max(waits), 0.0), MAX_RETRY_AFTER)
     assert limits.wait("users.info") == pytest.approx(expected, abs=1e-9)
     assert limits.wait("chat.postMessage") == 0
+
+
+async def test_every_command_is_acked_while_a_rate_limit_fails_its_lookups_at_once(
+    bot: RunningBot,
+) -> None:
+    # The first command meets the 429; the others fail at once on the held method, right after
+    # their ack, which Bolt used to drop (HTTP 404 after 3 s, no "Looking up…").
+    bot.slack.fail_next("users.info", status=429, retry_after=20, count=10)
+    for n, user in enumerate(("U0MANAGER", "U0AGENT", "U0SALES", "U0BOTH"), start=1):
+        response = await bot.send(command(bot, user=user))
+        assert response.status_code == 200
+        assert "Looking up" in response.text
+        calls = await bot.slack.wait_for(RESPONSE_URL_METHOD, count=n, timeout=DEADLINE)
+        assert BUSY in text_of(calls[-1]).lower()
