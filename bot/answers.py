@@ -361,6 +361,9 @@ async def events_view(services: Services, viewer: Viewer, ref: IdentityRef, toke
     try:
         customer = await services.lookup.lookup(ref, events_limit=MODAL_EVENTS)
     except AepError as exc:
+        await audit(
+            services, viewer.asker, action="more_events", outcome=exc.kind, surface="modal", ref=ref
+        )
         notice = error_notice(services, exc, ref, access.classes)
         return services.cards.modal_from_notice(notice)
     redacted = redact(customer, access.classes)

@@ -3,6 +3,7 @@ More events and Share, clicked through signed interactivity payloads."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -36,6 +37,23 @@ async def test_more_events_opens_a_modal_with_the_events(bot: RunningBot) -> Non
     [updated] = await bot.slack.wait_for("views.update")
     assert updated.payload["view"]["type"] == "modal"
     assert len(updated.payload["view"]["blocks"]) > 5
+
+
+async def test_more_events_whose_lookup_fails_is_said_in_the_modal_and_audited(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await bot.send(command(bot, JANE))
+    [card] = await bot.slack.wait_for("response_url")
+
+    async def malformed(*args: Any, **kwargs: Any) -> Any:
+        raise MalformedResponse("Platform answered with an unreadable body")
+
+    monkeypatch.setattr(bot.services.lookup, "lookup", malformed)
+    await click(bot, ids.MORE_EVENTS, button(card, ids.MORE_EVENTS)["value"])
+    [updated] = await bot.slack.wait_for("views.update")
+    assert "could not read" in json.dumps(updated.payload["view"]).lower()
+    [record] = [r for r in bot.audit() if r["action"] == "more_events"]
+    assert (record["surface"], record["outcome"]) == ("modal", "malformed")
 
 
 async def test_an_expired_button_says_so(bot: RunningBot) -> None:
