@@ -22,6 +22,12 @@ FIELD_FORMATS: tuple[FieldFormat, ...] = get_args(FieldFormat)
 #: Identity namespaces whose values are contact details; every other namespace is `identifiers`.
 CONTACT_NAMESPACES = frozenset({"email", "phone", "phone_e.164"})
 
+
+def namespace_class(namespace: str) -> FieldClass:
+    """The field class of an identity's value by its namespace: the one place that decides."""
+    return "contact" if namespace.lower() in CONTACT_NAMESPACES else "identifiers"
+
+
 #: Section headings for fields that do not name one, by class.
 DEFAULT_SECTIONS: dict[str, str] = {
     "basic": "Profile",

@@ -27,7 +27,7 @@ from bot.aep.errors import (
 )
 from bot.aep.models import Audience, EventPage, ProfileEntity
 from bot.cache import CacheKeys, DataCache
-from bot.customer import Customer, build_customer, memberships
+from bot.customer import Customer, build_customer
 from bot.identity import IdentityRef
 from bot.layout import CardLayout
 
@@ -125,7 +125,7 @@ def _parse(model: type[M], data: Any) -> M | None:
 
 
 def _member_ids(profile: _CachedProfile) -> list[str]:
-    return list(dict.fromkeys(m.audience_id for m in memberships(profile.profile.entity)))
+    return list(profile.profile.audience_ids)
 
 
 class CustomerLookup:

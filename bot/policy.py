@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from bot.customer import Customer
 from bot.identity import IdentityRef
-from bot.layout import CONTACT_NAMESPACES, FIELD_CLASSES, FieldClass
+from bot.layout import FIELD_CLASSES, FieldClass, namespace_class
 
 Grants = frozenset[FieldClass]
 
@@ -574,10 +574,6 @@ class Redacted:
     withheld: Grants
 
 
-def _query_class(ref: IdentityRef) -> FieldClass:
-    return "contact" if ref.namespace.lower() in CONTACT_NAMESPACES else "identifiers"
-
-
 def data_classes(customer: Customer) -> Grants:
     """The classes for which `customer` holds any data."""
     present: set[FieldClass] = {f.field_class for f in customer.fields}
@@ -602,7 +598,7 @@ def redact(customer: Customer, classes: Grants) -> Redacted:
     present = data_classes(customer)
     activity = "activity" in classes
     query = customer.query
-    if _query_class(query) not in classes:
+    if namespace_class(query.namespace) not in classes:
         query = IdentityRef(namespace=query.namespace, value="")
     kept = customer.model_copy(
         update={

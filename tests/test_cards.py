@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +96,7 @@ def rich_customer() -> Customer:
         fields=(
             field("Company", "Acme & Sons"),
             field("City", "Amsterdam"),
-            field("Customer since", "2019-11-02", fmt="date"),
+            field("Customer since", date(2019, 11, 2), fmt="date"),
             field("VIP", True, fmt="boolean"),
             field("Email", "jane.doe@example.com", cls="contact", section="Contact"),
             field("Open tickets", 2, cls="activity", fmt="number", section="Activity"),

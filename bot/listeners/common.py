@@ -28,8 +28,9 @@ from bot.aep.errors import (
 )
 from bot.audit import AuditAction
 from bot.cards import CardContext
-from bot.customer import Customer, CustomerIdentity
+from bot.customer import Customer
 from bot.identity import MAX_IDENTITIES, IdentityRef, Refusal, read_identities
+from bot.layout import namespace_class
 from bot.policy import Access, Grants, access_for, how_to_get_access, redact
 from bot.services import Services
 from bot.slack_web import SlackBusy, busy_seconds, why_post_failed
@@ -134,8 +135,8 @@ def error_notice(services: Services, exc: AepError, ref: IdentityRef, classes: G
     """A private message in words for a failed lookup. The identity's value is named only to
     someone who may see its class: after a button click it came from a token, not from them."""
     cards = services.cards
-    identity = CustomerIdentity(namespace=ref.namespace, value=ref.value)
-    query = f"{ref.namespace} {ref.value}" if identity.field_class in classes else ref.namespace
+    may_see = namespace_class(ref.namespace) in classes
+    query = f"{ref.namespace} {ref.value}" if may_see else ref.namespace
     if isinstance(exc, ProfileNotFound):
         return cards.notice("not_found", query=query)
     if isinstance(exc, TooManyIdentities):
