@@ -71,7 +71,8 @@ CARD_BUDGETS = (
     CardBudget(120, 12, 1, 8, 8, 8, 5),
     CardBudget(60, 3, 1, 5, 5, 5, 3),
 )
-MODAL_EVENTS = 90
+#: How many events the details modal lists (and the lookup behind it asks for).
+MODAL_EVENTS = 50
 PICKER_CHOICES = 10
 SHARE_REASON_CHARS = 200
 

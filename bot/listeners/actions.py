@@ -12,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import ids
 from bot.aep.errors import AepError
-from bot.cards import CardContext, ShareMetadata
+from bot.cards import MODAL_EVENTS, CardContext, ShareMetadata
 from bot.identity import IdentityRef
 from bot.listeners.common import (
     Asker,
@@ -34,9 +34,6 @@ from bot.services import Services
 from bot.slack_web import SlackBusy, busy_seconds, failure_code
 
 log = logging.getLogger(__name__)
-
-#: More events shows this many, in a modal.
-MODAL_EVENTS = 50
 
 
 def _token(body: dict[str, Any]) -> str:
