@@ -352,7 +352,6 @@ class CardRenderer:
         channel_id: str,
         thread_ts: str | None,
         response_url: str | None,
-        customer_name: str | None,
         audience_note: str,
     ) -> dict[str, Any]:
         """A modal asking for a short reason before a card is shared to the channel or thread."""
@@ -363,7 +362,6 @@ class CardRenderer:
             "share_modal.json.j2",
             metadata=metadata,
             in_thread=thread_ts is not None,
-            customer_name=one_line(customer_name or "") or None,
             audience_note=audience_note,
             reason_chars=SHARE_REASON_CHARS,
         )

@@ -235,7 +235,6 @@ def register(app: AsyncApp, services: Services) -> None:
             channel_id=asker.channel_id or "",
             thread_ts=thread_ts,
             response_url=body.get("response_url"),
-            customer_name=None,
             audience_note=(
                 "The card posted will show only what everyone who can read this "
                 "conversation may see; anyone allowed more can click View details."
