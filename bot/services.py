@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from bot.aep.auth import ImsTokenSource
 from bot.aep.client import AepClient, create_http_client
 from bot.audit import AuditLog
+from bot.button_tokens import ButtonTokens
 from bot.cache import CacheKeys, CacheTokenStore, DataCache, key_names_secret
 from bot.cards import CardRenderer
 from bot.demo.dataset import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
@@ -49,6 +50,7 @@ class Services:
     cache: DataCache
     keys: CacheKeys
     lookup: CustomerLookup
+    buttons: ButtonTokens
     slack: BudgetedWebClient
     directory: SlackDirectory
     audit: AuditLog
@@ -209,6 +211,7 @@ def build_services(
         cache=cache,
         keys=keys,
         lookup=lookup,
+        buttons=ButtonTokens(cache=cache, keys=keys),
         slack=slack,
         directory=directory,
         audit=AuditLog(sink=settings.bot_audit_file, key=audit_key),

@@ -88,7 +88,7 @@ def register(app: AsyncApp, services: Services) -> None:
         return asker
 
     async def recall(body: dict[str, Any], respond: AsyncRespond) -> IdentityRef | None:
-        ref = await services.lookup.recall(_token(body))
+        ref = await services.buttons.recall(_token(body))
         if ref is None:
             await respond(
                 **services.cards.notice("expired"),
@@ -289,7 +289,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 except SlackClientError as exc:
                     log.warning("could not answer privately: %s", failure_code(exc))
 
-        ref = await services.lookup.recall(meta.token)
+        ref = await services.buttons.recall(meta.token)
         if ref is None:
             await tell(services.cards.notice("expired"))
             return

@@ -373,7 +373,7 @@ async def card_for(
         )
         return Card(message=error_notice(services, exc, ref, classes), ok=False, ref=ref)
     redacted = redact(customer, classes)
-    token = await services.lookup.remember(ref)
+    token = await services.buttons.remember(ref)
     context = CardContext(
         surface="shared" if surface == "shared" else "private",
         now=now(),
