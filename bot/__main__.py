@@ -93,7 +93,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     warm = asyncio.create_task(services.lookup.warm())
-    if settings.demo:
+    if settings.demo_sandbox:
         log.warning("No AEP credentials: answering from the bundled DEMO sandbox (demo data)")
     elif services.demo:
         log.warning("AEP_ORG_ID is the demo sandbox's organization: cards say they show demo data")

@@ -11,8 +11,9 @@ from typing import Any, assert_never
 from urllib.parse import quote
 
 from bot.aep.errors import AepError, RateLimited
-from bot.cards import CardContext
-from bot.customer import Customer, CustomerIdentity
+from bot.cards import MODAL_EVENTS, CardContext
+from bot.customer import Customer
+from bot.layout import namespace_class
 from bot.identity import MAX_IDENTITIES, IdentityRef, Refusal, read_identities
 from bot.policy import Access, Grants, Person, access_for, how_to_get_access, redact
 from bot.services import Services
@@ -31,8 +32,6 @@ log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
 
-#: More events shows this many, in a modal.
-MODAL_EVENTS = 50
 #: A card shows this many events.
 CARD_EVENTS = 5
 
@@ -109,8 +108,8 @@ def error_notice(services: Services, exc: AepError, ref: IdentityRef, classes: G
     identity's value is named only to someone who may see its class: after a button click it
     came from a token, not from them."""
     cards = services.cards
-    identity = CustomerIdentity(namespace=ref.namespace, value=ref.value)
-    query = f"{ref.namespace} {ref.value}" if identity.field_class in classes else ref.namespace
+    shown = namespace_class(ref.namespace) in classes
+    query = f"{ref.namespace} {ref.value}" if shown else ref.namespace
     cause = exc.cause
     match cause:
         case "not_found" | "too_many_identities":
@@ -283,7 +282,7 @@ async def render_card(services: Services, request: CardRequest) -> Card:
         log.info("lookup failed: %s (status %s)", type(exc).__name__, exc.status)
         return Card(message=error_notice(services, exc, ref, classes), ref=ref, failure=exc)
     redacted = redact(customer, classes)
-    token = await services.lookup.remember(ref)
+    token = await services.buttons.remember(ref)
     context = CardContext(
         surface=request.surface,
         now=now(),

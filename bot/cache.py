@@ -190,10 +190,6 @@ class CacheKeys:
         digest = hashlib.sha256(signature.encode()).hexdigest()[:32]
         return f"{self.prefix}:slack-request:{digest}"
 
-    def slack(self, kind: str, item_id: str) -> str:
-        """Something the Slack directory keeps, such as `user` roles or `channel` audiences."""
-        return f"{self.prefix}:slack:{_part(kind)}:{_part(item_id)}"
-
 
 def _encode(data_json: str) -> str:
     return f'{{"v":"{CACHE_VERSION}","data":{data_json}}}'
@@ -498,21 +494,6 @@ class DataCache:
         if recheck and check is not None and (stored := await check()) is not None:
             return stored
         return await fetch()
-
-    async def coalesce(
-        self,
-        key: str,
-        fetch: Callable[[], Awaitable[T]],
-        *,
-        check: Callable[[], Awaitable[T | None]] | None = None,
-    ) -> T:
-        """One in-flight `fetch` per key: shared in this process, and across instances on Redis.
-
-        `fetch` writes its result to the cache; `check` reads it (see `exclusive`). Without
-        `check`, an instance that waited for another runs `fetch` itself afterwards, so `fetch`
-        should then read the cache first.
-        """
-        return await self.share(key, lambda: self.exclusive(key, fetch, check=check))
 
     # -- health ---------------------------------------------------------------------------------
 

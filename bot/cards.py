@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +16,15 @@ from markupsafe import Markup
 
 import bot
 from bot import ids
+from bot.blockkit import (
+    BUTTON_URL_CHARS,
+    BUTTON_VALUE_CHARS,
+    SECTION_FIELDS,
+    TEXT_CHARS,
+    CardLimitError,
+    check_message,
+    check_view,
+)
 from bot.customer import Customer, CustomerEvent, CustomerField, CustomerIdentity
 from bot.formatting import (
     format_date,
@@ -27,25 +36,6 @@ from bot.formatting import (
 )
 from bot.layout import FIELD_CLASSES
 from bot.vocabulary import NoticeKind
-
-# Slack's Block Kit limits (docs.slack.dev, block and element reference pages).
-MESSAGE_BLOCKS = 50
-MODAL_BLOCKS = 100
-TEXT_CHARS = 3000
-SECTION_TEXT_CHARS = 3000
-SECTION_FIELDS = 10
-SECTION_FIELD_CHARS = 2000
-HEADER_CHARS = 150
-CONTEXT_ELEMENTS = 10
-ACTIONS_ELEMENTS = 25
-BUTTON_TEXT_CHARS = 75
-BUTTON_VALUE_CHARS = 2000
-BUTTON_URL_CHARS = 3000
-ID_CHARS = 255
-VIEW_TITLE_CHARS = 24
-PRIVATE_METADATA_CHARS = 3000
-INPUT_LABEL_CHARS = 2000
-PLACEHOLDER_CHARS = 150
 
 #: Slack refuses messages whose blocks total about 13k characters even under 50 blocks
 #: (`msg_blocks_too_long`, bolt-js #2509, threshold unverified); cards aim to stay below this.
@@ -72,7 +62,8 @@ CARD_BUDGETS = (
     CardBudget(120, 12, 1, 8, 8, 8, 5),
     CardBudget(60, 3, 1, 5, 5, 5, 3),
 )
-MODAL_EVENTS = 90
+#: How many events the details modal lists (and the lookup behind it asks for).
+MODAL_EVENTS = 50
 PICKER_CHOICES = 10
 SHARE_REASON_CHARS = 200
 
@@ -142,14 +133,6 @@ _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
 
 T = TypeVar("T")
-
-
-class CardLimitError(ValueError):
-    """A rendered payload breaks a Block Kit limit; `problems` says where. A bug in a template."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("Block Kit limits broken: " + "; ".join(problems))
-        self.problems = tuple(problems)
 
 
 @dataclass(frozen=True)
@@ -370,7 +353,6 @@ class CardRenderer:
         channel_id: str,
         thread_ts: str | None,
         response_url: str | None,
-        customer_name: str | None,
         audience_note: str,
     ) -> dict[str, Any]:
         """A modal asking for a short reason before a card is shared to the channel or thread."""
@@ -381,7 +363,6 @@ class CardRenderer:
             "share_modal.json.j2",
             metadata=metadata,
             in_thread=thread_ts is not None,
-            customer_name=one_line(customer_name or "") or None,
             audience_note=audience_note,
             reason_chars=SHARE_REASON_CHARS,
         )
@@ -432,175 +413,6 @@ class CardRenderer:
         if not isinstance(payload, dict):
             raise CardLimitError([f"{template} did not render a JSON object"])
         return payload
-
-
-def check_message(payload: dict[str, Any]) -> None:
-    """Raise CardLimitError unless `payload` is a message within Block Kit's limits."""
-    problems: list[str] = []
-    text = payload.get("text")
-    if not isinstance(text, str) or not text.strip():
-        problems.append("message: the text fallback is missing")
-    elif len(text) > TEXT_CHARS:
-        problems.append(f"message: text fallback is {len(text)} > {TEXT_CHARS} characters")
-    _check_blocks(payload.get("blocks"), MESSAGE_BLOCKS, "message", problems)
-    if problems:
-        raise CardLimitError(problems)
-
-
-def check_view(view: dict[str, Any]) -> None:
-    """Raise CardLimitError unless `view` is a modal within Block Kit's limits."""
-    problems: list[str] = []
-    if view.get("type") != "modal":
-        problems.append("view: type is not modal")
-    _check_text(view.get("title"), "view.title", VIEW_TITLE_CHARS, problems, plain=True)
-    for key in ("submit", "close"):
-        if key in view:
-            _check_text(view[key], f"view.{key}", VIEW_TITLE_CHARS, problems, plain=True)
-    _check_length(view.get("callback_id"), "view.callback_id", ID_CHARS, problems)
-    _check_length(
-        view.get("private_metadata"), "view.private_metadata", PRIVATE_METADATA_CHARS, problems
-    )
-    blocks = view.get("blocks")
-    _check_blocks(blocks, MODAL_BLOCKS, "view", problems)
-    has_input = isinstance(blocks, list) and any(
-        isinstance(b, dict) and b.get("type") == "input" for b in blocks
-    )
-    if has_input and "submit" not in view:
-        problems.append("view: has an input block but no submit button")
-    if problems:
-        raise CardLimitError(problems)
-
-
-def _check_blocks(blocks: Any, most: int, where: str, problems: list[str]) -> None:
-    if not isinstance(blocks, list) or not blocks:
-        problems.append(f"{where}: no blocks")
-        return
-    if len(blocks) > most:
-        problems.append(f"{where}: {len(blocks)} blocks > {most}")
-    block_ids: set[str] = set()
-    for index, block in enumerate(blocks):
-        at = f"{where}.blocks[{index}]"
-        if not isinstance(block, dict):
-            problems.append(f"{at}: not an object")
-            continue
-        block_id = block.get("block_id")
-        if block_id is not None:
-            _check_length(block_id, f"{at}.block_id", ID_CHARS, problems)
-            if block_id in block_ids:
-                problems.append(f"{at}: block_id {block_id!r} repeated")
-            block_ids.add(block_id)
-        check = _BLOCK_CHECKS.get(str(block.get("type")))
-        if check is None:
-            problems.append(f"{at}: unexpected block type {block.get('type')!r}")
-        else:
-            check(block, at, problems)
-
-
-def _check_header(block: dict[str, Any], at: str, problems: list[str]) -> None:
-    _check_text(block.get("text"), f"{at}.text", HEADER_CHARS, problems, plain=True)
-
-
-def _check_section(block: dict[str, Any], at: str, problems: list[str]) -> None:
-    if "text" not in block and "fields" not in block:
-        problems.append(f"{at}: a section needs text or fields")
-    if "text" in block:
-        _check_text(block["text"], f"{at}.text", SECTION_TEXT_CHARS, problems)
-    if "fields" in block:
-        fields = block["fields"]
-        if not isinstance(fields, list) or not 1 <= len(fields) <= SECTION_FIELDS:
-            problems.append(f"{at}.fields: 1 to {SECTION_FIELDS} fields allowed")
-        else:
-            for i, field in enumerate(fields):
-                _check_text(field, f"{at}.fields[{i}]", SECTION_FIELD_CHARS, problems)
-    if "accessory" in block:
-        _check_element(block["accessory"], f"{at}.accessory", problems)
-
-
-def _check_context(block: dict[str, Any], at: str, problems: list[str]) -> None:
-    elements = block.get("elements")
-    if not isinstance(elements, list) or not 1 <= len(elements) <= CONTEXT_ELEMENTS:
-        problems.append(f"{at}.elements: 1 to {CONTEXT_ELEMENTS} elements allowed")
-        return
-    for i, element in enumerate(elements):
-        _check_text(element, f"{at}.elements[{i}]", TEXT_CHARS, problems)
-
-
-def _check_actions(block: dict[str, Any], at: str, problems: list[str]) -> None:
-    elements = block.get("elements")
-    if not isinstance(elements, list) or not 1 <= len(elements) <= ACTIONS_ELEMENTS:
-        problems.append(f"{at}.elements: 1 to {ACTIONS_ELEMENTS} elements allowed")
-        return
-    action_ids = [e.get("action_id") for e in elements if isinstance(e, dict)]
-    if len(set(action_ids)) != len(action_ids):
-        problems.append(f"{at}: action_id repeated within the block")
-    for i, element in enumerate(elements):
-        _check_element(element, f"{at}.elements[{i}]", problems)
-
-
-def _check_input(block: dict[str, Any], at: str, problems: list[str]) -> None:
-    _check_text(block.get("label"), f"{at}.label", INPUT_LABEL_CHARS, problems, plain=True)
-    if "hint" in block:
-        _check_text(block["hint"], f"{at}.hint", INPUT_LABEL_CHARS, problems, plain=True)
-    _check_element(block.get("element"), f"{at}.element", problems)
-
-
-def _check_divider(block: dict[str, Any], at: str, problems: list[str]) -> None:
-    """Dividers have nothing to check."""
-
-
-_BLOCK_CHECKS: dict[str, Callable[[dict[str, Any], str, list[str]], None]] = {
-    "header": _check_header,
-    "section": _check_section,
-    "context": _check_context,
-    "actions": _check_actions,
-    "input": _check_input,
-    "divider": _check_divider,
-}
-
-
-def _check_element(element: Any, at: str, problems: list[str]) -> None:
-    if not isinstance(element, dict):
-        problems.append(f"{at}: not an object")
-        return
-    _check_length(element.get("action_id"), f"{at}.action_id", ID_CHARS, problems)
-    kind = element.get("type")
-    if kind == "button":
-        _check_text(element.get("text"), f"{at}.text", BUTTON_TEXT_CHARS, problems, plain=True)
-        if "value" in element:
-            _check_length(element["value"], f"{at}.value", BUTTON_VALUE_CHARS, problems)
-        if "url" in element:
-            _check_length(element["url"], f"{at}.url", BUTTON_URL_CHARS, problems)
-    elif kind == "plain_text_input":
-        if "placeholder" in element:
-            _check_text(
-                element["placeholder"], f"{at}.placeholder", PLACEHOLDER_CHARS, problems, plain=True
-            )
-        max_length = element.get("max_length")
-        if max_length is not None and not 1 <= max_length <= TEXT_CHARS:
-            problems.append(f"{at}.max_length: 1 to {TEXT_CHARS}")
-    else:
-        problems.append(f"{at}: unexpected element type {kind!r}")
-
-
-def _check_text(obj: Any, at: str, limit: int, problems: list[str], *, plain: bool = False) -> None:
-    allowed = ("plain_text",) if plain else ("plain_text", "mrkdwn")
-    if not isinstance(obj, dict) or obj.get("type") not in allowed:
-        problems.append(f"{at}: expected a {' or '.join(allowed)} text object")
-        return
-    text = obj.get("text")
-    if not isinstance(text, str) or not text:
-        problems.append(f"{at}: empty text")
-    elif len(text) > limit:
-        problems.append(f"{at}: {len(text)} > {limit} characters")
-
-
-def _check_length(value: Any, at: str, limit: int, problems: list[str]) -> None:
-    if value is None:
-        return
-    if not isinstance(value, str) or not value:
-        problems.append(f"{at}: must be a non-empty string")
-    elif len(value) > limit:
-        problems.append(f"{at}: {len(value)} > {limit} characters")
 
 
 def _json_only(value: Any) -> Any:

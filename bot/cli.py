@@ -110,7 +110,8 @@ async def policy_main(settings: Settings, argv: Sequence[str]) -> int:
     parser.add_argument("--team", default=None, help="Slack team id (default: the demo team)")
     args = parser.parse_args(list(argv))
 
-    from bot.policy import PolicyError, explain_channel, explain_person, load_policy
+    from bot.policy import explain_channel, explain_person
+    from bot.policy_file import PolicyError, load_policy
 
     try:
         policy = load_policy(settings.bot_policy_file, demo=settings.demo)

@@ -1,16 +1,19 @@
-"""The Customer a card shows, built from AEP data through the card layout. Pure: no I/O."""
+"""The Customer a card shows, mapped from parsed AEP data through the card layout. Pure: no I/O.
+
+The inputs are described by protocols, so this module knows no AEP JSON and imports nothing
+from `bot.aep`: its models (`bot.aep.models`) satisfy them, and so can a test's.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from bot.aep.models import Audience, EventPage, ExperienceEvent, Membership, ProfileEntity
 from bot.identity import IdentityRef
-from bot.layout import CONTACT_NAMESPACES, CardLayout, FieldClass, FieldFormat
+from bot.layout import CardLayout, FieldClass, FieldFormat, namespace_class
 
 
 class _Frozen(BaseModel):
@@ -27,11 +30,12 @@ class CustomerIdentity(_Frozen):
 
     @property
     def field_class(self) -> FieldClass:
-        return "contact" if self.namespace.lower() in CONTACT_NAMESPACES else "identifiers"
+        return namespace_class(self.namespace)
 
 
 class CustomerField(_Frozen):
-    """One layout field present in the profile: its raw value and how to show it."""
+    """One layout field present in the profile: its value and how to show it. Date and
+    date-time fields hold a datetime when the profile's value could be read as one."""
 
     label: str
     path: str
@@ -85,14 +89,72 @@ class Customer(_Frozen):
         return tuple(f for f in self.fields if f.field_class == field_class)
 
 
-def value_at(data: Mapping[str, Any], path: str) -> Any:
-    """The value at a dotted path, or None when any step is missing or not an object."""
-    current: Any = data
-    for part in path.split("."):
-        if not isinstance(current, Mapping) or part not in current:
-            return None
-        current = current[part]
-    return current
+# --- what the mapping reads (bot.aep.models satisfies these) ------------------------------------
+
+
+class IdentityFacts(Protocol):
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def value(self) -> str: ...
+    @property
+    def primary(self) -> bool: ...
+
+
+class MembershipFacts(Protocol):
+    @property
+    def audience_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def last_qualification_time(self) -> datetime | None: ...
+
+
+class ProfileFacts(Protocol):
+    @property
+    def entity_id(self) -> str: ...
+    def value_at(self, path: str) -> Any: ...
+    @property
+    def last_modified_at(self) -> datetime | None: ...
+    @property
+    def identities(self) -> Sequence[IdentityFacts]: ...
+    @property
+    def memberships(self) -> Sequence[MembershipFacts]: ...
+    def time_at(self, path: str) -> datetime | None: ...
+
+
+class EventFacts(Protocol):
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def timestamp(self) -> datetime: ...
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def products(self) -> tuple[str, ...] | None: ...
+    @property
+    def price_total(self) -> float | None: ...
+    @property
+    def currency(self) -> str | None: ...
+    @property
+    def campaign(self) -> str | None: ...
+    @property
+    def page(self) -> str | None: ...
+
+
+class EventsFacts(Protocol):
+    @property
+    def events(self) -> Sequence[EventFacts]: ...
+    @property
+    def more(self) -> bool: ...
+
+
+class AudienceFacts(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+# --- the mapping --------------------------------------------------------------------------------
 
 
 def _present(value: Any) -> bool:
@@ -116,28 +178,19 @@ EVENT_TITLES: dict[str, str] = {
 }
 
 
-def summarise_event(event: ExperienceEvent) -> CustomerEvent:
-    """Turn an XDM experience event into a type, a title and a short detail line."""
-    data = event.entity
-    event_type = str(data.get("eventType") or "")
+def summarise_event(event: EventFacts) -> CustomerEvent:
+    """An experience event as a type, a title and a short detail line."""
+    event_type = event.event_type
     title = EVENT_TITLES.get(event_type) or (event_type or "Event")
-    detail: str | None = None
-    items = data.get("productListItems")
-    if event_type.startswith("commerce.") and isinstance(items, list) and items:
-        names = [str(i.get("name") or i.get("SKU") or "item") for i in items if isinstance(i, dict)]
-        detail = ", ".join(names)
-        total = value_at(data, "commerce.order.priceTotal")
-        currency = value_at(data, "commerce.order.currencyCode")
-        if isinstance(total, int | float) and not isinstance(total, bool):
-            detail += f" ({total:,.2f} {currency or ''})".replace(" )", ")")
+    detail: str | None
+    if event_type.startswith("commerce.") and event.products is not None:
+        detail = ", ".join(event.products)
+        if event.price_total is not None:
+            detail += f" ({event.price_total:,.2f} {event.currency or ''})".replace(" )", ")")
     elif event_type.startswith("directMarketing."):
-        campaign = value_at(data, "marketing.campaignName") or value_at(
-            data, "_experience.customerJourneyManagement.messageExecution.campaignName"
-        )
-        detail = str(campaign) if _present(campaign) else None
+        detail = event.campaign
     else:
-        page = value_at(data, "web.webPageDetails.name")
-        detail = str(page) if _present(page) else None
+        detail = event.page
     return CustomerEvent(
         event_id=event.event_id,
         timestamp=event.timestamp,
@@ -147,67 +200,28 @@ def summarise_event(event: ExperienceEvent) -> CustomerEvent:
     )
 
 
-def memberships(entity: Mapping[str, Any]) -> tuple[Membership, ...]:
-    """Audience memberships from the `segmentMembership` map (Platform audiences under `ups`)."""
-    result: list[Membership] = []
-    segment_map = entity.get("segmentMembership")
-    if not isinstance(segment_map, Mapping):
-        return ()
-    for namespace, members in segment_map.items():
-        if not isinstance(members, Mapping):
-            continue
-        for audience_id, info in members.items():
-            if not isinstance(info, Mapping):
-                continue
-            status = str(info.get("status") or info.get("xdm:status") or "").lower()
-            when = info.get("lastQualificationTime") or info.get("xdm:lastQualificationTime")
-            result.append(
-                Membership(
-                    audience_id=str(audience_id),
-                    namespace=str(namespace),
-                    status=status or "unknown",
-                    last_qualification_time=parse_time(when),
-                )
-            )
-    return tuple(result)
-
-
-def parse_time(value: Any) -> datetime | None:
-    """Parse AEP's several timestamp spellings (ISO with Z, offsets without colon, space)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            return datetime.fromtimestamp(value / 1000, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip().replace(" ", "T", 1)
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
-        text = text[:-2] + ":" + text[-2:]
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+def _field_value(profile: ProfileFacts, path: str, fmt: FieldFormat) -> Any:
+    value = profile.value_at(path)
+    if fmt in ("date", "datetime") and _present(value):
+        # Read as every AEP timestamp is; a value that is no moment is shown as it is.
+        moment = profile.time_at(path)
+        return moment if moment is not None else value
+    return value
 
 
 def build_customer(
     *,
-    profile: ProfileEntity,
+    profile: ProfileFacts,
     query: IdentityRef,
     layout: CardLayout,
-    events: EventPage | None,
-    audiences: Mapping[str, Audience],
+    events: EventsFacts | None,
+    audiences: Mapping[str, AudienceFacts],
     fetched_at: datetime,
     demo: bool,
 ) -> Customer:
     """Assemble the Customer from a profile, its events and the audience names."""
-    entity = profile.entity
-    name_parts = [value_at(entity, p) for p in layout.title]
+    name_parts = [profile.value_at(p) for p in layout.title]
     name = " ".join(str(p).strip() for p in name_parts if _present(p)) or None
-    identities = tuple(_identities(profile, query))
     fields = tuple(
         CustomerField(
             label=f.label,
@@ -219,10 +233,10 @@ def build_customer(
             value=value,
         )
         for f in layout.fields
-        if _present(value := value_at(entity, f.path))
+        if _present(value := _field_value(profile, f.path, f.format))
     )
     members = sorted(
-        memberships(entity),
+        profile.memberships,
         key=lambda m: m.last_qualification_time or datetime.min.replace(tzinfo=UTC),
         reverse=True,
     )
@@ -230,7 +244,7 @@ def build_customer(
         profile_id=profile.entity_id,
         name=name,
         query=query,
-        identities=identities,
+        identities=tuple(_identities(profile.identities, query)),
         fields=fields,
         events=tuple(summarise_event(e) for e in events.events) if events else (),
         more_events=events.more if events else False,
@@ -250,9 +264,11 @@ def build_customer(
     )
 
 
-def _identities(profile: ProfileEntity, query: IdentityRef) -> Iterable[CustomerIdentity]:
+def _identities(
+    identities: Iterable[IdentityFacts], query: IdentityRef
+) -> Iterable[CustomerIdentity]:
     seen: set[tuple[str, str]] = set()
-    for identity in profile.identities:
+    for identity in identities:
         key = (identity.namespace.lower(), identity.value)
         if key in seen:
             continue

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from bot.customer import CustomerField, parse_time
+from bot.customer import CustomerField
 
 ELLIPSIS = "…"
 
@@ -166,17 +166,12 @@ def _format_date(value: Any, currency: str) -> str | None:
         return format_date(_as_utc(value))
     if isinstance(value, date):
         return format_date(value)
-    if isinstance(value, str) and len(value.strip()) == 10:
-        return format_date(date.fromisoformat(value.strip()))
-    moment = parse_time(value)
-    return format_date(moment.astimezone(UTC)) if moment else None
+    # Anything else is no moment: the profile's value was read when the Customer was built.
+    return None
 
 
 def _format_datetime(value: Any, currency: str) -> str | None:
-    if isinstance(value, datetime):
-        return format_datetime(value)
-    moment = parse_time(value)
-    return format_datetime(moment) if moment else None
+    return format_datetime(value) if isinstance(value, datetime) else None
 
 
 def _format_boolean(value: Any, currency: str) -> str | None:

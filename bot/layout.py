@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from importlib import resources
 from pathlib import Path
 from typing import Literal, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
+
+from bot.config_files import read_yaml, validation_problems
 
 FieldClass = Literal[
     "basic", "contact", "identifiers", "activity", "audiences", "scores", "financial", "sensitive"
@@ -21,6 +22,12 @@ FIELD_FORMATS: tuple[FieldFormat, ...] = get_args(FieldFormat)
 
 #: Identity namespaces whose values are contact details; every other namespace is `identifiers`.
 CONTACT_NAMESPACES = frozenset({"email", "phone", "phone_e.164"})
+
+
+def namespace_class(namespace: str) -> FieldClass:
+    """The field class of an identity's value by its namespace: the one place that decides."""
+    return "contact" if namespace.lower() in CONTACT_NAMESPACES else "identifiers"
+
 
 #: Section headings for fields that do not name one, by class.
 DEFAULT_SECTIONS: dict[str, str] = {
@@ -100,31 +107,25 @@ class CardLayout(BaseModel):
 
 def load_layout(path: Path | None = None) -> CardLayout:
     """Load the layout from `path`, or the default one for the standard XDM Individual Profile."""
-    if path is None:
-        text = resources.files("bot").joinpath("layouts/default.yml").read_text("utf-8")
-        where = "the default card layout"
-    else:
-        try:
-            text = path.read_text("utf-8")
-        except OSError as exc:
-            raise LayoutError(f"BOT_CARD_FILE: cannot read {path}: {exc.strerror}") from None
-        where = f"BOT_CARD_FILE {path}"
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise LayoutError(f"{where} is not valid YAML: {exc}") from None
+    raw, where = read_yaml(
+        path,
+        builtin="default.yml",
+        builtin_name="the default card layout",
+        setting="BOT_CARD_FILE",
+        error=LayoutError,
+    )
     if not isinstance(raw, dict):
         raise LayoutError(f"{where} must be a mapping with `title` and `fields`")
     try:
         return CardLayout.model_validate(raw)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            loc = ".".join(str(p) for p in error["loc"])
-            msg = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "literal_error" and loc.endswith("class"):
-                msg = f"unknown class; use one of {', '.join(FIELD_CLASSES)}"
-            elif error["type"] == "literal_error" and loc.endswith("format"):
-                msg = f"unknown format; use one of {', '.join(FIELD_FORMATS)}"
-            problems.append(f"{loc}: {msg}")
+        problems = validation_problems(exc, hint=_layout_hint)
         raise LayoutError(f"{where} has problems:\n  " + "\n  ".join(problems)) from None
+
+
+def _layout_hint(error: ErrorDetails, loc: str) -> str | None:
+    if error["type"] == "literal_error" and loc.endswith("class"):
+        return f"unknown class; use one of {', '.join(FIELD_CLASSES)}"
+    if error["type"] == "literal_error" and loc.endswith("format"):
+        return f"unknown format; use one of {', '.join(FIELD_FORMATS)}"
+    return None

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
-import hmac
 import logging
 import random
-import secrets
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -27,14 +24,11 @@ from bot.aep.errors import (
 )
 from bot.aep.models import Audience, EventPage, ProfileEntity
 from bot.cache import CacheKeys, DataCache
-from bot.customer import Customer, build_customer, memberships
+from bot.customer import Customer, build_customer
 from bot.identity import IdentityRef
 from bot.layout import CardLayout
 
 log = logging.getLogger(__name__)
-
-#: How long a button's token leads back to its identity.
-REMEMBER_TTL = 24 * 3600.0
 
 #: How long a lookup with unnamed audiences waits for an audience listing under way, once its
 #: profile has arrived, before it asks for its customer's audiences itself.
@@ -81,11 +75,6 @@ class _Listing(_Stored):
     loaded_at: datetime
 
 
-class _RememberedRef(_Stored):
-    namespace: str
-    value: str
-
-
 @dataclass(frozen=True, slots=True)
 class _Parts:
     """What the cache holds for one lookup."""
@@ -125,7 +114,7 @@ def _parse(model: type[M], data: Any) -> M | None:
 
 
 def _member_ids(profile: _CachedProfile) -> list[str]:
-    return list(dict.fromkeys(m.audience_id for m in memberships(profile.profile.entity)))
+    return list(profile.profile.audience_ids)
 
 
 class CustomerLookup:
@@ -170,7 +159,6 @@ class CustomerLookup:
         # The one listing of audiences this process runs at a time (see `warm`).
         self._listing: asyncio.Task[_ListingOutcome] | None = None
         self._listing_failures = 0
-        self._token_key = secrets.token_bytes(32)
         self._warned: set[str] = set()
         self.stats: collections.Counter[str] = collections.Counter()
 
@@ -212,28 +200,6 @@ class CustomerLookup:
             if not keep:
                 return
             await asyncio.sleep(outcome.due_in)
-
-    async def remember(self, ref: IdentityRef) -> str:
-        """An opaque token for button values that leads back to `ref` for 24 hours.
-
-        One token per identity (a keyed hash, so it reveals nothing): every card of a customer
-        refreshes the same entry instead of adding one, so a bounded memory cache under load
-        evicts the buttons of customers nobody has looked at for a while, not every button.
-        """
-        digest = hmac.digest(
-            self._token_key, f"{ref.namespace.lower()}\0{ref.value}".encode(), "sha256"
-        )
-        token = base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
-        entry = _RememberedRef(namespace=ref.namespace, value=ref.value)
-        await self._cache.set_model(self._keys.lookup_token(token), entry, REMEMBER_TTL)
-        return token
-
-    async def recall(self, token: str) -> IdentityRef | None:
-        """The identity behind a token from `remember`, or None when unknown or expired."""
-        if not token:
-            return None
-        entry = await self._cache.get_model(self._keys.lookup_token(token), _RememberedRef)
-        return IdentityRef(entry.namespace, entry.value) if entry is not None else None
 
     # -- one lookup -----------------------------------------------------------------------------
 

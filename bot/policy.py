@@ -1,4 +1,5 @@
-"""Who may see which field classes, and where a card may be posted. Pure functions over data.
+"""Access decisions: who may see which field classes, and where a card may be posted. Pure
+functions over data; the policy they read is loaded by `bot.policy_file`.
 
 The policy names roles (bound to Slack user groups and user ids) and the field classes each role
 may see. A person's grants are the union of `everyone` and the `see` lists of all their roles;
@@ -9,288 +10,16 @@ Redaction works on the Customer data itself, before any rendering.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
-from typing import Any, Literal
-
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from typing import Literal
 
 from bot.customer import Customer
 from bot.identity import IdentityRef
-from bot.layout import CONTACT_NAMESPACES, FIELD_CLASSES, FieldClass
-
-Grants = frozenset[FieldClass]
-
-NOTHING: Grants = frozenset()
-
-_POLICY_KEYS = ("roles", "everyone", "public_channels", "external_channels")
-_ROLE_KEYS = ("usergroups", "users", "see", "share")
-_HANDLE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_USERGROUP_ID = re.compile(r"^S[A-Z0-9]{6,}$")
-_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
-_ROLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-class PolicyError(Exception):
-    """The policy file is wrong; the message names the file, the place and the problem."""
-
-
-def _class_list(value: Any) -> Any:
-    """Check a list of class names, so a typo is named instead of silently granting nothing."""
-    if value is None:
-        return []
-    if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
-        raise ValueError(f"must be a list of classes such as [basic, contact], not {value!r}")
-    for item in value:
-        if item not in FIELD_CLASSES:
-            raise ValueError(f"unknown class {item!r}; use one of {', '.join(FIELD_CLASSES)}")
-    return value
-
-
-def _string_list(value: Any, what: str) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str) or not isinstance(value, list | tuple):
-        raise ValueError(f"must be a list of {what}, not {value!r}")
-    for item in value:
-        if not isinstance(item, str):
-            raise ValueError(f"{item!r} is not text; list {what}")
-    return list(value)
-
-
-def _handle(text: str) -> str:
-    return text.strip().removeprefix("@").lower()
-
-
-class Role(BaseModel):
-    """A named role: who holds it (user group handles, user ids) and what it may see."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str
-    usergroups: tuple[str, ...] = ()
-    users: tuple[str, ...] = ()
-    see: Grants
-    share: bool = False
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, value: str) -> str:
-        if not _ROLE_NAME.match(value):
-            raise ValueError(
-                f"{value!r} is not a role name: use letters, digits, '-', '_' or '.', "
-                "starting with a letter or digit"
-            )
-        return value
-
-    @field_validator("usergroups", mode="before")
-    @classmethod
-    def _valid_usergroups(cls, value: Any) -> tuple[str, ...]:
-        handles: list[str] = []
-        for item in _string_list(value, "user group handles such as [support-team]"):
-            if _USERGROUP_ID.match(item.strip()):
-                raise ValueError(
-                    f"{item!r} looks like a user group id; give the group's handle "
-                    "(the name after @, such as support-team)"
-                )
-            handle = _handle(item)
-            if not _HANDLE.match(handle):
-                raise ValueError(
-                    f"{item!r} is not a user group handle (lower-case letters, digits, "
-                    "'-', '_' or '.', such as support-team)"
-                )
-            handles.append(handle)
-        return tuple(dict.fromkeys(handles))
-
-    @field_validator("users", mode="before")
-    @classmethod
-    def _valid_users(cls, value: Any) -> tuple[str, ...]:
-        ids: list[str] = []
-        for item in _string_list(value, "Slack user ids such as [U012AB3CD]"):
-            if not _USER_ID.match(item.strip()):
-                raise ValueError(
-                    f"{item!r} is not a Slack user id (such as U012AB3CD: in Slack, open the "
-                    "person's profile, then More > Copy member ID)"
-                )
-            ids.append(item.strip())
-        return tuple(dict.fromkeys(ids))
-
-    @field_validator("see", mode="before")
-    @classmethod
-    def _valid_see(cls, value: Any) -> Any:
-        return _class_list(value)
-
-    @field_validator("share", mode="before")
-    @classmethod
-    def _valid_share(cls, value: Any) -> Any:
-        # YAML's `share: "yes"` or `share: 1` would pass a lax bool; say what is meant instead.
-        if not isinstance(value, bool):
-            raise ValueError(f"must be true or false, not {value!r}")
-        return value
-
-    @model_validator(mode="after")
-    def _assignable(self) -> Role:
-        if not self.usergroups and not self.users:
-            raise ValueError(
-                "no way to be assigned: give usergroups (Slack user group handles) "
-                "or users (Slack user ids)"
-            )
-        return self
-
-
-class Policy(BaseModel):
-    """The whole policy: roles, what everyone may see, and the caps for public and shared channels.
-
-    `source` is "default", "demo" or the path of the policy file.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    roles: tuple[Role, ...] = ()
-    everyone: Grants = NOTHING
-    public_channels: Grants = NOTHING
-    external_channels: Grants = NOTHING
-    source: str
-
-    @field_validator("everyone", "public_channels", "external_channels", mode="before")
-    @classmethod
-    def _valid_classes(cls, value: Any) -> Any:
-        return _class_list(value)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Policy:
-        names = [r.name for r in self.roles]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"role {', '.join(duplicates)} is defined twice")
-        if not self.everyone and not any(r.see for r in self.roles):
-            raise ValueError(
-                "the policy grants nothing to anyone: add a role with `see`, or classes "
-                "under `everyone`"
-            )
-        return self
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses duplicate keys, so a second `support:` cannot hide the first."""
-
-
-def _mapping_without_duplicates(
-    loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False
-) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            line = key_node.start_mark.line + 1
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (line {line})", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _mapping_without_duplicates,
-)
-
-
-def load_policy(path: Path | None, *, demo: bool) -> Policy:
-    """Load and validate the policy file, or the built-in default (the demo one in demo mode).
-
-    A key left out of the file grants nothing: no roles, `everyone: []`, and no card in public or
-    Slack Connect channels. Raises PolicyError listing every problem found.
-    """
-    if path is None:
-        name = "policy.demo.yml" if demo else "policy.default.yml"
-        text = resources.files("bot").joinpath(f"layouts/{name}").read_text("utf-8")
-        where = f"the built-in {'demo' if demo else 'default'} policy"
-        source = "demo" if demo else "default"
-    else:
-        try:
-            text = path.read_text("utf-8")
-        except OSError as exc:
-            raise PolicyError(f"BOT_POLICY_FILE: cannot read {path}: {exc.strerror}") from None
-        where = f"BOT_POLICY_FILE {path}"
-        source = str(path)
-    try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{where} is not valid YAML: {exc}") from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise PolicyError(
-            f"{where} must be a mapping with the keys {', '.join(_POLICY_KEYS)}, "
-            f"not {type(raw).__name__}"
-        )
-    problems: list[str] = []
-    for key in raw:
-        if key not in _POLICY_KEYS:
-            problems.append(f"{key}: unknown key; a policy has {', '.join(_POLICY_KEYS)}")
-    roles: list[Role] = []
-    raw_roles = raw.get("roles") or {}
-    if not isinstance(raw_roles, dict):
-        problems.append("roles: must be a mapping from a role name to its usergroups, users, see")
-        raw_roles = {}
-    for name, body in raw_roles.items():
-        role = _parse_role(name, body, problems)
-        if role is not None:
-            roles.append(role)
-    fields: dict[str, Any] = {}
-    for key in ("everyone", "public_channels", "external_channels"):
-        try:
-            fields[key] = frozenset(_class_list(raw.get(key)))
-        except ValueError as exc:
-            problems.append(f"{key}: {exc}")
-    if not problems:
-        try:
-            return Policy(roles=tuple(roles), source=source, **fields)
-        except ValidationError as exc:
-            problems.extend(_describe(exc, ""))
-    raise PolicyError(f"{where} has problems:\n  " + "\n  ".join(problems))
-
-
-def _parse_role(name: Any, body: Any, problems: list[str]) -> Role | None:
-    loc = f"roles.{name}"
-    if not isinstance(name, str):
-        problems.append(f"{loc}: a role name must be text, not {name!r}")
-        return None
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        problems.append(f"{loc}: must be a mapping with {', '.join(_ROLE_KEYS)}")
-        return None
-    unknown = [k for k in body if k not in _ROLE_KEYS]
-    for key in unknown:
-        problems.append(f"{loc}.{key}: unknown key; a role has {', '.join(_ROLE_KEYS)}")
-    if unknown:
-        return None
-    try:
-        return Role.model_validate({**body, "name": name})
-    except ValidationError as exc:
-        problems.extend(_describe(exc, loc))
-        return None
-
-
-def _describe(exc: ValidationError, prefix: str) -> list[str]:
-    lines = []
-    for error in exc.errors():
-        parts = [prefix, *(str(p) for p in error["loc"])]
-        loc = ".".join(p for p in parts if p)
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "missing" and error["loc"] == ("see",):
-            message = "missing; list the classes this role may see, such as [basic, contact]"
-        elif error["type"] == "missing":
-            message = "missing"
-        lines.append(f"{loc}: {message}" if loc else message)
-    return lines
-
+from bot.layout import FIELD_CLASSES, FieldClass, namespace_class
+from bot.policy_file import NOTHING, Role, usergroup_handle
+from bot.policy_file import Grants as Grants
+from bot.policy_file import Policy as Policy
 
 # --- people ---------------------------------------------------------------------------------
 
@@ -341,7 +70,7 @@ def access_for(policy: Policy, person: Person) -> Access:
             NOTHING, (), False, "Slack would not describe this account to the bot: no access"
         )
     restricted = person.is_restricted or person.is_ultra_restricted or person.external
-    groups = {_handle(g) for g in person.usergroups}
+    groups = {usergroup_handle(g) for g in person.usergroups}
     matched: list[tuple[Role, list[str]]] = []
     for role in policy.roles:
         via = [f"user id {person.user_id}"] if person.user_id in role.users else []
@@ -574,10 +303,6 @@ class Redacted:
     withheld: Grants
 
 
-def _query_class(ref: IdentityRef) -> FieldClass:
-    return "contact" if ref.namespace.lower() in CONTACT_NAMESPACES else "identifiers"
-
-
 def data_classes(customer: Customer) -> Grants:
     """The classes for which `customer` holds any data."""
     present: set[FieldClass] = {f.field_class for f in customer.fields}
@@ -602,7 +327,7 @@ def redact(customer: Customer, classes: Grants) -> Redacted:
     present = data_classes(customer)
     activity = "activity" in classes
     query = customer.query
-    if _query_class(query) not in classes:
+    if namespace_class(query.namespace) not in classes:
         query = IdentityRef(namespace=query.namespace, value="")
     kept = customer.model_copy(
         update={
@@ -646,21 +371,3 @@ def explain_channel(policy: Policy, channel: Channel) -> str:
         access = access_for(policy, member)
         lines.append(f"  {member.user_id}: {class_names(access.classes)} ({access.why})")
     return "\n  ".join(lines)
-
-
-def describe_policy(policy: Policy) -> str:
-    """A summary of the policy for the startup log and `policy check`."""
-    origin = {
-        "default": "the built-in default policy",
-        "demo": "the built-in demo policy (more open than the default: everyone sees a card)",
-    }.get(policy.source, f"policy file {policy.source}")
-    lines = [f"Policy: {origin}"]
-    for role in policy.roles:
-        holders = [*(f"@{g}" for g in role.usergroups), *role.users]
-        share = "; may share" if role.share else ""
-        lines.append(f"  role {role.name} ({', '.join(holders)}): {class_names(role.see)}{share}")
-    lines.append(f"  everyone: {class_names(policy.everyone)}")
-    lines.append(f"  public channels: at most {class_names(policy.public_channels)}")
-    external = class_names(policy.external_channels) if policy.external_channels else None
-    lines.append(f"  Slack Connect channels: {f'at most {external}' if external else 'never'}")
-    return "\n".join(lines)

@@ -15,16 +15,17 @@ from pydantic import SecretStr
 from bot.aep.auth import ImsTokenSource
 from bot.aep.client import AepClient, create_http_client
 from bot.audit import AuditLog
+from bot.button_tokens import ButtonTokens
 from bot.cache import CacheKeys, CacheTokenStore, DataCache, key_names_secret
 from bot.cards import CardRenderer
-from bot.demo.dataset import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORG_ID
+from bot.demo.dataset import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from bot.demo.simulator import AepSimulator
 from bot.demo.transport import in_process_transport
 from bot.directory import SlackDirectory
 from bot.identity import IdentityRules
 from bot.layout import CardLayout, load_layout
 from bot.lookup import CustomerLookup
-from bot.policy import Policy, load_policy
+from bot.policy_file import Policy, load_policy
 from bot.settings import Settings
 from bot.slack_urls import response_url_allowed
 from bot.slack_web import BudgetedWebClient, send_to_response_url
@@ -49,6 +50,7 @@ class Services:
     cache: DataCache
     keys: CacheKeys
     lookup: CustomerLookup
+    buttons: ButtonTokens
     slack: BudgetedWebClient
     directory: SlackDirectory
     audit: AuditLog
@@ -85,10 +87,6 @@ class Services:
             reference=reference,
             allowed=self.response_url_allowed,
         )
-
-    @property
-    def org_id(self) -> str:
-        return self.settings.aep_org_id or DEMO_ORG_ID
 
     async def aclose(self) -> None:
         """Close the HTTP clients, the cache and the audit sink; safe to call twice."""
@@ -127,11 +125,9 @@ def build_services(
 ) -> Services:
     """Wire the services from the settings. With no AEP credentials the demo sandbox answers."""
     layout = load_layout(settings.bot_card_file)
-    demo_creds = settings.demo
-    org_id = settings.aep_org_id or DEMO_ORG_ID
-    demo = demo_creds or org_id == DEMO_ORG_ID
+    demo = settings.demo
     policy = load_policy(settings.bot_policy_file, demo=demo)
-    if demo_creds:
+    if settings.demo_sandbox:
         simulator = simulator or AepSimulator()
         aep_transport = aep_transport or in_process_transport(simulator)
         client_id, client_secret = DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
@@ -151,7 +147,7 @@ def build_services(
         max_bytes=settings.bot_cache_max_bytes,
     )
     keys = CacheKeys(
-        org=org_id,
+        org=settings.org_id,
         sandbox=settings.aep_sandbox,
         merge_policy=settings.aep_merge_policy_id,
         secret=key_names_secret(cache_key) if cache_key else None,
@@ -169,7 +165,7 @@ def build_services(
         http=http,
         tokens=tokens,
         api_url=api_url,
-        org_id=org_id,
+        org_id=settings.org_id,
         client_id=client_id,
         sandbox=settings.aep_sandbox,
         merge_policy_id=settings.aep_merge_policy_id,
@@ -215,6 +211,7 @@ def build_services(
         cache=cache,
         keys=keys,
         lookup=lookup,
+        buttons=ButtonTokens(cache=cache, keys=keys),
         slack=slack,
         directory=directory,
         audit=AuditLog(sink=settings.bot_audit_file, key=audit_key),

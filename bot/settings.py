@@ -9,6 +9,8 @@ from typing import Annotated, Self
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.config_files import validation_problems
+
 #: The shortest BOT_CACHE_KEY accepted: `secrets.token_urlsafe(32)` gives 43 characters.
 MIN_CACHE_KEY_LENGTH = 32
 
@@ -21,6 +23,9 @@ DEFAULT_AEP_SCOPES = (
 #: audience memberships stay well under 1 MB), an event page of at most 100 events (Platform
 #: caps an event at 10 KB: 1 MB), an audience page of 100 definitions. 4 MiB holds each with
 #: room to spare, and five lookups in flight then hold at most 20 MiB of bodies.
+#: The IMS organization of the bundled demo sandbox (bot/demo/).
+DEMO_ORG_ID = "DEMO0000000000000000000@AdobeOrg"
+
 DEFAULT_AEP_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 
 
@@ -200,9 +205,23 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def demo(self) -> bool:
-        """True when no AEP credentials are configured: the bundled demo sandbox answers."""
+    def demo_sandbox(self) -> bool:
+        """True when no AEP credentials are configured: the bundled demo sandbox answers,
+        in process."""
         return not self.aep_client_id
+
+    @property
+    def demo(self) -> bool:
+        """True when the bot runs on demo data: the bundled sandbox answers, or AEP_ORG_ID is
+        its organization (the sandbox served over HTTP by `python -m bot demo-aep`). Cards then
+        say they show demo data, and the built-in demo policy applies. The one place this is
+        decided."""
+        return self.demo_sandbox or self.aep_org_id == DEMO_ORG_ID
+
+    @property
+    def org_id(self) -> str:
+        """The IMS organization the bot reads: AEP_ORG_ID, or the demo sandbox's."""
+        return self.aep_org_id or DEMO_ORG_ID
 
     @property
     def slack_mode(self) -> str:
@@ -219,9 +238,5 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            where = "_".join(str(part) for part in error["loc"]).upper()
-            message = error["msg"].removeprefix("Value error, ")
-            lines.append(f"{where}: {message}" if where else message)
+        lines = validation_problems(exc, env_names=True)
         raise ConfigError("Configuration problem:\n  " + "\n  ".join(lines)) from None

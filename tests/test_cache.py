@@ -37,6 +37,18 @@ async def memory() -> AsyncIterator[DataCache]:
     await cache.aclose()
 
 
+def coalesce(
+    cache: DataCache,
+    key: str,
+    fetch: Callable[[], Awaitable[object]],
+    *,
+    check: Callable[[], Awaitable[object | None]] | None = None,
+) -> Awaitable[object]:
+    """One in-flight `fetch` per key, in this process and across instances: `share` around
+    `exclusive`, as the lookup composes them."""
+    return cache.share(key, lambda: cache.exclusive(key, fetch, check=check))
+
+
 async def on_redis(target: RedisTarget, **options: float) -> DataCache:
     # Generous per-operation timeout: these tests are about behaviour, not a slow CI machine.
     settings: dict[str, float] = {"op_timeout": 1.0, **options}
@@ -73,7 +85,6 @@ def test_keys_carry_the_version_and_no_identity_value() -> None:
         keys.token(),
         keys.lookup_token("abc"),
         keys.event("Ev123"),
-        keys.slack("user", "U1"),
     ]
     assert len(set(built)) == len(built)
     for key in built:
@@ -199,7 +210,7 @@ async def test_concurrent_callers_of_one_key_share_one_fetch(memory: DataCache) 
         await gate.wait()
         return "value"
 
-    waiting = [asyncio.create_task(memory.coalesce("k", fetch)) for _ in range(50)]
+    waiting = [asyncio.create_task(coalesce(memory, "k", fetch)) for _ in range(50)]
     await asyncio.sleep(0)
     gate.set()
     assert await asyncio.gather(*waiting) == ["value"] * 50
@@ -207,7 +218,7 @@ async def test_concurrent_callers_of_one_key_share_one_fetch(memory: DataCache) 
     assert memory.stats["coalesced"] == 49
 
     # Once settled, the next caller fetches again.
-    assert await memory.coalesce("k", fetch) == "value"
+    assert await coalesce(memory, "k", fetch) == "value"
     assert calls == 2
 
 
@@ -221,12 +232,12 @@ async def test_a_failed_fetch_fails_every_waiter_and_is_not_kept(memory: DataCac
         raise RuntimeError("boom")
 
     results = await asyncio.gather(
-        *(memory.coalesce("k", fetch) for _ in range(5)), return_exceptions=True
+        *(coalesce(memory, "k", fetch) for _ in range(5)), return_exceptions=True
     )
     assert calls == 1
     assert all(isinstance(r, RuntimeError) for r in results)
     with pytest.raises(RuntimeError):
-        await memory.coalesce("k", fetch)
+        await coalesce(memory, "k", fetch)
     assert calls == 2
 
 
@@ -237,8 +248,8 @@ async def test_a_cancelled_waiter_does_not_cancel_the_others(memory: DataCache) 
         await gate.wait()
         return "value"
 
-    first = asyncio.create_task(memory.coalesce("k", fetch))
-    second = asyncio.create_task(memory.coalesce("k", fetch))
+    first = asyncio.create_task(coalesce(memory, "k", fetch))
+    second = asyncio.create_task(coalesce(memory, "k", fetch))
     await asyncio.sleep(0)
     first.cancel()
     gate.set()
@@ -399,7 +410,7 @@ async def test_coalescing_spans_instances_on_redis(target: RedisTarget) -> None:
         jobs = []
         for cache in [one, two] * 10:
             fetch, check = fetcher(cache)
-            jobs.append(cache.coalesce(key, fetch, check=check))
+            jobs.append(coalesce(cache, key, fetch, check=check))
         assert await asyncio.gather(*jobs) == ["fetched"] * 20
         assert calls == 1
         assert one.stats["coalesced"] + two.stats["coalesced"] == 19
@@ -520,9 +531,9 @@ async def test_a_lock_is_kept_while_its_fetch_runs(target: RedisTarget) -> None:
         return await two.get_json(f"{key}:result")  # type: ignore[no-any-return]
 
     try:
-        holder = asyncio.create_task(one.coalesce(key, slow_fetch))
+        holder = asyncio.create_task(coalesce(one, key, slow_fetch))
         await started.wait()
-        assert await two.coalesce(key, slow_fetch, check=check) == "slow"
+        assert await coalesce(two, key, slow_fetch, check=check) == "slow"
         assert await holder == "slow"
         assert calls == 1
     finally:
@@ -550,7 +561,7 @@ async def test_a_dead_holder_blocks_no_longer_than_the_lock_ttl(target: RedisTar
 
     try:
         async with asyncio.timeout(5):  # a guard only: waiting for lock_wait would be a bug
-            assert await cache.coalesce(key, fetch, check=check) == "fetched myself"
+            assert await coalesce(cache, key, fetch, check=check) == "fetched myself"
         assert calls == 1
         assert cache.stats["coalesced"] == 1
     finally:
@@ -578,7 +589,7 @@ async def test_a_redis_that_is_down_costs_one_failure_and_one_log_line(
         assert not await cache.ping()
         assert await cache.first_time("ev1")
         assert not await cache.first_time("ev1")
-        assert await cache.coalesce("k", _constant("answer")) == "answer"
+        assert await coalesce(cache, "k", _constant("answer")) == "answer"
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1
         assert "Redis cache unavailable" in warnings[0].getMessage()

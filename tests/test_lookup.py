@@ -26,6 +26,7 @@ from bot.aep.errors import (
     TooManyIdentities,
 )
 from bot.aep.models import Audience, EventPage, ExperienceEvent, ProfileEntity, ProfileIdentity
+from bot.button_tokens import ButtonTokens
 from bot.cache import CacheKeys, CacheTokenStore, DataCache
 from bot.demo.dataset import (
     DEFAULT_MERGE_POLICY_ID,
@@ -670,7 +671,7 @@ async def test_other_merge_policies_and_sandboxes_do_not_share_entries(memory: D
 
 
 async def test_remember_and_recall_an_identity_behind_an_opaque_token(memory: DataCache) -> None:
-    lookup = make_lookup(jane_aep(), memory)
+    lookup = ButtonTokens(cache=memory, keys=lookup_keys())
     token = await lookup.remember(JANE)
     assert "jane" not in token.lower()
     assert await lookup.recall(token) == JANE
@@ -681,7 +682,7 @@ async def test_remember_and_recall_an_identity_behind_an_opaque_token(memory: Da
 
 async def test_cards_of_one_customer_share_one_token_so_buttons_do_not_crowd_the_cache() -> None:
     cache = DataCache(max_entries=10)
-    lookup = make_lookup(jane_aep(), cache)
+    lookup = ButtonTokens(cache=cache, keys=lookup_keys())
     tokens = {await lookup.remember(JANE) for _ in range(50)}
     assert len(tokens) == 1
     assert await lookup.recall(tokens.pop()) == JANE
@@ -798,8 +799,9 @@ async def test_lookups_answer_while_redis_is_down() -> None:
         assert {c.name for c in customers} == {"Jane Doe"}
         assert aep.calls["profile"] == 1  # still coalesced within this instance
         assert not cache.available
-        token = await lookup.remember(JANE)
-        assert await lookup.recall(token) == JANE
+        buttons = ButtonTokens(cache=cache, keys=lookup_keys())
+        token = await buttons.remember(JANE)
+        assert await buttons.recall(token) == JANE
     finally:
         await cache.aclose()
 

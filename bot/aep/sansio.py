@@ -23,7 +23,10 @@ from bot.aep.errors import (
     TooManyIdentities,
     seconds_to_tell,
 )
-from bot.aep.models import Audience, ExperienceEvent, ProfileEntity, ProfileIdentity
+from bot.aep.models import Audience, ExperienceEvent, ProfileEntity
+from bot.aep.xdm import number_of as _number
+from bot.aep.xdm import parse_timestamp
+from bot.aep.xdm import text_of as _text
 
 Endpoint = Literal["profile", "events", "audiences"]
 
@@ -42,8 +45,6 @@ _CODE_PREFIX = re.compile(r"^\s*([A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+)\s*:?\s*")
 _TOO_MANY = "too many related identities"
 # A status as Platform writes it in error entries: 404, "404", "404.0" or "UPAPI-113430-404".
 _STATUS = re.compile(r"(?:^|-)([1-5][0-9]{2})(?:\.0+)?$")
-# Epoch numbers at or above this are not seconds: 13 digits are milliseconds, 16 microseconds.
-_EPOCH_SECONDS_BELOW = 1e11
 #: The longest wait any Retry-After or retryAfterMs is taken to ask for. Platform asks for
 #: milliseconds to seconds; a larger value (1e8 s, a date in 2099) is an error on its side, and
 #: reading it as asked would park the audience listing for years.
@@ -408,45 +409,8 @@ def parse_profile(data: Any) -> ProfileEntity | None:
             sources=tuple(s for s in sources if isinstance(s, str) and s)
             if isinstance(sources, list)
             else (),
-            identities=parse_identities(entity),
         )
     return None
-
-
-def parse_identities(entity: Mapping[str, Any]) -> tuple[ProfileIdentity, ...]:
-    """Identities of a merged profile from `identities[]` and `identityMap`, without duplicates.
-
-    `primary` may be a boolean or the string "true"; namespace codes are compared
-    case-insensitively since Platform answers `email` where the request said `Email`.
-    """
-    found: dict[tuple[str, str], ProfileIdentity] = {}
-
-    def add(namespace: Any, value: Any, primary: Any) -> None:
-        if not isinstance(namespace, str) or not namespace or value is None or value == "":
-            return
-        if not isinstance(value, str | int):
-            return
-        key = (namespace.lower(), str(value))
-        seen = found.get(key)
-        is_primary = _truthy(primary) or (seen is not None and seen.primary)
-        found[key] = ProfileIdentity(
-            namespace=seen.namespace if seen else namespace, value=str(value), primary=is_primary
-        )
-
-    identities = entity.get("identities")
-    if isinstance(identities, list):
-        for item in identities:
-            if isinstance(item, dict):
-                namespace = item.get("namespace")
-                code = namespace.get("code") if isinstance(namespace, dict) else namespace
-                add(code, item.get("id"), item.get("primary"))
-    identity_map = entity.get("identityMap")
-    if isinstance(identity_map, dict):
-        for code, items in identity_map.items():
-            for item in items if isinstance(items, list) else ():
-                if isinstance(item, dict):
-                    add(code, item.get("id"), item.get("primary"))
-    return tuple(found.values())
 
 
 # --- events -------------------------------------------------------------------------------------
@@ -599,37 +563,6 @@ def audiences_next_url(api_url: str, href: str) -> str:
 # --- small helpers ------------------------------------------------------------------------------
 
 
-def parse_timestamp(value: Any) -> datetime | None:
-    """A datetime (UTC when no zone is given) from an epoch number or any ISO 8601 variant.
-
-    Epoch numbers (or numeric strings) are read by size: up to 11 digits seconds (the docs'
-    examples use 10-digit seconds), 13 digits milliseconds (what Platform documents), 16
-    microseconds.
-    """
-    if isinstance(value, bool) or value is None:
-        return None
-    number = _number(value)
-    if number is not None:
-        return _from_epoch(number)
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def _from_epoch(number: float) -> datetime | None:
-    seconds = number
-    while abs(seconds) >= _EPOCH_SECONDS_BELOW:
-        seconds /= 1000
-    try:
-        return datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
 def _object(data: Mapping[str, Any], key: str) -> dict[str, Any]:
     value = data.get(key)
     return value if isinstance(value, dict) else {}
@@ -710,44 +643,8 @@ def _loads_or_none(body: bytes | str) -> Any:
         return None
 
 
-def _text(value: Any) -> str | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    return None
-
-
 def _first_text(data: Mapping[str, Any], *keys: str) -> str | None:
     for key in keys:
         if (text := _text(data.get(key))) is not None:
             return text
     return None
-
-
-def _number(value: Any) -> float | None:
-    """A finite number from a JSON number or numeric string; `inf`, `nan`, `1e400` give None."""
-    if isinstance(value, bool):
-        return None
-    number: float
-    if isinstance(value, int):
-        try:
-            number = float(value)
-        except OverflowError:
-            return None
-    elif isinstance(value, float):
-        number = value
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return None
-    else:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _truthy(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.strip().lower() == "true")

@@ -43,7 +43,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-DEMO_ORG_ID = "DEMO0000000000000000000@AdobeOrg"
+from bot.settings import DEMO_ORG_ID as DEMO_ORG_ID
+
 DEMO_CLIENT_ID = "demo-client-id"
 DEMO_CLIENT_SECRET = "demo-client-secret"  # noqa: S105 - public demo data
 DEMO_SANDBOX = "prod"

@@ -17,6 +17,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from bot import blockkit
 from bot.demo.workspace import Workspace, WorkspaceChannel, WorkspaceUser, demo_workspace
 
 __all__ = ["RESPONSE_URL_METHOD", "RecordedCall", "SlackRecorder", "block_problems"]
@@ -31,12 +32,12 @@ _JSON_FIELDS = frozenset(
 )
 _FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
-# Limits Slack enforces (https://docs.slack.dev/reference/block-kit/blocks and the method pages).
-MAX_MESSAGE_BLOCKS = 50
-MAX_VIEW_BLOCKS = 100
-MAX_MESSAGE_TEXT = 40_000
-MAX_PRIVATE_METADATA = 3000
-MAX_VIEW_TITLE = 24
+# The limits Slack enforces are the bot's own (bot/blockkit.py): one list, checked both ways.
+MAX_MESSAGE_BLOCKS = blockkit.MESSAGE_BLOCKS
+MAX_VIEW_BLOCKS = blockkit.MODAL_BLOCKS
+MAX_MESSAGE_TEXT = blockkit.MESSAGE_TEXT_CHARS
+MAX_PRIVATE_METADATA = blockkit.PRIVATE_METADATA_CHARS
+MAX_VIEW_TITLE = blockkit.VIEW_TITLE_CHARS
 _DEFAULT_MEMBERS_LIMIT = 100
 _MAX_MEMBERS_LIMIT = 1000
 
@@ -802,8 +803,12 @@ def _view_problem(view: object, *, home: bool) -> Answer | None:
     return _invalid_arguments(*problems) if problems else None
 
 
-_TEXT_LIMITS = {"section": 3000, "header": 150, "markdown": 12_000}
-_ELEMENT_LIMITS = {"actions": 25, "context": 10}
+_TEXT_LIMITS = {
+    "section": blockkit.SECTION_TEXT_CHARS,
+    "header": blockkit.HEADER_CHARS,
+    "markdown": blockkit.MARKDOWN_BLOCK_CHARS,
+}
+_ELEMENT_LIMITS = {"actions": blockkit.ACTIONS_ELEMENTS, "context": blockkit.CONTEXT_ELEMENTS}
 
 
 def block_problems(blocks: object, *, pointer: str = "/blocks") -> list[str]:
@@ -820,7 +825,7 @@ def block_problems(blocks: object, *, pointer: str = "/blocks") -> list[str]:
         kind = block["type"]
         block_id = block.get("block_id")
         if block_id is not None:
-            if not isinstance(block_id, str) or not 0 < len(block_id) <= 255:
+            if not isinstance(block_id, str) or not 0 < len(block_id) <= blockkit.ID_CHARS:
                 problems.append(f"block_id must be 1-255 characters [json-pointer:{where}]")
             elif block_id in block_ids:
                 problems.append(f"duplicate block_id {block_id} [json-pointer:{where}]")
@@ -838,11 +843,14 @@ def block_problems(blocks: object, *, pointer: str = "/blocks") -> list[str]:
             if "text" not in block and not fields:
                 problems.append(f"a section needs text or fields [json-pointer:{where}]")
             if fields is not None:
-                if not isinstance(fields, list) or len(fields) > 10:
-                    problems.append(f"at most 10 fields [json-pointer:{where}/fields]")
+                if not isinstance(fields, list) or len(fields) > blockkit.SECTION_FIELDS:
+                    problems.append(
+                        f"at most {blockkit.SECTION_FIELDS} fields [json-pointer:{where}/fields]"
+                    )
                 else:
                     for n, item in enumerate(fields):
-                        problems += _text_problems(item, f"{where}/fields/{n}", 2000)
+                        limit = blockkit.SECTION_FIELD_CHARS
+                        problems += _text_problems(item, f"{where}/fields/{n}", limit)
             if isinstance(block.get("accessory"), dict):
                 problems += _element_problems(block["accessory"], f"{where}/accessory")
         if kind in _ELEMENT_LIMITS:
@@ -881,14 +889,19 @@ def _element_problems(element: object, where: str) -> list[str]:
         return [f"an element needs a type [json-pointer:{where}]"]
     problems: list[str] = []
     action_id = element.get("action_id")
-    if action_id is not None and (not isinstance(action_id, str) or len(action_id) > 255):
+    if action_id is not None and (
+        not isinstance(action_id, str) or len(action_id) > blockkit.ID_CHARS
+    ):
         problems.append(f"action_id must be at most 255 characters [json-pointer:{where}]")
     if element["type"] == "button":
-        problems += _text_problems(element.get("text"), f"{where}/text", 75, required=True)
+        text = element.get("text")
+        problems += _text_problems(text, f"{where}/text", blockkit.BUTTON_TEXT_CHARS, required=True)
         value = element.get("value")
-        if value is not None and (not isinstance(value, str) or len(value) > 2000):
+        if value is not None and (
+            not isinstance(value, str) or len(value) > blockkit.BUTTON_VALUE_CHARS
+        ):
             problems.append(f"value must be at most 2000 characters [json-pointer:{where}/value]")
         url = element.get("url")
-        if url is not None and (not isinstance(url, str) or len(url) > 3000):
+        if url is not None and (not isinstance(url, str) or len(url) > blockkit.BUTTON_URL_CHARS):
             problems.append(f"url must be at most 3000 characters [json-pointer:{where}/url]")
     return problems

@@ -117,7 +117,7 @@ def register(app: AsyncApp, services: Services) -> None:
         asker = await asker_of(body)
         if asker is None:
             return None
-        ref = await services.lookup.recall(_token(body))
+        ref = await services.buttons.recall(_token(body))
         if ref is None:
             await respond(
                 **services.cards.notice("expired"),
@@ -197,7 +197,6 @@ def register(app: AsyncApp, services: Services) -> None:
             channel_id=asker.channel_id or "",
             thread_ts=thread_ts,
             response_url=body.get("response_url"),
-            customer_name=None,
             audience_note=(
                 "The card posted will show only what everyone who can read this "
                 "conversation may see; anyone allowed more can click View details."
@@ -247,7 +246,7 @@ def register(app: AsyncApp, services: Services) -> None:
             response_url=response_url,
         )
 
-        ref = await services.lookup.recall(meta.token)
+        ref = await services.buttons.recall(meta.token)
         if ref is None:
             await tell(services.cards.notice("expired"))
             return

@@ -56,7 +56,7 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         # Several identities: let the person pick; the buttons carry opaque tokens, not values.
         choices = [
-            (f"{ref.namespace}: {ref.value}", await services.lookup.remember(ref))
+            (f"{ref.namespace}: {ref.value}", await services.buttons.remember(ref))
             for ref in refs[:PICKER_CHOICES]
         ]
         picker = services.cards.picker(choices, found=found.count, capped=found.capped)

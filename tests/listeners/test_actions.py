@@ -74,7 +74,7 @@ async def test_a_modal_slack_would_not_open_is_said_privately(bot: RunningBot) -
 async def test_a_click_only_resembling_a_pick_is_not_answered(bot: RunningBot) -> None:
     # The picker's action ids are PICK_IDENTITY_<n> (ids.PICK_IDENTITY_ACTION); nothing else
     # that merely starts alike is answered as a pick.
-    token = await bot.services.lookup.remember(IdentityRef(namespace="email", value=JANE))
+    token = await bot.services.buttons.remember(IdentityRef(namespace="email", value=JANE))
     await click(bot, f"{ids.PICK_IDENTITY}_0_evil", token)
     await settle(0.3)
     assert bot.slack.calls_to("response_url") == []
