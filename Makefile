@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-faults clean
+.PHONY: run test lint i18n bench bench-faults clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy bot
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Extract every message into bot/locales/messages.pot and update each catalogue (tools/i18n.py).
+i18n: $(STAMP)
+	$(BIN)/python tools/i18n.py $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.harness $(ARGS)

@@ -13,8 +13,9 @@ from urllib.parse import quote
 from bot.aep.errors import AepError, RateLimited
 from bot.cards import MODAL_EVENTS, CardContext
 from bot.customer import Customer
-from bot.layout import namespace_class
+from bot.i18n import Reader, reader_for
 from bot.identity import MAX_IDENTITIES, IdentityRef, Refusal, read_identities
+from bot.layout import namespace_class
 from bot.policy import Access, Grants, Person, access_for, how_to_get_access, redact
 from bot.services import Services
 from bot.vocabulary import (
@@ -24,6 +25,7 @@ from bot.vocabulary import (
     CardSurface,
     IdentityRefused,
     NoGrants,
+    NoticeKind,
     PrivateAction,
     RefusedAt,
 )
@@ -53,12 +55,25 @@ class Viewer:
     asker: Asker
     person: Person
     access: Access
+    #: the language and time zone of everything said to them (their Slack locale and tz)
+    reader: Reader
 
 
 async def viewer_of(services: Services, asker: Asker) -> Viewer:
-    """The asker's own grants, from their roles in the policy."""
+    """The asker's own grants, from their roles in the policy, and their language."""
     person = await services.directory.person(asker.team_id or "", asker.user_id)
-    return Viewer(asker=asker, person=person, access=access_for(services.policy, person))
+    return Viewer(
+        asker=asker,
+        person=person,
+        access=access_for(services.policy, person),
+        reader=reader_of(services, person),
+    )
+
+
+def reader_of(services: Services, person: Person) -> Reader:
+    """Who `person` reads as: their Slack locale (else BOT_DEFAULT_LOCALE, else English) and
+    their Slack time zone (else UTC)."""
+    return reader_for(person.locale, person.tz, default_locale=services.settings.bot_default_locale)
 
 
 @dataclass(frozen=True)
@@ -80,12 +95,12 @@ class Found:
         """True when the parser stopped at its limit: the text may hold more than `count`."""
         return len(self.refs) >= MAX_IDENTITIES
 
-    def note(self, services: Services, shown: int) -> Message | None:
+    def note(self, services: Services, shown: int, reader: Reader) -> Message | None:
         """The "Showing N of M identities found" note, or None when every one was shown."""
         if shown >= self.count and not self.capped:
             return None
         return services.cards.notice(
-            "more_identities", shown=shown, total=self.count, capped=self.capped
+            "more_identities", reader=reader, shown=shown, total=self.count, capped=self.capped
         )
 
 
@@ -103,33 +118,38 @@ def now() -> datetime:
 # --- failures in words -----------------------------------------------------------------------
 
 
-def error_notice(services: Services, exc: AepError, ref: IdentityRef, classes: Grants) -> Message:
+def error_notice(
+    services: Services, exc: AepError, ref: IdentityRef, classes: Grants, reader: Reader
+) -> Message:
     """A private message in words for a failed lookup, chosen by the error's cause. The
     identity's value is named only to someone who may see its class: after a button click it
     came from a token, not from them."""
-    cards = services.cards
+
+    def notice(kind: NoticeKind, **values: str | int | None) -> Message:
+        return services.cards.notice(kind, reader=reader, **values)
+
     shown = namespace_class(ref.namespace) in classes
     query = f"{ref.namespace} {ref.value}" if shown else ref.namespace
     cause = exc.cause
     match cause:
         case "not_found" | "too_many_identities":
-            return cards.notice(cause, query=query)
+            return notice(cause, query=query)
         case "rate_limited":
             # A number only when it is small and plausible; else "in a few minutes".
             seconds = exc.seconds_to_tell() if isinstance(exc, RateLimited) else None
-            return cards.notice("rate_limited", seconds=seconds)
+            return notice("rate_limited", seconds=seconds)
         # What happened decides the words: an error answer, no answer, no connection, no sign-in.
         case "server_error":
-            return cards.notice("server_error", status=exc.status)
+            return notice("server_error", status=exc.status)
         case "unavailable":
             deadline = round(services.settings.bot_lookup_deadline)
-            return cards.notice("unavailable", seconds=deadline)
+            return notice("unavailable", seconds=deadline)
         case "unreachable" | "sign_in_failed" | "credentials" | "too_large" | "malformed":
-            return cards.notice(cause)
+            return notice(cause)
         case "rejected":
-            return cards.notice("rejected", message=exc.message)
+            return notice("rejected", message=exc.message)
         case "error":
-            return cards.notice("internal_error", reference=exc.request_id or "none")
+            return notice("internal_error", reference=exc.request_id or "none")
         case _:
             assert_never(cause)
 
@@ -195,21 +215,22 @@ async def refuse(
 ) -> Message:
     """Audit a refusal for lack of grants and say how to get access."""
     await audit_refusal(services, viewer.asker, outcome=NoGrants(at), surface=surface)
+    reader = viewer.reader
     if not viewer.person.known:
         # users.info failed: often a passing Slack error, so no advice to join a group.
-        how = (
+        how = reader.gettext(
             "Slack did not tell the bot who you are just now, so it shows no customer data. "
             "Try again in a minute; if it keeps happening, tell whoever runs the bot."
         )
     else:
-        how = how_to_get_access(services.policy, person=viewer.person)
-    return services.cards.notice("refused_no_grants", how=how)
+        how = how_to_get_access(services.policy, reader, person=viewer.person)
+    return services.cards.notice("refused_no_grants", reader=reader, how=how)
 
 
-def identity_refusal(services: Services, refused: Iterable[Refusal]) -> Message:
+def identity_refusal(services: Services, refused: Iterable[Refusal], reader: Reader) -> Message:
     """The private message saying why each identity-like text was not looked up."""
-    reasons = " ".join(str(refusal) for refusal in refused)
-    return services.cards.notice("refused_identity", reasons=reasons)
+    reasons = " ".join(refusal.words(reader) for refusal in refused)
+    return services.cards.notice("refused_identity", reader=reader, reasons=reasons)
 
 
 async def audit_identity_refusals(
@@ -223,13 +244,18 @@ async def audit_identity_refusals(
 
 
 async def refuse_identities(
-    services: Services, asker: Asker, refused: Iterable[Refusal], *, surface: AuditSurface
+    services: Services,
+    asker: Asker,
+    refused: Iterable[Refusal],
+    *,
+    surface: AuditSurface,
+    reader: Reader,
 ) -> Message:
     """Audit each refused identity-like text as a refusal (its reason, never its text, which may
     be an attacker's or a customer's) and say in words why nothing was looked up for it."""
     refused = list(refused)
     await audit_identity_refusals(services, asker, refused, surface=surface)
-    return identity_refusal(services, refused)
+    return identity_refusal(services, refused, reader)
 
 
 # --- cards -----------------------------------------------------------------------------------
@@ -241,6 +267,9 @@ class CardRequest:
 
     ref: IdentityRef
     classes: Grants
+    #: who reads the card: the asker; on a shared card the sharer, whose words it carries
+    #: (its times are Slack date tokens, which every reader sees in their own zone)
+    reader: Reader
     surface: CardSurface = "private"
     #: offer the Share button (never on a shared card)
     can_share: bool = False
@@ -280,13 +309,15 @@ async def render_card(services: Services, request: CardRequest) -> Card:
         customer = await services.lookup.lookup(ref, refresh=request.refresh)
     except AepError as exc:
         log.info("lookup failed: %s (status %s)", type(exc).__name__, exc.status)
-        return Card(message=error_notice(services, exc, ref, classes), ref=ref, failure=exc)
+        message = error_notice(services, exc, ref, classes, request.reader)
+        return Card(message=message, ref=ref, failure=exc)
     redacted = redact(customer, classes)
     token = await services.buttons.remember(ref)
     context = CardContext(
         surface=request.surface,
         now=now(),
         token=token,
+        reader=request.reader,
         withheld=frozenset(redacted.withheld),
         can_share=request.can_share and request.surface != "shared",
         aep_url=aep_profile_url(services, customer),
@@ -336,6 +367,7 @@ async def private_card(
     request = CardRequest(
         ref=ref,
         classes=viewer.access.classes,
+        reader=viewer.reader,
         can_share=viewer.access.can_share,
         refresh=refresh,
     )
@@ -353,23 +385,24 @@ async def events_view(services: Services, viewer: Viewer, ref: IdentityRef, toke
             services, viewer.asker, outcome="events_not_granted", surface="modal", ref=ref
         )
         if access.classes:
-            refusal = services.cards.notice("events_not_granted")
+            refusal = services.cards.notice("events_not_granted", reader=viewer.reader)
         else:
             refusal = await refuse(services, viewer, surface="modal", at="more_events")
-        return services.cards.modal_from_notice(refusal)
+        return services.cards.modal_from_notice(refusal, reader=viewer.reader)
     try:
         customer = await services.lookup.lookup(ref, events_limit=MODAL_EVENTS)
     except AepError as exc:
         await audit(
             services, viewer.asker, action="more_events", outcome=exc.kind, surface="modal", ref=ref
         )
-        notice = error_notice(services, exc, ref, access.classes)
-        return services.cards.modal_from_notice(notice)
+        notice = error_notice(services, exc, ref, access.classes, viewer.reader)
+        return services.cards.modal_from_notice(notice, reader=viewer.reader)
     redacted = redact(customer, access.classes)
     context = CardContext(
         surface="private",
         now=now(),
         token=token,
+        reader=viewer.reader,
         withheld=frozenset(redacted.withheld),
         max_events=MODAL_EVENTS,
         granted=frozenset(access.classes),

@@ -121,7 +121,9 @@ def create_app(
         if isinstance(error, SlackBusy):
             # Not a bug: Slack asked for quiet longer than the person can wait.
             log.warning("Slack is busy: %s (reference %s)", error, reference)
-            message = services.cards.notice("slack_busy", seconds=busy_seconds(error))
+            message = services.cards.notice(
+                "slack_busy", reader=services.default_reader, seconds=busy_seconds(error)
+            )
         else:
             log.error(
                 "unhandled error %s (reference %s)",
@@ -129,7 +131,9 @@ def create_app(
                 reference,
                 exc_info=error,
             )
-            message = services.cards.notice("internal_error", reference=reference)
+            message = services.cards.notice(
+                "internal_error", reader=services.default_reader, reference=reference
+            )
         reply = {**message, "response_type": "ephemeral", "replace_original": False}
         response_url = body.get("response_url")
         if not response_url and body.get("type") == "view_submission":

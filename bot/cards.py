@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import jinja2
+from babel import lists, numbers
 from jinja2.ext import do as do_extension
+from jinja2.runtime import Context
 from markupsafe import Markup
 
 import bot
@@ -25,16 +27,26 @@ from bot.blockkit import (
     check_message,
     check_view,
 )
-from bot.customer import Customer, CustomerEvent, CustomerField, CustomerIdentity
+from bot.customer import (
+    EVENT_TITLES,
+    UNTYPED_EVENT,
+    Customer,
+    CustomerEvent,
+    CustomerField,
+    CustomerIdentity,
+)
 from bot.formatting import (
     format_date,
     format_datetime,
+    format_money,
     format_value,
     mrkdwn_clip,
     one_line,
     relative_time,
+    slack_date,
 )
-from bot.layout import FIELD_CLASSES
+from bot.i18n import N_, Reader
+from bot.layout import DEFAULT_SECTIONS, FIELD_CLASSES, Label, label_text
 from bot.vocabulary import NoticeKind
 
 #: Slack refuses messages whose blocks total about 13k characters even under 50 blocks
@@ -101,22 +113,23 @@ NOTICE_VALUES: dict[str, tuple[str, ...]] = {
 
 # Field classes in words, for the "... are hidden" line; all plural so one verb fits any list.
 _CLASS_WORDS: dict[str, str] = {
-    "basic": "profile details",
-    "contact": "contact details",
-    "identifiers": "identifiers",
-    "activity": "recent events",
-    "audiences": "audience memberships",
-    "scores": "scores",
-    "financial": "financial details",
-    "sensitive": "sensitive details",
+    "basic": N_("profile details"),
+    "contact": N_("contact details"),
+    "identifiers": N_("identifiers"),
+    "activity": N_("recent events"),
+    "audiences": N_("audience memberships"),
+    "scores": N_("scores"),
+    "financial": N_("financial details"),
+    "sensitive": N_("sensitive details"),
 }
 
+# Namespaces in words; product names (ECID, AAID, IDFA...) read the same in every language.
 _NAMESPACE_LABELS: dict[str, str] = {
-    "email": "Email",
-    "phone": "Phone",
-    "phone_e.164": "Phone",
+    "email": N_("Email"),
+    "phone": N_("Phone"),
+    "phone_e.164": N_("Phone"),
     "ecid": "ECID",
-    "crmid": "CRM ID",
+    "crmid": N_("CRM ID"),
     "aaid": "AAID",
     "core": "AAM UUID",
     "tntid": "Target ID",
@@ -124,10 +137,13 @@ _NAMESPACE_LABELS: dict[str, str] = {
     "gaid": "GAID",
     "waid": "Windows AID",
     "adcloud": "AdCloud ID",
-    "email_lc_sha256": "Email (hashed)",
-    "phone_sha256": "Phone (hashed)",
-    "phone_sha256_e.164": "Phone (hashed)",
+    "email_lc_sha256": N_("Email (hashed)"),
+    "phone_sha256": N_("Phone (hashed)"),
+    "phone_sha256_e.164": N_("Phone (hashed)"),
 }
+_TRANSLATED_LABELS = frozenset(
+    {*_CLASS_WORDS.values(), *_NAMESPACE_LABELS.values(), *DEFAULT_SECTIONS.values()}
+)
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
@@ -137,11 +153,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class CardContext:
-    """Who sees a card and where: the surface, the lookup token and what the viewer may see."""
+    """Who sees a card and where: the surface, the lookup token, what the viewer may see, and
+    who reads it (the asker's, or on a shared card the sharer's, language and time zone)."""
 
     surface: Literal["private", "shared"]
     now: datetime
     token: str
+    reader: Reader
     withheld: frozenset[str] = frozenset()
     can_share: bool = False
     aep_url: str | None = None
@@ -174,7 +192,7 @@ class IdentityGroup:
 class FieldBlock:
     """Up to ten fields shown in one section block; `heading` only on a section's first block."""
 
-    heading: str | None
+    heading: Label | None
     fields: tuple[CustomerField, ...]
 
 
@@ -249,16 +267,25 @@ class CardRenderer:
             esc=_esc,
             esc_line=_esc_line,
             plain_line=_plain_line,
-            fmt=format_value,
-            when=format_datetime,
-            day=format_date,
-            ago=relative_time,
+            value_text=_value_text,
+            label=_label,
+            words=_words,
+            heading=_heading,
+            event_title=_event_title,
+            event_detail=_event_detail,
+            when=_when,
+            when_ago=_when_ago,
+            fetched=_fetched,
+            day=_day,
+            ago=_ago,
             user_ref=_user_ref,
             channel_ref=_channel_ref,
-            plural=_plural,
             found_words=_found_words,
             capitalize_first=_capitalize_first,
         )
+        # Words come from the reader's catalogue (see bot.i18n): `_` and `ngettext` read the
+        # `reader` of the render, so one environment serves every language.
+        self._env.globals.update(_=_gettext, gettext=_gettext, ngettext=_ngettext)
         # An undefined value inside `tojson` would otherwise surface as a TypeError from json.
         self._env.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": _no_undefined}
         self._env.globals.update(ids.template_globals())
@@ -289,7 +316,7 @@ class CardRenderer:
         score_blocks, scores_cut = _field_blocks(
             [f for f in customer.fields if f.field_class == "scores"],
             budget.score_blocks,
-            heading="Scores",
+            heading=DEFAULT_SECTIONS["scores"],
         )
         current, current_cut = _cut(
             [a for a in customer.audiences if a.status != "exited"], budget.memberships
@@ -299,9 +326,11 @@ class CardRenderer:
         )
         return self._render(
             "customer_card.json.j2",
+            ctx.reader,
+            slack_times=ctx.surface == "shared",
             customer=customer,
             ctx=ctx,
-            name=_display_name(customer),
+            name=_display_name(customer, ctx.reader),
             identity_groups=groups,
             identities_cut=identities_cut,
             field_blocks=field_blocks,
@@ -314,7 +343,7 @@ class CardRenderer:
             memberships_cut=current_cut,
             left=left,
             left_cut=left_cut,
-            withheld=_withheld_words(ctx.withheld),
+            withheld=_withheld_words(ctx.withheld, ctx.reader),
             aep_url=aep_url,
         )
 
@@ -323,26 +352,28 @@ class CardRenderer:
         shown, cut = _cut(_newest_first(customer.events), min(ctx.max_events, MODAL_EVENTS))
         view = self._render(
             "events_modal.json.j2",
+            ctx.reader,
             customer=customer,
             ctx=ctx,
-            name=_display_name(customer),
+            name=_display_name(customer, ctx.reader),
             events=shown,
             events_cut=cut,
         )
         check_view(view)
         return view
 
-    def loading_modal(self, title: str = "Recent events") -> dict[str, Any]:
-        """A modal to open at once (trigger ids live ~3 s) and fill later with views.update."""
-        view = self._render("status_modal.json.j2", title=title, blocks=None)
+    def loading_modal(self, *, reader: Reader, title: str | None = None) -> dict[str, Any]:
+        """A modal to open at once (trigger ids live ~3 s) and fill later with views.update;
+        its title is "Recent events" in the reader's language unless given."""
+        view = self._render("status_modal.json.j2", reader, title=title, blocks=None)
         check_view(view)
         return view
 
     def modal_from_notice(
-        self, notice: dict[str, Any], title: str = "Recent events"
+        self, notice: dict[str, Any], *, reader: Reader, title: str | None = None
     ) -> dict[str, Any]:
         """A notice (from `notice()`) shown as a modal, for failures after a modal was opened."""
-        view = self._render("status_modal.json.j2", title=title, blocks=notice["blocks"])
+        view = self._render("status_modal.json.j2", reader, title=title, blocks=notice["blocks"])
         check_view(view)
         return view
 
@@ -354,6 +385,7 @@ class CardRenderer:
         thread_ts: str | None,
         response_url: str | None,
         audience_note: str,
+        reader: Reader,
     ) -> dict[str, Any]:
         """A modal asking for a short reason before a card is shared to the channel or thread."""
         metadata = ShareMetadata(
@@ -361,6 +393,7 @@ class CardRenderer:
         ).to_json()
         view = self._render(
             "share_modal.json.j2",
+            reader,
             metadata=metadata,
             in_thread=thread_ts is not None,
             audience_note=audience_note,
@@ -370,7 +403,12 @@ class CardRenderer:
         return view
 
     def picker(
-        self, choices: Sequence[tuple[str, str]], *, found: int | None = None, capped: bool = False
+        self,
+        choices: Sequence[tuple[str, str]],
+        *,
+        reader: Reader,
+        found: int | None = None,
+        capped: bool = False,
     ) -> dict[str, Any]:
         """A message with one button per identity found; each button's value is its token.
 
@@ -382,6 +420,7 @@ class CardRenderer:
         shown = list(choices)[:PICKER_CHOICES]
         payload = self._render(
             "picker.json.j2",
+            reader,
             choices=shown,
             found=max(found if found is not None else len(choices), len(shown)),
             capped=capped,
@@ -389,8 +428,11 @@ class CardRenderer:
         check_message(payload)
         return payload
 
-    def notice(self, kind: NoticeKind, **values: str | int | None) -> dict[str, Any]:
-        """A short message saying what happened and what to do; see NOTICE_VALUES for the kinds."""
+    def notice(
+        self, kind: NoticeKind, *, reader: Reader, **values: str | int | None
+    ) -> dict[str, Any]:
+        """A short message saying what happened and what to do, in the reader's language; see
+        NOTICE_VALUES for the kinds."""
         if kind not in NOTICE_VALUES:
             raise ValueError(f"unknown notice kind {kind!r}")
         unexpected = set(values) - set(NOTICE_VALUES[kind])
@@ -400,12 +442,16 @@ class CardRenderer:
                 f"not {', '.join(sorted(unexpected))}"
             )
         given = {name: values.get(name) for name in NOTICE_VALUES[kind]}
-        payload = self._render("notice.json.j2", kind=kind, values=given)
+        payload = self._render("notice.json.j2", reader, kind=kind, values=given)
         check_message(payload)
         return payload
 
-    def _render(self, template: str, **context: Any) -> dict[str, Any]:
-        text = self._env.get_template(template).render(**context)
+    def _render(
+        self, template: str, reader: Reader, *, slack_times: bool = False, **context: Any
+    ) -> dict[str, Any]:
+        text = self._env.get_template(template).render(
+            reader=reader, slack_times=slack_times, **context
+        )
         try:
             payload = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -454,22 +500,145 @@ def _channel_ref(channel_id: str) -> str:
     return f"<#{channel_id}>" if _CHANNEL_ID.match(channel_id) else mrkdwn_clip(channel_id, 30)
 
 
-def _plural(count: Any, word: str) -> str:
-    if isinstance(count, float) and count.is_integer():
-        count = int(count)
-    shown = mrkdwn_clip(str(count), 30)
-    return f"{shown} {word}" if count == 1 else f"{shown} {word}s"
+# --- words and formats in the reader's language (the render's `reader`) ----------------------
 
 
-def _found_words(shown: Any, total: Any, capped: Any) -> str:
+def _reader(context: Context) -> Reader:
+    reader = context.get("reader")
+    if not isinstance(reader, Reader):
+        raise jinja2.TemplateError("rendered without a reader: pass CardRenderer a Reader")
+    return reader
+
+
+def _count(n: Any) -> int:
+    if isinstance(n, bool) or not isinstance(n, int | float):
+        raise jinja2.TemplateError(f"ngettext needs a number, not {type(n).__name__}")
+    return int(n)
+
+
+@jinja2.pass_context
+def _gettext(context: Context, message: str, **values: Any) -> str:
+    """`_("text %(name)s", name=value)`: the reader's words; values are already escaped."""
+    return _reader(context).gettext(message, **values)
+
+
+@jinja2.pass_context
+def _ngettext(context: Context, singular: str, plural: str, n: Any, **values: Any) -> str:
+    """`ngettext("%(num)s event", "%(num)s events", n)`: `num` is n in the reader's digits."""
+    reader = _reader(context)
+    count = _count(n)
+    num = numbers.format_decimal(count, locale=reader.locale)
+    return reader.ngettext(singular, plural, count, num=num, **values)
+
+
+@jinja2.pass_context
+def _value_text(context: Context, field: CustomerField, limit: int) -> str:
+    """A field's value as mrkdwn: escaped and cut; a date-time on a shared card is a Slack date
+    token, so every reader sees it in their own time zone."""
+    reader = _reader(context)
+    shared = bool(context.get("slack_times"))
+    if shared and field.format == "datetime" and isinstance(field.value, datetime):
+        return slack_date(field.value, reader)
+    return _esc(format_value(field, reader), limit)
+
+
+@jinja2.pass_context
+def _label(context: Context, field: CustomerField) -> str:
+    return _layout_text(field.label, _reader(context))
+
+
+@jinja2.pass_context
+def _words(context: Context, text: str) -> str:
+    """One of the bot's own labels (marked with N_) in the reader's language; any other text
+    (a namespace code from AEP) as it is."""
+    return _reader(context).gettext(text) if text in _TRANSLATED_LABELS else text
+
+
+@jinja2.pass_context
+def _heading(context: Context, heading: Label) -> str:
+    return _layout_text(heading, _reader(context))
+
+
+def _layout_text(label: Label, reader: Reader) -> str:
+    # The layout's own text; the bot's default section names come from the catalogue.
+    if isinstance(label, str) and label in DEFAULT_SECTIONS.values():
+        return reader.gettext(label)
+    return label_text(label, reader.tag)
+
+
+@jinja2.pass_context
+def _event_title(context: Context, event: CustomerEvent) -> str:
+    known = EVENT_TITLES.get(event.event_type)
+    if known is not None or event.title == UNTYPED_EVENT:
+        return _reader(context).gettext(known or UNTYPED_EVENT)
+    return event.title
+
+
+@jinja2.pass_context
+def _event_detail(context: Context, event: CustomerEvent) -> str:
+    """The event's detail line, with a purchase's total in the reader's currency format."""
+    detail = event.detail or ""
+    if event.amount is not None:
+        money = format_money(event.amount, event.currency or "", _reader(context))
+        if money:
+            detail = f"{detail} ({money})" if detail else money
+    return detail
+
+
+@jinja2.pass_context
+def _when(context: Context, moment: datetime) -> str:
+    """A moment as mrkdwn: in the reader's zone on a private card, a Slack date token on a
+    shared one."""
+    reader = _reader(context)
+    if context.get("slack_times"):
+        return slack_date(moment, reader)
+    return mrkdwn_clip(format_datetime(moment, reader), TEXT_CHARS)
+
+
+@jinja2.pass_context
+def _when_ago(context: Context, moment: datetime, now: datetime) -> str:
+    """ "<moment> (<how long ago>)"; on a shared card only the token (the words would age)."""
+    reader = _reader(context)
+    if context.get("slack_times"):
+        return slack_date(moment, reader)
+    return f"{_when(context, moment)} ({relative_time(moment, now, reader)})"
+
+
+@jinja2.pass_context
+def _fetched(context: Context, moment: datetime, now: datetime) -> str:
+    if context.get("slack_times"):
+        return slack_date(moment, _reader(context))
+    return relative_time(moment, now, _reader(context))
+
+
+@jinja2.pass_context
+def _ago(context: Context, moment: datetime, now: datetime) -> str:
+    return relative_time(moment, now, _reader(context))
+
+
+@jinja2.pass_context
+def _day(context: Context, value: datetime) -> str:
+    return format_date(value, _reader(context))
+
+
+@jinja2.pass_context
+def _found_words(context: Context, shown: Any, total: Any, capped: Any) -> str:
     """How many identities were found, in the one phrase the note and the picker share."""
-    found = ("the first " if capped else "") + _esc(total, 30)
-    words = f"Showing {_esc(shown, 30)} of {found} identities found"
+    reader = _reader(context)
+    values = {"shown": _esc(shown, 30), "total": _esc(total, 30)}
     if capped:
-        return words + " (the message may hold more)."
+        return reader.gettext(
+            "Showing %(shown)s of the first %(total)s identities found "
+            "(the message may hold more).",
+            **values,
+        )
     if isinstance(shown, int) and isinstance(total, int) and total > shown:
-        return words + f" (+{total - shown} more)."
-    return words + "."
+        return reader.gettext(
+            "Showing %(shown)s of %(total)s identities found (+%(more)s more).",
+            more=total - shown,
+            **values,
+        )
+    return reader.gettext("Showing %(shown)s of %(total)s identities found.", **values)
 
 
 def _capitalize_first(text: str) -> str:
@@ -485,8 +654,8 @@ def _newest_first(events: Iterable[CustomerEvent]) -> list[CustomerEvent]:
     return sorted(events, key=lambda e: e.timestamp, reverse=True)
 
 
-def _display_name(customer: Customer) -> str:
-    return one_line(customer.name or "") or "Customer"
+def _display_name(customer: Customer, reader: Reader) -> str:
+    return one_line(customer.name or "") or reader.gettext("Customer")
 
 
 def _identity_groups(
@@ -509,12 +678,14 @@ def _identity_groups(
 def _field_blocks(
     fields: Sequence[CustomerField], most: int, heading: str | None = None
 ) -> tuple[list[FieldBlock], int]:
-    sections: dict[str, list[CustomerField]] = {}
+    sections: dict[str, tuple[Label, list[CustomerField]]] = {}
     for field in fields:
-        sections.setdefault(heading or field.section, []).append(field)
+        section = heading or field.section
+        key = json.dumps(section, sort_keys=True)
+        sections.setdefault(key, (section, []))[1].append(field)
     blocks: list[FieldBlock] = []
     shown = 0
-    for title, members in sections.items():
+    for title, members in sections.values():
         for start in range(0, len(members), SECTION_FIELDS):
             if len(blocks) == most:
                 return blocks, len(fields) - shown
@@ -524,12 +695,9 @@ def _field_blocks(
     return blocks, 0
 
 
-def _withheld_words(withheld: frozenset[str]) -> str | None:
+def _withheld_words(withheld: frozenset[str], reader: Reader) -> str | None:
     if not withheld:
         return None
-    known = [_CLASS_WORDS[c] for c in FIELD_CLASSES if c in withheld]
+    known = [reader.gettext(_CLASS_WORDS[c]) for c in FIELD_CLASSES if c in withheld]
     unknown = sorted(c for c in withheld if c not in _CLASS_WORDS)
-    words = known + unknown
-    if len(words) == 1:
-        return words[0]
-    return ", ".join(words[:-1]) + " and " + words[-1]
+    return lists.format_list(known + unknown, locale=reader.locale)

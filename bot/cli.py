@@ -64,7 +64,11 @@ async def lookup_main(settings: Settings, argv: Sequence[str]) -> int:
 def describe(customer: Customer) -> str:
     """A plain-text view of a Customer for the terminal."""
     from bot.formatting import format_value
+    from bot.i18n import FALLBACK_LOCALE, reader_for
+    from bot.layout import label_text
 
+    # An operator's tool: English and UTC, as the logs are.
+    english = reader_for(FALLBACK_LOCALE)
     lines = [
         f"{customer.name or '(no name)'}{'   [DEMO DATA]' if customer.demo else ''}",
         f"profile {customer.profile_id}, last modified {customer.last_modified_at or 'unknown'}",
@@ -78,10 +82,11 @@ def describe(customer: Customer) -> str:
         lines.append(f"  {identity.namespace}: {identity.value} {marks}".rstrip())
     section = None
     for field in customer.fields:
-        if field.section != section:
-            section = field.section
+        heading = label_text(field.section, english.tag)
+        if heading != section:
+            section = heading
             lines += ["", f"{section}:"]
-        lines.append(f"  {field.label}: {format_value(field)}")
+        lines.append(f"  {label_text(field.label, english.tag)}: {format_value(field, english)}")
     lines += ["", "Recent events:" if customer.events_available else "Recent events: not available"]
     for event in customer.events:
         detail = f" - {event.detail}" if event.detail else ""

@@ -12,8 +12,9 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from bot.i18n import N_
 from bot.identity import IdentityRef
-from bot.layout import CardLayout, FieldClass, FieldFormat, namespace_class
+from bot.layout import CardLayout, FieldClass, FieldFormat, Label, namespace_class
 
 
 class _Frozen(BaseModel):
@@ -37,11 +38,12 @@ class CustomerField(_Frozen):
     """One layout field present in the profile: its value and how to show it. Date and
     date-time fields hold a datetime when the profile's value could be read as one."""
 
-    label: str
+    #: one text for every language, or texts by language ("en", "nl"); see bot.layout.Label
+    label: Label
     path: str
     field_class: FieldClass
     format: FieldFormat
-    section: str
+    section: Label
     currency: str = "USD"
     value: Any
 
@@ -54,6 +56,9 @@ class CustomerEvent(_Frozen):
     event_type: str
     title: str
     detail: str | None = None
+    #: a purchase's total, shown in the reader's currency format after `detail`
+    amount: float | None = None
+    currency: str | None = None
 
 
 class AudienceMembership(_Frozen):
@@ -161,32 +166,35 @@ def _present(value: Any) -> bool:
     return value is not None and value != "" and value != [] and value != {}
 
 
+#: Event types in words (English; cards show them in the reader's language).
 EVENT_TITLES: dict[str, str] = {
-    "commerce.purchases": "Purchase",
-    "commerce.productViews": "Product view",
-    "commerce.productListAdds": "Added to cart",
-    "commerce.productListRemovals": "Removed from cart",
-    "commerce.checkouts": "Checkout",
-    "web.webpagedetails.pageViews": "Page view",
-    "web.webinteraction.linkClicks": "Link click",
-    "directMarketing.emailSent": "Email sent",
-    "directMarketing.emailOpened": "Email opened",
-    "directMarketing.emailClicked": "Email clicked",
-    "directMarketing.emailUnsubscribed": "Unsubscribed",
-    "pushTracking.applicationOpened": "Push opened",
-    "application.launch": "App launch",
+    "commerce.purchases": N_("Purchase"),
+    "commerce.productViews": N_("Product view"),
+    "commerce.productListAdds": N_("Added to cart"),
+    "commerce.productListRemovals": N_("Removed from cart"),
+    "commerce.checkouts": N_("Checkout"),
+    "web.webpagedetails.pageViews": N_("Page view"),
+    "web.webinteraction.linkClicks": N_("Link click"),
+    "directMarketing.emailSent": N_("Email sent"),
+    "directMarketing.emailOpened": N_("Email opened"),
+    "directMarketing.emailClicked": N_("Email clicked"),
+    "directMarketing.emailUnsubscribed": N_("Unsubscribed"),
+    "pushTracking.applicationOpened": N_("Push opened"),
+    "application.launch": N_("App launch"),
 }
+#: The title of an event of no type.
+UNTYPED_EVENT = N_("Event")
 
 
 def summarise_event(event: EventFacts) -> CustomerEvent:
     """An experience event as a type, a title and a short detail line."""
     event_type = event.event_type
-    title = EVENT_TITLES.get(event_type) or (event_type or "Event")
+    title = EVENT_TITLES.get(event_type) or (event_type or UNTYPED_EVENT)
     detail: str | None
+    amount: float | None = None
     if event_type.startswith("commerce.") and event.products is not None:
         detail = ", ".join(event.products)
-        if event.price_total is not None:
-            detail += f" ({event.price_total:,.2f} {event.currency or ''})".replace(" )", ")")
+        amount = event.price_total
     elif event_type.startswith("directMarketing."):
         detail = event.campaign
     else:
@@ -197,6 +205,8 @@ def summarise_event(event: EventFacts) -> CustomerEvent:
         event_type=event_type or "unknown",
         title=title,
         detail=detail,
+        amount=amount,
+        currency=event.currency if amount is not None else None,
     )
 
 

@@ -33,11 +33,16 @@ _PAGE_SIZE = 200
 
 #: Bump when the shape of a cached entry changes, so a shared Redis never serves an old shape.
 #: v2: values on Redis are sealed (bot/cache.py), which v1 code could not read.
-_PREFIX = "slack:v2"
+#: v3: a user entry holds the person's Slack `locale` and `tz` (issue 11).
+_PREFIX = "slack:v3"
 
 _USER_FLAGS = frozenset(
     {"known", "is_bot", "deleted", "is_restricted", "is_ultra_restricted", "external"}
 )
+#: What a user entry holds besides its flags: Slack's locale and time zone, strings or null.
+_USER_TEXTS = frozenset({"locale", "tz"})
+#: Longest locale or time zone name kept (Slack's are under 40 characters).
+_TEXT_CHARS = 64
 
 
 class JsonStore(Protocol):
@@ -93,6 +98,11 @@ def _groups_of(cached: Any) -> dict[str, list[str]] | None:
     ):
         return None
     return groups
+
+
+def _text_or_none(value: Any) -> str | None:
+    """A short string from Slack kept as it is; anything else (absent, too long) is None."""
+    return value if isinstance(value, str) and 0 < len(value) <= _TEXT_CHARS else None
 
 
 def _error_code(exc: BaseException) -> str:
@@ -190,23 +200,28 @@ class SlackDirectory:
             is_bot=user["is_bot"],
             deleted=user["deleted"],
             external=user["external"],
+            locale=user["locale"],
+            tz=user["tz"],
         )
 
-    async def _user(self, team_id: str, user_id: str) -> dict[str, bool] | None:
-        """The account flags from `users.info`, or None when Slack would not say."""
+    async def _user(self, team_id: str, user_id: str) -> dict[str, Any] | None:
+        """The account flags, locale and time zone from `users.info`, or None when Slack would
+        not say."""
         key = f"{_PREFIX}:user:{team_id}:{user_id}"
         cached = await self._store.get_json(key)
         if cached == {"known": False}:
             return None
         if (
             isinstance(cached, dict)
-            and set(cached) == _USER_FLAGS
-            and all(isinstance(flag, bool) for flag in cached.values())
+            and set(cached) == _USER_FLAGS | _USER_TEXTS
+            and all(isinstance(cached[flag], bool) for flag in _USER_FLAGS)
+            and all(_text_or_none(cached[text]) == cached[text] for text in _USER_TEXTS)
         ):
             return cached
         self.api_calls["users.info"] += 1
         try:
-            response = await self._client.users_info(user=user_id)
+            # Slack sends `locale` only when asked (include_locale); `tz` always.
+            response = await self._client.users_info(user=user_id, include_locale=True)
         except SlackBusy:
             raise
         except _CALL_ERRORS as exc:
@@ -224,6 +239,8 @@ class SlackDirectory:
             "is_restricted": bool(data.get("is_restricted")),
             "is_ultra_restricted": bool(data.get("is_ultra_restricted")),
             "external": _is_external_user(data, team_id),
+            "locale": _text_or_none(data.get("locale")),
+            "tz": _text_or_none(data.get("tz")),
         }
         await self._store.set_json(key, flags, self._ttl)
         return flags

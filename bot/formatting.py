@@ -1,13 +1,18 @@
-"""Pure text helpers for cards: mrkdwn escaping, truncation, field values and relative times."""
+"""Pure text helpers for cards: mrkdwn escaping, truncation, and every number, amount, date and
+relative time in the reader's locale and time zone (Babel's CLDR formats, never by hand)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from babel import dates, numbers
+
 from bot.customer import CustomerField
+from bot.i18n import Reader
 
 ELLIPSIS = "…"
 
@@ -15,10 +20,7 @@ ELLIPSIS = "…"
 # entities are not escaped again.
 _MRKDWN_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
-# English month abbreviations, fixed: `%b` would follow the process locale.
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-_CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
 def mrkdwn_escape(text: str) -> str:
@@ -58,53 +60,70 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def format_date(value: date) -> str:
-    """A date as "14 Mar 2026"."""
-    return f"{value.day} {_MONTHS[value.month - 1]} {value.year}"
+def format_date(value: date, reader: Reader) -> str:
+    """A calendar date in the reader's medium format: "Mar 14, 2026", "14 mrt 2026". A date
+    carries no time zone, so it is shown as it is (a datetime as its UTC day)."""
+    if isinstance(value, datetime):
+        value = _as_utc(value).date()
+    return dates.format_date(value, "medium", locale=reader.locale)
 
 
-def format_datetime(value: datetime) -> str:
-    """A moment as "14 Mar 2026, 09:26 UTC" (naive datetimes are read as UTC)."""
+def format_datetime(value: datetime, reader: Reader) -> str:
+    """A moment in the reader's time zone and format, with the zone: "Mar 14, 2026, 5:26 AM EDT",
+    "14 mrt 2026, 10:26 CET" (naive datetimes are read as UTC)."""
     moment = _as_utc(value)
-    return f"{format_date(moment)}, {moment:%H:%M} UTC"
+    day = dates.format_date(moment.astimezone(reader.zone), "medium", locale=reader.locale)
+    time = dates.format_time(moment, "short", tzinfo=reader.zone, locale=reader.locale)
+    zone = dates.format_datetime(moment, "zzz", tzinfo=reader.zone, locale=reader.locale)
+    pattern = reader.locale.datetime_formats["medium"]
+    return f"{pattern.format(time, day)} {zone}"
 
 
-def format_value(field: CustomerField) -> str:
+def slack_date(value: datetime, reader: Reader) -> str:
+    """A moment as Slack's date token, which every reader's Slack shows in their own time zone
+    and language; the fallback (for clients that cannot) is in UTC, in the reader's words.
+    The result is mrkdwn: only the fallback is escaped."""
+    moment = _as_utc(value)
+    fallback = format_datetime(moment, Reader(locale=reader.locale, zone=UTC))
+    # `|` ends the fallback and `>` the token: neither may appear inside it.
+    fallback = mrkdwn_escape(fallback).replace("|", "/")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def format_value(field: CustomerField, reader: Reader) -> str:
     """A field's value shown by its format; values of an unexpected type fall back to their text."""
     try:
-        shown = _FORMATTERS[field.format](field.value, field.currency)
+        shown = _FORMATTERS[field.format](field.value, field.currency, reader)
     except (ValueError, TypeError, OverflowError, ArithmeticError):
         shown = None
-    return shown if shown is not None else _text(field.value)
+    return shown if shown is not None else _text(field.value, reader)
 
 
-def relative_time(when: datetime, now: datetime) -> str:
-    """How long ago (or from now) `when` is, in coarse words: "5 min ago", "in 3 days"."""
-    seconds = (_as_utc(now) - _as_utc(when)).total_seconds()
-    future = seconds < 0
-    seconds = abs(seconds)
-    if seconds < 60:
-        return "just now"
-    minutes, hours, days = int(seconds // 60), int(seconds // 3600), int(seconds // 86400)
-    if minutes < 60:
-        amount = f"{minutes} min"
-    elif hours < 24:
-        amount = f"{hours} h"
-    elif days < 2:
-        return "tomorrow" if future else "yesterday"
-    elif days < 7:
-        amount = f"{days} days"
-    elif days < 30:
-        amount = _count(days // 7, "week")
-    elif days < 365:
-        amount = _count(max(days // 30, 1), "month")
-    else:
-        amount = _count(days // 365, "year")
-    return f"in {amount}" if future else f"{amount} ago"
+def format_number(value: Any, reader: Reader) -> str | None:
+    """A number in the reader's format ("1,234.5", "1.234,5"); None when it is no number."""
+    if not _is_number(value) or not Decimal(value).is_finite():
+        return None
+    return numbers.format_decimal(value, format="#,##0.##", locale=reader.locale)
 
 
-def _count(amount: int, unit: str) -> str:
-    return f"{amount} {unit}" if amount == 1 else f"{amount} {unit}s"
+def format_money(value: Any, currency: str, reader: Reader) -> str | None:
+    """An amount of any ISO currency in the reader's format ("€48,213.75", "€ 48.213,75")."""
+    if not _is_number(value) or not Decimal(value).is_finite():
+        return None
+    code = currency.upper() if _CURRENCY.match(currency.upper()) else None
+    if code is None:
+        return format_number(value, reader)
+    return numbers.format_currency(value, code, locale=reader.locale)
+
+
+def relative_time(when: datetime, now: datetime, reader: Reader) -> str:
+    """How long ago (or from now) `when` is, in coarse words: "3 days ago", "over 3 dagen"."""
+    delta = _as_utc(when) - _as_utc(now)
+    if abs(delta.total_seconds()) < 60:
+        return reader.gettext("just now")
+    return dates.format_timedelta(
+        delta, add_direction=True, format="long", threshold=1.0, locale=reader.locale
+    )
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -115,67 +134,55 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
 
 
-def _text(value: Any) -> str:
+def _yes_no(value: bool, reader: Reader) -> str:
+    return reader.gettext("Yes") if value else reader.gettext("No")
+
+
+def _text(value: Any, reader: Reader) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
-        return "Yes" if value else "No"
+        return _yes_no(value, reader)
     if isinstance(value, list | tuple):
-        return ", ".join(_text(v) for v in value if v is not None)
+        return ", ".join(_text(v, reader) for v in value if v is not None)
     if isinstance(value, Mapping):
-        return ", ".join(f"{k}: {_text(v)}" for k, v in value.items())
+        return ", ".join(f"{k}: {_text(v, reader)}" for k, v in value.items())
     return str(value)
 
 
-def _number(value: Any, decimals: int = 2) -> str | None:
+def _format_text(value: Any, currency: str, reader: Reader) -> str | None:
+    return _text(value, reader)
+
+
+def _format_number(value: Any, currency: str, reader: Reader) -> str | None:
+    return format_number(value, reader)
+
+
+def _format_percent(value: Any, currency: str, reader: Reader) -> str | None:
     if not _is_number(value) or not Decimal(value).is_finite():
-        return None
-    if value == int(value):
-        return f"{int(value):,}"
-    return f"{value:,.{decimals}f}".rstrip("0").rstrip(".")
-
-
-def _format_text(value: Any, currency: str) -> str | None:
-    return _text(value)
-
-
-def _format_number(value: Any, currency: str) -> str | None:
-    return _number(value)
-
-
-def _format_percent(value: Any, currency: str) -> str | None:
-    if not _is_number(value):
         return None
     # Models score as a 0-1 fraction; anything above 1 was already scaled to percent upstream.
-    percent = value * 100 if -1 <= value <= 1 else value
-    shown = _number(round(float(percent), 1), decimals=1)
-    return None if shown is None else f"{shown}%"
+    fraction = value if -1 <= value <= 1 else value / 100
+    return numbers.format_percent(fraction, format="#,##0.#%", locale=reader.locale)
 
 
-def _format_currency(value: Any, currency: str) -> str | None:
-    if not _is_number(value) or not Decimal(value).is_finite():
-        return None
-    amount = f"{abs(value):,.2f}"
-    sign = "-" if value < 0 else ""
-    symbol = _CURRENCY_SYMBOLS.get(currency)
-    return f"{sign}{symbol}{amount}" if symbol else f"{sign}{amount} {currency}"
+def _format_currency(value: Any, currency: str, reader: Reader) -> str | None:
+    return format_money(value, currency, reader)
 
 
-def _format_date(value: Any, currency: str) -> str | None:
-    if isinstance(value, datetime):
-        return format_date(_as_utc(value))
+def _format_date(value: Any, currency: str, reader: Reader) -> str | None:
     if isinstance(value, date):
-        return format_date(value)
+        return format_date(value, reader)
     # Anything else is no moment: the profile's value was read when the Customer was built.
     return None
 
 
-def _format_datetime(value: Any, currency: str) -> str | None:
-    return format_datetime(value) if isinstance(value, datetime) else None
+def _format_datetime(value: Any, currency: str, reader: Reader) -> str | None:
+    return format_datetime(value, reader) if isinstance(value, datetime) else None
 
 
-def _format_boolean(value: Any, currency: str) -> str | None:
-    return ("Yes" if value else "No") if isinstance(value, bool) else None
+def _format_boolean(value: Any, currency: str, reader: Reader) -> str | None:
+    return _yes_no(value, reader) if isinstance(value, bool) else None
 
 
 _FORMATTERS = {

@@ -11,6 +11,9 @@ from functools import lru_cache
 from typing import Literal
 
 import phonenumbers
+from babel import numbers
+
+from bot.i18n import FALLBACK_LOCALE, N_, Reader, reader_for
 
 #: Most identities `extract_identities` returns for one message.
 MAX_IDENTITIES = 20
@@ -23,7 +26,8 @@ MAX_DOMAIN_LABEL_CHARS = 63
 MAX_NAMESPACE_CHARS = 64
 MAX_VALUE_CHARS = 1024
 
-USAGE = """\
+#: How to ask (English; listeners show `reader.gettext(USAGE)`, the CLI shows it as it is).
+USAGE = N_("""\
 Tell me which customer to look up, in one of these forms:
   email            jane.doe@example.com
   phone            +31 6 1234 5678 (with the country code), or (415) 555-0123 for a number in \
@@ -32,7 +36,7 @@ the bot's home region
   ECID             41234567890123456789012345678901234567 (the 38-digit Experience Cloud ID)
   namespace:value  any AEP identity namespace code and a value, for example crmid:CRM-000123, \
 loyaltyId:L-99 or phone:+14155550123
-Example: /customer jane.doe@example.com"""
+Example: /customer jane.doe@example.com""")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,34 +53,43 @@ class IdentityRef:
 IdentityKind = Literal["email address", "phone number", "ECID", "CRM id", "identity"]
 RefusalReason = Literal["invisible", "mixed_script", "styled", "unreadable", "too_long"]
 
-# Why a refused identity was refused, in words; each completes "The email address you typed ...".
+# Why a refused identity was refused, in words (English msgids; shown in the reader's language).
+# Each completes "The email address you typed ...".
 _WHY: dict[RefusalReason, str] = {
-    "invisible": (
+    "invisible": N_(
         "contains an invisible character (such as a zero-width space or a text-direction mark), "
         "so it may not be the identity you see"
     ),
-    "mixed_script": (
+    "mixed_script": N_(
         "mixes letters of different alphabets in one word (such as a Cyrillic \u0430 among Latin "
         "letters), the way look-alike identities are made"
     ),
-    "styled": (
+    "styled": N_(
         "contains look-alike characters (such as bold, circled or superscript letters or digits) "
         "instead of ordinary ones"
     ),
-    "unreadable": (
+    "unreadable": N_(
         "has accented or non-Latin letters, or other text written against it with no space, so "
         "the bot cannot tell where it starts and ends"
     ),
 }
 _TOO_LONG: dict[IdentityKind, str] = {
-    "email address": (
-        f"is longer than an email address can be (at most {MAX_EMAIL_CHARS} characters, "
-        f"{MAX_LOCAL_PART_CHARS} of them before the @)"
+    "email address": N_(
+        "is longer than an email address can be (at most %(chars)s characters, "
+        "%(local)s of them before the @)"
     ),
-    "identity": (
-        f"is longer than the bot accepts for an identity (a namespace of at most "
-        f"{MAX_NAMESPACE_CHARS} characters and a value of at most {MAX_VALUE_CHARS:,})"
+    "identity": N_(
+        "is longer than the bot accepts for an identity (a namespace of at most "
+        "%(namespace)s characters and a value of at most %(value)s)"
     ),
+}
+# What was typed, with its article: "The email address you typed".
+_TYPED: dict[IdentityKind, str] = {
+    "email address": N_("The email address you typed"),
+    "phone number": N_("The phone number you typed"),
+    "ECID": N_("The ECID you typed"),
+    "CRM id": N_("The CRM id you typed"),
+    "identity": N_("The identity you typed"),
 }
 
 
@@ -90,11 +103,22 @@ class Refusal:
     kind: IdentityKind
     reason: RefusalReason
 
+    def words(self, reader: Reader) -> str:
+        """Why it was refused, in one sentence in the reader's language."""
+        if self.reason == "too_long":
+            why = reader.gettext(
+                _TOO_LONG.get(self.kind, _TOO_LONG["identity"]),
+                chars=MAX_EMAIL_CHARS,
+                local=MAX_LOCAL_PART_CHARS,
+                namespace=MAX_NAMESPACE_CHARS,
+                value=numbers.format_decimal(MAX_VALUE_CHARS, locale=reader.locale),
+            )
+        else:
+            why = reader.gettext(_WHY[self.reason])
+        return reader.gettext("%(what)s %(why)s.", what=reader.gettext(_TYPED[self.kind]), why=why)
+
     def __str__(self) -> str:
-        why = _TOO_LONG.get(self.kind, _TOO_LONG["identity"])
-        if self.reason != "too_long":
-            why = _WHY[self.reason]
-        return f"The {self.kind} you typed {why}."
+        return self.words(reader_for(FALLBACK_LOCALE))
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from bot.config_files import read_yaml, validation_problems
+from bot.i18n import N_
 
 FieldClass = Literal[
     "basic", "contact", "identifiers", "activity", "audiences", "scores", "financial", "sensitive"
@@ -29,17 +30,50 @@ def namespace_class(namespace: str) -> FieldClass:
     return "contact" if namespace.lower() in CONTACT_NAMESPACES else "identifiers"
 
 
-#: Section headings for fields that do not name one, by class.
+#: Section headings for fields that do not name one, by class (English; cards show them in the
+#: reader's language).
 DEFAULT_SECTIONS: dict[str, str] = {
-    "basic": "Profile",
-    "contact": "Contact",
-    "identifiers": "Identifiers",
-    "activity": "Activity",
-    "audiences": "Audiences",
-    "scores": "Scores",
-    "financial": "Value",
-    "sensitive": "Sensitive",
+    "basic": N_("Profile"),
+    "contact": N_("Contact"),
+    "identifiers": N_("Identifiers"),
+    "activity": N_("Activity"),
+    "audiences": N_("Audiences"),
+    "scores": N_("Scores"),
+    "financial": N_("Value"),
+    "sensitive": N_("Sensitive"),
 }
+
+#: A layout text: one string for every language, or a map of language (or locale: `en`,
+#: `nl`, `nl-BE`) to text, e.g. `{en: Lifetime value, nl: Klantwaarde}`.
+Label = str | dict[str, str]
+
+_LANGUAGE_KEY = re.compile(r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")
+
+
+def label_text(label: Label, locale: str) -> str:
+    """The text of `label` for `locale` ("nl-BE"): the exact locale, then its language, then
+    English, then the first text given."""
+    if isinstance(label, str):
+        return label
+    wanted = locale.replace("_", "-")
+    language = wanted.split("-")[0]
+    for key in (wanted, language, "en"):
+        if label.get(key):
+            return label[key]
+    return next(iter(label.values()))
+
+
+def _valid_label(value: Label) -> Label:
+    if isinstance(value, dict):
+        if not value:
+            raise ValueError("a label map needs at least one language, e.g. {en: Lifetime value}")
+        for key, text in value.items():
+            if not _LANGUAGE_KEY.match(key):
+                raise ValueError(f"{key!r} is not a language such as en, nl or nl-BE")
+            if not 1 <= len(text) <= 60:
+                raise ValueError(f"the {key} text must be 1 to 60 characters")
+    return value
+
 
 _PATH = re.compile(r"^_?[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -53,12 +87,19 @@ class LayoutField(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    label: str = Field(min_length=1, max_length=60)
+    label: str | dict[str, str]
     path: str
     field_class: FieldClass = Field(alias="class")
     format: FieldFormat = "text"
-    section: str | None = Field(default=None, max_length=60)
+    section: str | dict[str, str] | None = None
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+
+    @field_validator("label", "section")
+    @classmethod
+    def _valid_texts(cls, value: Label | None) -> Label | None:
+        if isinstance(value, str) and not 1 <= len(value) <= 60:
+            raise ValueError("must be 1 to 60 characters")
+        return None if value is None else _valid_label(value)
 
     @field_validator("path")
     @classmethod
@@ -68,7 +109,7 @@ class LayoutField(BaseModel):
         return value
 
     @property
-    def heading(self) -> str:
+    def heading(self) -> Label:
         """The section this field is shown under."""
         return self.section or DEFAULT_SECTIONS[self.field_class]
 

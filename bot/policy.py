@@ -14,7 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from babel import lists
+
 from bot.customer import Customer
+from bot.i18n import FALLBACK_LOCALE, Reader, reader_for
 from bot.identity import IdentityRef
 from bot.layout import FIELD_CLASSES, FieldClass, namespace_class
 from bot.policy_file import NOTHING, Role, usergroup_handle
@@ -40,6 +43,10 @@ class Person:
     deleted: bool = False
     known: bool = True
     external: bool = False
+    #: Slack's `locale` ("nl-NL") and `tz` ("Europe/Amsterdam"), as users.info gave them; the
+    #: policy ignores them, answers read them (bot.i18n.reader_for)
+    locale: str | None = None
+    tz: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,12 +113,16 @@ def access_for(policy: Policy, person: Person) -> Access:
     )
 
 
-def how_to_get_access(policy: Policy, *, person: Person | None = None) -> str:
-    """One sentence telling someone without access how to get it (the user groups to join)."""
+def how_to_get_access(
+    policy: Policy, reader: Reader | None = None, *, person: Person | None = None
+) -> str:
+    """One sentence telling someone without access how to get it (the user groups to join), in
+    the reader's language (English when none is given: the policy check CLI)."""
+    reader = reader or reader_for(FALLBACK_LOCALE)
     if person is not None and (
         person.is_restricted or person.is_ultra_restricted or person.external
     ):
-        return (
+        return reader.gettext(
             "Guests and people from other organizations get access only when the bot's policy "
             "names them by user id: ask whoever runs the bot."
         )
@@ -125,14 +136,20 @@ def how_to_get_access(policy: Policy, *, person: Person | None = None) -> str:
     options = [f"@{handle} ({', '.join(roles)})" for handle, roles in by_group.items()]
     sentences = []
     if options:
-        sentences.append(f"Ask to be added to {_or(options)}.")
+        groups = lists.format_list(options, style="or", locale=reader.locale)
+        sentences.append(reader.gettext("Ask to be added to %(groups)s.", groups=groups))
     if by_id_only:
-        plural = "s" if len(by_id_only) > 1 else ""
+        roles = lists.format_list(by_id_only, style="or", locale=reader.locale)
         sentences.append(
-            f"Role{plural} {_or(by_id_only)} {'are' if plural else 'is'} given by user id in the "
-            "bot's policy: ask whoever runs the bot."
+            reader.ngettext(
+                "Role %(roles)s is given by user id in the bot's policy: ask whoever runs the bot.",
+                "Roles %(roles)s are given by user id in the bot's policy: ask whoever runs the "
+                "bot.",
+                len(by_id_only),
+                roles=roles,
+            )
         )
-    return " ".join(sentences) or "Ask whoever runs the bot for access."
+    return " ".join(sentences) or reader.gettext("Ask whoever runs the bot for access.")
 
 
 def _or(items: list[str]) -> str:

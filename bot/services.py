@@ -22,6 +22,7 @@ from bot.demo.dataset import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from bot.demo.simulator import AepSimulator
 from bot.demo.transport import in_process_transport
 from bot.directory import SlackDirectory
+from bot.i18n import Reader, reader_for
 from bot.identity import IdentityRules
 from bot.layout import CardLayout, load_layout
 from bot.lookup import CustomerLookup
@@ -60,6 +61,12 @@ class Services:
     closed: bool = field(default=False, init=False)
     # Listener tasks still answering someone; a stop lets them finish before the clients close.
     answering: set[asyncio.Task[Any]] = field(default_factory=set, init=False)
+
+    @property
+    def default_reader(self) -> Reader:
+        """Who reads what is said before the person is known (acks, refusals of incomplete
+        requests, the error path): BOT_DEFAULT_LOCALE in UTC."""
+        return reader_for(default_locale=self.settings.bot_default_locale)
 
     def answer_in_progress(self) -> None:
         """Called by a listener once it has acked: Bolt runs it as a task of its own, which a

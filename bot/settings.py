@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     bot_policy_file: Path | None = None
     bot_card_file: Path | None = None
     bot_default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+    # The language and formats of a person whose Slack locale has no catalogue (or is unknown),
+    # and of what is said before the person is known; English when this one has none either.
+    bot_default_locale: str = Field(
+        default="en-US", pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
+    )
     bot_crm_id_pattern: str = r"CRM-\d{6}"
     bot_events_limit: Annotated[int, Field(ge=1, le=100)] = 10
     bot_lookup_deadline: Annotated[float, Field(gt=0, le=60)] = 8.0

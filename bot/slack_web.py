@@ -36,6 +36,8 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 from slack_sdk.webhook.webhook_response import WebhookResponse
 
+from bot.i18n import N_, Reader
+
 log = logging.getLogger(__name__)
 
 #: Slack's limits are counted per minute; a Retry-After far beyond that is a broken header, and one
@@ -297,38 +299,50 @@ class BudgetedRespond(AsyncRespond):
 
 
 #: Slack's refusals of a post, in words: what happened, and what to do.
+# Slack's refusals of a post in words (English msgids, said in the reader's language).
 _POST_ERRORS: dict[str, str] = {
-    "not_in_channel": "I am not a member of this channel. Invite me with /invite and try again.",
-    "channel_not_found": (
+    "not_in_channel": N_(
+        "I am not a member of this channel. Invite me with /invite and try again."
+    ),
+    "channel_not_found": N_(
         "Slack could not find this conversation for me. If it is private, invite me first."
     ),
-    "is_archived": "This channel is archived, so nothing can be posted in it.",
-    "restricted_action": "This workspace does not let me post here. Ask your Slack admin.",
-    "msg_too_long": "The card was too large for Slack. Please tell whoever runs the bot.",
-    "msg_blocks_too_long": "The card was too large for Slack. Please tell whoever runs the bot.",
-    "invalid_blocks": "Slack could not read the card. Please tell whoever runs the bot.",
-    "ratelimited": "Slack is busy right now. Try again in a minute.",
-    "rate_limited": "Slack is busy right now. Try again in a minute.",
+    "is_archived": N_("This channel is archived, so nothing can be posted in it."),
+    "restricted_action": N_("This workspace does not let me post here. Ask your Slack admin."),
+    "msg_too_long": N_("The card was too large for Slack. Please tell whoever runs the bot."),
+    "msg_blocks_too_long": N_(
+        "The card was too large for Slack. Please tell whoever runs the bot."
+    ),
+    "invalid_blocks": N_("Slack could not read the card. Please tell whoever runs the bot."),
+    "ratelimited": N_("Slack is busy right now. Try again in a minute."),
+    "rate_limited": N_("Slack is busy right now. Try again in a minute."),
 }
 
 
-def why_post_failed(exc: SlackClientError) -> str:
+def why_post_failed(exc: SlackClientError, reader: Reader) -> str:
     """A Slack refusal of a post in words (never a bare code, never "None")."""
     if isinstance(exc, SlackBusy):
-        return (
-            f"Slack is busy right now. Try again in {_seconds(exc.retry_after)}."
-            if exc.retry_after >= 1
-            else "Slack is busy right now. Try again in a moment."
+        if exc.retry_after < 1:
+            return reader.gettext("Slack is busy right now. Try again in a moment.")
+        whole = max(1, math.ceil(exc.retry_after))
+        return reader.ngettext(
+            "Slack is busy right now. Try again in %(num)s second.",
+            "Slack is busy right now. Try again in %(num)s seconds.",
+            whole,
+            num=whole,
         )
     if isinstance(exc, SlackNoAnswer):
-        return "Slack did not answer. Try again in a minute."
+        return reader.gettext("Slack did not answer. Try again in a minute.")
     code = failure_code(exc) if isinstance(exc, SlackApiError) else ""
     if not code or code == "slack_error":
-        return "Slack did not say why it refused the post. Try again in a minute."
+        return reader.gettext("Slack did not say why it refused the post. Try again in a minute.")
     if code in _POST_ERRORS:
-        return _POST_ERRORS[code]
+        return reader.gettext(_POST_ERRORS[code])
     words = code.replace("_", " ").strip()[:80]
-    return f"Slack refused the post ({words}). Try again, or ask in a channel I am a member of."
+    return reader.gettext(
+        "Slack refused the post (%(code)s). Try again, or ask in a channel I am a member of.",
+        code=words,
+    )
 
 
 def failure_code(exc: BaseException) -> str:
@@ -348,8 +362,3 @@ def failure_code(exc: BaseException) -> str:
 def busy_seconds(exc: SlackBusy) -> int:
     """Whole seconds a person should wait before trying again (at least 1)."""
     return max(1, math.ceil(exc.retry_after))
-
-
-def _seconds(seconds: float) -> str:
-    whole = max(1, math.ceil(seconds))
-    return f"{whole} second" + ("" if whole == 1 else "s")

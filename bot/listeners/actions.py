@@ -17,9 +17,11 @@ from bot.answers import (
     CardRequest,
     audit_refusal,
     events_view,
+    reader_of,
     viewer_of,
 )
 from bot.cards import ShareMetadata
+from bot.i18n import Reader
 from bot.identity import IdentityRef
 from bot.listeners.common import (
     answer_privately,
@@ -68,6 +70,7 @@ async def open_modal(
     respond: AsyncRespond,
     client: AsyncWebClient,
     view: dict[str, Any],
+    reader: Reader,
 ) -> str | None:
     """Open a modal on the click's trigger; when Slack refuses (the trigger lives about 3 s),
     say so privately instead of failing silently. Returns the view id."""
@@ -76,9 +79,9 @@ async def open_modal(
     except SlackClientError as exc:
         log.warning("could not open a modal: %s", failure_code(exc))
         if isinstance(exc, SlackBusy):
-            notice = services.cards.notice("slack_busy", seconds=busy_seconds(exc))
+            notice = services.cards.notice("slack_busy", reader=reader, seconds=busy_seconds(exc))
         else:
-            notice = services.cards.notice("window_failed")
+            notice = services.cards.notice("window_failed", reader=reader)
         await respond(
             **notice,
             response_type="ephemeral",
@@ -119,8 +122,9 @@ def register(app: AsyncApp, services: Services) -> None:
             return None
         ref = await services.buttons.recall(_token(body))
         if ref is None:
+            # Said at once, before the clicker is looked up: in BOT_DEFAULT_LOCALE.
             await respond(
-                **services.cards.notice("expired"),
+                **services.cards.notice("expired", reader=services.default_reader),
                 response_type="ephemeral",
                 replace_original=False,
             )
@@ -163,8 +167,11 @@ def register(app: AsyncApp, services: Services) -> None:
         if click is None:
             return
         asker, ref = click
-        # trigger_id lives about 3 s: open a loading modal now, fill it when the data arrives.
-        view_id = await open_modal(services, body, respond, client, services.cards.loading_modal())
+        # trigger_id lives about 3 s: open a loading modal now (before the clicker is looked up,
+        # so in BOT_DEFAULT_LOCALE), fill it in their language when the data arrives.
+        reader = services.default_reader
+        loading = services.cards.loading_modal(reader=reader)
+        view_id = await open_modal(services, body, respond, client, loading, reader)
         if view_id is None:
             return
         view = await events_view(services, await viewer_of(services, asker), ref, _token(body))
@@ -184,7 +191,7 @@ def register(app: AsyncApp, services: Services) -> None:
         if not viewer.access.can_share:
             await audit_refusal(services, asker, outcome="share_not_allowed", surface="share")
             await respond(
-                **services.cards.notice("share_not_allowed"),
+                **services.cards.notice("share_not_allowed", reader=viewer.reader),
                 response_type="ephemeral",
                 replace_original=False,
             )
@@ -197,12 +204,13 @@ def register(app: AsyncApp, services: Services) -> None:
             channel_id=asker.channel_id or "",
             thread_ts=thread_ts,
             response_url=body.get("response_url"),
-            audience_note=(
+            audience_note=viewer.reader.gettext(
                 "The card posted will show only what everyone who can read this "
                 "conversation may see; anyone allowed more can click View details."
             ),
+            reader=viewer.reader,
         )
-        await open_modal(services, body, respond, client, view)
+        await open_modal(services, body, respond, client, view, viewer.reader)
 
     @app.view(ids.SHARE_MODAL)
     async def share_submitted(
@@ -246,11 +254,13 @@ def register(app: AsyncApp, services: Services) -> None:
             response_url=response_url,
         )
 
+        sharer = await services.directory.person(team_id or "", asker.user_id)
+        # The card carries the sharer's words; its times are Slack date tokens for each reader.
+        reader = reader_of(services, sharer)
         ref = await services.buttons.recall(meta.token)
         if ref is None:
-            await tell(services.cards.notice("expired"))
+            await tell(services.cards.notice("expired", reader=reader))
             return
-        sharer = await services.directory.person(team_id or "", asker.user_id)
         channel = await services.directory.channel(team_id or "", channel_id)
         # May this person share at all, and what may every reader of the channel see (never
         # more than the sharer sees)? Checked again now: the button is not trusted.
@@ -259,11 +269,14 @@ def register(app: AsyncApp, services: Services) -> None:
             await audit_refusal(
                 services, asker, outcome="channel_refused", surface="share", ref=ref
             )
-            await tell(services.cards.notice("refused_channel", reason=decision.reason))
+            await tell(
+                services.cards.notice("refused_channel", reader=reader, reason=decision.reason)
+            )
             return
         request = CardRequest(
             ref=ref,
             classes=decision.classes,
+            reader=reader,
             surface="shared",
             shared_by=asker.user_id,
             share_reason=reason or None,
@@ -280,4 +293,4 @@ def register(app: AsyncApp, services: Services) -> None:
             tell=tell,
         )
         if posted:
-            await tell(services.cards.notice("share_done", channel=channel_id))
+            await tell(services.cards.notice("share_done", reader=reader, channel=channel_id))

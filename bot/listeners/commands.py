@@ -36,20 +36,25 @@ def register(app: AsyncApp, services: Services) -> None:
     ) -> None:
         """/customer jane@example.com | +31 6 1234 5678 | CRM-000123 | <ECID> | namespace:value"""
         text = (command.get("text") or "").strip()
+        # The ack is due within 3 s, before the asker is known: it speaks BOT_DEFAULT_LOCALE.
+        # Everything after it speaks the asker's own language.
+        reader = services.default_reader
+        usage = services.cards.notice("usage", reader=reader, usage=reader.gettext(USAGE))
         if text.lower() in HELP_WORDS:
-            await ack(**services.cards.notice("usage", usage=USAGE), response_type="ephemeral")
+            await ack(**usage, response_type="ephemeral")
             return
         found = find_identities(services, text)
         refs = found.refs
         if not refs and not found.refused:
-            await ack(**services.cards.notice("usage", usage=USAGE), response_type="ephemeral")
+            await ack(**usage, response_type="ephemeral")
             return
         user_id, response_url = command.get("user_id"), command.get("response_url")
         if not user_id or not response_url:
             # No one to check the policy for, or nowhere to send cards: say so in the ack.
             missing = "user_id" if not user_id else "response_url"
             log.warning("/customer request without %s refused", missing)
-            await ack(**services.cards.notice("incomplete_request"), response_type="ephemeral")
+            notice = services.cards.notice("incomplete_request", reader=reader)
+            await ack(**notice, response_type="ephemeral")
             return
         asker = Asker(
             team_id=command.get("team_id"),
@@ -58,12 +63,14 @@ def register(app: AsyncApp, services: Services) -> None:
         )
         if not refs:
             # Look-alike or over-long text only: refused in words before any AEP call.
-            await ack(**identity_refusal(services, found.refused), response_type="ephemeral")
+            refusal = identity_refusal(services, found.refused, reader)
+            await ack(**refusal, response_type="ephemeral")
             await audit_identity_refusals(services, asker, found.refused, surface="private")
             return
         shown = refs[: services.settings.bot_max_cards]
         query = ", ".join(f"{r.namespace} {r.value}" for r in shown)
-        await ack(**services.cards.notice("looking_up", query=query), response_type="ephemeral")
+        looking_up = services.cards.notice("looking_up", reader=reader, query=query)
+        await ack(**looking_up, response_type="ephemeral")
         services.answer_in_progress()
 
         viewer = await viewer_of(services, asker)
@@ -73,11 +80,13 @@ def register(app: AsyncApp, services: Services) -> None:
             await respond(**refusal, response_type="ephemeral")
             return
         if found.refused:
-            refusal = await refuse_identities(services, asker, found.refused, surface="private")
+            refusal = await refuse_identities(
+                services, asker, found.refused, surface="private", reader=viewer.reader
+            )
             await respond(**refusal, response_type="ephemeral", replace_original=False)
         await asyncio.gather(
             *(answer_privately(services, viewer, ref, respond, action="lookup") for ref in shown)
         )
-        note = found.note(services, len(shown))
+        note = found.note(services, len(shown), viewer.reader)
         if note is not None:
             await respond(**note, response_type="ephemeral", replace_original=False)

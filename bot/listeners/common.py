@@ -21,6 +21,7 @@ from bot.answers import (
     refuse,
     render_card,
 )
+from bot.i18n import Reader
 from bot.identity import IdentityRef
 from bot.services import Services
 from bot.slack_web import SlackBusy, busy_seconds, failure_code, why_post_failed
@@ -56,7 +57,7 @@ async def refuse_incomplete(
     """A request Slack sent without something its answer needs: one log line, and the person is
     told in words by whichever path still works (response_url, else an ephemeral message)."""
     log.warning("%s request without %s refused", surface, missing)
-    message = services.cards.notice("incomplete_request")
+    message = services.cards.notice("incomplete_request", reader=services.default_reader)
     reply = {**message, "response_type": "ephemeral", "replace_original": False}
     if response_url and await services.send_reply(response_url, reply):
         return
@@ -96,11 +97,11 @@ def private_teller(
     return tell
 
 
-def post_failure_notice(services: Services, exc: SlackClientError) -> Message:
+def post_failure_notice(services: Services, exc: SlackClientError, reader: Reader) -> Message:
     """A private message in words for a card Slack did not take into a conversation."""
     if isinstance(exc, SlackBusy):
-        return services.cards.notice("slack_busy", seconds=busy_seconds(exc))
-    return services.cards.notice("post_failed", reason=why_post_failed(exc))
+        return services.cards.notice("slack_busy", reader=reader, seconds=busy_seconds(exc))
+    return services.cards.notice("post_failed", reader=reader, reason=why_post_failed(exc, reader))
 
 
 async def answer_privately(
@@ -150,7 +151,7 @@ async def post_card(
         await audit_card(
             services, asker, card, action=action, surface=surface, outcome=PostFailed(error)
         )
-        await tell(post_failure_notice(services, exc))
+        await tell(post_failure_notice(services, exc, request.reader))
         return False
     await audit_card(services, asker, card, action=action, surface=surface, outcome="posted")
     return True

@@ -66,21 +66,27 @@ def register(app: AsyncApp, services: Services) -> None:
         text = _MENTION.sub(" ", event.get("text") or "")
         found = find_identities(services, text)
         refs = found.refs
+        viewer = await viewer_of(services, asker)
+        reader = viewer.reader
         if not refs and found.refused:
             await tell_privately(
-                await refuse_identities(services, asker, found.refused, surface="mention")
+                await refuse_identities(
+                    services, asker, found.refused, surface="mention", reader=reader
+                )
             )
             return
         if not refs:
-            await tell_privately(services.cards.notice("usage", usage=USAGE))
+            usage = reader.gettext(USAGE)
+            await tell_privately(services.cards.notice("usage", reader=reader, usage=usage))
             return
-        viewer = await viewer_of(services, asker)
         if not viewer.access.classes:
             await tell_privately(await refuse(services, viewer, surface="mention", at="mention"))
             return
         if found.refused:
             await tell_privately(
-                await refuse_identities(services, asker, found.refused, surface="mention")
+                await refuse_identities(
+                    services, asker, found.refused, surface="mention", reader=reader
+                )
             )
         channel = await services.directory.channel(asker.team_id or "", channel_id)
         decision = audience_access(services.policy, channel)
@@ -90,10 +96,13 @@ def register(app: AsyncApp, services: Services) -> None:
             await audit_refusal(
                 services, asker, outcome="channel_refused", surface="mention", ref=refs[0]
             )
-            await tell_privately(services.cards.notice("refused_channel", reason=decision.reason))
+            refusal = services.cards.notice(
+                "refused_channel", reader=reader, reason=decision.reason
+            )
+            await tell_privately(refusal)
             return
         shown = refs[: services.settings.bot_max_cards]
-        note = found.note(services, len(shown))
+        note = found.note(services, len(shown), reader)
         if note is not None:
             await tell_privately(note)
         for ref in shown:
@@ -101,7 +110,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 services,
                 client,
                 asker,
-                CardRequest(ref=ref, classes=classes, surface="shared"),
+                CardRequest(ref=ref, classes=classes, reader=reader, surface="shared"),
                 channel_id=channel_id,
                 thread_ts=thread_ts,
                 action="lookup",

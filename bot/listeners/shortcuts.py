@@ -37,16 +37,19 @@ def register(app: AsyncApp, services: Services) -> None:
         text = (shortcut.get("message") or {}).get("text") or ""
         found = find_identities(services, text)
         refs = found.refs
+        viewer = await viewer_of(services, asker)
         if found.refused:
             # Said first and on its own: the rest of the message is still answered below.
-            refusal = await refuse_identities(services, asker, found.refused, surface="private")
+            refusal = await refuse_identities(
+                services, asker, found.refused, surface="private", reader=viewer.reader
+            )
             await respond(**refusal, response_type="ephemeral", replace_original=False)
             if not refs:
                 return
         if not refs:
-            await respond(**services.cards.notice("no_identity"), response_type="ephemeral")
+            notice = services.cards.notice("no_identity", reader=viewer.reader)
+            await respond(**notice, response_type="ephemeral")
             return
-        viewer = await viewer_of(services, asker)
         if len(refs) == 1:
             await answer_privately(services, viewer, refs[0], respond, action="lookup")
             return
@@ -59,5 +62,7 @@ def register(app: AsyncApp, services: Services) -> None:
             (f"{ref.namespace}: {ref.value}", await services.buttons.remember(ref))
             for ref in refs[:PICKER_CHOICES]
         ]
-        picker = services.cards.picker(choices, found=found.count, capped=found.capped)
+        picker = services.cards.picker(
+            choices, reader=viewer.reader, found=found.count, capped=found.capped
+        )
         await respond(**picker, response_type="ephemeral")
