@@ -30,11 +30,15 @@ from bot.aep.errors import AepError, ProfileNotFound
 from bot.aep.models import Audience, EventPage
 from bot.cards import CardContext, CardRenderer
 from bot.customer import build_customer
+from bot.i18n import reader_for
 from bot.identity import USAGE, IdentityRules, extract_identities
 from bot.layout import load_layout
 from bot.logs import bolt_logger, configure_logging
 from bot.services import slack_client
 from bot.settings import ConfigError, Settings, load_settings
+
+#: English in UTC: what these tests read.
+EN = reader_for("en-US")
 
 log = logging.getLogger("benchmarks.naive")
 
@@ -81,7 +85,7 @@ class NaiveBot:
         """The card for the first identity in `text`: profile, then events, then render."""
         refs = extract_identities(text, self.rules)
         if not refs:
-            return self.cards.notice("usage", usage=USAGE)
+            return self.cards.notice("usage", reader=EN, usage=USAGE)
         ref = refs[0]
         deadline = time.monotonic() + self.settings.bot_lookup_deadline
         try:
@@ -95,9 +99,11 @@ class NaiveBot:
             except ProfileNotFound:
                 events = EventPage()
         except ProfileNotFound:
-            return self.cards.notice("not_found", query=f"{ref.namespace} {ref.value}")
+            return self.cards.notice("not_found", reader=EN, query=f"{ref.namespace} {ref.value}")
         except AepError as exc:
-            return self.cards.notice("internal_error", reference=exc.request_id or "none")
+            return self.cards.notice(
+                "internal_error", reader=EN, reference=exc.request_id or "none"
+            )
         customer = build_customer(
             profile=profile,
             query=ref,
@@ -127,7 +133,10 @@ def create_naive_app(naive: NaiveBot) -> AsyncApp:
     async def customer(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         """Ack, then look up and answer."""
         text = (command.get("text") or "").strip()
-        await ack(**naive.cards.notice("looking_up", query=text[:100]), response_type="ephemeral")
+        await ack(
+            **naive.cards.notice("looking_up", reader=EN, query=text[:100]),
+            response_type="ephemeral",
+        )
         message = await naive.card(text)
         await respond(**message, response_type="ephemeral", replace_original=False)
 

@@ -141,6 +141,7 @@ _NAMESPACE_LABELS: dict[str, str] = {
     "phone_sha256": N_("Phone (hashed)"),
     "phone_sha256_e.164": N_("Phone (hashed)"),
 }
+_EVENT_WORDS = frozenset({*EVENT_TITLES.values(), UNTYPED_EVENT})
 _TRANSLATED_LABELS = frozenset(
     {*_CLASS_WORDS.values(), *_NAMESPACE_LABELS.values(), *DEFAULT_SECTIONS.values()}
 )
@@ -510,10 +511,6 @@ def _reader(context: Context) -> Reader:
     return reader
 
 
-def _count(n: Any) -> int:
-    if isinstance(n, bool) or not isinstance(n, int | float):
-        raise jinja2.TemplateError(f"ngettext needs a number, not {type(n).__name__}")
-    return int(n)
 
 
 @jinja2.pass_context
@@ -526,8 +523,11 @@ def _gettext(context: Context, message: str, **values: Any) -> str:
 def _ngettext(context: Context, singular: str, plural: str, n: Any, **values: Any) -> str:
     """`ngettext("%(num)s event", "%(num)s events", n)`: `num` is n in the reader's digits."""
     reader = _reader(context)
-    count = _count(n)
-    num = numbers.format_decimal(count, locale=reader.locale)
+    if isinstance(n, int | float) and not isinstance(n, bool):
+        count, num = int(n), numbers.format_decimal(n, locale=reader.locale)
+    else:
+        # Not a number (a value from outside): shown escaped, read as a plural.
+        count, num = 2, _esc(n, 30)
     return reader.ngettext(singular, plural, count, num=num, **values)
 
 
@@ -568,9 +568,9 @@ def _layout_text(label: Label, reader: Reader) -> str:
 
 @jinja2.pass_context
 def _event_title(context: Context, event: CustomerEvent) -> str:
-    known = EVENT_TITLES.get(event.event_type)
-    if known is not None or event.title == UNTYPED_EVENT:
-        return _reader(context).gettext(known or UNTYPED_EVENT)
+    # The bot's own titles (customer.EVENT_TITLES) translate; an event type AEP named, as is.
+    if event.title in _EVENT_WORDS:
+        return _reader(context).gettext(event.title)
     return event.title
 
 

@@ -58,7 +58,7 @@ def test_a_failed_lookup_is_audited_by_its_family_and_told_by_its_cause(
 ) -> None:
     ref = IdentityRef(namespace="email", value="jane.doe@example.com")
     exc = cls("what Platform said", status=503, request_id="req-1")
-    message = error_notice(services, exc, ref, frozenset({"contact"}))
+    message = error_notice(services, exc, ref, frozenset({"contact"}), services.default_reader)
     assert Card(message=message, ref=ref, failure=exc).outcome == outcome
     assert words.lower() in message["text"].lower()
 
@@ -72,7 +72,10 @@ def test_the_words_differ_within_a_family_while_the_outcome_does_not(services: S
         errors.AepUnreachable,
         errors.ImsUnavailable,
     ]
-    texts = {error_notice(services, cls("x"), ref, frozenset())["text"] for cls in unavailable}
+    texts = {
+        error_notice(services, cls("x"), ref, frozenset(), services.default_reader)["text"]
+        for cls in unavailable
+    }
     assert len(texts) == len(unavailable)
 
 

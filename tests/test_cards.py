@@ -31,9 +31,13 @@ from bot.customer import (
     CustomerField,
     CustomerIdentity,
 )
+from bot.i18n import reader_for
 from bot.identity import IdentityRef
 from bot.layout import FieldClass, FieldFormat
 from bot.vocabulary import NoticeKind
+
+#: English in UTC: what these tests read.
+EN = reader_for("en-US")
 
 NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 TOKEN = "tok_3f9a2c"
@@ -203,7 +207,7 @@ def non_latin_customer() -> Customer:
 
 
 def ctx(**overrides: Any) -> CardContext:
-    values: dict[str, Any] = {"surface": "private", "now": NOW, "token": TOKEN}
+    values: dict[str, Any] = {"surface": "private", "now": NOW, "token": TOKEN, "reader": EN}
     values.update(overrides)
     return CardContext(**values)
 
@@ -316,7 +320,7 @@ def test_rich_private_card_shows_the_whole_picture(renderer: CardRenderer) -> No
     for heading in ("*Profile*", "*Contact*", "*Activity*", "*Value*", "*Scores*"):
         assert heading in text
     assert "*Company*\nAcme &amp; Sons" in text
-    assert "*Customer since*\n2 Nov 2019" in text
+    assert "*Customer since*\nNov 2, 2019" in text
     assert "*VIP*\nYes" in text
     assert "*Lifetime value*\n$1,234.50" in text
     assert "*Churn risk*\n82%" in text
@@ -330,8 +334,11 @@ def test_card_lists_events_newest_first_with_absolute_and_relative_times(
     events = next(t["text"] for t in text_objects(card) if t["text"].startswith("*Recent events*"))
     lines = [line for line in events.split("\n") if line.startswith("• ")]
     assert [line.split("*")[1] for line in lines] == ["Email opened", "Purchase", "Page view"]
-    assert "• *Purchase* — Running shoes (129.00 USD) · 14 Mar 2026, 09:00 UTC (3 h ago)" in lines
-    assert lines[0].endswith("(6 min ago)")
+    assert (
+        "• *Purchase* — Running shoes (129.00 USD) · Mar 14, 2026, 9:00\u202fAM UTC (3 hours ago)"
+        in lines
+    )
+    assert lines[0].endswith("(6 minutes ago)")
     assert lines[2].endswith("(2 days ago)")
 
 
@@ -340,17 +347,18 @@ def test_card_shows_members_and_lists_exited_audiences_under_left(renderer: Card
     section = next(t for t in text_objects(card) if t["text"].startswith("*Audiences*"))
     assert section["text"] == (
         "*Audiences*\n"
-        "• Gold tier — member (since 11 Mar 2026)\n"
+        "• Gold tier — member (since Mar 11, 2026)\n"
         "• Cart abandoners — member\n"
         "*Left*\n"
-        "• Newsletter (2 Feb 2026)"
+        "• Newsletter (Feb 2, 2026)"
     )
 
 
 def test_card_says_how_fresh_the_profile_is(renderer: CardRenderer) -> None:
     card = renderer.customer_card(rich_customer(), ctx())
     assert (
-        ":clock3: Profile updated 12 Mar 2026, 12:00 UTC (2 days ago) · fetched 5 min ago"
+        ":clock3: Profile updated Mar 12, 2026, 12:00\u202fPM UTC (2 days ago)"
+        " · fetched 5 minutes ago"
         in all_text(card)
     )
 
@@ -515,7 +523,7 @@ def test_redacted_customer_says_what_was_withheld_in_words(renderer: CardRendere
     assert_message_valid(shared)
     text = all_text(shared)
     assert (
-        ":lock: Contact details, recent events, audience memberships and scores"
+        ":lock: Contact details, recent events, audience memberships, and scores"
         " are hidden in this channel." in text
     )
     # Withheld events are not reported as missing or unavailable.
@@ -578,8 +586,11 @@ def test_events_modal_lists_events_newest_first(renderer: CardRenderer) -> None:
     assert view["private_metadata"] == TOKEN
     sections = [b["text"]["text"] for b in view["blocks"] if b["type"] == "section"]
     assert [s.split("*")[1] for s in sections] == ["Email opened", "Purchase", "Page view"]
-    assert sections[1] == "*Purchase*\nRunning shoes (129.00 USD)\n14 Mar 2026, 09:00 UTC · 3 h ago"
-    assert "3 events, newest first · fetched 5 min ago" in all_text(view)
+    assert (
+        sections[1]
+        == "*Purchase*\nRunning shoes (129.00 USD)\nMar 14, 2026, 9:00\u202fAM UTC · 3 hours ago"
+    )
+    assert "3 events, newest first · fetched 5 minutes ago" in all_text(view)
 
 
 def test_events_modal_with_300_events_stays_within_100_blocks(renderer: CardRenderer) -> None:
@@ -612,10 +623,12 @@ def test_events_modal_explains_an_empty_list(
 
 
 def test_loading_and_failure_modals(renderer: CardRenderer) -> None:
-    loading = renderer.loading_modal()
+    loading = renderer.loading_modal(reader=EN)
     assert_view_valid(loading)
     assert "Loading" in all_text(loading)
-    failed = renderer.modal_from_notice(renderer.notice("rate_limited", seconds=30))
+    failed = renderer.modal_from_notice(
+        renderer.notice("rate_limited", reader=EN, seconds=30), reader=EN
+    )
     assert_view_valid(failed)
     assert "Try again in 30 seconds." in all_text(failed)
 
@@ -625,6 +638,7 @@ def test_loading_and_failure_modals(renderer: CardRenderer) -> None:
 
 def test_share_modal_asks_for_a_reason_and_carries_its_context(renderer: CardRenderer) -> None:
     view = renderer.share_modal(
+        reader=EN,
         token=TOKEN,
         channel_id="C0123",
         thread_ts="1710400000.000100",
@@ -660,6 +674,7 @@ def test_share_modal_asks_for_a_reason_and_carries_its_context(renderer: CardRen
 
 def test_share_modal_without_thread_and_with_hostile_text(renderer: CardRenderer) -> None:
     view = renderer.share_modal(
+        reader=EN,
         token=TOKEN,
         channel_id="C0123",
         thread_ts=None,
@@ -674,6 +689,7 @@ def test_share_modal_without_thread_and_with_hostile_text(renderer: CardRenderer
 def test_share_modal_refuses_metadata_over_3000_characters(renderer: CardRenderer) -> None:
     with pytest.raises(CardLimitError, match="private_metadata"):
         renderer.share_modal(
+            reader=EN,
             token=TOKEN,
             channel_id="C0123",
             thread_ts=None,
@@ -693,7 +709,7 @@ def test_share_metadata_rejects_what_the_modal_did_not_write(text: str) -> None:
 
 def test_picker_offers_one_button_per_identity(renderer: CardRenderer) -> None:
     choices = [("email jane@example.com", "t0"), ("phone +31 6 1234 5678", "t1")]
-    message = renderer.picker(choices)
+    message = renderer.picker(choices, reader=EN)
     assert_message_valid(message)
     found = buttons(message)
     assert [(b["text"]["text"], b["value"]) for b in found] == choices
@@ -706,7 +722,7 @@ def test_picker_offers_one_button_per_identity(renderer: CardRenderer) -> None:
 
 def test_picker_escapes_and_cuts_labels_and_long_lists(renderer: CardRenderer) -> None:
     choices = [(HOSTILE + " " + "x" * 100, f"t{i}") for i in range(14)]
-    message = renderer.picker(choices)
+    message = renderer.picker(choices, reader=EN)
     assert_message_valid(message)
     assert_no_broadcast(message)
     found = buttons(message)
@@ -718,8 +734,8 @@ def test_picker_escapes_and_cuts_labels_and_long_lists(renderer: CardRenderer) -
 
 def test_picker_and_note_give_one_count_of_the_identities_found(renderer: CardRenderer) -> None:
     choices = [(f"email p{i}@example.com", f"t{i}") for i in range(20)]
-    picker = all_text(renderer.picker(choices[:10], found=20, capped=True))
-    note = renderer.notice("more_identities", shown=3, total=20, capped=True)["text"]
+    picker = all_text(renderer.picker(choices[:10], reader=EN, found=20, capped=True))
+    note = renderer.notice("more_identities", reader=EN, shown=3, total=20, capped=True)["text"]
     assert "of the first 20 identities found (the message may hold more)" in picker
     assert "of the first 20 identities found (the message may hold more)" in note
     assert "+17" not in note and "+10" not in picker
@@ -727,7 +743,7 @@ def test_picker_and_note_give_one_count_of_the_identities_found(renderer: CardRe
 
 def test_picker_needs_a_choice(renderer: CardRenderer) -> None:
     with pytest.raises(ValueError):
-        renderer.picker([])
+        renderer.picker([], reader=EN)
 
 
 # --- notices ---------------------------------------------------------------------------------
@@ -775,7 +791,7 @@ def test_every_notice_is_a_valid_message_with_and_without_values(
     renderer: CardRenderer, kind: str
 ) -> None:
     for values in (SAMPLE_VALUES[kind], {}):
-        message = renderer.notice(kind, **values)
+        message = renderer.notice(kind, reader=EN, **values)
         assert_message_valid(message)
         assert len(message["blocks"]) == 1
         # The fallback says the same as the block, minus the icon.
@@ -784,7 +800,7 @@ def test_every_notice_is_a_valid_message_with_and_without_values(
 
 @pytest.mark.parametrize("kind", sorted(k for k, v in NOTICE_VALUES.items() if v))
 def test_every_notice_escapes_its_values(renderer: CardRenderer, kind: str) -> None:
-    message = renderer.notice(kind, **dict.fromkeys(NOTICE_VALUES[kind], HOSTILE))
+    message = renderer.notice(kind, reader=EN, **dict.fromkeys(NOTICE_VALUES[kind], HOSTILE))
     assert_message_valid(message)
     assert_no_broadcast(message)
     assert "&lt;!channel&gt;" in message["text"]
@@ -829,14 +845,14 @@ def test_every_notice_escapes_its_values(renderer: CardRenderer, kind: str) -> N
 def test_notice_wording(
     renderer: CardRenderer, kind: str, values: dict[str, Any], words: str
 ) -> None:
-    assert words in renderer.notice(kind, **values)["blocks"][0]["text"]["text"]
+    assert words in renderer.notice(kind, reader=EN, **values)["blocks"][0]["text"]["text"]
 
 
 def test_notice_refuses_unknown_kinds_and_values(renderer: CardRenderer) -> None:
     with pytest.raises(ValueError, match="unknown notice kind"):
-        renderer.notice("oops")
+        renderer.notice("oops", reader=EN)
     with pytest.raises(ValueError, match="takes seconds"):
-        renderer.notice("rate_limited", secs=3)
+        renderer.notice("rate_limited", reader=EN, secs=3)
 
 
 # --- the guards themselves -------------------------------------------------------------------
@@ -855,13 +871,13 @@ def test_a_template_that_skips_tojson_is_refused(tmp_path: Path) -> None:
         '{"text": "{{ values.query }}", "blocks": []}', "utf-8"
     )
     with pytest.raises(jinja2.TemplateError, match="tojson"):
-        CardRenderer(templates=tmp_path).notice("looking_up", query="x")
+        CardRenderer(templates=tmp_path).notice("looking_up", reader=EN, query="x")
 
 
 def test_a_template_using_an_undefined_name_is_refused(tmp_path: Path) -> None:
     (tmp_path / "notice.json.j2").write_text('{"text": {{ nothing | tojson }}}', "utf-8")
     with pytest.raises(jinja2.UndefinedError):
-        CardRenderer(templates=tmp_path).notice("expired")
+        CardRenderer(templates=tmp_path).notice("expired", reader=EN)
 
 
 def _message(blocks: list[dict[str, Any]], text: str = "fallback") -> dict[str, Any]:

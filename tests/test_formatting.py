@@ -1,4 +1,5 @@
-"""Tests for bot.formatting: escaping, truncation, field values by format, relative times."""
+"""Tests for bot.formatting: escaping, truncation, and field values, dates and relative times in
+the reader's locale and time zone (Babel)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,18 @@ from bot.formatting import (
     mrkdwn_escape,
     one_line,
     relative_time,
+    slack_date,
     truncate,
 )
+from bot.i18n import reader_for
 from bot.layout import FIELD_FORMATS, FieldFormat
 
 NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
+#: English in UTC, Dutch in Amsterdam, English in New York.
+EN = reader_for("en-US")
+NL = reader_for("nl-NL", "Europe/Amsterdam")
+NY = reader_for("en-US", "America/New_York")
+NBSP = "\u202f"  # CLDR puts a narrow no-break space before AM/PM
 CET = timezone(timedelta(hours=1))
 
 
@@ -100,79 +108,108 @@ def test_one_line_folds_newlines_and_runs_of_space() -> None:
     assert one_line("  Jane\n\n• fake line\tDoe ") == "Jane • fake line Doe"
 
 
-# --- format_value by format ----------------------------------------------------------------
+# --- format_value by format, in English (en-US) and Dutch (nl-NL) ----------------------------
 
 
 @pytest.mark.parametrize(
-    ("value", "shown"),
-    [("Acme Corp", "Acme Corp"), (["golf", "tennis"], "golf, tennis"), (42, "42"), (True, "Yes")],
-)
-def test_text_format(value: Any, shown: str) -> None:
-    assert format_value(field(value, "text")) == shown
-
-
-@pytest.mark.parametrize(
-    ("value", "shown"),
+    ("value", "shown", "dutch"),
     [
-        (1234, "1,234"),
-        (1234.5, "1,234.5"),
-        (1234.0, "1,234"),
-        (3.14159, "3.14"),
-        (-9876543, "-9,876,543"),
-        (Decimal("1234.50"), "1,234.5"),
+        ("Acme Corp", "Acme Corp", "Acme Corp"),
+        (["golf", "tennis"], "golf, tennis", "golf, tennis"),
+        (42, "42", "42"),
+        (True, "Yes", "Ja"),
     ],
 )
-def test_number_format(value: Any, shown: str) -> None:
-    assert format_value(field(value, "number")) == shown
+def test_text_format(value: Any, shown: str, dutch: str) -> None:
+    assert format_value(field(value, "text"), EN) == shown
+    assert format_value(field(value, "text"), NL) == dutch
 
 
 @pytest.mark.parametrize(
-    ("value", "shown"),
-    [(0.82, "82%"), (0.825, "82.5%"), (1, "100%"), (0, "0%"), (82, "82%"), (37.26, "37.3%")],
-)
-def test_percent_format_reads_fractions_and_already_scaled_values(value: Any, shown: str) -> None:
-    assert format_value(field(value, "percent")) == shown
-
-
-@pytest.mark.parametrize(
-    ("value", "currency", "shown"),
+    ("value", "shown", "dutch"),
     [
-        (1234.5, "USD", "$1,234.50"),
-        (1234.5, "EUR", "€1,234.50"),
-        (99, "GBP", "£99.00"),
-        (1234.5, "CHF", "1,234.50 CHF"),
-        (-20, "USD", "-$20.00"),
+        (1234, "1,234", "1.234"),
+        (1234.5, "1,234.5", "1.234,5"),
+        (1234.0, "1,234", "1.234"),
+        (3.14159, "3.14", "3,14"),
+        (-9876543, "-9,876,543", "-9.876.543"),
+        (Decimal("1234.50"), "1,234.5", "1.234,5"),
     ],
 )
-def test_currency_format(value: Any, currency: str, shown: str) -> None:
-    assert format_value(field(value, "currency", currency)) == shown
+def test_number_format(value: Any, shown: str, dutch: str) -> None:
+    assert format_value(field(value, "number"), EN) == shown
+    assert format_value(field(value, "number"), NL) == dutch
 
 
 @pytest.mark.parametrize(
-    ("value", "shown"),
+    ("value", "shown", "dutch"),
     [
-        (date(2020, 1, 5), "5 Jan 2020"),
-        (datetime(2026, 3, 14, 23, 30, tzinfo=UTC), "14 Mar 2026"),
+        (0.82, "82%", "82%"),
+        (0.825, "82.5%", "82,5%"),
+        (1, "100%", "100%"),
+        (0, "0%", "0%"),
+        (82, "82%", "82%"),
+        (37.26, "37.3%", "37,3%"),
     ],
 )
-def test_date_format(value: Any, shown: str) -> None:
-    assert format_value(field(value, "date")) == shown
+def test_percent_format_reads_fractions_and_already_scaled_values(
+    value: Any, shown: str, dutch: str
+) -> None:
+    assert format_value(field(value, "percent"), EN) == shown
+    assert format_value(field(value, "percent"), NL) == dutch
 
 
 @pytest.mark.parametrize(
-    ("value", "shown"),
+    ("value", "currency", "shown", "dutch"),
     [
-        (datetime(2026, 3, 14, 9, 26, tzinfo=UTC), "14 Mar 2026, 09:26 UTC"),
-        (datetime(2026, 3, 14, 10, 26, tzinfo=CET), "14 Mar 2026, 09:26 UTC"),
+        (48213.75, "EUR", "€48,213.75", "€\xa048.213,75"),
+        (1234.5, "USD", "$1,234.50", "US$\xa01.234,50"),
+        (99, "GBP", "£99.00", "£\xa099,00"),
+        (1234.5, "CHF", "CHF1,234.50", "CHF\xa01.234,50"),
+        (1234, "JPY", "¥1,234", "JP¥\xa01.234"),
+        (-20, "USD", "-$20.00", "US$\xa0-20,00"),
     ],
 )
-def test_datetime_format(value: Any, shown: str) -> None:
-    assert format_value(field(value, "datetime")) == shown
+def test_currency_format_follows_the_locale_for_any_iso_code(
+    value: Any, currency: str, shown: str, dutch: str
+) -> None:
+    assert format_value(field(value, "currency", currency), EN) == shown
+    assert format_value(field(value, "currency", currency), NL) == dutch
 
 
-@pytest.mark.parametrize(("value", "shown"), [(True, "Yes"), (False, "No")])
-def test_boolean_format(value: bool, shown: str) -> None:
-    assert format_value(field(value, "boolean")) == shown
+@pytest.mark.parametrize(
+    ("value", "shown", "dutch"),
+    [
+        (date(2020, 1, 5), "Jan 5, 2020", "5 jan 2020"),
+        # A date has no time zone: a date-time's day is its UTC day, for every reader.
+        (datetime(2026, 3, 14, 23, 30, tzinfo=UTC), "Mar 14, 2026", "14 mrt 2026"),
+    ],
+)
+def test_date_format(value: Any, shown: str, dutch: str) -> None:
+    assert format_value(field(value, "date"), EN) == shown
+    assert format_value(field(value, "date"), NL) == dutch
+
+
+@pytest.mark.parametrize(
+    ("value", "reader", "shown"),
+    [
+        (datetime(2026, 3, 14, 9, 26, tzinfo=UTC), EN, f"Mar 14, 2026, 9:26{NBSP}AM UTC"),
+        (datetime(2026, 3, 14, 10, 26, tzinfo=CET), EN, f"Mar 14, 2026, 9:26{NBSP}AM UTC"),
+        (datetime(2026, 3, 14, 9, 26, tzinfo=UTC), NL, "14 mrt 2026, 10:26 CET"),
+        (datetime(2026, 7, 14, 9, 26, tzinfo=UTC), NL, "14 jul 2026, 11:26 CEST"),
+        (datetime(2026, 3, 14, 9, 26, tzinfo=UTC), NY, f"Mar 14, 2026, 5:26{NBSP}AM EDT"),
+        # The day is the reader's day: 01:30 UTC is still the 13th in New York.
+        (datetime(2026, 3, 14, 1, 30, tzinfo=UTC), NY, f"Mar 13, 2026, 9:30{NBSP}PM EDT"),
+    ],
+)
+def test_datetime_format_is_in_the_readers_zone(value: Any, reader: Any, shown: str) -> None:
+    assert format_value(field(value, "datetime"), reader) == shown
+
+
+@pytest.mark.parametrize(("value", "shown", "dutch"), [(True, "Yes", "Ja"), (False, "No", "Nee")])
+def test_boolean_format(value: bool, shown: str, dutch: str) -> None:
+    assert format_value(field(value, "boolean"), EN) == shown
+    assert format_value(field(value, "boolean"), NL) == dutch
 
 
 @pytest.mark.parametrize(
@@ -193,7 +230,7 @@ def test_boolean_format(value: bool, shown: str) -> None:
 def test_values_of_the_wrong_type_fall_back_to_their_text(
     value: Any, fmt: FieldFormat, shown: str
 ) -> None:
-    assert format_value(field(value, fmt)) == shown
+    assert format_value(field(value, fmt), EN) == shown
 
 
 _ANY_VALUE = st.one_of(
@@ -209,70 +246,68 @@ _ANY_VALUE = st.one_of(
 )
 
 
-@given(_ANY_VALUE, st.sampled_from(FIELD_FORMATS))
+@given(_ANY_VALUE, st.sampled_from(FIELD_FORMATS), st.sampled_from([EN, NL, NY]))
 @settings(max_examples=300, deadline=None)
-def test_format_value_never_raises(value: Any, fmt: FieldFormat) -> None:
-    assert isinstance(format_value(field(value, fmt)), str)
+def test_format_value_never_raises(value: Any, fmt: FieldFormat, reader: Any) -> None:
+    assert isinstance(format_value(field(value, fmt), reader), str)
 
 
-def test_format_date_and_datetime_use_english_months_and_utc() -> None:
-    assert format_date(date(2026, 12, 1)) == "1 Dec 2026"
-    moment = datetime(2026, 3, 14, 23, 30, tzinfo=UTC) + timedelta(hours=1)
-    assert format_datetime(moment) == "15 Mar 2026, 00:30 UTC"
-    assert format_datetime(datetime(2026, 3, 14, 9, 5)) == "14 Mar 2026, 09:05 UTC"
+def test_format_date_and_datetime_read_naive_times_as_utc() -> None:
+    assert format_date(date(2026, 12, 1), EN) == "Dec 1, 2026"
+    assert format_date(date(2026, 12, 1), NL) == "1 dec 2026"
+    assert format_datetime(datetime(2026, 3, 14, 9, 5), EN) == f"Mar 14, 2026, 9:05{NBSP}AM UTC"
+
+
+def test_a_slack_date_token_carries_the_moment_and_a_utc_fallback_in_the_readers_words() -> None:
+    moment = datetime(2026, 3, 14, 10, 26, tzinfo=CET)
+    assert slack_date(moment, NL) == (
+        "<!date^1773480360^{date_short_pretty} {time}|14 mrt 2026, 09:26 UTC>"
+    )
+    assert slack_date(moment, NY).startswith("<!date^1773480360^{date_short_pretty} {time}|Mar 14")
+    assert slack_date(moment, NY).endswith("AM UTC>")
 
 
 # --- relative_time ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("ago", "words"),
+    ("ago", "words", "dutch"),
     [
-        (timedelta(seconds=0), "just now"),
-        (timedelta(seconds=59), "just now"),
-        (timedelta(minutes=1), "1 min ago"),
-        (timedelta(minutes=5, seconds=30), "5 min ago"),
-        (timedelta(minutes=59), "59 min ago"),
-        (timedelta(hours=1), "1 h ago"),
-        (timedelta(hours=3, minutes=50), "3 h ago"),
-        (timedelta(hours=23, minutes=59), "23 h ago"),
-        (timedelta(hours=24), "yesterday"),
-        (timedelta(hours=47), "yesterday"),
-        (timedelta(days=2), "2 days ago"),
-        (timedelta(days=4), "4 days ago"),
-        (timedelta(days=7), "1 week ago"),
-        (timedelta(days=21), "3 weeks ago"),
-        (timedelta(days=29), "4 weeks ago"),
-        (timedelta(days=30), "1 month ago"),
-        (timedelta(days=150), "5 months ago"),
-        (timedelta(days=364), "12 months ago"),
-        (timedelta(days=365), "1 year ago"),
-        (timedelta(days=800), "2 years ago"),
+        (timedelta(seconds=0), "just now", "zojuist"),
+        (timedelta(seconds=59), "just now", "zojuist"),
+        (timedelta(minutes=1), "1 minute ago", "1 minuut geleden"),
+        (timedelta(minutes=59), "59 minutes ago", "59 minuten geleden"),
+        (timedelta(hours=1), "1 hour ago", "1 uur geleden"),
+        (timedelta(hours=3, minutes=50), "4 hours ago", "4 uur geleden"),
+        (timedelta(hours=24), "1 day ago", "1 dag geleden"),
+        (timedelta(days=3), "3 days ago", "3 dagen geleden"),
+        (timedelta(days=21), "3 weeks ago", "3 weken geleden"),
+        (timedelta(days=150), "5 months ago", "5 maanden geleden"),
+        (timedelta(days=365), "1 year ago", "1 jaar geleden"),
+        (timedelta(days=800), "2 years ago", "2 jaar geleden"),
     ],
 )
-def test_relative_time_buckets(ago: timedelta, words: str) -> None:
-    assert relative_time(NOW - ago, NOW) == words
+def test_relative_time_buckets(ago: timedelta, words: str, dutch: str) -> None:
+    assert relative_time(NOW - ago, NOW, EN) == words
+    assert relative_time(NOW - ago, NOW, NL) == dutch
 
 
 @pytest.mark.parametrize(
     ("ahead", "words"),
     [
         (timedelta(seconds=30), "just now"),
-        (timedelta(minutes=5), "in 5 min"),
-        (timedelta(hours=3), "in 3 h"),
-        (timedelta(hours=30), "tomorrow"),
+        (timedelta(minutes=5), "in 5 minutes"),
+        (timedelta(hours=3), "in 3 hours"),
         (timedelta(days=3), "in 3 days"),
         (timedelta(days=14), "in 2 weeks"),
         (timedelta(days=400), "in 1 year"),
     ],
 )
 def test_relative_time_in_the_future(ahead: timedelta, words: str) -> None:
-    assert relative_time(NOW + ahead, NOW) == words
+    assert relative_time(NOW + ahead, NOW, EN) == words
 
 
 def test_relative_time_compares_across_time_zones_and_reads_naive_times_as_utc() -> None:
-    from datetime import timezone
-
     amsterdam = timezone(timedelta(hours=1))
-    assert relative_time(datetime(2026, 3, 14, 12, 0, tzinfo=amsterdam), NOW) == "1 h ago"
-    assert relative_time(datetime(2026, 3, 14, 11, 0), NOW) == "1 h ago"
+    assert relative_time(datetime(2026, 3, 14, 12, 0, tzinfo=amsterdam), NOW, EN) == "1 hour ago"
+    assert relative_time(datetime(2026, 3, 14, 11, 0), NOW, EN) == "1 hour ago"

@@ -16,9 +16,13 @@ from bot.aep.errors import ProfileNotFound
 from bot.demo import payloads as slack_payloads
 from bot.demo.slack import RecordedCall
 from bot.formatting import format_value, mrkdwn_escape
+from bot.i18n import reader_for
 from bot.identity import IdentityRef
 from bot.layout import FIELD_CLASSES
 from tests.support import RunningBot, button, click, private_card, settle, share, submit_share
+
+#: English in UTC: what these tests read.
+EN = reader_for("en-US")
 
 JANE = "jane.doe@example.com"
 
@@ -34,7 +38,7 @@ async def class_values(bot: RunningBot) -> dict[str, set[str]]:
     assert customer.name
     values["basic"].add(customer.name)
     for field in customer.fields:
-        values[field.field_class].add(mrkdwn_escape(format_value(field)))
+        values[field.field_class].add(mrkdwn_escape(format_value(field, EN)))
     for identity in customer.identities:
         values[identity.field_class].add(identity.value)
     for event in customer.events:

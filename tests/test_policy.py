@@ -268,7 +268,8 @@ def test_deleted_or_bot_account_named_by_id_gets_nothing(tmp_path: Path) -> None
 
 def test_refusal_says_which_groups_give_access(default: Policy) -> None:
     assert how_to_get_access(default) == (
-        "Ask to be added to @support-team (support), @sales (sales) or @cs-managers (manager)."
+        # CLDR's English "or" list (Babel), with its serial comma.
+        "Ask to be added to @support-team (support), @sales (sales), or @cs-managers (manager)."
     )
     assert "names them by user id" in how_to_get_access(default, person=GUEST)
     explained = explain_person(default, NOBODY)
