@@ -511,8 +511,6 @@ def _reader(context: Context) -> Reader:
     return reader
 
 
-
-
 @jinja2.pass_context
 def _gettext(context: Context, message: str, **values: Any) -> str:
     """`_("text %(name)s", name=value)`: the reader's words; values are already escaped."""

@@ -18,7 +18,8 @@ from slack_bolt.response import BoltResponse
 from bot.app import create_app
 from bot.demo import payloads as slack_payloads
 from bot.demo.slack import RecordedCall, SlackRecorder
-from bot.demo.workspace import BOT_USER_ID
+from bot.demo.workspace import BOT_USER_ID, demo_workspace, with_reader
+from bot.i18n import parse_locale, parse_zone
 from bot.services import build_services, slack_client
 from bot.settings import Settings
 from bot.verify import INVALID, Refusal, gate_for
@@ -41,13 +42,28 @@ BOT_TOKEN = "xoxb-console"  # noqa: S105 - the recorder accepts any token; nothi
 class Console:
     """One console session: a recorder standing in for Slack, and the app under test."""
 
-    def __init__(self, settings: Settings, *, user: str, channel: str, as_json: bool, out: TextIO):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        user: str,
+        channel: str,
+        as_json: bool,
+        out: TextIO,
+        locale: str | None = None,
+        tz: str | None = None,
+    ):
         self.base_settings = settings
         self.user = user
         self.channel = channel
         self.as_json = as_json
         self.out = out
-        self.recorder = SlackRecorder()
+        workspace = demo_workspace()
+        if (locale or tz) and user in workspace.users:
+            # The acting demo user reads this Slack locale and time zone (users.info says so).
+            current = workspace.users[user]
+            workspace = with_reader(workspace, user, locale=locale or current.locale, tz=tz)
+        self.recorder = SlackRecorder(workspace)
         self.secret = secrets.token_hex(16)
         self.last_card: RecordedCall | None = None
         self.last_view: dict[str, Any] | None = None
@@ -230,7 +246,8 @@ def _lines(stream: TextIO) -> Iterable[str]:
 async def console_main(
     settings: Settings, argv: Sequence[str], *, out: TextIO | None = None
 ) -> int:
-    """`python -m bot console [--json] [--as USER] [--channel C]`: a REPL on a TTY, else stdin."""
+    """`python -m bot console [--json] [--as USER] [--channel C] [--locale nl-NL] [--tz ZONE]`:
+    a REPL on a TTY, else stdin."""
     parser = argparse.ArgumentParser(
         prog="python -m bot console",
         description=HELP,
@@ -243,11 +260,28 @@ async def console_main(
     )
     parser.add_argument("--as", dest="user", default="U0MANAGER", help="acting Slack user id")
     parser.add_argument("--channel", default="C0PRIVATE", help="Slack channel id")
+    parser.add_argument(
+        "--locale",
+        help="the acting user's Slack locale, e.g. nl-NL (default: the demo user's, en-US)",
+    )
+    parser.add_argument(
+        "--tz", help="the acting user's Slack time zone, e.g. Europe/Amsterdam (IANA name)"
+    )
     args = parser.parse_args(list(argv))
+    if args.locale is not None and parse_locale(args.locale) is None:
+        parser.error(f"--locale {args.locale!r}: no catalogue for it (try en-US, nl-NL, nl-BE)")
+    if args.tz is not None and parse_zone(args.tz) is None:
+        parser.error(f"--tz {args.tz!r} is not an IANA time zone such as Europe/Amsterdam")
     out = out or sys.stdout
     interactive = sys.stdin.isatty() and not args.json
     async with Console(
-        settings, user=args.user, channel=args.channel, as_json=args.json, out=out
+        settings,
+        user=args.user,
+        channel=args.channel,
+        as_json=args.json,
+        out=out,
+        locale=args.locale,
+        tz=args.tz,
     ) as console:
         if interactive:
             banner = "demo sandbox (demo data)" if console.services.demo else "your AEP org"

@@ -13,9 +13,12 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Self
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from babel.dates import get_timezone_name
 
 from bot import blockkit
 from bot.demo.workspace import Workspace, WorkspaceChannel, WorkspaceUser, demo_workspace
@@ -550,9 +553,10 @@ class SlackRecorder:
             "deleted": user.deleted,
             "color": "9f69e7",
             "real_name": user.real_name,
-            "tz": "Europe/London",
-            "tz_label": "Greenwich Mean Time",
-            "tz_offset": 0,
+            # As Slack: the zone's name, its long name and its offset now, in seconds.
+            "tz": user.tz,
+            "tz_label": _zone_label(user.tz),
+            "tz_offset": _zone_offset(user.tz),
             "profile": profile,
             "is_admin": False,
             "is_owner": False,
@@ -565,7 +569,7 @@ class SlackRecorder:
             "is_email_confirmed": not user.is_bot,
         }
         if _flag(payload.get("include_locale")):
-            body["locale"] = "en-US"
+            body["locale"] = user.locale
         return {"ok": True, "user": body}
 
     def _usergroup(
@@ -905,3 +909,14 @@ def _element_problems(element: object, where: str) -> list[str]:
         if url is not None and (not isinstance(url, str) or len(url) > blockkit.BUTTON_URL_CHARS):
             problems.append(f"url must be at most 3000 characters [json-pointer:{where}/url]")
     return problems
+
+
+def _zone_label(name: str) -> str:
+    """A zone's long name as users.info gives it ("Central European Time")."""
+    return str(get_timezone_name(ZoneInfo(name), "long", locale="en_US"))
+
+
+def _zone_offset(name: str) -> int:
+    """A zone's offset from UTC now, in seconds, as users.info gives it."""
+    offset = datetime.now(ZoneInfo(name)).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0

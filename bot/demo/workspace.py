@@ -39,7 +39,7 @@ id              name               kind      members / notes
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 TEAM_ID = "T0DEMO"
@@ -65,6 +65,9 @@ class WorkspaceUser:
     is_ultra_restricted: bool = False
     deleted: bool = False
     team_id: str = TEAM_ID
+    #: Slack's locale (sent by users.info only with include_locale=true) and IANA time zone
+    locale: str = "en-US"
+    tz: str = "Europe/London"
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,14 @@ class Workspace:
             if group_id == usergroup_id:
                 return handle, ids
         return None
+
+
+def with_reader(workspace: Workspace, user_id: str, *, locale: str, tz: str | None) -> Workspace:
+    """The workspace with `user_id` given a Slack locale (and time zone): the console's
+    --locale/--tz, and tests of a person who reads another language."""
+    user = workspace.users[user_id]
+    changed = replace(user, locale=locale, tz=tz or user.tz)
+    return replace(workspace, users={**workspace.users, user_id: changed})
 
 
 def demo_workspace() -> Workspace:
