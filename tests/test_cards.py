@@ -358,8 +358,7 @@ def test_card_says_how_fresh_the_profile_is(renderer: CardRenderer) -> None:
     card = renderer.customer_card(rich_customer(), ctx())
     assert (
         ":clock3: Profile updated Mar 12, 2026, 12:00\u202fPM UTC (2 days ago)"
-        " · fetched 5 minutes ago"
-        in all_text(card)
+        " · fetched 5 minutes ago" in all_text(card)
     )
 
 
