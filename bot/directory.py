@@ -121,6 +121,8 @@ def _person_to_json(person: Person) -> dict[str, Any]:
         "deleted": person.deleted,
         "known": person.known,
         "external": person.external,
+        "locale": person.locale,
+        "tz": person.tz,
     }
 
 
@@ -134,6 +136,8 @@ def _person_from_json(data: Mapping[str, Any]) -> Person:
         deleted=bool(data["deleted"]),
         known=bool(data["known"]),
         external=bool(data["external"]),
+        locale=_text_or_none(data.get("locale")),
+        tz=_text_or_none(data.get("tz")),
     )
 
 

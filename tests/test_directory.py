@@ -77,13 +77,17 @@ class FakeSlack:
         self.client.conversations_info.side_effect = self.conversations_info
         self.client.conversations_members.side_effect = self.conversations_members
 
-    async def users_info(self, *, user: str, **_: Any) -> AsyncSlackResponse:
+    async def users_info(
+        self, *, user: str, include_locale: bool = False, **_: Any
+    ) -> AsyncSlackResponse:
         await asyncio.sleep(0)  # a real call yields to the event loop while it waits
         if user == "U0HIDDEN":
             raise slack_error("user_not_visible")
         if user not in USERS:
             raise slack_error("user_not_found")
-        return response({"user": USERS[user]})
+        # As Slack: `tz` always, `locale` only when asked for.
+        extra = {"tz": "Europe/Amsterdam", **({"locale": "nl-NL"} if include_locale else {})}
+        return response({"user": {**USERS[user], **extra}})
 
     async def usergroups_list(self, **kwargs: Any) -> AsyncSlackResponse:
         await asyncio.sleep(0)
@@ -128,7 +132,12 @@ def directory(slack: FakeSlack) -> SlackDirectory:
 
 async def test_person_has_group_handles_and_flags(directory: SlackDirectory) -> None:
     agent = await directory.person(TEAM, "U0AGENT")
-    assert agent == Person(user_id="U0AGENT", usergroups=frozenset({"support-team"}))
+    assert agent == Person(
+        user_id="U0AGENT",
+        usergroups=frozenset({"support-team"}),
+        locale="nl-NL",
+        tz="Europe/Amsterdam",
+    )
     manager = await directory.person(TEAM, "U0MANAGER")
     assert manager.usergroups == {"cs-managers"}  # handles compared lower-case
     guest = await directory.person(TEAM, "U0GUEST")
@@ -166,6 +175,27 @@ async def test_cache_is_shared_through_the_store(slack: FakeSlack) -> None:
     again = SlackDirectory(client=slack.client, store=store)
     assert (await again.person(TEAM, "U0AGENT")).usergroups == {"support-team"}
     assert sum(again.api_calls.values()) == 0
+
+
+async def test_a_person_comes_with_their_slack_locale_and_zone_cached_with_the_rest(
+    slack: FakeSlack,
+) -> None:
+    store = MemoryJsonStore()
+    person = await SlackDirectory(client=slack.client, store=store).person(TEAM, "U0AGENT")
+    assert (person.locale, person.tz) == ("nl-NL", "Europe/Amsterdam")
+    again = SlackDirectory(client=slack.client, store=store)
+    assert (await again.person(TEAM, "U0AGENT")).locale == "nl-NL"
+    assert sum(again.api_calls.values()) == 0
+
+
+async def test_an_entry_of_the_shape_before_locales_is_a_miss(slack: FakeSlack) -> None:
+    store = MemoryJsonStore()
+    flags = {"known": True, "is_bot": False, "deleted": False, "is_restricted": False}
+    old = {**flags, "is_ultra_restricted": False, "external": False}
+    await store.set_json(f"slack:v3:user:{TEAM}:U0AGENT", old, 300)
+    directory = SlackDirectory(client=slack.client, store=store)
+    assert (await directory.person(TEAM, "U0AGENT")).locale == "nl-NL"
+    assert directory.api_calls["users.info"] == 1
 
 
 async def test_cache_expires_after_ttl(slack: FakeSlack) -> None:
