@@ -29,11 +29,13 @@ _RANDOM = [
     # relative times depend on today's date, the dataset's dates do not
     (
         re.compile(
-            r"\b(?:in )?\d+ (?:min|h|days?|weeks?|months?|years?)(?: ago)?\b|\byesterday\b"
-            r"|\btomorrow\b|\bjust now\b"
+            r"\b(?:in )?\d+ (?:min|h|seconds?|minutes?|hours?|days?|weeks?|months?|years?)"
+            r"(?: ago)?\b|\byesterday\b|\btomorrow\b|\bjust now\b"
         ),
         "<when>",
     ),
+    # a shared card's fetch time is a Slack date token of the moment of the run
+    (re.compile(r"(fetched )<!date\^\d+\^[^|>]*\|[^>]*>"), r"\1<when>"),
 ]
 # 16 random bytes in URL-safe base64 (an emoji name such as hourglass_flowing_sand is not one)
 _TOKEN = re.compile(r"(?<![A-Za-z0-9_-])(?=[a-z_-]*[A-Z0-9])[A-Za-z0-9_-]{22}(?![A-Za-z0-9_-])")
