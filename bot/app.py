@@ -11,11 +11,11 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackClientError
 
-from bot.cards import ShareMetadata
 from bot.listeners import actions, commands, mentions, shortcuts
 from bot.logs import bolt_logger
 from bot.services import Services
 from bot.settings import Settings
+from bot.share_metadata import ShareMetadata
 from bot.slack_web import BudgetedRespond, SlackBusy, busy_seconds, failure_code, new_reference
 from bot.verify import INVALID, is_verified, security_log
 

@@ -35,6 +35,7 @@ from bot.formatting import (
     relative_time,
 )
 from bot.layout import FIELD_CLASSES
+from bot.share_metadata import ShareMetadata
 from bot.vocabulary import NoticeKind
 
 #: Slack refuses messages whose blocks total about 13k characters even under 50 blocks
@@ -176,47 +177,6 @@ class FieldBlock:
 
     heading: str | None
     fields: tuple[CustomerField, ...]
-
-
-@dataclass(frozen=True)
-class ShareMetadata:
-    """What the share modal carries in `private_metadata` back to its submission handler."""
-
-    token: str
-    channel_id: str
-    thread_ts: str | None
-    response_url: str | None
-
-    @classmethod
-    def parse(cls, text: str) -> ShareMetadata:
-        """Read the modal's `private_metadata`; raise ValueError when it is not ours."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            raise ValueError("private_metadata is not JSON") from None
-        if not isinstance(data, dict):
-            raise ValueError("private_metadata is not an object")
-        token, channel = data.get("token"), data.get("channel")
-        thread, url = data.get("thread_ts"), data.get("response_url")
-        if not isinstance(token, str) or not token or not isinstance(channel, str) or not channel:
-            raise ValueError("private_metadata lacks token or channel")
-        if not (thread is None or isinstance(thread, str)) or not (
-            url is None or isinstance(url, str)
-        ):
-            raise ValueError("private_metadata has a thread_ts or response_url of the wrong type")
-        return cls(token=token, channel_id=channel, thread_ts=thread, response_url=url)
-
-    def to_json(self) -> str:
-        """The `private_metadata` string for this share."""
-        return json.dumps(
-            {
-                "token": self.token,
-                "channel": self.channel_id,
-                "thread_ts": self.thread_ts,
-                "response_url": self.response_url,
-            },
-            separators=(",", ":"),
-        )
 
 
 def templates_dir() -> Path:

@@ -21,7 +21,6 @@ from bot.cards import (
     NOTICE_VALUES,
     CardContext,
     CardRenderer,
-    ShareMetadata,
     templates_dir,
 )
 from bot.customer import (
@@ -33,6 +32,7 @@ from bot.customer import (
 )
 from bot.identity import IdentityRef
 from bot.layout import FieldClass, FieldFormat
+from bot.share_metadata import ShareMetadata
 from bot.vocabulary import NoticeKind
 
 NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)

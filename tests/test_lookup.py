@@ -484,7 +484,7 @@ async def test_a_listing_that_outlives_lookups_is_not_started_again_by_them(
 ) -> None:
     """A big sandbox: the list takes longer than a lookup's deadline. It runs once, in the
     background under its own deadline, while each cold lookup names its own audiences."""
-    monkeypatch.setattr("bot.lookup._LISTING_GRACE", 0.01)
+    monkeypatch.setattr("bot.audiences._LISTING_GRACE", 0.01)
     aep = jane_aep(list_delay=30)
     lookup = make_lookup(aep, memory, deadline=0.5)
     warming = asyncio.create_task(lookup.warm())
@@ -517,7 +517,7 @@ async def test_a_lookup_waits_briefly_for_a_listing_under_way(memory: DataCache)
 async def test_a_slow_audience_list_does_not_hold_the_card_back(
     memory: DataCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.lookup._LISTING_GRACE", 0.01)
+    monkeypatch.setattr("bot.audiences._LISTING_GRACE", 0.01)
     aep = jane_aep(list_delay=0.2)
     lookup = make_lookup(aep, memory)
     warming = asyncio.create_task(lookup.warm(keep=False))
@@ -536,7 +536,7 @@ async def test_a_slow_audience_list_does_not_hold_the_card_back(
 async def test_no_wait_for_a_listing_when_every_audience_is_named(
     memory: DataCache, monkeypatch: pytest.MonkeyPatch, who: IdentityRef
 ) -> None:
-    monkeypatch.setattr("bot.lookup._LISTING_GRACE", 30.0)
+    monkeypatch.setattr("bot.audiences._LISTING_GRACE", 30.0)
     aep = jane_aep(list_delay=30)
     lookup = make_lookup(aep, memory)
     await lookup.lookup(JANE)  # names Jane's audiences
@@ -556,7 +556,7 @@ async def test_no_wait_for_a_listing_when_every_audience_is_named(
 async def test_the_wait_for_a_listing_ends_at_the_lookup_deadline(
     memory: DataCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.lookup._LISTING_GRACE", 30.0)
+    monkeypatch.setattr("bot.audiences._LISTING_GRACE", 30.0)
     aep = jane_aep(list_delay=30)
     lookup = make_lookup(aep, memory, deadline=0.2)
     warming = asyncio.create_task(lookup.warm())

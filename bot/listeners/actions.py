@@ -19,7 +19,6 @@ from bot.answers import (
     events_view,
     viewer_of,
 )
-from bot.cards import ShareMetadata
 from bot.identity import IdentityRef
 from bot.listeners.common import (
     answer_privately,
@@ -30,6 +29,7 @@ from bot.listeners.common import (
 )
 from bot.policy import share_access
 from bot.services import Services
+from bot.share_metadata import ShareMetadata
 from bot.slack_web import SlackBusy, busy_seconds, failure_code
 from bot.vocabulary import PrivateAction
 
