@@ -4,18 +4,27 @@ and the audit record of it. Knows no Slack: listeners parse a request, ask here,
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, assert_never
-from urllib.parse import quote
+from typing import Any, Literal, assert_never
+from urllib.parse import quote, unquote, urlsplit
 
 from bot.aep.errors import AepError, RateLimited
 from bot.cards import MODAL_EVENTS, CardContext
 from bot.customer import Customer
-from bot.identity import MAX_IDENTITIES, IdentityRef, Refusal, read_identities
+from bot.identity import MAX_IDENTITIES, IdentityRef, Refusal, profile_entity, read_identities
 from bot.layout import namespace_class
-from bot.policy import Access, Grants, Person, access_for, how_to_get_access, redact
+from bot.policy import (
+    Access,
+    Grants,
+    Person,
+    access_for,
+    audience_access,
+    how_to_get_access,
+    redact,
+)
 from bot.services import Services
 from bot.vocabulary import (
     AuditAction,
@@ -134,15 +143,47 @@ def error_notice(services: Services, exc: AepError, ref: IdentityRef, classes: G
             assert_never(cause)
 
 
+def _profile_fragment(services: Services) -> str:
+    """The part of a profile link before the profile's id: org and sandbox, URL-quoted."""
+    org, sandbox = quote(services.settings.org_id), quote(services.settings.aep_sandbox)
+    return f"/@{org}/sname:{sandbox}/platform/profile/browse/"
+
+
+def profile_link(services: Services, profile_id: str) -> str:
+    """The profile's page in the Experience Platform UI (AEP_UI_URL): the card's Open in AEP
+    link, the link that unfurls, and the `url` of the customer's Work Object."""
+    base = services.settings.aep_ui_url.rstrip("/")
+    return f"{base}/#{_profile_fragment(services)}{quote(profile_id)}"
+
+
 def aep_profile_url(services: Services, customer: Customer) -> str | None:
-    """A link to the profile in the Experience Platform UI, when the org and sandbox are known."""
+    """The Open in AEP link, when the org and sandbox are real (the demo sandbox has no UI)."""
     if services.demo or not services.settings.aep_org_id:
         return None
-    base = services.settings.aep_ui_url.rstrip("/")
-    return (
-        f"{base}/#/@{quote(services.settings.aep_org_id)}/sname:{quote(services.settings.aep_sandbox)}"
-        f"/platform/profile/browse/{quote(customer.profile_id)}"
-    )
+    return profile_link(services, customer.profile_id)
+
+
+#: A profile's entity id (an XID) as it may appear in a link; anything else is not looked up.
+_PROFILE_ID = re.compile(r"^[A-Za-z0-9_=+/-]{1,256}$")
+
+
+def profile_in_link(services: Services, url: str) -> str | None:
+    """The profile entity id a pasted link names, when it is a profile link of this bot's org
+    and sandbox on the AEP_UI_URL host (the form `profile_link` makes); else None."""
+    base = urlsplit(services.settings.aep_ui_url)
+    try:
+        link = urlsplit(url.strip())
+    except ValueError:
+        return None
+    if (link.scheme, link.netloc.lower()) != (base.scheme, base.netloc.lower()):
+        return None
+    if link.path not in ("", "/") or link.query:
+        return None
+    prefix = _profile_fragment(services)
+    if not link.fragment.startswith(prefix):
+        return None
+    profile_id = unquote(link.fragment.removeprefix(prefix).removesuffix("/"))
+    return profile_id if _PROFILE_ID.match(profile_id) else None
 
 
 # --- the audit trail -------------------------------------------------------------------------
@@ -248,6 +289,8 @@ class CardRequest:
     refresh: bool = False
     shared_by: str | None = None
     share_reason: str | None = None
+    #: the link a person pasted, when the card answers it as an unfurl
+    app_unfurl_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -260,6 +303,8 @@ class Card:
     profile_id: str | None = None
     shown: Grants = frozenset()
     withheld: Grants = frozenset()
+    #: the card as a Slack Work Object entity (shared cards, when BOT_WORK_OBJECTS is on)
+    entity: Message | None = None
 
     @property
     def ok(self) -> bool:
@@ -295,12 +340,22 @@ async def render_card(services: Services, request: CardRequest) -> Card:
         share_reason=request.share_reason,
         granted=frozenset(classes),
     )
+    entity = None
+    if request.surface == "shared" and services.settings.bot_work_objects:
+        # The same redacted customer as the blocks: the Work Object shows no more than the card.
+        entity = services.cards.work_object(
+            redacted.customer,
+            context,
+            url=profile_link(services, customer.profile_id),
+            app_unfurl_url=request.app_unfurl_url,
+        )
     return Card(
         message=services.cards.customer_card(redacted.customer, context),
         ref=ref,
         profile_id=customer.profile_id,
         shown=redacted.shown,
         withheld=redacted.withheld,
+        entity=entity,
     )
 
 
@@ -387,3 +442,116 @@ async def events_view(services: Services, viewer: Viewer, ref: IdentityRef, toke
         withheld=redacted.withheld,
     )
     return view
+
+
+# --- Work Objects: the flexpane, and unfurled profile links ---------------------------------
+
+
+@dataclass(frozen=True)
+class Flexpane:
+    """What entity.presentDetails carries: the customer as the viewer may see them, or the
+    documented `error` with the reason in words (never an empty panel)."""
+
+    metadata: Message | None = None
+    error: Message | None = None
+
+
+async def flexpane(services: Services, viewer: Viewer, token: str) -> Flexpane:
+    """A Work Object's flexpane for one viewer, exactly as View details answers them: the
+    `external_ref` token must lead back to a customer (a forged or expired one is refused as a
+    forged button is), the viewer's own grants redact the customer, and it is audited as a detail
+    view. The entity keeps `token` as its external_ref, as Slack requires."""
+    cards = services.cards
+    ref = await services.buttons.recall(token)
+    if ref is None:
+        await audit_refusal(services, viewer.asker, outcome="token_refused", surface="flexpane")
+        return Flexpane(error=cards.flexpane_error("expired", cards.notice("expired")))
+    if not viewer.access.classes:
+        refusal = await refuse(services, viewer, surface="flexpane", at="detail_view")
+        return Flexpane(error=cards.flexpane_error("no_grants", refusal))
+    classes = viewer.access.classes
+    try:
+        customer = await services.lookup.lookup(ref)
+    except AepError as exc:
+        log.info("lookup failed: %s (status %s)", type(exc).__name__, exc.status)
+        await audit(
+            services,
+            viewer.asker,
+            action="detail_view",
+            outcome=exc.kind,
+            surface="flexpane",
+            ref=ref,
+        )
+        return Flexpane(
+            error=cards.flexpane_error("failed", error_notice(services, exc, ref, classes))
+        )
+    redacted = redact(customer, classes)
+    context = CardContext(
+        surface="private",
+        now=now(),
+        token=token,
+        withheld=frozenset(redacted.withheld),
+        max_events=CARD_EVENTS,
+        granted=frozenset(classes),
+    )
+    entity = cards.work_object(
+        redacted.customer, context, url=profile_link(services, customer.profile_id)
+    )
+    await audit(
+        services,
+        viewer.asker,
+        action="detail_view",
+        outcome="shown",
+        surface="flexpane",
+        ref=ref,
+        profile_id=customer.profile_id,
+        shown=redacted.shown,
+        withheld=redacted.withheld,
+    )
+    return Flexpane(metadata=entity)
+
+
+UnfurlRefusal = Literal["no_profile_links", "no_grants", "channel_refused"]
+
+
+@dataclass(frozen=True)
+class Unfurls:
+    """The cards that answer pasted profile links, by the exact URL pasted; none when nothing
+    may unfurl (`refused` says why, for the log)."""
+
+    cards: dict[str, Card]
+    refused: UnfurlRefusal | None = None
+
+
+async def unfurl_cards(services: Services, viewer: Viewer, urls: Iterable[str]) -> Unfurls:
+    """Channel-safe cards for the profile links among `urls`, pasted by `viewer` in the
+    conversation `viewer.asker.channel_id`: the same audience rule as a share (what every reader
+    may see, never more than the poster may see), so a Slack Connect channel or one the bot
+    cannot size unfurls nothing, and neither does a link pasted by someone without grants.
+    Refusals and failed lookups are audited here; the caller audits what Slack did with the rest
+    (`audit_card`)."""
+    links = [(url, pid) for url in dict.fromkeys(urls) if (pid := profile_in_link(services, url))]
+    if not links:
+        return Unfurls(cards={}, refused="no_profile_links")
+    asker = viewer.asker
+    if not viewer.access.classes:
+        await audit_refusal(services, asker, outcome=NoGrants("unfurl"), surface="unfurl")
+        return Unfurls(cards={}, refused="no_grants")
+    channel = await services.directory.channel(asker.team_id or "", asker.channel_id or "")
+    decision = audience_access(services.policy, channel)
+    classes = decision.classes & viewer.access.classes
+    if decision.refused or not classes:
+        await audit_refusal(services, asker, outcome="channel_refused", surface="unfurl")
+        return Unfurls(cards={}, refused="channel_refused")
+    cards: dict[str, Card] = {}
+    for url, profile_id in links[: services.settings.bot_max_cards]:
+        request = CardRequest(
+            ref=profile_entity(profile_id), classes=classes, surface="shared", app_unfurl_url=url
+        )
+        card = await render_card(services, request)
+        if card.ok:
+            cards[url] = card
+        else:
+            # Nobody is waiting on an unfurl: the link simply stays a link.
+            await audit_card(services, asker, card, action="unfurl", surface="unfurl")
+    return Unfurls(cards=cards)

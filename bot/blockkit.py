@@ -205,3 +205,92 @@ def _check_length(value: Any, at: str, limit: int, problems: list[str]) -> None:
         problems.append(f"{at}: must be a non-empty string")
     elif len(value) > limit:
         problems.append(f"{at}: {len(value)} > {limit} characters")
+
+
+# --- Work Objects ---------------------------------------------------------------------------
+
+#: The entity types Slack's Work Objects support (docs.slack.dev/messaging/work-objects, and
+#: slack_sdk.models.metadata.EntityType).
+ENTITY_TYPES = frozenset(
+    {
+        "slack#/entities/task",
+        "slack#/entities/file",
+        "slack#/entities/item",
+        "slack#/entities/incident",
+        "slack#/entities/content_item",
+    }
+)
+#: The types a custom field may have (slack_sdk.models.metadata.CustomFieldType).
+CUSTOM_FIELD_TYPES = frozenset(
+    {
+        "integer",
+        "string",
+        "array",
+        "boolean",
+        "slack#/types/date",
+        "slack#/types/timestamp",
+        "slack#/types/image",
+        "slack#/types/channel_id",
+        "slack#/types/user",
+        "slack#/types/entity_ref",
+        "slack#/types/link",
+        "slack#/types/email",
+    }
+)
+#: Slack documents no limits for these; the bot keeps its entities well inside what a card shows.
+ENTITY_CUSTOM_FIELDS = 30
+ENTITY_TEXT_CHARS = 2000
+
+
+def entity_problems(entity: Any, *, unfurl: bool = False, where: str = "entity") -> list[str]:
+    """What makes `entity` not a Work Object entity as Slack documents it: `entity_type` one of
+    ENTITY_TYPES, `url`, `external_ref.id`, `entity_payload.attributes.title.text`, well-formed
+    custom fields whose keys `display_order` names; `app_unfurl_url` when it answers an unfurl."""
+    problems: list[str] = []
+    if not isinstance(entity, dict):
+        return [f"{where}: not an object"]
+    if entity.get("entity_type") not in ENTITY_TYPES:
+        problems.append(f"{where}.entity_type: not one of Slack's entity types")
+    for key in ("url",) + (("app_unfurl_url",) if unfurl else ()):
+        value = entity.get(key)
+        if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+            problems.append(f"{where}.{key}: a URL is required")
+    ref = entity.get("external_ref")
+    if not isinstance(ref, dict) or not isinstance(ref.get("id"), str) or not ref["id"]:
+        problems.append(f"{where}.external_ref.id: required")
+    payload = entity.get("entity_payload")
+    if not isinstance(payload, dict):
+        return [*problems, f"{where}.entity_payload: required"]
+    title = (payload.get("attributes") or {}).get("title")
+    if not isinstance(title, dict) or not isinstance(title.get("text"), str) or not title["text"]:
+        problems.append(f"{where}.entity_payload.attributes.title.text: required")
+    fields = payload.get("custom_fields") or []
+    if not isinstance(fields, list) or len(fields) > ENTITY_CUSTOM_FIELDS:
+        problems.append(f"{where}.custom_fields: a list of at most {ENTITY_CUSTOM_FIELDS}")
+        fields = []
+    keys: list[str] = []
+    for index, field in enumerate(fields):
+        at = f"{where}.custom_fields[{index}]"
+        if not isinstance(field, dict):
+            problems.append(f"{at}: not an object")
+            continue
+        for key in ("key", "label"):
+            if not isinstance(field.get(key), str) or not field[key]:
+                problems.append(f"{at}.{key}: required")
+        if field.get("type") not in CUSTOM_FIELD_TYPES:
+            problems.append(f"{at}.type: not one of Slack's custom field types")
+        _check_length(field.get("value"), f"{at}.value", ENTITY_TEXT_CHARS, problems)
+        keys.append(str(field.get("key")))
+    if len(set(keys)) != len(keys):
+        problems.append(f"{where}.custom_fields: keys are not unique")
+    order = payload.get("display_order")
+    if order is not None and (not isinstance(order, list) or not set(order) <= set(keys)):
+        problems.append(f"{where}.display_order: names a field that is not there")
+    return problems
+
+
+def check_entity(entity: dict[str, Any], *, unfurl: bool = False) -> None:
+    """Raise CardLimitError unless `entity` is a Work Object entity as Slack documents it."""
+    problems = entity_problems(entity, unfurl=unfurl)
+    if problems:
+        raise CardLimitError(problems)

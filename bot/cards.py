@@ -22,6 +22,7 @@ from bot.blockkit import (
     SECTION_FIELDS,
     TEXT_CHARS,
     CardLimitError,
+    check_entity,
     check_message,
     check_view,
 )
@@ -66,6 +67,11 @@ CARD_BUDGETS = (
 #: How many events the details modal lists (and the lookup behind it asks for).
 MODAL_EVENTS = 50
 PICKER_CHOICES = 10
+#: A Work Object shows at most this many identities and layout fields, and audience names.
+WORK_OBJECT_IDENTITIES = 6
+WORK_OBJECT_FIELDS = 16
+WORK_OBJECT_AUDIENCES = 8
+WORK_OBJECT_VALUE_CHARS = 300
 SHARE_REASON_CHARS = 200
 
 #: Notice kinds and the values each one takes (every value optional, None when unknown).
@@ -277,6 +283,44 @@ class CardRenderer:
             withheld=_withheld_words(ctx.withheld),
             aep_url=aep_url,
         )
+
+    def work_object(
+        self,
+        customer: Customer,
+        ctx: CardContext,
+        *,
+        url: str,
+        app_unfurl_url: str | None = None,
+    ) -> dict[str, Any]:
+        """The customer as a Slack Work Object entity (`metadata.entities[]` of a message or an
+        unfurl, or the flexpane's `metadata`), from blocks/work_object.json.j2. The customer is
+        already redacted for whoever sees it; `ctx.token` becomes its `external_ref.id`."""
+        groups, _ = _identity_groups(customer.identities, WORK_OBJECT_IDENTITIES)
+        fields, _ = _cut(customer.fields, WORK_OBJECT_FIELDS)
+        events = _newest_first(customer.events)[:1] if ctx.max_events else []
+        memberships = [a for a in customer.audiences if a.active][:WORK_OBJECT_AUDIENCES]
+        entity = self._render(
+            "work_object.json.j2",
+            customer=customer,
+            ctx=ctx,
+            name=_display_name(customer),
+            identity_groups=groups,
+            fields=fields,
+            value_chars=WORK_OBJECT_VALUE_CHARS,
+            events=events,
+            memberships=memberships,
+            withheld=_withheld_words(ctx.withheld),
+            url=url,
+            app_unfurl_url=app_unfurl_url,
+        )
+        check_entity(entity, unfurl=app_unfurl_url is not None)
+        return entity
+
+    def flexpane_error(
+        self, kind: Literal["no_grants", "expired", "failed"], notice: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The `error` of entity.presentDetails: a title by `kind`, and the words of `notice`."""
+        return self._render("flexpane_error.json.j2", kind=kind, message=notice["text"])
 
     def events_modal(self, customer: Customer, ctx: CardContext) -> dict[str, Any]:
         """A modal listing the customer's recent events, newest first (at most ctx.max_events)."""

@@ -26,6 +26,11 @@ SHARE_REASON_BLOCK = "share_reason"
 SHARE_REASON_INPUT = "share_reason_input"
 EVENTS_MODAL = "customer_events_modal"
 
+# Work Objects: the entity type a customer is shown as (Slack's generic "Item"), and the type of
+# its external_ref, whose id is the lookup's opaque token.
+ENTITY_TYPE = "slack#/entities/item"
+WORK_OBJECT_REF_TYPE = "customer_profile"
+
 # Block ids of the blocks that hold buttons, so a listener can tell where a click came from.
 CARD_ACTIONS_BLOCK = "customer_card_actions"
 PICKER_ACTIONS_BLOCK = "customer_picker_actions"

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     bot_lookup_deadline: Annotated[float, Field(gt=0, le=60)] = 8.0
     # A response_url takes five posts: up to four cards leave room for the "and N more" note.
     bot_max_cards: Annotated[int, Field(ge=1, le=4)] = 3
+    # Shared cards and unfurls carry a Slack Work Object (message metadata); on only once the
+    # workspace has enabled Work Object previews for the app (api.slack.com/apps).
+    bot_work_objects: bool = False
     bot_audit_file: str = "audit.jsonl"
     bot_audit_key: SecretStr | None = None
     bot_log_level: str = "INFO"

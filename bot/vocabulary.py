@@ -49,18 +49,20 @@ NoticeKind = Literal[
 CardSurface = Literal["private", "shared"]
 
 #: Where an audited request came from: a private answer (command, shortcut, button), a mention,
-#: the More events modal, or a share.
-AuditSurface = Literal["private", "mention", "modal", "share"]
+#: the More events modal, a share, a Work Object's flexpane, or a pasted profile link unfurled.
+AuditSurface = Literal["private", "mention", "modal", "share", "flexpane", "unfurl"]
 
 #: What an audited request was.
-AuditAction = Literal["lookup", "refusal", "share", "detail_view", "more_events", "refresh"]
+AuditAction = Literal[
+    "lookup", "refusal", "share", "detail_view", "more_events", "refresh", "unfurl"
+]
 
 #: What a private card answers: a lookup, the Refresh button, or View details on a shared card.
 PrivateAction = Literal["lookup", "refresh", "detail_view"]
 
 #: What a person without grants tried: a private card, More events, or the entry point they
 #: came by.
-RefusedAt = PrivateAction | Literal["more_events", "command", "mention", "shortcut"]
+RefusedAt = PrivateAction | Literal["more_events", "command", "mention", "shortcut", "unfurl"]
 
 #: Outcomes that are one word; a failed lookup's outcome is its error's kind (bot.aep.errors).
 OutcomeWord = Literal[
@@ -69,6 +71,7 @@ OutcomeWord = Literal[
     "channel_refused",
     "events_not_granted",
     "share_not_allowed",
+    "token_refused",
 ]
 
 

@@ -196,10 +196,12 @@ class AepClient:
             "schema.name": EVENT_SCHEMA,
             "relatedSchema.name": PROFILE_SCHEMA,
             "relatedEntityId": ref.value,
-            "relatedEntityIdNS": ref.namespace,
             "orderby": "-timestamp",
             "limit": str(limit),
         }
+        if ref.namespace:
+            # A profile's entity id (an XID) goes without a namespace (reference 2.2).
+            query["relatedEntityIdNS"] = ref.namespace
         if self._merge_policy_id:
             query["mergePolicyId"] = self._merge_policy_id
         url: str = self._api_url + sansio.ENTITIES_PATH
@@ -296,7 +298,10 @@ class AepClient:
     async def _profile(
         self, budget: _Budget, ref: IdentityRef, fields: Sequence[str] | None
     ) -> ProfileEntity:
-        params = {"schema.name": PROFILE_SCHEMA, "entityId": ref.value, "entityIdNS": ref.namespace}
+        params = {"schema.name": PROFILE_SCHEMA, "entityId": ref.value}
+        if ref.namespace:
+            # A profile's entity id (an XID) goes without a namespace (reference 2.2).
+            params["entityIdNS"] = ref.namespace
         if self._merge_policy_id:
             params["mergePolicyId"] = self._merge_policy_id
         if fields:

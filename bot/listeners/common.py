@@ -142,8 +142,13 @@ async def post_card(
         await audit_card(services, asker, card, action=action, surface=surface)
         await tell(card.message)
         return False
+    # With Work Objects on, the message also describes the customer as an entity; its blocks stay
+    # the card, for clients that show no Work Objects.
+    metadata = {"entities": [card.entity]} if card.entity is not None else None
     try:
-        await client.chat_postMessage(channel=channel_id, thread_ts=thread_ts, **card.message)
+        await client.chat_postMessage(
+            channel=channel_id, thread_ts=thread_ts, metadata=metadata, **card.message
+        )
     except SlackClientError as exc:
         error = failure_code(exc)
         log.warning("could not post a card into a conversation (%s): %s", surface, error)
