@@ -43,17 +43,21 @@ NoticeKind = Literal[
     "demo_mode",
     "slack_busy",
     "post_failed",
+    "history_gone",
 ]
 
 #: Where a card is shown: privately to the asker, or shared with everyone in a conversation.
 CardSurface = Literal["private", "shared"]
 
 #: Where an audited request came from: a private answer (command, shortcut, button), a mention,
-#: the More events modal, or a share.
-AuditSurface = Literal["private", "mention", "modal", "share"]
+#: the More events modal, a share, the App Home (a replay from history, Clear my history), or the
+#: search modal (from the Home's button or the find_customer shortcut).
+AuditSurface = Literal["private", "mention", "modal", "share", "home", "search"]
 
 #: What an audited request was.
-AuditAction = Literal["lookup", "refusal", "share", "detail_view", "more_events", "refresh"]
+AuditAction = Literal[
+    "lookup", "refusal", "share", "detail_view", "more_events", "refresh", "clear_history"
+]
 
 #: What a private card answers: a lookup, the Refresh button, or View details on a shared card.
 PrivateAction = Literal["lookup", "refresh", "detail_view"]
@@ -69,6 +73,7 @@ OutcomeWord = Literal[
     "channel_refused",
     "events_not_granted",
     "share_not_allowed",
+    "cleared",
 ]
 
 
