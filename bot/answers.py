@@ -447,26 +447,37 @@ def read_search(services: Services, text: str, kind: str | None) -> IdentityRef 
     text = text.strip()
     if not text:
         return SearchProblem("empty")
-    expected = ""
     if kind == "other" and ":" not in text:
         return SearchProblem("need_namespace")
-    if kind in _SEARCH_KINDS:
-        namespace, expected = _SEARCH_KINDS[kind]
-        namespace = namespace or services.rules.crm_namespace
-        if not text.lower().startswith(f"{namespace.lower()}:"):
-            text = f"{namespace}:{text}"
     reading = read_identities(text, services.rules)
     if reading.refused:
         return SearchProblem("refused", reasons=" ".join(str(r) for r in reading.refused))
-    if not reading.refs:
-        return (
-            SearchProblem("wrong_kind", expected=expected)
-            if expected
-            else SearchProblem("no_identity")
-        )
     if len(reading.refs) > 1:
         return SearchProblem("several")
-    return reading.refs[0]
+    if kind not in _SEARCH_KINDS:
+        return reading.refs[0] if reading.refs else SearchProblem("no_identity")
+    namespace, expected = _SEARCH_KINDS[kind]
+    namespace = namespace or services.rules.crm_namespace
+    if reading.refs:
+        # Text the bot reads by itself must be of the kind chosen.
+        ref = reading.refs[0]
+        if _same_kind(ref.namespace, namespace):
+            return ref
+        return SearchProblem("wrong_kind", expected=expected)
+    # Text the bot does not recognise by itself (a CRM id of another shape, say) is taken as
+    # the kind chosen: AEP then says whether such a customer exists.
+    prefixed = read_identities(f"{namespace}:{text}", services.rules)
+    if prefixed.refused:
+        return SearchProblem("refused", reasons=" ".join(str(r) for r in prefixed.refused))
+    if len(prefixed.refs) != 1:
+        return SearchProblem("wrong_kind", expected=expected)
+    return prefixed.refs[0]
+
+
+def _same_kind(found: str, chosen: str) -> bool:
+    """Whether a namespace read from text is the one chosen (phones have two codes)."""
+    found, chosen = found.lower(), chosen.lower()
+    return found == chosen or (found.startswith("phone") and chosen.startswith("phone"))
 
 
 def _history_days(services: Services) -> int:

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from pydantic import SecretStr
 from slack_bolt.response import BoltResponse
 
+from bot import ids
 from bot.app import create_app
 from bot.demo import payloads as slack_payloads
 from bot.demo.slack import RecordedCall, SlackRecorder
@@ -29,6 +30,9 @@ HELP = """Type one of:
   mention <text>          @customer-context <text> in the current channel (answers in a thread)
   click <button>          click a button of the last card: Refresh, More events, Share, View details
   submit <reason>         submit the open Share modal with that reason
+  home                    open the bot's App Home (your recent lookups, what you can see)
+  find <text>             Find a customer: submit the search modal with that identity (the card
+                          comes as a direct message)
   as <user id>            act as another demo user:
                           U0AGENT, U0SALES, U0MANAGER, U0BOTH, U0NOBODY, U0GUEST
   in <channel id>         move to another demo channel:
@@ -167,6 +171,25 @@ class Console:
             await self.click(rest, response_url)
         elif word == "submit":
             await self.submit(rest)
+        elif word == "home":
+            await self.dispatch(
+                slack_payloads.app_home_opened(
+                    user_id=self.user, event_id=f"Ev{time.monotonic_ns()}"
+                )
+            )
+        elif word == "find":
+            await self.dispatch(
+                slack_payloads.view_submission(
+                    callback_id=ids.SEARCH_MODAL,
+                    private_metadata="",
+                    values={
+                        ids.SEARCH_IDENTITY_BLOCK: {
+                            ids.SEARCH_IDENTITY_INPUT: {"type": "plain_text_input", "value": rest}
+                        }
+                    },
+                    user_id=self.user,
+                )
+            )
         elif word == "as" and rest:
             self.user = rest
             print(f"(now acting as {rest})", file=self.out)
