@@ -4,6 +4,7 @@ find_customer shortcut, inline validation and cards sent as direct messages."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,11 +15,13 @@ from slack_sdk.models.views import View
 
 from bot import ids
 from bot.blockkit import HOME_BLOCKS, check_view
+from bot.console import Console
 from bot.demo import payloads as slack_payloads
 from bot.demo.simulator import AepSimulator
 from bot.demo.slack import RecordedCall, SlackRecorder
 from bot.history import HISTORY_SIZE
 from bot.identity import IdentityRef
+from bot.settings import load_settings
 from tests.support import JANE, RunningBot, command, settle, start_bot
 
 
@@ -297,7 +300,7 @@ async def test_the_homes_find_button_opens_the_search_modal(bot: RunningBot) -> 
         ("", None, "Type an email address"),
         ("nonsense", None, "not an identity the bot can read"),
         ("jane.doe@example.com CRM-000123", None, "more than one identity"),
-        ("jаne@example.com", None, "Not looked up"),  # a Cyrillic а
+        ("j\u0430ne@example.com", None, "Not looked up"),  # a Cyrillic a
         ("+14155550123", "email", "does not read as an email address"),
         ("CRM-000123", "other", "namespace:value"),
     ],
@@ -341,3 +344,20 @@ async def test_a_search_for_an_unknown_customer_says_so_in_the_direct_message(
     message = await direct_message(bot)
     assert "No customer profile found" in message.payload["text"]
     assert await bot.services.history.recent("T0DEMO", "U0AGENT") == []
+
+
+async def test_the_console_shows_the_home_and_finds_through_the_search_modal() -> None:
+    out = io.StringIO()
+    settings = load_settings(_env_file=None)
+    async with Console(settings, user="U0AGENT", channel="C0SUPPORT", as_json=True, out=out) as c:
+        await c.handle_line("find CRM-000123")
+        await c.handle_line("find nonsense")
+        await c.handle_line("home")
+    sent = [json.loads(line) for line in out.getvalue().splitlines()]
+    methods = [line["method"] for line in sent]
+
+    assert methods.index("conversations.open") < methods.index("chat.postMessage")
+    [errors] = [line["payload"] for line in sent if line["method"] == "ack"]
+    assert errors["response_action"] == "errors"
+    [home] = [line["payload"]["view"] for line in sent if line["method"] == "views.publish"]
+    assert "CRM-000123" in text_of(parsed(home))
