@@ -12,7 +12,15 @@ from typing import Any, Literal, assert_never
 from urllib.parse import quote, unquote, urlsplit
 
 from bot.aep.errors import AepError, RateLimited
-from bot.cards import MODAL_EVENTS, CardContext
+from bot.cards import (
+    MODAL_EVENTS,
+    CardContext,
+    HomeContext,
+    HomeEntry,
+    MoreAccess,
+    SearchError,
+    namespace_label,
+)
 from bot.customer import Customer
 from bot.identity import MAX_IDENTITIES, IdentityRef, Refusal, profile_entity, read_identities
 from bot.layout import namespace_class
@@ -23,6 +31,7 @@ from bot.policy import (
     access_for,
     audience_access,
     how_to_get_access,
+    more_access,
     redact,
 )
 from bot.services import Services
@@ -236,15 +245,17 @@ async def refuse(
 ) -> Message:
     """Audit a refusal for lack of grants and say how to get access."""
     await audit_refusal(services, viewer.asker, outcome=NoGrants(at), surface=surface)
+    return services.cards.notice("refused_no_grants", how=_how_to_get_access(services, viewer))
+
+
+def _how_to_get_access(services: Services, viewer: Viewer) -> str:
     if not viewer.person.known:
         # users.info failed: often a passing Slack error, so no advice to join a group.
-        how = (
+        return (
             "Slack did not tell the bot who you are just now, so it shows no customer data. "
             "Try again in a minute; if it keeps happening, tell whoever runs the bot."
         )
-    else:
-        how = how_to_get_access(services.policy, person=viewer.person)
-    return services.cards.notice("refused_no_grants", how=how)
+    return how_to_get_access(services.policy, person=viewer.person)
 
 
 def identity_refusal(services: Services, refused: Iterable[Refusal]) -> Message:
@@ -369,7 +380,10 @@ async def audit_card(
     outcome: AuditOutcome | None = None,
 ) -> None:
     """The audit record of a card (or of its failed lookup); `outcome` defaults to the card's
-    own, and a post into a conversation passes what Slack did with it."""
+    own, and a post into a conversation passes what Slack did with it. A lookup that showed a
+    card also goes into the asker's history, for their App Home."""
+    if action == "lookup" and card.ok and outcome in (None, "posted"):
+        await services.history.record(asker.team_id or "", asker.user_id, card.ref, surface=surface)
     await audit(
         services,
         asker,
@@ -384,10 +398,16 @@ async def audit_card(
 
 
 async def private_card(
-    services: Services, viewer: Viewer, ref: IdentityRef, *, action: PrivateAction, refresh: bool
+    services: Services,
+    viewer: Viewer,
+    ref: IdentityRef,
+    *,
+    action: PrivateAction,
+    refresh: bool,
+    surface: AuditSurface = "private",
 ) -> Card:
-    """The card for `ref` as the viewer's own grants allow, audited as a private answer. The
-    caller has checked that the viewer is granted something (else see `refuse`)."""
+    """The card for `ref` as the viewer's own grants allow, audited as a private answer on
+    `surface`. The caller has checked that the viewer is granted something (else `refuse`)."""
     request = CardRequest(
         ref=ref,
         classes=viewer.access.classes,
@@ -395,7 +415,7 @@ async def private_card(
         refresh=refresh,
     )
     card = await render_card(services, request)
-    await audit_card(services, viewer.asker, card, action=action, surface="private")
+    await audit_card(services, viewer.asker, card, action=action, surface=surface)
     return card
 
 
@@ -555,3 +575,146 @@ async def unfurl_cards(services: Services, viewer: Viewer, urls: Iterable[str]) 
             # Nobody is waiting on an unfurl: the link simply stays a link.
             await audit_card(services, asker, card, action="unfurl", surface="unfurl")
     return Unfurls(cards=cards)
+
+
+# --- the App Home and the search modal ------------------------------------------------------
+
+#: What the search modal's kind-of-identity choices read as (the namespace put before the text).
+_SEARCH_KINDS: dict[str, tuple[str, str]] = {
+    "email": ("email", "an email address"),
+    "phone": ("phone", "a phone number"),
+    "crm": ("", "a CRM id"),  # the deployment's CRM namespace (AEP_CRM_NAMESPACE)
+    "ecid": ("ecid", "an ECID"),
+}
+
+
+@dataclass(frozen=True)
+class SearchProblem:
+    """Why the search modal's text is not looked up: shown inline, under the identity input."""
+
+    kind: SearchError
+    reasons: str = ""
+    expected: str = ""
+
+    def words(self, services: Services) -> str:
+        """The plain-text words the modal shows."""
+        return services.cards.search_error(self.kind, reasons=self.reasons, expected=self.expected)
+
+
+def read_search(services: Services, text: str, kind: str | None) -> IdentityRef | SearchProblem:
+    """The one identity the search modal's text names, read as the chosen kind (email, phone,
+    crm, ecid; "other" means `namespace:value`; none: whatever the text is), or why not. Pure:
+    it runs before the submission is acknowledged, within Slack's 3 seconds."""
+    text = text.strip()
+    if not text:
+        return SearchProblem("empty")
+    if kind == "other" and ":" not in text:
+        return SearchProblem("need_namespace")
+    reading = read_identities(text, services.rules)
+    if reading.refused:
+        return SearchProblem("refused", reasons=" ".join(str(r) for r in reading.refused))
+    if len(reading.refs) > 1:
+        return SearchProblem("several")
+    if kind not in _SEARCH_KINDS:
+        return reading.refs[0] if reading.refs else SearchProblem("no_identity")
+    namespace, expected = _SEARCH_KINDS[kind]
+    namespace = namespace or services.rules.crm_namespace
+    if reading.refs:
+        # Text the bot reads by itself must be of the kind chosen.
+        ref = reading.refs[0]
+        if _same_kind(ref.namespace, namespace):
+            return ref
+        return SearchProblem("wrong_kind", expected=expected)
+    # Text the bot does not recognise by itself (a CRM id of another shape, say) is taken as
+    # the kind chosen: AEP then says whether such a customer exists.
+    prefixed = read_identities(f"{namespace}:{text}", services.rules)
+    if prefixed.refused:
+        return SearchProblem("refused", reasons=" ".join(str(r) for r in prefixed.refused))
+    if len(prefixed.refs) != 1:
+        return SearchProblem("wrong_kind", expected=expected)
+    return prefixed.refs[0]
+
+
+def _same_kind(found: str, chosen: str) -> bool:
+    """Whether a namespace read from text is the one chosen (phones have two codes)."""
+    found, chosen = found.lower(), chosen.lower()
+    return found == chosen or (found.startswith("phone") and chosen.startswith("phone"))
+
+
+def _history_days(services: Services) -> int:
+    return max(1, round(services.history.ttl / 86400))
+
+
+async def home_view(services: Services, viewer: Viewer) -> Message:
+    """The viewer's App Home: the Find button, their recent lookups (values their current
+    grants no longer cover are withheld), what they see and which groups grant more, and the
+    data source; someone without grants is told how to get access and shown no history."""
+    access, asker, person = viewer.access, viewer.asker, viewer.person
+    granted = bool(access.classes)
+    entries: list[HomeEntry] = []
+    if granted:
+        for entry in await services.history.recent(asker.team_id or "", asker.user_id):
+            covered = namespace_class(entry.namespace) in access.classes
+            entries.append(
+                HomeEntry(
+                    id=entry.id,
+                    label=namespace_label(entry.namespace),
+                    value=entry.value if covered else None,
+                    at=entry.at,
+                    surface=entry.surface,
+                )
+            )
+    # Guests and other orgs' people get nothing through groups (bot.policy.access_for).
+    by_group = person.known and not (
+        person.is_restricted or person.is_ultra_restricted or person.external or person.is_bot
+    )
+    offers = more_access(services.policy, access) if by_group else []
+    settings = services.settings
+    home = HomeContext(
+        now=now(),
+        granted=granted,
+        classes=frozenset(access.classes),
+        roles=access.roles,
+        can_share=access.can_share,
+        how=None if granted else _how_to_get_access(services, viewer),
+        more=tuple(MoreAccess(o.name, o.usergroups, frozenset(o.adds)) for o in offers),
+        history_on=services.history.enabled,
+        history_days=_history_days(services),
+        entries=tuple(entries),
+        demo=services.demo,
+        sandbox=settings.aep_sandbox,
+        merge_policy=settings.aep_merge_policy_id,
+    )
+    return services.cards.home(home)
+
+
+async def lookup_card(
+    services: Services, viewer: Viewer, ref: IdentityRef, *, surface: AuditSurface
+) -> Message:
+    """The viewer's private card of `ref` for the Home or the search modal (sent as a direct
+    message), or the words why not; audited as a lookup on `surface`."""
+    if not viewer.access.classes:
+        return await refuse(services, viewer, surface=surface, at="lookup")
+    card = await private_card(
+        services, viewer, ref, action="lookup", refresh=False, surface=surface
+    )
+    return card.message
+
+
+async def replay(services: Services, viewer: Viewer, entry_id: str) -> Message:
+    """A lookup from the viewer's history run again with their grants now: a role removed
+    since sees a refusal, not the card, and not whether the entry still exists."""
+    if not viewer.access.classes:
+        return await refuse(services, viewer, surface="home", at="lookup")
+    asker = viewer.asker
+    entry = await services.history.find(asker.team_id or "", asker.user_id, entry_id)
+    if entry is None:
+        return services.cards.notice("history_gone")
+    return await lookup_card(services, viewer, entry.ref, surface="home")
+
+
+async def clear_history(services: Services, asker: Asker) -> None:
+    """Forget the asker's recent lookups. Audited (with no identity): whoever reads the trail
+    can then tell an emptied Home from one that never had lookups."""
+    await services.history.clear(asker.team_id or "", asker.user_id)
+    await audit(services, asker, action="clear_history", outcome="cleared", surface="home")

@@ -11,7 +11,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackClientError
 
-from bot.listeners import actions, commands, links, mentions, shortcuts
+from bot.listeners import actions, commands, home, links, mentions, shortcuts
 from bot.logs import bolt_logger
 from bot.services import Services
 from bot.settings import Settings
@@ -101,7 +101,7 @@ def create_app(
         )
         await next_()
 
-    for surface in (commands, shortcuts, mentions, actions, links):
+    for surface in (commands, shortcuts, mentions, actions, links, home):
         surface.register(app, services)
 
     @app.error

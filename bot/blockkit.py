@@ -9,6 +9,12 @@ from typing import Any
 #: Slack's Block Kit limits (docs.slack.dev, block and element reference pages).
 MESSAGE_BLOCKS = 50
 MODAL_BLOCKS = 100
+#: A Home tab view (views.publish) has the same limit as a modal.
+HOME_BLOCKS = 100
+#: Options of a static_select menu.
+SELECT_OPTIONS = 100
+OPTION_TEXT_CHARS = 75
+OPTION_VALUE_CHARS = 150
 TEXT_CHARS = 3000
 SECTION_TEXT_CHARS = 3000
 SECTION_FIELDS = 10
@@ -52,20 +58,27 @@ def check_message(payload: dict[str, Any]) -> None:
 
 
 def check_view(view: dict[str, Any]) -> None:
-    """Raise CardLimitError unless `view` is a modal within Block Kit's limits."""
+    """Raise CardLimitError unless `view` is a modal or a Home tab within Block Kit's limits."""
     problems: list[str] = []
-    if view.get("type") != "modal":
-        problems.append("view: type is not modal")
-    _check_text(view.get("title"), "view.title", VIEW_TITLE_CHARS, problems, plain=True)
-    for key in ("submit", "close"):
-        if key in view:
-            _check_text(view[key], f"view.{key}", VIEW_TITLE_CHARS, problems, plain=True)
+    if view.get("type") == "home":
+        # A Home tab has no title bar and no buttons of its own.
+        for key in ("title", "submit", "close"):
+            if key in view:
+                problems.append(f"view: a home view has no {key}")
+    elif view.get("type") != "modal":
+        problems.append("view: type is neither modal nor home")
+    else:
+        _check_text(view.get("title"), "view.title", VIEW_TITLE_CHARS, problems, plain=True)
+        for key in ("submit", "close"):
+            if key in view:
+                _check_text(view[key], f"view.{key}", VIEW_TITLE_CHARS, problems, plain=True)
     _check_length(view.get("callback_id"), "view.callback_id", ID_CHARS, problems)
     _check_length(
         view.get("private_metadata"), "view.private_metadata", PRIVATE_METADATA_CHARS, problems
     )
     blocks = view.get("blocks")
-    _check_blocks(blocks, MODAL_BLOCKS, "view", problems)
+    most = HOME_BLOCKS if view.get("type") == "home" else MODAL_BLOCKS
+    _check_blocks(blocks, most, "view", problems)
     has_input = isinstance(blocks, list) and any(
         isinstance(b, dict) and b.get("type") == "input" for b in blocks
     )
@@ -182,6 +195,21 @@ def _check_element(element: Any, at: str, problems: list[str]) -> None:
         max_length = element.get("max_length")
         if max_length is not None and not 1 <= max_length <= TEXT_CHARS:
             problems.append(f"{at}.max_length: 1 to {TEXT_CHARS}")
+    elif kind == "static_select":
+        _check_text(
+            element.get("placeholder"), f"{at}.placeholder", PLACEHOLDER_CHARS, problems, plain=True
+        )
+        options = element.get("options")
+        if not isinstance(options, list) or not 1 <= len(options) <= SELECT_OPTIONS:
+            problems.append(f"{at}.options: 1 to {SELECT_OPTIONS} options allowed")
+        else:
+            for i, option in enumerate(options):
+                where = f"{at}.options[{i}]"
+                if not isinstance(option, dict):
+                    problems.append(f"{where}: not an object")
+                    continue
+                _check_text(option.get("text"), f"{where}.text", OPTION_TEXT_CHARS, problems)
+                _check_length(option.get("value"), f"{where}.value", OPTION_VALUE_CHARS, problems)
     else:
         problems.append(f"{at}: unexpected element type {kind!r}")
 

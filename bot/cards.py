@@ -104,7 +104,54 @@ NOTICE_VALUES: dict[str, tuple[str, ...]] = {
     "demo_mode": (),
     "slack_busy": ("seconds",),
     "post_failed": ("reason",),
+    "history_gone": (),
 }
+
+#: Why the search modal cannot look up what was typed (blocks/search_error.json.j2).
+SearchError = Literal["empty", "no_identity", "refused", "several", "wrong_kind", "need_namespace"]
+#: The longest identity the search modal takes (a namespace code and a value, with room).
+SEARCH_INPUT_CHARS = 1100
+
+
+@dataclass(frozen=True)
+class HomeEntry:
+    """One recent lookup as the Home lists it; `value` is None when the person's grants no
+    longer cover the identity's class (the namespace alone is named)."""
+
+    id: str
+    label: str
+    value: str | None
+    at: datetime
+    surface: str
+
+
+@dataclass(frozen=True)
+class MoreAccess:
+    """A role the person does not hold that would show them more: its groups and what it adds."""
+
+    name: str
+    groups: tuple[str, ...]
+    adds: frozenset[str]
+
+
+@dataclass(frozen=True)
+class HomeContext:
+    """What one person's App Home shows (see blocks/home.json.j2)."""
+
+    now: datetime
+    granted: bool
+    classes: frozenset[str]
+    roles: tuple[str, ...]
+    can_share: bool
+    how: str | None
+    more: tuple[MoreAccess, ...]
+    history_on: bool
+    history_days: int
+    entries: tuple[HomeEntry, ...]
+    demo: bool
+    sandbox: str
+    merge_policy: str | None
+
 
 # Field classes in words, for the "... are hidden" line; all plural so one verb fits any list.
 _CLASS_WORDS: dict[str, str] = {
@@ -224,6 +271,7 @@ class CardRenderer:
             plural=_plural,
             found_words=_found_words,
             capitalize_first=_capitalize_first,
+            class_words=_class_words,
         )
         # An undefined value inside `tojson` would otherwise surface as a TypeError from json.
         self._env.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": _no_undefined}
@@ -372,6 +420,26 @@ class CardRenderer:
         )
         check_view(view)
         return view
+
+    def home(self, home: HomeContext) -> dict[str, Any]:
+        """The App Home view of one person (`views.publish`), within a Home's 100 blocks."""
+        view = self._render("home.json.j2", home=home)
+        check_view(view)
+        return view
+
+    def search_modal(self) -> dict[str, Any]:
+        """The search modal: an identity and an optional kind of identity; no customer data."""
+        view = self._render("search_modal.json.j2", max_chars=SEARCH_INPUT_CHARS)
+        check_view(view)
+        return view
+
+    def search_error(self, kind: SearchError, *, reasons: str = "", expected: str = "") -> str:
+        """The words shown under the search modal's identity input (plain text)."""
+        return str(
+            self._render("search_error.json.j2", kind=kind, reasons=reasons, expected=expected)[
+                "text"
+            ]
+        )
 
     def picker(
         self, choices: Sequence[tuple[str, str]], *, found: int | None = None, capped: bool = False
@@ -526,6 +594,16 @@ def _field_blocks(
             blocks.append(FieldBlock(heading=title if start == 0 else None, fields=chunk))
             shown += len(chunk)
     return blocks, 0
+
+
+def namespace_label(namespace: str) -> str:
+    """How a card names an identity namespace: "Email", "CRM ID", else the code itself."""
+    return _NAMESPACE_LABELS.get(namespace.lower(), namespace)
+
+
+def _class_words(classes: frozenset[str]) -> str:
+    """Field classes in words, in the canonical order: "profile details and recent events"."""
+    return _withheld_words(classes) or "nothing"
 
 
 def _withheld_words(withheld: frozenset[str]) -> str | None:

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from pydantic import SecretStr
 from slack_bolt.response import BoltResponse
 
+from bot import ids
 from bot.answers import profile_link
 from bot.app import create_app
 from bot.demo import payloads as slack_payloads
@@ -34,6 +35,9 @@ HELP = """Type one of:
                           a URL, the Experience Platform profile link of the last card's customer
   details                 open the flexpane of the last Work Object (a shared card, a mention
                           answer or an unfurl; needs BOT_WORK_OBJECTS=true) as the acting user
+  home                    open the bot's App Home (your recent lookups, what you can see)
+  find <text>             Find a customer: submit the search modal with that identity (the card
+                          comes as a direct message)
   as <user id>            act as another demo user:
                           U0AGENT, U0SALES, U0MANAGER, U0BOTH, U0NOBODY, U0GUEST
   in <channel id>         move to another demo channel:
@@ -181,6 +185,25 @@ class Console:
             await self.paste(rest)
         elif word == "details":
             await self.details()
+        elif word == "home":
+            await self.dispatch(
+                slack_payloads.app_home_opened(
+                    user_id=self.user, event_id=f"Ev{time.monotonic_ns()}"
+                )
+            )
+        elif word == "find":
+            await self.dispatch(
+                slack_payloads.view_submission(
+                    callback_id=ids.SEARCH_MODAL,
+                    private_metadata="",
+                    values={
+                        ids.SEARCH_IDENTITY_BLOCK: {
+                            ids.SEARCH_IDENTITY_INPUT: {"type": "plain_text_input", "value": rest}
+                        }
+                    },
+                    user_id=self.user,
+                )
+            )
         elif word == "as" and rest:
             self.user = rest
             print(f"(now acting as {rest})", file=self.out)

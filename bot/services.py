@@ -22,6 +22,7 @@ from bot.demo.dataset import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from bot.demo.simulator import AepSimulator
 from bot.demo.transport import in_process_transport
 from bot.directory import SlackDirectory
+from bot.history import LookupHistory
 from bot.identity import IdentityRules
 from bot.layout import CardLayout, load_layout
 from bot.lookup import CustomerLookup
@@ -51,6 +52,7 @@ class Services:
     keys: CacheKeys
     lookup: CustomerLookup
     buttons: ButtonTokens
+    history: LookupHistory
     slack: BudgetedWebClient
     directory: SlackDirectory
     audit: AuditLog
@@ -212,6 +214,7 @@ def build_services(
         keys=keys,
         lookup=lookup,
         buttons=ButtonTokens(cache=cache, keys=keys),
+        history=LookupHistory(cache=cache, keys=keys, ttl=settings.bot_history_ttl),
         slack=slack,
         directory=directory,
         audit=AuditLog(sink=settings.bot_audit_file, key=audit_key),

@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     bot_cache_slack_ttl: Annotated[float, Field(gt=0)] = 300.0
     bot_cache_max_entries: Annotated[int, Field(ge=10)] = 5000
     bot_cache_max_bytes: Annotated[int, Field(ge=1024 * 1024)] = 64 * 1024 * 1024
+    # How long a person's recent lookups stay on their App Home, in seconds; 0 turns history off.
+    bot_history_ttl: Annotated[float, Field(ge=0)] = 7 * 24 * 3600.0
 
     @field_validator("aep_sandbox")
     @classmethod

@@ -43,18 +43,30 @@ NoticeKind = Literal[
     "demo_mode",
     "slack_busy",
     "post_failed",
+    "history_gone",
 ]
 
 #: Where a card is shown: privately to the asker, or shared with everyone in a conversation.
 CardSurface = Literal["private", "shared"]
 
 #: Where an audited request came from: a private answer (command, shortcut, button), a mention,
-#: the More events modal, a share, a Work Object's flexpane, or a pasted profile link unfurled.
-AuditSurface = Literal["private", "mention", "modal", "share", "flexpane", "unfurl"]
+#: the More events modal, a share, a Work Object's flexpane, a pasted profile link unfurled, the
+#: App Home (a replay from history, Clear my history), or the search modal (from the Home's
+#: button or the find_customer shortcut).
+AuditSurface = Literal[
+    "private", "mention", "modal", "share", "flexpane", "unfurl", "home", "search"
+]
 
 #: What an audited request was.
 AuditAction = Literal[
-    "lookup", "refusal", "share", "detail_view", "more_events", "refresh", "unfurl"
+    "lookup",
+    "refusal",
+    "share",
+    "detail_view",
+    "more_events",
+    "refresh",
+    "unfurl",
+    "clear_history",
 ]
 
 #: What a private card answers: a lookup, the Refresh button, or View details on a shared card.
@@ -72,6 +84,7 @@ OutcomeWord = Literal[
     "events_not_granted",
     "share_not_allowed",
     "token_refused",
+    "cleared",
 ]
 
 

@@ -761,6 +761,7 @@ SAMPLE_VALUES: dict[str, dict[str, Any]] = {
     "demo_mode": {},
     "slack_busy": {"seconds": 20},
     "post_failed": {"reason": "I am not a member of this channel."},
+    "history_gone": {},
 }
 
 

@@ -22,7 +22,7 @@ EVENTS_URL = "https://bot.example.com/slack/events"
 
 # Every bot event the app registers a listener for; a subscribed event without one gets Bolt's
 # 404 and Slack's retries.
-HANDLED_BOT_EVENTS = {"app_mention", "link_shared", "entity_details_requested"}
+HANDLED_BOT_EVENTS = {"app_mention", "link_shared", "entity_details_requested", "app_home_opened"}
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +100,16 @@ def test_customer_command(manifest: dict[str, Any]) -> None:
 
 def test_lookup_customer_message_shortcut(manifest: dict[str, Any]) -> None:
     shortcuts = {s["callback_id"]: s for s in manifest["features"]["shortcuts"]}
-    assert set(shortcuts) == {"lookup_customer"} == {ids.LOOKUP_SHORTCUT}
+    assert set(shortcuts) == {"lookup_customer", "find_customer"}
+    assert ids.LOOKUP_SHORTCUT == "lookup_customer"
     assert shortcuts["lookup_customer"]["type"] == "message"
     assert shortcuts["lookup_customer"]["name"] == "Look up customer"
+
+
+def test_find_customer_global_shortcut_opens_the_search(manifest: dict[str, Any]) -> None:
+    shortcuts = {s["callback_id"]: s for s in manifest["features"]["shortcuts"]}
+    assert ids.FIND_SHORTCUT == "find_customer"
+    assert shortcuts["find_customer"]["type"] == "global"
 
 
 def test_subscribes_only_to_handled_events(manifest: dict[str, Any]) -> None:
@@ -132,6 +139,7 @@ def test_bot_scopes_are_least_privilege(manifest: dict[str, Any]) -> None:
         "mpim:read",
         "links:read",
         "links:write",
+        "im:write",
     }
     assert "user" not in manifest["oauth_config"]["scopes"]
 
@@ -145,5 +153,5 @@ def test_display_information(manifest: dict[str, Any]) -> None:
         "always_online": True,
     }
     app_home = manifest["features"]["app_home"]
-    assert app_home["home_tab_enabled"] is False
+    assert app_home["home_tab_enabled"] is True
     assert app_home["messages_tab_read_only_enabled"] is True

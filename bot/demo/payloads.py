@@ -16,10 +16,12 @@ __all__ = [
     "CONTENT_TYPE_FORM",
     "CONTENT_TYPE_JSON",
     "DEFAULT_MESSAGE_TS",
+    "app_home_opened",
     "app_mention",
     "block_action",
     "content_type",
     "entity_details_requested",
+    "global_shortcut",
     "link_shared",
     "message_shortcut",
     "new_trigger_id",
@@ -130,6 +132,74 @@ def message_shortcut(
         "message": message,
     }
     return _form_payload(payload)
+
+
+def global_shortcut(
+    *,
+    callback_id: str,
+    user_id: str,
+    team_id: str = TEAM_ID,
+    trigger_id: str | None = None,
+) -> str:
+    """A global shortcut body (`payload=<json>`, type `shortcut`): no channel, no message and no
+    response_url, as Slack sends it."""
+    payload = {
+        "type": "shortcut",
+        "token": VERIFICATION_TOKEN,
+        "action_ts": _now_ts(),
+        "team": _team(team_id),
+        "user": _user(user_id, team_id),
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": callback_id,
+        "trigger_id": trigger_id or new_trigger_id(),
+    }
+    return _form_payload(payload)
+
+
+def app_home_opened(
+    *,
+    user_id: str,
+    tab: str = "home",
+    view: dict[str, Any] | None = None,
+    event_id: str | None = None,
+    team_id: str = TEAM_ID,
+) -> str:
+    """An `event_callback` JSON envelope carrying `app_home_opened`: `channel` is the bot's DM
+    with the person, `tab` is "home" or "messages", and `view` (the Home as last published) is
+    there only once a Home has been published for them."""
+    ts = _now_ts()
+    event: dict[str, Any] = {
+        "type": "app_home_opened",
+        "user": user_id,
+        "channel": f"D0{user_id.removeprefix('U').removeprefix('W')}",
+        "tab": tab,
+        "event_ts": ts,
+    }
+    if view is not None:
+        event["view"] = view
+    envelope = {
+        "token": VERIFICATION_TOKEN,
+        "team_id": team_id,
+        "context_team_id": team_id,
+        "context_enterprise_id": None,
+        "api_app_id": APP_ID,
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{secrets.token_hex(5).upper()}",
+        "event_time": int(float(ts)),
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": team_id,
+                "user_id": BOT_USER_ID,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
+    }
+    return json.dumps(envelope)
 
 
 def app_mention(

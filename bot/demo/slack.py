@@ -117,7 +117,11 @@ class SlackRecorder:
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.info": self._conversations_info,
             "conversations.members": self._conversations_members,
+            "conversations.open": self._conversations_open,
         }
+        # DMs between the bot and a person that conversations.open created (the workspace's own
+        # DMs are in `workspace.channels`).
+        self._opened_ims: dict[str, WorkspaceChannel] = {}
 
     # ---- server lifecycle -------------------------------------------------------------------
 
@@ -337,7 +341,7 @@ class SlackRecorder:
         """The channel the bot may post into, or the error Slack gives."""
         if not isinstance(channel_id, str) or not channel_id:
             return _error("channel_not_found")
-        channel = self.workspace.channels.get(channel_id)
+        channel = self.workspace.channels.get(channel_id) or self._opened_ims.get(channel_id)
         if channel is None and channel_id.startswith(("U", "W")):
             # Posting to a user id lands in the app's DM with that user.
             channel = next(
@@ -703,6 +707,43 @@ class SlackRecorder:
         rest = members[start + limit :]
         next_cursor = _cursor_for(rest[0]) if rest else ""
         return {"ok": True, "members": page, "response_metadata": {"next_cursor": next_cursor}}
+
+    def _conversations_open(self, payload: Payload) -> Answer:
+        """Opens (or finds) the bot's DM with one person, as Slack documents it: `users` is a
+        comma-separated list (one user: a DM; this stand-in opens no group DMs), or `channel`
+        resumes a DM by its id."""
+        channel_id, users = payload.get("channel"), payload.get("users")
+        if channel_id:
+            known = self.workspace.channels.get(str(channel_id)) or self._opened_ims.get(
+                str(channel_id)
+            )
+            if known is None or known.kind not in ("im", "mpim"):
+                return _error("channel_not_found")
+            return {"ok": True, "channel": {"id": known.id}}
+        if not isinstance(users, str) or not users.strip():
+            return _error("users_list_not_supplied")
+        user_ids = [u.strip() for u in users.split(",") if u.strip()]
+        if len(user_ids) > 8:
+            return _error("too_many_users")
+        if len(user_ids) != 1:
+            return _error("method_not_supported_for_channel_type")
+        user = self._visible_user(user_ids[0])
+        if user is None:
+            return _error("user_not_found")
+        if user.deleted:
+            return _error("user_disabled")
+        bot_user = self.workspace.bot_user_id
+        for channel in [*self.workspace.channels.values(), *self._opened_ims.values()]:
+            if channel.kind == "im" and set(channel.members) == {user.id, bot_user}:
+                return {"ok": True, "channel": {"id": channel.id}}
+        im = WorkspaceChannel(
+            id=f"D0{user.id.removeprefix('U').removeprefix('W')}",
+            name="",
+            kind="im",
+            members=(user.id, bot_user),
+        )
+        self._opened_ims[im.id] = im
+        return {"ok": True, "channel": {"id": im.id}}
 
     def _response_url_answer(self, payload: Payload) -> Answer:
         if _flag(payload.get("delete_original")):
