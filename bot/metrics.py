@@ -7,6 +7,7 @@ lookup already keep (their `stats`) are read at scrape time rather than counted 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -59,7 +60,8 @@ REFUSAL_REASONS: tuple[str, ...] = (
     *(f"identity_{reason}" for reason in get_args(RefusalReason)),
 )
 AEP_ENDPOINTS: tuple[str, ...] = (*get_args(Endpoint), "token")
-STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "error")
+#: `error`: no answer (timeout, connection); `cancelled`: the caller stopped waiting.
+STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "error", "cancelled")
 #: The Web API methods the bot calls (Bolt's authorization calls auth.test).
 SLACK_METHODS = (
     "auth.test",
@@ -227,13 +229,20 @@ class Metrics:
         (`call.status` once the block ends, None when there was no answer) and duration."""
         label = one_of(endpoint, AEP_ENDPOINTS)
         started = time.monotonic()
+        answered = "error"
         self.aep_in_flight.inc()
         try:
             yield
+        except asyncio.CancelledError:
+            # The lookup no longer needed it (a sibling request failed first): not AEP's error.
+            answered = "cancelled"
+            raise
         finally:
             self.aep_in_flight.dec()
             self.aep_seconds.labels(label).observe(time.monotonic() - started)
-            self.aep_requests.labels(label, status_class(call.status)).inc()
+            if call.status is not None:
+                answered = status_class(call.status)
+            self.aep_requests.labels(label, answered).inc()
             if call.status == 429:
                 self.aep_throttled.labels(label).inc()
 
