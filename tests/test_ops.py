@@ -14,17 +14,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot import __main__ as entry
 from bot import ids, metrics
 from bot.demo import payloads as slack_payloads
 from bot.demo.simulator import AepSimulator
 from bot.demo.slack import RecordedCall, SlackRecorder
 from bot.logs import JsonLineFormatter, quiet_libraries
 from bot.request_id import SURFACES, RequestContextFilter
+from bot.settings import load_settings
 from tests.support import (
     JANE,
     RunningBot,
@@ -34,6 +37,7 @@ from tests.support import (
     start_bot,
     submit_share,
 )
+from tests.test_serve import _free_port as free_port
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -443,3 +447,112 @@ async def test_not_ready_while_socket_mode_is_disconnected(bot: RunningBot) -> N
     connected = True
     status, body = await readyz(bot)
     assert status == 200 and body["checks"]["slack"] == "Socket Mode connected"
+
+
+# --- the operators' port, and a stop, through `python -m bot run` ---------------------------
+
+
+class ConnectedSocketModeHandler:
+    """Stands in for Slack's Socket Mode connection; `client.is_connected()` as slack_sdk's."""
+
+    def __init__(self, app: Any, app_token: str) -> None:
+        self.client = self
+        self.open = False
+
+    async def is_connected(self) -> bool:
+        return self.open
+
+    async def connect_async(self) -> None:
+        self.open = True
+
+    async def close_async(self) -> None:
+        self.open = False
+
+
+async def wait_until_served(http: httpx.AsyncClient, url: str) -> httpx.Response:
+    for _ in range(300):
+        try:
+            return await http.get(url)
+        except httpx.TransportError:
+            await asyncio.sleep(0.02)
+    raise AssertionError(f"nothing answered at {url}")
+
+
+async def test_socket_mode_serves_metrics_and_readiness_on_metrics_port(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(
+        "slack_bolt.adapter.socket_mode.async_handler.AsyncSocketModeHandler",
+        ConnectedSocketModeHandler,
+    )
+    port = free_port()
+    settings = load_settings(
+        _env_file=None,
+        slack_app_token="xapp-test",
+        slack_bot_token="xoxb-test",
+        bot_audit_file=str(tmp_path / "audit.jsonl"),
+        metrics_port=port,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(entry.serve(settings, stop=stop))
+    async with httpx.AsyncClient(timeout=5) as http:
+        scraped = await wait_until_served(http, f"http://127.0.0.1:{port}/metrics")
+        assert scraped.status_code == 200 and 'mode="socket"' in scraped.text
+        for _ in range(100):
+            ready = await http.get(f"http://127.0.0.1:{port}/readyz")
+            if ready.status_code == 200:
+                break
+            await asyncio.sleep(0.02)
+        assert ready.json()["checks"]["slack"] == "Socket Mode connected"
+        stop.set()
+        assert await asyncio.wait_for(task, 10) == 0
+
+
+async def test_readyz_turns_503_at_once_when_a_stop_begins_while_answers_finish(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from bot import services as services_module
+
+    real_build = services_module.build_services
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        services = real_build(*args, **kwargs)
+        services.simulator.faults.latency_ms = 400  # the in-process demo sandbox
+        return services
+
+    monkeypatch.setattr(services_module, "build_services", build)
+    port = free_port()
+    async with SlackRecorder() as slack, httpx.AsyncClient(timeout=5) as http:
+        settings = load_settings(
+            _env_file=None,
+            slack_bot_token="xoxb-test",
+            slack_signing_secret="secret",
+            slack_api_url=slack.api_url,
+            bot_audit_file=str(tmp_path / "audit.jsonl"),
+            port=port,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(entry.serve(settings, stop=stop))
+        url = f"http://127.0.0.1:{port}"
+        await wait_until_served(http, f"{url}/healthz")
+        body = slack_payloads.slash_command(
+            text=JANE,
+            user_id="U0MANAGER",
+            channel_id="C0PRIVATE",
+            response_url=slack.response_url(),
+        )
+        headers = {
+            "Content-Type": slack_payloads.content_type(body),
+            **slack_payloads.sign(body, secret="secret"),
+        }
+        assert (await http.post(f"{url}/slack/events", content=body, headers=headers)).is_success
+        stop.set()
+        await asyncio.sleep(0.05)
+        ready = await http.get(f"{url}/readyz")
+        assert ready.status_code == 503 and "stopping" in ready.json()["not_ready"]
+        assert not slack.calls_to("response_url") or "Jane" not in json.dumps(
+            slack.calls_to("response_url")[-1].payload
+        )
+        assert await asyncio.wait_for(task, 15) == 0
+        [card] = [c for c in slack.calls_to("response_url") if "Jane Doe" in json.dumps(c.payload)]
+        assert card
