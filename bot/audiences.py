@@ -14,6 +14,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from bot import request_id
 from bot.aep.client import AepClient
 from bot.aep.errors import AepError, RateLimited
 from bot.aep.models import Audience
@@ -175,6 +176,8 @@ class AudienceDirectory:
         return await self._listing
 
     async def _read_listing(self) -> _ListingOutcome:
+        # A task of its own, so its own request id (its log lines and AEP calls carry it).
+        request_id.begin("background")
         deadline = time.monotonic() + self._listing_deadline
         key = self._keys.audiences()
         refresh_after = self._audience_ttl * _LISTING_REFRESH

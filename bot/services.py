@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from bot import __version__
 from bot.aep.auth import ImsTokenSource
 from bot.aep.client import AepClient, create_http_client
 from bot.audit import AuditLog
@@ -26,6 +27,8 @@ from bot.history import LookupHistory
 from bot.identity import IdentityRules
 from bot.layout import CardLayout, load_layout
 from bot.lookup import CustomerLookup
+from bot.metrics import Metrics
+from bot.ops import Readiness
 from bot.policy_file import Policy, load_policy
 from bot.settings import Settings
 from bot.slack_urls import response_url_allowed
@@ -59,6 +62,8 @@ class Services:
     cards: CardRenderer
     demo: bool
     simulator: AepSimulator | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    readiness: Readiness = field(default_factory=Readiness)
     closed: bool = field(default=False, init=False)
     # Listener tasks still answering someone; a stop lets them finish before the clients close.
     answering: set[asyncio.Task[Any]] = field(default_factory=set, init=False)
@@ -128,6 +133,7 @@ def build_services(
     """Wire the services from the settings. With no AEP credentials the demo sandbox answers."""
     layout = load_layout(settings.bot_card_file)
     demo = settings.demo
+    metrics = Metrics(version=__version__, mode=settings.slack_mode, demo=demo)
     policy = load_policy(settings.bot_policy_file, demo=demo)
     if settings.demo_sandbox:
         simulator = simulator or AepSimulator()
@@ -162,6 +168,7 @@ def build_services(
         scopes=settings.aep_scopes,
         store=CacheTokenStore(cache, keys.token()),
         max_response_bytes=settings.aep_max_response_bytes,
+        metrics=metrics,
     )
     aep = AepClient(
         http=http,
@@ -173,6 +180,7 @@ def build_services(
         merge_policy_id=settings.aep_merge_policy_id,
         max_in_flight=settings.aep_max_in_flight,
         max_response_bytes=settings.aep_max_response_bytes,
+        metrics=metrics,
     )
     lookup = CustomerLookup(
         client=aep,
@@ -188,6 +196,8 @@ def build_services(
         events_enabled=settings.aep_events_enabled,
     )
     slack = slack or slack_client(settings)
+    slack.metrics = metrics
+    metrics.read_stats(lookup=lambda: dict(lookup.stats), cache=lambda: dict(cache.stats))
     directory = SlackDirectory(client=slack, store=cache, ttl=settings.bot_cache_slack_ttl)
     if settings.bot_audit_key is not None:
         audit_key = settings.bot_audit_key.get_secret_value().encode()
@@ -217,8 +227,9 @@ def build_services(
         history=LookupHistory(cache=cache, keys=keys, ttl=settings.bot_history_ttl),
         slack=slack,
         directory=directory,
-        audit=AuditLog(sink=settings.bot_audit_file, key=audit_key),
+        audit=AuditLog(sink=settings.bot_audit_file, key=audit_key, metrics=metrics),
         cards=CardRenderer(),
         demo=demo,
         simulator=simulator,
+        metrics=metrics,
     )

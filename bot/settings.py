@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -87,7 +87,13 @@ class Settings(BaseSettings):
     bot_audit_file: str = "audit.jsonl"
     bot_audit_key: SecretStr | None = None
     bot_log_level: str = "INFO"
+    # `text` (lines) or `json` (one object per line); both carry the request id.
+    bot_log_format: Literal["text", "json"] = "text"
     port: Annotated[int, Field(ge=1, le=65535)] = 3000
+    # /metrics, /healthz and /readyz on a port of their own (also in Socket Mode), bound to
+    # METRICS_HOST: loopback unless the scraper is elsewhere.
+    metrics_port: Annotated[int | None, Field(ge=1, le=65535)] = None
+    metrics_host: str = "127.0.0.1"
     # HTTP mode: a request whose body has not fully arrived this many seconds after its headers
     # is cut off (Slack sends a whole request at once; a slow client must not hold a connection).
     bot_request_read_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0

@@ -7,10 +7,9 @@ import contextlib
 import logging
 import random
 import time
-import uuid
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -29,6 +28,10 @@ from bot.aep.errors import (
 )
 from bot.aep.models import Audience, EventPage, ExperienceEvent, ProfileEntity
 from bot.identity import IdentityRef
+from bot.request_id import outbound_id
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -142,9 +145,10 @@ class AepClient:
         merge_policy_id: str | None = None,
         max_in_flight: int = 5,
         max_response_bytes: int = bodies.DEFAULT_MAX_RESPONSE_BYTES,
+        metrics: Metrics | None = None,
     ) -> None:
         """`max_response_bytes` bounds every answer's body (AEP_MAX_RESPONSE_BYTES): a longer
-        one is not read on but raises ResponseTooLarge."""
+        one is not read on but raises ResponseTooLarge. `metrics` counts every request."""
         # httpx logs every request's full URL at INFO; the identity must not reach the logs.
         _quiet_httpx_urls()
         self._http = http
@@ -155,6 +159,7 @@ class AepClient:
         self._sandbox = sandbox
         self._merge_policy_id = merge_policy_id
         self._max_response_bytes = max_response_bytes
+        self._metrics = metrics
         # The hub lookup API is meant for low-volume agent use: keep only a few requests in flight.
         self._slots = asyncio.Semaphore(max_in_flight)
 
@@ -343,14 +348,15 @@ class AepClient:
         reauthorised = False
         while True:
             attempt += 1
-            request_id = str(uuid.uuid4())
+            # The Slack request's id with this call's number (see bot.request_id.outbound_id).
+            request_id = outbound_id()
             token: str | None = None
             problem: AepError
             try:
                 budget.waiting_for = "ims"
                 token = await self._tokens.token()
                 budget.waiting_for = "platform"
-                answer = await self._send(method, url, params, json, token, request_id)
+                answer = await self._send(method, url, params, json, token, request_id, endpoint)
                 return sansio.decipher_response(
                     answer.status,
                     answer.headers,
@@ -367,6 +373,8 @@ class AepClient:
                 reauthorised = True
                 attempt -= 1
                 await self._tokens.invalidate(token)
+                if self._metrics is not None:
+                    self._metrics.aep_retry(endpoint)
                 continue
             except httpx.TimeoutException as exc:
                 # The exception's text holds the URL, and the URL holds the identity: name the type.
@@ -388,6 +396,8 @@ class AepClient:
             if attempt >= _MAX_ATTEMPTS or pause >= budget.remaining():
                 raise problem
             await asyncio.sleep(pause)
+            if self._metrics is not None:
+                self._metrics.aep_retry(endpoint)
 
     async def _send(
         self,
@@ -397,6 +407,7 @@ class AepClient:
         json: dict[str, Any] | None,
         token: str,
         request_id: str,
+        endpoint: sansio.Endpoint,
     ) -> bodies.Answer:
         headers = {
             "Authorization": f"Bearer {token}",
@@ -407,7 +418,7 @@ class AepClient:
         }
         # Only the path is logged: the query string carries the identity being looked up.
         path = httpx.URL(url).path
-        async with self._slots:
+        async with self._slots, self._measured(endpoint) as call:
             started = time.monotonic()
             outcome = "cancelled"
             try:
@@ -421,8 +432,10 @@ class AepClient:
                     source="Adobe Experience Platform",
                 )
                 outcome = str(answer.status)
+                call.status = answer.status
                 return answer
             except ResponseTooLarge as exc:
+                call.status = exc.status
                 outcome = f"{exc.status}, body past {self._max_response_bytes} bytes"
                 raise
             except httpx.RequestError as exc:
@@ -438,12 +451,28 @@ class AepClient:
                     request_id,
                 )
 
+    @contextlib.asynccontextmanager
+    async def _measured(self, endpoint: sansio.Endpoint) -> AsyncIterator[_Measured]:
+        """Counts one request in the metrics, when there are any (in flight, status, time)."""
+        call = _Measured()
+        if self._metrics is None:
+            yield call
+            return
+        with self._metrics.aep_request(endpoint, call):
+            yield call
+
     @staticmethod
     def _pause(problem: AepError, attempt: int) -> float:
         if isinstance(problem, RateLimited) and problem.retry_after is not None:
             return problem.retry_after
         # Exponential backoff with full jitter, so retries from several lookups do not align.
         return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1)))
+
+
+class _Measured:
+    """What one request's metrics need to know: its status (None while there is none)."""
+
+    status: int | None = None
 
 
 def _lowered_email(ref: IdentityRef) -> IdentityRef | None:

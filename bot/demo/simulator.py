@@ -404,6 +404,9 @@ class AepSimulator:
         self.faults = faults if faults is not None else Faults()
         self.token_ttl = token_ttl
         self.stats: collections.Counter[str] = collections.Counter()
+        #: (endpoint kind, x-request-id) of the latest requests, oldest first: what a support
+        #: case at Adobe would be looked up by.
+        self.request_ids: collections.deque[tuple[str, str]] = collections.deque(maxlen=1000)
         self.in_flight = 0
         self.max_in_flight = 0
         # Body bytes of 'flood' faults handed to clients so far (by the server or transport).
@@ -440,6 +443,7 @@ class AepSimulator:
         )
         kind, handler = self._route(request)
         self.stats[kind] += 1
+        self.request_ids.append((kind, request.headers.get("x-request-id", "")))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
