@@ -90,7 +90,9 @@ def describe(customer: Customer) -> str:
         lines.append("  (older events exist)")
     lines += ["", "Audiences:"]
     for audience in customer.audiences:
-        lines.append(f"  {audience.name} [{audience.status}]")
+        name = audience.name or f"(name unknown, id {audience.audience_id})"
+        status = "validity ended" if audience.lapsed else audience.status
+        lines.append(f"  {name} [{status}]")
     return "\n".join(lines)
 
 
