@@ -177,9 +177,21 @@ class AepClient:
         Raises Misconfigured when the sandbox has no default and none is configured."""
         if self._merge_policy is not None:
             return self._merge_policy
+        async with self._within(deadline) as budget:
+            return await self._resolved_merge_policy(budget)
+
+    async def default_merge_policy(self, *, deadline: float) -> MergePolicy:
+        """The sandbox's default merge policy for profiles (`GET /config/mergePolicies?
+        schema.name=_xdm.context.profile&default=true`); Misconfigured when there is none."""
+        async with self._within(deadline) as budget:
+            return await self._default_merge_policy(budget)
+
+    async def _resolved_merge_policy(self, budget: _Budget) -> MergePolicy:
+        if self._merge_policy is not None:
+            return self._merge_policy
         async with self._merge_policy_lock:
             if self._merge_policy is None:
-                self._merge_policy = await self.default_merge_policy(deadline=deadline)
+                self._merge_policy = await self._default_merge_policy(budget)
                 logger.info(
                     "AEP_MERGE_POLICY_ID is unset: using the sandbox's default profile merge "
                     "policy %s (%r)",
@@ -188,13 +200,10 @@ class AepClient:
                 )
         return self._merge_policy
 
-    async def default_merge_policy(self, *, deadline: float) -> MergePolicy:
-        """The sandbox's default merge policy for profiles (`GET /config/mergePolicies?
-        schema.name=_xdm.context.profile&default=true`); Misconfigured when there is none."""
+    async def _default_merge_policy(self, budget: _Budget) -> MergePolicy:
         params = {"schema.name": PROFILE_SCHEMA, "default": "true"}
         url = self._api_url + sansio.MERGE_POLICIES_PATH
-        async with self._within(deadline) as budget:
-            data = await self._request(budget, "GET", url, params=params, endpoint="merge_policies")
+        data = await self._request(budget, "GET", url, params=params, endpoint="merge_policies")
         policies = sansio.parse_merge_policies(data)
         # The filter is the server's; check it, a policy of another class would merge nothing.
         for policy in policies:
@@ -248,7 +257,7 @@ class AepClient:
             "relatedEntityIdNS": ref.namespace,
             "orderby": "-timestamp",
             "limit": str(limit),
-            "mergePolicyId": (await self.merge_policy(deadline=budget.deadline)).id,
+            "mergePolicyId": (await self._resolved_merge_policy(budget)).id,
         }
         url: str = self._api_url + sansio.ENTITIES_PATH
         params: dict[str, str] | None = query
@@ -312,20 +321,22 @@ class AepClient:
     async def list_audiences(self, *, deadline: float) -> list[Audience]:
         """Every audience of the sandbox, all pages of GET /audiences (`start` is an offset)."""
         url = self._api_url + sansio.AUDIENCES_PATH
-        audiences: list[Audience] = []
+        audiences: dict[str, Audience] = {}
         offset = 0
         async with self._within(deadline) as budget:
             for _ in range(_MAX_AUDIENCE_PAGES):
                 params = {"start": str(offset), "limit": str(_AUDIENCE_PAGE)}
                 data = await self._request(budget, "GET", url, params=params, endpoint="audiences")
                 page = sansio.parse_audience_page(data, start=offset)
-                audiences.extend(page.audiences)
-                if not page.more:
+                new = {a.id: a for a in page.audiences if a.id not in audiences}
+                audiences.update(new)
+                # A page that brings nothing new (a server repeating itself) would loop on.
+                if not page.more or not new:
                     break
                 offset += page.count
             else:
                 logger.warning("Audience list cut off after %d pages", _MAX_AUDIENCE_PAGES)
-        return audiences
+        return list(audiences.values())
 
     async def aclose(self) -> None:
         """Close the HTTP client (shared with the token source)."""
@@ -338,7 +349,7 @@ class AepClient:
             "schema.name": PROFILE_SCHEMA,
             "entityId": ref.value,
             "entityIdNS": ref.namespace,
-            "mergePolicyId": (await self.merge_policy(deadline=budget.deadline)).id,
+            "mergePolicyId": (await self._resolved_merge_policy(budget)).id,
         }
         if fields:
             # Platform wants the paths comma-separated with no spaces at all.

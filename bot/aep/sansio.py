@@ -517,7 +517,7 @@ def parse_audience(data: Any) -> Audience | None:
     )
 
 
-def parse_audience_page(data: Any, *, start: int) -> AudienceChunk:
+def parse_audience_page(data: Any, *, start: int = 0) -> AudienceChunk:
     """One page of GET /audiences asked for at offset `start` (`children`, `_page`).
 
     `start` is an offset (segmentation.yaml: "the starting offset"), so the next page is asked
