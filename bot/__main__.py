@@ -81,11 +81,18 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
     shut down cleanly: the Slack connection or HTTP server first, then the clients and cache."""
     from aiohttp import web
 
+    from bot.aep.errors import Misconfigured
     from bot.app import create_app
     from bot.policy import class_names
     from bot.services import build_services
 
     services = build_services(settings)
+    try:
+        await services.start()
+    except Misconfigured as exc:
+        log.error("Not starting: %s", exc.message)
+        await services.aclose()
+        return 2
     app = create_app(settings, services)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

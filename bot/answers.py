@@ -142,7 +142,14 @@ def error_notice(services: Services, exc: AepError, ref: IdentityRef, classes: G
         case "unavailable":
             deadline = round(services.settings.bot_lookup_deadline)
             return cards.notice("unavailable", seconds=deadline)
-        case "unreachable" | "sign_in_failed" | "credentials" | "too_large" | "malformed":
+        case (
+            "unreachable"
+            | "sign_in_failed"
+            | "credentials"
+            | "misconfigured"
+            | "too_large"
+            | "malformed"
+        ):
             return cards.notice(cause)
         case "rejected":
             return cards.notice("rejected", message=exc.message)

@@ -88,6 +88,7 @@ NOTICE_VALUES: dict[str, tuple[str, ...]] = {
     "sign_in_failed": (),
     "too_large": (),
     "credentials": (),
+    "misconfigured": (),
     "rejected": ("message",),
     "malformed": (),
     "internal_error": ("reference",),
@@ -306,11 +307,9 @@ class CardRenderer:
             heading="Scores",
         )
         current, current_cut = _cut(
-            [a for a in customer.audiences if a.status != "exited"], budget.memberships
+            [a for a in customer.audiences if not a.left], budget.memberships
         )
-        left, left_cut = _cut(
-            [a for a in customer.audiences if a.status == "exited"], budget.left_audiences
-        )
+        left, left_cut = _cut([a for a in customer.audiences if a.left], budget.left_audiences)
         return self._render(
             "customer_card.json.j2",
             customer=customer,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ from pydantic import SecretStr
 from bot import __version__
 from bot.aep.auth import ImsTokenSource
 from bot.aep.client import AepClient, create_http_client
+from bot.aep.errors import AepError, Misconfigured
 from bot.audit import AuditLog
 from bot.button_tokens import ButtonTokens
 from bot.cache import CacheKeys, CacheTokenStore, DataCache, key_names_secret
@@ -94,6 +96,29 @@ class Services:
             reference=reference,
             allowed=self.response_url_allowed,
         )
+
+    async def start(self) -> None:
+        """What the bot settles before it answers anyone: the merge policy every lookup names
+        (AEP_MERGE_POLICY_ID, or the sandbox's default profile policy, logged with its name).
+
+        Raises Misconfigured (in words) when the sandbox has no default policy and none is
+        set. Any other failure is logged and left to the first lookup, which asks again: a
+        Platform hiccup at start must not keep the bot down."""
+        deadline = time.monotonic() + self.settings.bot_lookup_deadline
+        try:
+            policy = await self.aep.merge_policy(deadline=deadline)
+        except Misconfigured:
+            raise
+        except AepError as exc:
+            log.warning(
+                "The merge policy could not be resolved at start (%s, status %s); the first "
+                "lookup asks again",
+                type(exc).__name__,
+                exc.status,
+            )
+            return
+        if self.settings.aep_merge_policy_id:
+            log.info("Using the merge policy set in AEP_MERGE_POLICY_ID: %s", policy.id)
 
     async def aclose(self) -> None:
         """Close the HTTP clients, the cache and the audit sink; safe to call twice."""

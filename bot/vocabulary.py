@@ -27,6 +27,7 @@ NoticeKind = Literal[
     "sign_in_failed",
     "too_large",
     "credentials",
+    "misconfigured",
     "rejected",
     "malformed",
     "internal_error",

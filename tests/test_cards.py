@@ -759,6 +759,7 @@ SAMPLE_VALUES: dict[str, dict[str, Any]] = {
     "window_failed": {},
     "incomplete_request": {},
     "demo_mode": {},
+    "misconfigured": {},
     "slack_busy": {"seconds": 20},
     "post_failed": {"reason": "I am not a member of this channel."},
     "history_gone": {},

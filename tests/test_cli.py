@@ -40,6 +40,11 @@ async def test_lookup_json_prints_exactly_one_document(capsys: pytest.CaptureFix
     assert document["name"] == "Jane Doe"
     assert document["demo"] is True
     assert document["events"] and document["audiences"]
+    # No AEP_MERGE_POLICY_ID in the demo: the sandbox's default was resolved and is shown.
+    assert document["merge_policy"] == {
+        "id": "5c1e0a2b-7d3f-4e8a-9b6c-d0e1f2a3b4c5",
+        "name": "Support bot - stitched, latest wins",
+    }
 
 
 async def test_lookup_of_an_unknown_identity_exits_non_zero_with_the_reason(
