@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.console import console_main
 
         return asyncio.run(console_main(settings, rest))
-    configure_logging(settings.bot_log_level)
+    configure_logging(settings.bot_log_level, log_format=settings.bot_log_format)
     return asyncio.run(serve(settings))
 
 
@@ -81,11 +81,18 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
     shut down cleanly: the Slack connection or HTTP server first, then the clients and cache."""
     from aiohttp import web
 
+    from bot.aep.errors import Misconfigured
     from bot.app import create_app
     from bot.policy import class_names
     from bot.services import build_services
 
     services = build_services(settings)
+    try:
+        await services.start()
+    except Misconfigured as exc:
+        log.error("Not starting: %s", exc.message)
+        await services.aclose()
+        return 2
     app = create_app(settings, services)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -103,38 +110,55 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
             "workspace sees %s. Set BOT_POLICY_FILE before using real customer data.",
             class_names(services.policy.everyone),
         )
+    metrics_runner = None
     try:
+        if settings.metrics_port is not None:
+            from bot.ops import start_metrics_server
+
+            metrics_runner = await start_metrics_server(
+                services, settings.metrics_host, settings.metrics_port
+            )
         if settings.slack_mode == "socket":
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
             assert settings.slack_app_token is not None
             handler = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
+
+            async def connected() -> bool:
+                client = getattr(handler, "client", None)
+                check = getattr(client, "is_connected", None)
+                return bool(await check()) if check is not None else False
+
+            services.readiness.socket_connected = connected
             await handler.connect_async()  # type: ignore[no-untyped-call]
             log.info("connected to Slack in Socket Mode")
             await stop.wait()
+            services.readiness.stopping = True
             await handler.close_async()  # type: ignore[no-untyped-call]
             await finish_answers(services, warm, settings.bot_lookup_deadline + 2)
         else:
             from bot.verify import create_web_app
 
             web_app = create_web_app(app, settings, services)
-
-            async def healthz(_: web.Request) -> web.Response:
-                return web.json_response({"ok": True, "demo": services.demo})
-
-            web_app.router.add_get("/healthz", healthz)
             runner = web.AppRunner(web_app, access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, "0.0.0.0", settings.port)  # noqa: S104 - a server
             await site.start()
             log.info(
-                "listening for Slack on port %s (POST /slack/events, GET /healthz)", settings.port
+                "listening for Slack on port %s (POST /slack/events, GET /healthz, /readyz, "
+                "/metrics)",
+                settings.port,
             )
             await stop.wait()
-            await runner.cleanup()
+            # /readyz says 503 from now on, so a load balancer sends no more requests, while
+            # the server stays up for the answers in progress to finish; then it closes.
+            services.readiness.stopping = True
             await finish_answers(services, warm, settings.bot_lookup_deadline + 2)
+            await runner.cleanup()
     finally:
         warm.cancel()
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         await services.aclose()
         log.info("stopped")
     return 0

@@ -3,20 +3,39 @@ and the audit record of it. Knows no Slack: listeners parse a request, ask here,
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, assert_never
-from urllib.parse import quote
+from typing import Any, Literal, assert_never
+from urllib.parse import quote, unquote, urlsplit
 
 from bot.aep.errors import AepError, RateLimited
-from bot.cards import MODAL_EVENTS, CardContext
+from bot.cards import (
+    MODAL_EVENTS,
+    CardContext,
+    HomeContext,
+    HomeEntry,
+    MoreAccess,
+    SearchError,
+    namespace_label,
+)
 from bot.customer import Customer
-from bot.i18n import Reader, reader_for
-from bot.identity import MAX_IDENTITIES, IdentityRef, Refusal, read_identities
+from bot.i18n import N_, Reader, reader_for
+from bot.identity import MAX_IDENTITIES, IdentityRef, Refusal, profile_entity, read_identities
 from bot.layout import namespace_class
-from bot.policy import Access, Grants, Person, access_for, how_to_get_access, redact
+from bot.policy import (
+    Access,
+    Grants,
+    Person,
+    access_for,
+    audience_access,
+    how_to_get_access,
+    more_access,
+    redact,
+)
 from bot.services import Services
 from bot.vocabulary import (
     AuditAction,
@@ -144,7 +163,14 @@ def error_notice(
         case "unavailable":
             deadline = round(services.settings.bot_lookup_deadline)
             return notice("unavailable", seconds=deadline)
-        case "unreachable" | "sign_in_failed" | "credentials" | "too_large" | "malformed":
+        case (
+            "unreachable"
+            | "sign_in_failed"
+            | "credentials"
+            | "misconfigured"
+            | "too_large"
+            | "malformed"
+        ):
             return notice(cause)
         case "rejected":
             return notice("rejected", message=exc.message)
@@ -154,15 +180,47 @@ def error_notice(
             assert_never(cause)
 
 
+def _profile_fragment(services: Services) -> str:
+    """The part of a profile link before the profile's id: org and sandbox, URL-quoted."""
+    org, sandbox = quote(services.settings.org_id), quote(services.settings.aep_sandbox)
+    return f"/@{org}/sname:{sandbox}/platform/profile/browse/"
+
+
+def profile_link(services: Services, profile_id: str) -> str:
+    """The profile's page in the Experience Platform UI (AEP_UI_URL): the card's Open in AEP
+    link, the link that unfurls, and the `url` of the customer's Work Object."""
+    base = services.settings.aep_ui_url.rstrip("/")
+    return f"{base}/#{_profile_fragment(services)}{quote(profile_id)}"
+
+
 def aep_profile_url(services: Services, customer: Customer) -> str | None:
-    """A link to the profile in the Experience Platform UI, when the org and sandbox are known."""
+    """The Open in AEP link, when the org and sandbox are real (the demo sandbox has no UI)."""
     if services.demo or not services.settings.aep_org_id:
         return None
-    base = services.settings.aep_ui_url.rstrip("/")
-    return (
-        f"{base}/#/@{quote(services.settings.aep_org_id)}/sname:{quote(services.settings.aep_sandbox)}"
-        f"/platform/profile/browse/{quote(customer.profile_id)}"
-    )
+    return profile_link(services, customer.profile_id)
+
+
+#: A profile's entity id (an XID) as it may appear in a link; anything else is not looked up.
+_PROFILE_ID = re.compile(r"^[A-Za-z0-9_=+/-]{1,256}$")
+
+
+def profile_in_link(services: Services, url: str) -> str | None:
+    """The profile entity id a pasted link names, when it is a profile link of this bot's org
+    and sandbox on the AEP_UI_URL host (the form `profile_link` makes); else None."""
+    base = urlsplit(services.settings.aep_ui_url)
+    try:
+        link = urlsplit(url.strip())
+    except ValueError:
+        return None
+    if (link.scheme, link.netloc.lower()) != (base.scheme, base.netloc.lower()):
+        return None
+    if link.path not in ("", "/") or link.query:
+        return None
+    prefix = _profile_fragment(services)
+    if not link.fragment.startswith(prefix):
+        return None
+    profile_id = unquote(link.fragment.removeprefix(prefix).removesuffix("/"))
+    return profile_id if _PROFILE_ID.match(profile_id) else None
 
 
 # --- the audit trail -------------------------------------------------------------------------
@@ -215,16 +273,20 @@ async def refuse(
 ) -> Message:
     """Audit a refusal for lack of grants and say how to get access."""
     await audit_refusal(services, viewer.asker, outcome=NoGrants(at), surface=surface)
+    return services.cards.notice(
+        "refused_no_grants", reader=viewer.reader, how=_how_to_get_access(services, viewer)
+    )
+
+
+def _how_to_get_access(services: Services, viewer: Viewer) -> str:
     reader = viewer.reader
     if not viewer.person.known:
         # users.info failed: often a passing Slack error, so no advice to join a group.
-        how = reader.gettext(
+        return reader.gettext(
             "Slack did not tell the bot who you are just now, so it shows no customer data. "
             "Try again in a minute; if it keeps happening, tell whoever runs the bot."
         )
-    else:
-        how = how_to_get_access(services.policy, reader, person=viewer.person)
-    return services.cards.notice("refused_no_grants", reader=reader, how=how)
+    return how_to_get_access(services.policy, reader, person=viewer.person)
 
 
 def identity_refusal(services: Services, refused: Iterable[Refusal], reader: Reader) -> Message:
@@ -277,6 +339,8 @@ class CardRequest:
     refresh: bool = False
     shared_by: str | None = None
     share_reason: str | None = None
+    #: the link a person pasted, when the card answers it as an unfurl
+    app_unfurl_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -289,6 +353,8 @@ class Card:
     profile_id: str | None = None
     shown: Grants = frozenset()
     withheld: Grants = frozenset()
+    #: the card as a Slack Work Object entity (shared cards, when BOT_WORK_OBJECTS is on)
+    entity: Message | None = None
 
     @property
     def ok(self) -> bool:
@@ -326,12 +392,22 @@ async def render_card(services: Services, request: CardRequest) -> Card:
         share_reason=request.share_reason,
         granted=frozenset(classes),
     )
+    entity = None
+    if request.surface == "shared" and services.settings.bot_work_objects:
+        # The same redacted customer as the blocks: the Work Object shows no more than the card.
+        entity = services.cards.work_object(
+            redacted.customer,
+            context,
+            url=profile_link(services, customer.profile_id),
+            app_unfurl_url=request.app_unfurl_url,
+        )
     return Card(
         message=services.cards.customer_card(redacted.customer, context),
         ref=ref,
         profile_id=customer.profile_id,
         shown=redacted.shown,
         withheld=redacted.withheld,
+        entity=entity,
     )
 
 
@@ -345,7 +421,10 @@ async def audit_card(
     outcome: AuditOutcome | None = None,
 ) -> None:
     """The audit record of a card (or of its failed lookup); `outcome` defaults to the card's
-    own, and a post into a conversation passes what Slack did with it."""
+    own, and a post into a conversation passes what Slack did with it. A lookup that showed a
+    card also goes into the asker's history, for their App Home."""
+    if action == "lookup" and card.ok and outcome in (None, "posted"):
+        await services.history.record(asker.team_id or "", asker.user_id, card.ref, surface=surface)
     await audit(
         services,
         asker,
@@ -360,10 +439,16 @@ async def audit_card(
 
 
 async def private_card(
-    services: Services, viewer: Viewer, ref: IdentityRef, *, action: PrivateAction, refresh: bool
+    services: Services,
+    viewer: Viewer,
+    ref: IdentityRef,
+    *,
+    action: PrivateAction,
+    refresh: bool,
+    surface: AuditSurface = "private",
 ) -> Card:
-    """The card for `ref` as the viewer's own grants allow, audited as a private answer. The
-    caller has checked that the viewer is granted something (else see `refuse`)."""
+    """The card for `ref` as the viewer's own grants allow, audited as a private answer on
+    `surface`. The caller has checked that the viewer is granted something (else `refuse`)."""
     request = CardRequest(
         ref=ref,
         classes=viewer.access.classes,
@@ -372,7 +457,7 @@ async def private_card(
         refresh=refresh,
     )
     card = await render_card(services, request)
-    await audit_card(services, viewer.asker, card, action=action, surface="private")
+    await audit_card(services, viewer.asker, card, action=action, surface=surface)
     return card
 
 
@@ -420,3 +505,283 @@ async def events_view(services: Services, viewer: Viewer, ref: IdentityRef, toke
         withheld=redacted.withheld,
     )
     return view
+
+
+# --- Work Objects: the flexpane, and unfurled profile links ---------------------------------
+
+
+@dataclass(frozen=True)
+class Flexpane:
+    """What entity.presentDetails carries: the customer as the viewer may see them, or the
+    documented `error` with the reason in words (never an empty panel)."""
+
+    metadata: Message | None = None
+    error: Message | None = None
+
+
+async def flexpane(services: Services, viewer: Viewer, token: str) -> Flexpane:
+    """A Work Object's flexpane for one viewer, exactly as View details answers them: the
+    `external_ref` token must lead back to a customer (a forged or expired one is refused as a
+    forged button is), the viewer's own grants redact the customer, and it is audited as a detail
+    view. The entity keeps `token` as its external_ref, as Slack requires."""
+    cards, reader = services.cards, viewer.reader
+    ref = await services.buttons.recall(token)
+    if ref is None:
+        await audit_refusal(services, viewer.asker, outcome="token_refused", surface="flexpane")
+        expired = cards.notice("expired", reader=reader)
+        return Flexpane(error=cards.flexpane_error("expired", expired, reader=reader))
+    if not viewer.access.classes:
+        refusal = await refuse(services, viewer, surface="flexpane", at="detail_view")
+        return Flexpane(error=cards.flexpane_error("no_grants", refusal, reader=reader))
+    classes = viewer.access.classes
+    try:
+        customer = await services.lookup.lookup(ref)
+    except AepError as exc:
+        log.info("lookup failed: %s (status %s)", type(exc).__name__, exc.status)
+        await audit(
+            services,
+            viewer.asker,
+            action="detail_view",
+            outcome=exc.kind,
+            surface="flexpane",
+            ref=ref,
+        )
+        failed = error_notice(services, exc, ref, classes, reader)
+        return Flexpane(error=cards.flexpane_error("failed", failed, reader=reader))
+    redacted = redact(customer, classes)
+    context = CardContext(
+        surface="private",
+        now=now(),
+        token=token,
+        reader=reader,
+        withheld=frozenset(redacted.withheld),
+        max_events=CARD_EVENTS,
+        granted=frozenset(classes),
+    )
+    entity = cards.work_object(
+        redacted.customer, context, url=profile_link(services, customer.profile_id)
+    )
+    await audit(
+        services,
+        viewer.asker,
+        action="detail_view",
+        outcome="shown",
+        surface="flexpane",
+        ref=ref,
+        profile_id=customer.profile_id,
+        shown=redacted.shown,
+        withheld=redacted.withheld,
+    )
+    return Flexpane(metadata=entity)
+
+
+UnfurlRefusal = Literal["no_profile_links", "no_grants", "channel_refused"]
+
+
+@dataclass(frozen=True)
+class Unfurls:
+    """The cards that answer pasted profile links, by the exact URL pasted; none when nothing
+    may unfurl (`refused` says why, for the log)."""
+
+    cards: dict[str, Card]
+    refused: UnfurlRefusal | None = None
+
+
+async def unfurl_cards(services: Services, viewer: Viewer, urls: Iterable[str]) -> Unfurls:
+    """Channel-safe cards for the profile links among `urls`, pasted by `viewer` in the
+    conversation `viewer.asker.channel_id`: the same audience rule as a share (what every reader
+    may see, never more than the poster may see), so a Slack Connect channel or one the bot
+    cannot size unfurls nothing, and neither does a link pasted by someone without grants.
+    Refusals and failed lookups are audited here; the caller audits what Slack did with the rest
+    (`audit_card`)."""
+    links = [(url, pid) for url in dict.fromkeys(urls) if (pid := profile_in_link(services, url))]
+    if not links:
+        return Unfurls(cards={}, refused="no_profile_links")
+    asker = viewer.asker
+    if not viewer.access.classes:
+        await audit_refusal(services, asker, outcome=NoGrants("unfurl"), surface="unfurl")
+        return Unfurls(cards={}, refused="no_grants")
+    channel = await services.directory.channel(asker.team_id or "", asker.channel_id or "")
+    decision = audience_access(services.policy, channel)
+    classes = decision.classes & viewer.access.classes
+    if decision.refused or not classes:
+        await audit_refusal(services, asker, outcome="channel_refused", surface="unfurl")
+        return Unfurls(cards={}, refused="channel_refused")
+    cards: dict[str, Card] = {}
+    for url, profile_id in links[: services.settings.bot_max_cards]:
+        # The card speaks the poster's language, as a shared card speaks the sharer's.
+        request = CardRequest(
+            ref=profile_entity(profile_id),
+            classes=classes,
+            reader=viewer.reader,
+            surface="shared",
+            app_unfurl_url=url,
+        )
+        card = await render_card(services, request)
+        if card.ok:
+            cards[url] = card
+        else:
+            # Nobody is waiting on an unfurl: the link simply stays a link.
+            await audit_card(services, asker, card, action="unfurl", surface="unfurl")
+    return Unfurls(cards=cards)
+
+
+# --- the App Home and the search modal ------------------------------------------------------
+
+#: What the search modal's kind-of-identity choices read as (the namespace put before the text).
+_SEARCH_KINDS: dict[str, tuple[str, str]] = {
+    "email": ("email", N_("an email address")),
+    "phone": ("phone", N_("a phone number")),
+    "crm": ("", N_("a CRM id")),  # the deployment's CRM namespace (AEP_CRM_NAMESPACE)
+    "ecid": ("ecid", N_("an ECID")),
+}
+
+
+@dataclass(frozen=True)
+class SearchProblem:
+    """Why the search modal's text is not looked up: shown inline, under the identity input."""
+
+    kind: SearchError
+    #: the identity-like text refused, for "refused" (its reasons are said in the reader's words)
+    refused: tuple[Refusal, ...] = ()
+    #: the kind of identity chosen, for "wrong_kind" (a label marked for the catalogue)
+    expected: str = ""
+
+    def words(self, services: Services, reader: Reader) -> str:
+        """The plain-text words the modal shows, in the reader's language."""
+        reasons = " ".join(refusal.words(reader) for refusal in self.refused)
+        return services.cards.search_error(
+            self.kind, reader=reader, reasons=reasons, expected=self.expected
+        )
+
+
+def search_reader(services: Services, private_metadata: str) -> Reader:
+    """Who reads the search modal's inline errors: the locale the modal was shown in (its
+    `private_metadata`, see CardRenderer.search_modal), so no call to Slack is made before the
+    submission is acknowledged; anything unreadable reads the default."""
+    try:
+        data = json.loads(private_metadata)
+    except json.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        data = {}
+    return reader_for(data.get("locale"), default_locale=services.settings.bot_default_locale)
+
+
+def read_search(services: Services, text: str, kind: str | None) -> IdentityRef | SearchProblem:
+    """The one identity the search modal's text names, read as the chosen kind (email, phone,
+    crm, ecid; "other" means `namespace:value`; none: whatever the text is), or why not. Pure:
+    it runs before the submission is acknowledged, within Slack's 3 seconds."""
+    text = text.strip()
+    if not text:
+        return SearchProblem("empty")
+    if kind == "other" and ":" not in text:
+        return SearchProblem("need_namespace")
+    reading = read_identities(text, services.rules)
+    if reading.refused:
+        return SearchProblem("refused", refused=tuple(reading.refused))
+    if len(reading.refs) > 1:
+        return SearchProblem("several")
+    if kind not in _SEARCH_KINDS:
+        return reading.refs[0] if reading.refs else SearchProblem("no_identity")
+    namespace, expected = _SEARCH_KINDS[kind]
+    namespace = namespace or services.rules.crm_namespace
+    if reading.refs:
+        # Text the bot reads by itself must be of the kind chosen.
+        ref = reading.refs[0]
+        if _same_kind(ref.namespace, namespace):
+            return ref
+        return SearchProblem("wrong_kind", expected=expected)
+    # Text the bot does not recognise by itself (a CRM id of another shape, say) is taken as
+    # the kind chosen: AEP then says whether such a customer exists.
+    prefixed = read_identities(f"{namespace}:{text}", services.rules)
+    if prefixed.refused:
+        return SearchProblem("refused", refused=tuple(prefixed.refused))
+    if len(prefixed.refs) != 1:
+        return SearchProblem("wrong_kind", expected=expected)
+    return prefixed.refs[0]
+
+
+def _same_kind(found: str, chosen: str) -> bool:
+    """Whether a namespace read from text is the one chosen (phones have two codes)."""
+    found, chosen = found.lower(), chosen.lower()
+    return found == chosen or (found.startswith("phone") and chosen.startswith("phone"))
+
+
+def _history_days(services: Services) -> int:
+    return max(1, round(services.history.ttl / 86400))
+
+
+async def home_view(services: Services, viewer: Viewer) -> Message:
+    """The viewer's App Home: the Find button, their recent lookups (values their current
+    grants no longer cover are withheld), what they see and which groups grant more, and the
+    data source; someone without grants is told how to get access and shown no history."""
+    access, asker, person = viewer.access, viewer.asker, viewer.person
+    granted = bool(access.classes)
+    entries: list[HomeEntry] = []
+    if granted:
+        for entry in await services.history.recent(asker.team_id or "", asker.user_id):
+            covered = namespace_class(entry.namespace) in access.classes
+            entries.append(
+                HomeEntry(
+                    id=entry.id,
+                    label=namespace_label(entry.namespace),
+                    value=entry.value if covered else None,
+                    at=entry.at,
+                    surface=entry.surface,
+                )
+            )
+    # Guests and other orgs' people get nothing through groups (bot.policy.access_for).
+    by_group = person.known and not (
+        person.is_restricted or person.is_ultra_restricted or person.external or person.is_bot
+    )
+    offers = more_access(services.policy, access) if by_group else []
+    settings = services.settings
+    home = HomeContext(
+        now=now(),
+        granted=granted,
+        classes=frozenset(access.classes),
+        roles=access.roles,
+        can_share=access.can_share,
+        how=None if granted else _how_to_get_access(services, viewer),
+        more=tuple(MoreAccess(o.name, o.usergroups, frozenset(o.adds)) for o in offers),
+        history_on=services.history.enabled,
+        history_days=_history_days(services),
+        entries=tuple(entries),
+        demo=services.demo,
+        sandbox=settings.aep_sandbox,
+        merge_policy=settings.aep_merge_policy_id,
+    )
+    return services.cards.home(home, reader=viewer.reader)
+
+
+async def lookup_card(
+    services: Services, viewer: Viewer, ref: IdentityRef, *, surface: AuditSurface
+) -> Message:
+    """The viewer's private card of `ref` for the Home or the search modal (sent as a direct
+    message), or the words why not; audited as a lookup on `surface`."""
+    if not viewer.access.classes:
+        return await refuse(services, viewer, surface=surface, at="lookup")
+    card = await private_card(
+        services, viewer, ref, action="lookup", refresh=False, surface=surface
+    )
+    return card.message
+
+
+async def replay(services: Services, viewer: Viewer, entry_id: str) -> Message:
+    """A lookup from the viewer's history run again with their grants now: a role removed
+    since sees a refusal, not the card, and not whether the entry still exists."""
+    if not viewer.access.classes:
+        return await refuse(services, viewer, surface="home", at="lookup")
+    asker = viewer.asker
+    entry = await services.history.find(asker.team_id or "", asker.user_id, entry_id)
+    if entry is None:
+        return services.cards.notice("history_gone", reader=viewer.reader)
+    return await lookup_card(services, viewer, entry.ref, surface="home")
+
+
+async def clear_history(services: Services, asker: Asker) -> None:
+    """Forget the asker's recent lookups. Audited (with no identity): whoever reads the trail
+    can then tell an emptied Home from one that never had lookups."""
+    await services.history.clear(asker.team_id or "", asker.user_id)
+    await audit(services, asker, action="clear_history", outcome="cleared", surface="home")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,13 +12,14 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackClientError
 
-from bot.cards import ShareMetadata
-from bot.listeners import actions, commands, mentions, shortcuts
+from bot import request_id
+from bot.listeners import actions, commands, home, links, mentions, shortcuts
 from bot.logs import bolt_logger
 from bot.services import Services
 from bot.settings import Settings
+from bot.share_metadata import ShareMetadata
 from bot.slack_web import BudgetedRespond, SlackBusy, busy_seconds, failure_code, new_reference
-from bot.verify import INVALID, is_verified, security_log
+from bot.verify import INVALID, REQUEST_ID, is_verified, security_log
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +33,9 @@ class KeptAck(AsyncAck):
     that fails at once, e.g. on a method Slack rate-limited, always loses that race).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_ack: Callable[[], None] | None = None) -> None:
         self._response: BoltResponse | None = None
+        self._on_ack = on_ack
 
     @property
     def response(self) -> BoltResponse | None:
@@ -40,6 +43,8 @@ class KeptAck(AsyncAck):
 
     @response.setter
     def response(self, value: BoltResponse | None) -> None:
+        if value is not None and self._response is None and self._on_ack is not None:
+            self._on_ack()
         if value is not None or self._response is None:
             self._response = value
 
@@ -84,14 +89,26 @@ def create_app(
 
     @app.use
     async def within_budget(
-        context: AsyncBoltContext, next_: Callable[[], Awaitable[None]]
+        context: AsyncBoltContext, body: dict[str, Any], next_: Callable[[], Awaitable[None]]
     ) -> None:
         """Every listener talks to Slack within the lookup deadline: Bolt gives each request a
         plain client and a plain `respond`; these are the budgeted ones (bot.slack_web), and the
-        request gets the reference its log lines and its error message share."""
-        reference = new_reference()
+        request's id (bot.request_id: made by the gate in HTTP mode, here in Socket Mode) is
+        the reference its log lines, audit records, AEP calls and error message share."""
+        given = context.get(REQUEST_ID)
+        scope = request_id.current()
+        if not isinstance(given, str) or scope is None or scope.id != given:
+            # Socket Mode (or a dispatch that did not pass the gate's handler): a new scope.
+            scope = request_id.begin()
+        scope.surface = request_id.surface_of(body)
+        reference = scope.id
+        started = scope.started
+
+        def acked() -> None:
+            services.metrics.acked(time.monotonic() - started)
+
         context["reference"] = reference
-        context["ack"] = KeptAck()
+        context["ack"] = KeptAck(on_ack=acked)
         context["client"] = services.slack.for_team(context.team_id)
         context["respond"] = BudgetedRespond(
             response_url=context.response_url,
@@ -101,7 +118,7 @@ def create_app(
         )
         await next_()
 
-    for surface in (commands, shortcuts, mentions, actions):
+    for surface in (commands, shortcuts, mentions, actions, links, home):
         surface.register(app, services)
 
     @app.error

@@ -11,9 +11,14 @@ import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+from bot import request_id
 from bot.identity import IdentityRef
 from bot.vocabulary import AuditAction, AuditOutcome, AuditSurface
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
 
 __all__ = ["AuditAction", "AuditError", "AuditLog"]
 
@@ -32,7 +37,7 @@ class AuditLog:
     auditor holding it can find every lookup of one identity without the log storing it.
     """
 
-    def __init__(self, *, sink: str, key: bytes) -> None:
+    def __init__(self, *, sink: str, key: bytes, metrics: Metrics | None = None) -> None:
         if not key:
             raise AuditError("the audit key is empty: set BOT_AUDIT_KEY to a long random secret")
         self._key = key
@@ -40,6 +45,9 @@ class AuditLog:
         self._lock = asyncio.Lock()
         self._closed = False
         self._fd: int | None = None
+        self._metrics = metrics
+        #: Why the last record could not be written (None once one was): for /readyz.
+        self.last_failure: str | None = None
         if sink != "-":
             try:
                 self._fd = os.open(sink, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -84,12 +92,49 @@ class AuditLog:
             "shown": sorted(set(shown)),
             "withheld": sorted(set(withheld)),
             "outcome": _scrub(str(outcome), ref),
+            # The Slack request's id: the same one its log lines, its error message and its
+            # AEP calls' x-request-id carry (bot.request_id).
+            "request_id": request_id.current_id(),
         }
         line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
         async with self._lock:
-            if self._closed:
-                raise RuntimeError("the audit log is closed")
-            await asyncio.to_thread(self._write, line)
+            try:
+                if self._closed:
+                    raise RuntimeError("the audit log is closed")
+                await asyncio.to_thread(self._write, line)
+            except (OSError, RuntimeError) as exc:
+                self.last_failure = (
+                    exc.strerror or type(exc).__name__ if isinstance(exc, OSError) else str(exc)
+                )
+                if self._metrics is not None:
+                    self._metrics.audit_failed.inc()
+                raise
+            self.last_failure = None
+        scope = request_id.current()
+        if scope is not None:
+            scope.outcome = str(outcome).split(":", 1)[0]
+        if self._metrics is not None:
+            self._metrics.audited(action=action, surface=surface, outcome=outcome)
+
+    def problem(self) -> str | None:
+        """Why the sink cannot take a record now, or None: closed, the last write failed, or
+        the file is gone or no longer writable."""
+        if self._closed:
+            return "the audit log is closed"
+        if self.last_failure is not None:
+            return f"the last audit record could not be written ({self.last_failure})"
+        if self._fd is None:
+            return None
+        try:
+            on_disk = os.stat(self._sink)
+            held = os.fstat(self._fd)
+        except OSError as exc:
+            return f"BOT_AUDIT_FILE cannot be read ({exc.strerror})"
+        if (on_disk.st_dev, on_disk.st_ino) != (held.st_dev, held.st_ino):
+            return "BOT_AUDIT_FILE was moved or replaced; restart the bot to write the new file"
+        if not os.access(self._sink, os.W_OK):
+            return "BOT_AUDIT_FILE is not writable"
+        return None
 
     def _write(self, line: bytes) -> None:
         if self._fd is None:

@@ -9,6 +9,12 @@ from typing import Any
 #: Slack's Block Kit limits (docs.slack.dev, block and element reference pages).
 MESSAGE_BLOCKS = 50
 MODAL_BLOCKS = 100
+#: A Home tab view (views.publish) has the same limit as a modal.
+HOME_BLOCKS = 100
+#: Options of a static_select menu.
+SELECT_OPTIONS = 100
+OPTION_TEXT_CHARS = 75
+OPTION_VALUE_CHARS = 150
 TEXT_CHARS = 3000
 SECTION_TEXT_CHARS = 3000
 SECTION_FIELDS = 10
@@ -52,20 +58,27 @@ def check_message(payload: dict[str, Any]) -> None:
 
 
 def check_view(view: dict[str, Any]) -> None:
-    """Raise CardLimitError unless `view` is a modal within Block Kit's limits."""
+    """Raise CardLimitError unless `view` is a modal or a Home tab within Block Kit's limits."""
     problems: list[str] = []
-    if view.get("type") != "modal":
-        problems.append("view: type is not modal")
-    _check_text(view.get("title"), "view.title", VIEW_TITLE_CHARS, problems, plain=True)
-    for key in ("submit", "close"):
-        if key in view:
-            _check_text(view[key], f"view.{key}", VIEW_TITLE_CHARS, problems, plain=True)
+    if view.get("type") == "home":
+        # A Home tab has no title bar and no buttons of its own.
+        for key in ("title", "submit", "close"):
+            if key in view:
+                problems.append(f"view: a home view has no {key}")
+    elif view.get("type") != "modal":
+        problems.append("view: type is neither modal nor home")
+    else:
+        _check_text(view.get("title"), "view.title", VIEW_TITLE_CHARS, problems, plain=True)
+        for key in ("submit", "close"):
+            if key in view:
+                _check_text(view[key], f"view.{key}", VIEW_TITLE_CHARS, problems, plain=True)
     _check_length(view.get("callback_id"), "view.callback_id", ID_CHARS, problems)
     _check_length(
         view.get("private_metadata"), "view.private_metadata", PRIVATE_METADATA_CHARS, problems
     )
     blocks = view.get("blocks")
-    _check_blocks(blocks, MODAL_BLOCKS, "view", problems)
+    most = HOME_BLOCKS if view.get("type") == "home" else MODAL_BLOCKS
+    _check_blocks(blocks, most, "view", problems)
     has_input = isinstance(blocks, list) and any(
         isinstance(b, dict) and b.get("type") == "input" for b in blocks
     )
@@ -182,6 +195,21 @@ def _check_element(element: Any, at: str, problems: list[str]) -> None:
         max_length = element.get("max_length")
         if max_length is not None and not 1 <= max_length <= TEXT_CHARS:
             problems.append(f"{at}.max_length: 1 to {TEXT_CHARS}")
+    elif kind == "static_select":
+        _check_text(
+            element.get("placeholder"), f"{at}.placeholder", PLACEHOLDER_CHARS, problems, plain=True
+        )
+        options = element.get("options")
+        if not isinstance(options, list) or not 1 <= len(options) <= SELECT_OPTIONS:
+            problems.append(f"{at}.options: 1 to {SELECT_OPTIONS} options allowed")
+        else:
+            for i, option in enumerate(options):
+                where = f"{at}.options[{i}]"
+                if not isinstance(option, dict):
+                    problems.append(f"{where}: not an object")
+                    continue
+                _check_text(option.get("text"), f"{where}.text", OPTION_TEXT_CHARS, problems)
+                _check_length(option.get("value"), f"{where}.value", OPTION_VALUE_CHARS, problems)
     else:
         problems.append(f"{at}: unexpected element type {kind!r}")
 
@@ -205,3 +233,92 @@ def _check_length(value: Any, at: str, limit: int, problems: list[str]) -> None:
         problems.append(f"{at}: must be a non-empty string")
     elif len(value) > limit:
         problems.append(f"{at}: {len(value)} > {limit} characters")
+
+
+# --- Work Objects ---------------------------------------------------------------------------
+
+#: The entity types Slack's Work Objects support (docs.slack.dev/messaging/work-objects, and
+#: slack_sdk.models.metadata.EntityType).
+ENTITY_TYPES = frozenset(
+    {
+        "slack#/entities/task",
+        "slack#/entities/file",
+        "slack#/entities/item",
+        "slack#/entities/incident",
+        "slack#/entities/content_item",
+    }
+)
+#: The types a custom field may have (slack_sdk.models.metadata.CustomFieldType).
+CUSTOM_FIELD_TYPES = frozenset(
+    {
+        "integer",
+        "string",
+        "array",
+        "boolean",
+        "slack#/types/date",
+        "slack#/types/timestamp",
+        "slack#/types/image",
+        "slack#/types/channel_id",
+        "slack#/types/user",
+        "slack#/types/entity_ref",
+        "slack#/types/link",
+        "slack#/types/email",
+    }
+)
+#: Slack documents no limits for these; the bot keeps its entities well inside what a card shows.
+ENTITY_CUSTOM_FIELDS = 30
+ENTITY_TEXT_CHARS = 2000
+
+
+def entity_problems(entity: Any, *, unfurl: bool = False, where: str = "entity") -> list[str]:
+    """What makes `entity` not a Work Object entity as Slack documents it: `entity_type` one of
+    ENTITY_TYPES, `url`, `external_ref.id`, `entity_payload.attributes.title.text`, well-formed
+    custom fields whose keys `display_order` names; `app_unfurl_url` when it answers an unfurl."""
+    problems: list[str] = []
+    if not isinstance(entity, dict):
+        return [f"{where}: not an object"]
+    if entity.get("entity_type") not in ENTITY_TYPES:
+        problems.append(f"{where}.entity_type: not one of Slack's entity types")
+    for key in ("url",) + (("app_unfurl_url",) if unfurl else ()):
+        value = entity.get(key)
+        if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+            problems.append(f"{where}.{key}: a URL is required")
+    ref = entity.get("external_ref")
+    if not isinstance(ref, dict) or not isinstance(ref.get("id"), str) or not ref["id"]:
+        problems.append(f"{where}.external_ref.id: required")
+    payload = entity.get("entity_payload")
+    if not isinstance(payload, dict):
+        return [*problems, f"{where}.entity_payload: required"]
+    title = (payload.get("attributes") or {}).get("title")
+    if not isinstance(title, dict) or not isinstance(title.get("text"), str) or not title["text"]:
+        problems.append(f"{where}.entity_payload.attributes.title.text: required")
+    fields = payload.get("custom_fields") or []
+    if not isinstance(fields, list) or len(fields) > ENTITY_CUSTOM_FIELDS:
+        problems.append(f"{where}.custom_fields: a list of at most {ENTITY_CUSTOM_FIELDS}")
+        fields = []
+    keys: list[str] = []
+    for index, field in enumerate(fields):
+        at = f"{where}.custom_fields[{index}]"
+        if not isinstance(field, dict):
+            problems.append(f"{at}: not an object")
+            continue
+        for key in ("key", "label"):
+            if not isinstance(field.get(key), str) or not field[key]:
+                problems.append(f"{at}.{key}: required")
+        if field.get("type") not in CUSTOM_FIELD_TYPES:
+            problems.append(f"{at}.type: not one of Slack's custom field types")
+        _check_length(field.get("value"), f"{at}.value", ENTITY_TEXT_CHARS, problems)
+        keys.append(str(field.get("key")))
+    if len(set(keys)) != len(keys):
+        problems.append(f"{where}.custom_fields: keys are not unique")
+    order = payload.get("display_order")
+    if order is not None and (not isinstance(order, list) or not set(order) <= set(keys)):
+        problems.append(f"{where}.display_order: names a field that is not there")
+    return problems
+
+
+def check_entity(entity: dict[str, Any], *, unfurl: bool = False) -> None:
+    """Raise CardLimitError unless `entity` is a Work Object entity as Slack documents it."""
+    problems = entity_problems(entity, unfurl=unfurl)
+    if problems:
+        raise CardLimitError(problems)

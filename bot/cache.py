@@ -180,6 +180,14 @@ class CacheKeys:
         """The identity behind an opaque button token."""
         return f"{self.prefix}:ref:{_part(token)}"
 
+    def history(self, team_id: str, user_id: str) -> str:
+        """One person's recent lookups (namespace and value, sealed on Redis as every value is)."""
+        return f"{self.prefix}:history:{_part(team_id or '-')}:{_part(user_id)}"
+
+    def home_open(self, team_id: str, user_id: str) -> str:
+        """The marker that a person opened the bot's App Home recently."""
+        return f"{self.prefix}:home-open:{_part(team_id or '-')}:{_part(user_id)}"
+
     def event(self, event_id: str) -> str:
         """A Slack event id already handled (de-duplication of Slack's retries)."""
         return f"{self.prefix}:slack-event:{_part(event_id)}"

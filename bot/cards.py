@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -24,6 +24,7 @@ from bot.blockkit import (
     SECTION_FIELDS,
     TEXT_CHARS,
     CardLimitError,
+    check_entity,
     check_message,
     check_view,
 )
@@ -47,6 +48,7 @@ from bot.formatting import (
 )
 from bot.i18n import N_, Reader
 from bot.layout import DEFAULT_SECTIONS, FIELD_CLASSES, Label, label_text
+from bot.share_metadata import ShareMetadata
 from bot.vocabulary import NoticeKind
 
 #: Slack refuses messages whose blocks total about 13k characters even under 50 blocks
@@ -77,6 +79,11 @@ CARD_BUDGETS = (
 #: How many events the details modal lists (and the lookup behind it asks for).
 MODAL_EVENTS = 50
 PICKER_CHOICES = 10
+#: A Work Object shows at most this many identities and layout fields, and audience names.
+WORK_OBJECT_IDENTITIES = 6
+WORK_OBJECT_FIELDS = 16
+WORK_OBJECT_AUDIENCES = 8
+WORK_OBJECT_VALUE_CHARS = 300
 SHARE_REASON_CHARS = 200
 
 #: Notice kinds and the values each one takes (every value optional, None when unknown).
@@ -93,6 +100,7 @@ NOTICE_VALUES: dict[str, tuple[str, ...]] = {
     "sign_in_failed": (),
     "too_large": (),
     "credentials": (),
+    "misconfigured": (),
     "rejected": ("message",),
     "malformed": (),
     "internal_error": ("reference",),
@@ -109,7 +117,54 @@ NOTICE_VALUES: dict[str, tuple[str, ...]] = {
     "demo_mode": (),
     "slack_busy": ("seconds",),
     "post_failed": ("reason",),
+    "history_gone": (),
 }
+
+#: Why the search modal cannot look up what was typed (blocks/search_error.json.j2).
+SearchError = Literal["empty", "no_identity", "refused", "several", "wrong_kind", "need_namespace"]
+#: The longest identity the search modal takes (a namespace code and a value, with room).
+SEARCH_INPUT_CHARS = 1100
+
+
+@dataclass(frozen=True)
+class HomeEntry:
+    """One recent lookup as the Home lists it; `value` is None when the person's grants no
+    longer cover the identity's class (the namespace alone is named)."""
+
+    id: str
+    label: str
+    value: str | None
+    at: datetime
+    surface: str
+
+
+@dataclass(frozen=True)
+class MoreAccess:
+    """A role the person does not hold that would show them more: its groups and what it adds."""
+
+    name: str
+    groups: tuple[str, ...]
+    adds: frozenset[str]
+
+
+@dataclass(frozen=True)
+class HomeContext:
+    """What one person's App Home shows (see blocks/home.json.j2)."""
+
+    now: datetime
+    granted: bool
+    classes: frozenset[str]
+    roles: tuple[str, ...]
+    can_share: bool
+    how: str | None
+    more: tuple[MoreAccess, ...]
+    history_on: bool
+    history_days: int
+    entries: tuple[HomeEntry, ...]
+    demo: bool
+    sandbox: str
+    merge_policy: str | None
+
 
 # Field classes in words, for the "... are hidden" line; all plural so one verb fits any list.
 _CLASS_WORDS: dict[str, str] = {
@@ -197,47 +252,6 @@ class FieldBlock:
     fields: tuple[CustomerField, ...]
 
 
-@dataclass(frozen=True)
-class ShareMetadata:
-    """What the share modal carries in `private_metadata` back to its submission handler."""
-
-    token: str
-    channel_id: str
-    thread_ts: str | None
-    response_url: str | None
-
-    @classmethod
-    def parse(cls, text: str) -> ShareMetadata:
-        """Read the modal's `private_metadata`; raise ValueError when it is not ours."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            raise ValueError("private_metadata is not JSON") from None
-        if not isinstance(data, dict):
-            raise ValueError("private_metadata is not an object")
-        token, channel = data.get("token"), data.get("channel")
-        thread, url = data.get("thread_ts"), data.get("response_url")
-        if not isinstance(token, str) or not token or not isinstance(channel, str) or not channel:
-            raise ValueError("private_metadata lacks token or channel")
-        if not (thread is None or isinstance(thread, str)) or not (
-            url is None or isinstance(url, str)
-        ):
-            raise ValueError("private_metadata has a thread_ts or response_url of the wrong type")
-        return cls(token=token, channel_id=channel, thread_ts=thread, response_url=url)
-
-    def to_json(self) -> str:
-        """The `private_metadata` string for this share."""
-        return json.dumps(
-            {
-                "token": self.token,
-                "channel": self.channel_id,
-                "thread_ts": self.thread_ts,
-                "response_url": self.response_url,
-            },
-            separators=(",", ":"),
-        )
-
-
 def templates_dir() -> Path:
     """The Block Kit templates: inside the installed package, else the checkout's blocks/."""
     package = Path(bot.__file__).parent
@@ -269,6 +283,8 @@ class CardRenderer:
             esc_line=_esc_line,
             plain_line=_plain_line,
             value_text=_value_text,
+            value_plain=_value_plain,
+            or_list=_or_list,
             label=_label,
             words=_words,
             heading=_heading,
@@ -283,6 +299,7 @@ class CardRenderer:
             channel_ref=_channel_ref,
             found_words=_found_words,
             capitalize_first=_capitalize_first,
+            class_words=_class_words,
         )
         # Words come from the reader's catalogue (see bot.i18n): `_` and `ngettext` read the
         # `reader` of the render, so one environment serves every language.
@@ -320,11 +337,9 @@ class CardRenderer:
             heading=DEFAULT_SECTIONS["scores"],
         )
         current, current_cut = _cut(
-            [a for a in customer.audiences if a.status != "exited"], budget.memberships
+            [a for a in customer.audiences if not a.left], budget.memberships
         )
-        left, left_cut = _cut(
-            [a for a in customer.audiences if a.status == "exited"], budget.left_audiences
-        )
+        left, left_cut = _cut([a for a in customer.audiences if a.left], budget.left_audiences)
         return self._render(
             "customer_card.json.j2",
             ctx.reader,
@@ -347,6 +362,53 @@ class CardRenderer:
             withheld=_withheld_words(ctx.withheld, ctx.reader),
             aep_url=aep_url,
         )
+
+    def work_object(
+        self,
+        customer: Customer,
+        ctx: CardContext,
+        *,
+        url: str,
+        app_unfurl_url: str | None = None,
+    ) -> dict[str, Any]:
+        """The customer as a Slack Work Object entity (`metadata.entities[]` of a message or an
+        unfurl, or the flexpane's `metadata`), from blocks/work_object.json.j2. The customer is
+        already redacted for whoever sees it; `ctx.token` becomes its `external_ref.id`."""
+        groups, _ = _identity_groups(customer.identities, WORK_OBJECT_IDENTITIES)
+        fields, _ = _cut(customer.fields, WORK_OBJECT_FIELDS)
+        events = _newest_first(customer.events)[:1] if ctx.max_events else []
+        memberships = [a for a in customer.audiences if a.active][:WORK_OBJECT_AUDIENCES]
+        # Entity fields take no Slack date tokens: in a conversation, times read in UTC (as a
+        # card's token fallback does); in a flexpane, in the viewer's own zone.
+        reader = ctx.reader if ctx.surface == "private" else replace(ctx.reader, zone=UTC)
+        entity = self._render(
+            "work_object.json.j2",
+            reader,
+            customer=customer,
+            ctx=ctx,
+            name=_display_name(customer, reader),
+            identity_groups=groups,
+            fields=fields,
+            value_chars=WORK_OBJECT_VALUE_CHARS,
+            events=events,
+            memberships=memberships,
+            withheld=_withheld_words(ctx.withheld, reader),
+            url=url,
+            app_unfurl_url=app_unfurl_url,
+        )
+        check_entity(entity, unfurl=app_unfurl_url is not None)
+        return entity
+
+    def flexpane_error(
+        self,
+        kind: Literal["no_grants", "expired", "failed"],
+        notice: dict[str, Any],
+        *,
+        reader: Reader,
+    ) -> dict[str, Any]:
+        """The `error` of entity.presentDetails: a title by `kind` in the reader's language, and
+        the words of `notice` (rendered for the same reader)."""
+        return self._render("flexpane_error.json.j2", reader, kind=kind, message=notice["text"])
 
     def events_modal(self, customer: Customer, ctx: CardContext) -> dict[str, Any]:
         """A modal listing the customer's recent events, newest first (at most ctx.max_events)."""
@@ -402,6 +464,38 @@ class CardRenderer:
         )
         check_view(view)
         return view
+
+    def home(self, home: HomeContext, *, reader: Reader) -> dict[str, Any]:
+        """The App Home view of one person (`views.publish`) in their language and time zone,
+        within a Home's 100 blocks."""
+        view = self._render("home.json.j2", reader, home=home)
+        check_view(view)
+        return view
+
+    def search_modal(self, *, reader: Reader) -> dict[str, Any]:
+        """The search modal in the reader's language: an identity and an optional kind of
+        identity; no customer data. Its `private_metadata` names the reader (see
+        `search_reader`), so the submission answers in the same words."""
+        metadata = json.dumps({"locale": reader.tag}, separators=(",", ":"))
+        view = self._render(
+            "search_modal.json.j2", reader, max_chars=SEARCH_INPUT_CHARS, metadata=metadata
+        )
+        check_view(view)
+        return view
+
+    def search_error(
+        self, kind: SearchError, *, reader: Reader, reasons: str = "", expected: str = ""
+    ) -> str:
+        """The words shown under the search modal's identity input (plain text), in the
+        reader's language; `reasons` are already the reader's, `expected` a marked label."""
+        payload = self._render(
+            "search_error.json.j2",
+            reader,
+            kind=kind,
+            reasons=reasons,
+            expected=reader.gettext(expected) if expected else "",
+        )
+        return str(payload["text"])
 
     def picker(
         self,
@@ -538,6 +632,18 @@ def _value_text(context: Context, field: CustomerField, limit: int) -> str:
     if shared and field.format == "datetime" and isinstance(field.value, datetime):
         return slack_date(field.value, reader)
     return _esc(format_value(field, reader), limit)
+
+
+@jinja2.pass_context
+def _value_plain(context: Context, field: CustomerField) -> str:
+    """A field's value in the reader's format, not yet escaped (for plain-text places)."""
+    return format_value(field, _reader(context))
+
+
+@jinja2.pass_context
+def _or_list(context: Context, items: Sequence[str]) -> str:
+    """Items joined as alternatives in the reader's language: "a, b, or c", "a, b of c"."""
+    return lists.format_list(list(items), style="or", locale=_reader(context).locale)
 
 
 @jinja2.pass_context
@@ -691,6 +797,19 @@ def _field_blocks(
             blocks.append(FieldBlock(heading=title if start == 0 else None, fields=chunk))
             shown += len(chunk)
     return blocks, 0
+
+
+def namespace_label(namespace: str) -> str:
+    """How a card names an identity namespace: "Email", "CRM ID", else the code itself (the
+    bot's own labels are marked for the catalogue: templates pass them through `words`)."""
+    return _NAMESPACE_LABELS.get(namespace.lower(), namespace)
+
+
+@jinja2.pass_context
+def _class_words(context: Context, classes: frozenset[str]) -> str:
+    """Field classes in words, in the canonical order: "profile details and recent events"."""
+    reader = _reader(context)
+    return _withheld_words(classes, reader) or reader.gettext("nothing")
 
 
 def _withheld_words(withheld: frozenset[str], reader: Reader) -> str | None:

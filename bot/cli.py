@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
@@ -49,15 +50,22 @@ async def lookup_main(settings: Settings, argv: Sequence[str]) -> int:
     services = build_services(settings)
     try:
         customer = await services.lookup.lookup(ref, refresh=args.refresh, events_limit=args.events)
+        policy = services.aep.merge_policy_in_use
     except AepError as exc:
         print(f"{type(exc).__name__}: {exc.message}", file=sys.stderr)
         return 1
     finally:
         await services.aclose()
+    # The merge policy decides what the profile holds; None only when the lookup was served
+    # from the cache before the policy was resolved in this process.
+    merge_policy = policy.model_dump(include={"id", "name"}) if policy else None
     if args.json:
-        print(customer.model_dump_json(indent=2))
+        document = json.loads(customer.model_dump_json())
+        print(json.dumps({**document, "merge_policy": merge_policy}, indent=2, ensure_ascii=False))
     else:
         print(describe(customer))
+        if policy:
+            print(f"\nMerge policy: {policy.name} ({policy.id})")
     return 0
 
 
@@ -95,7 +103,9 @@ def describe(customer: Customer) -> str:
         lines.append("  (older events exist)")
     lines += ["", "Audiences:"]
     for audience in customer.audiences:
-        lines.append(f"  {audience.name} [{audience.status}]")
+        name = audience.name or f"(name unknown, id {audience.audience_id})"
+        status = "validity ended" if audience.lapsed else audience.status
+        lines.append(f"  {name} [{status}]")
     return "\n".join(lines)
 
 

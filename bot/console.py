@@ -15,6 +15,8 @@ from typing import Any, TextIO
 from pydantic import SecretStr
 from slack_bolt.response import BoltResponse
 
+from bot import ids
+from bot.answers import profile_link
 from bot.app import create_app
 from bot.demo import payloads as slack_payloads
 from bot.demo.slack import RecordedCall, SlackRecorder
@@ -30,6 +32,13 @@ HELP = """Type one of:
   mention <text>          @customer-context <text> in the current channel (answers in a thread)
   click <button>          click a button of the last card: Refresh, More events, Share, View details
   submit <reason>         submit the open Share modal with that reason
+  paste [<url>]           paste a link in the current channel (Slack sends link_shared); without
+                          a URL, the Experience Platform profile link of the last card's customer
+  details                 open the flexpane of the last Work Object (a shared card, a mention
+                          answer or an unfurl; needs BOT_WORK_OBJECTS=true) as the acting user
+  home                    open the bot's App Home (your recent lookups, what you can see)
+  find <text>             Find a customer: submit the search modal with that identity (the card
+                          comes as a direct message)
   as <user id>            act as another demo user:
                           U0AGENT, U0SALES, U0MANAGER, U0BOTH, U0NOBODY, U0GUEST
   in <channel id>         move to another demo channel:
@@ -66,6 +75,8 @@ class Console:
         self.recorder = SlackRecorder(workspace)
         self.secret = secrets.token_hex(16)
         self.last_card: RecordedCall | None = None
+        # The last Work Object the bot posted or unfurled, and the channel it is in.
+        self.last_entity: tuple[dict[str, Any], str] | None = None
         self.last_view: dict[str, Any] | None = None
 
     async def __aenter__(self) -> Console:
@@ -124,6 +135,9 @@ class Console:
                 b.get("type") == "actions" for b in call.payload["blocks"]
             ):
                 self.last_card = call
+            entity = _work_object(call)
+            if entity is not None:
+                self.last_entity = (entity, str(call.payload.get("channel") or self.channel))
             if call.method in {"views.open", "views.update"} and "view" in call.payload:
                 view = call.payload["view"]
                 if isinstance(view, dict):
@@ -183,6 +197,29 @@ class Console:
             await self.click(rest, response_url)
         elif word == "submit":
             await self.submit(rest)
+        elif word == "paste":
+            await self.paste(rest)
+        elif word == "details":
+            await self.details()
+        elif word == "home":
+            await self.dispatch(
+                slack_payloads.app_home_opened(
+                    user_id=self.user, event_id=f"Ev{time.monotonic_ns()}"
+                )
+            )
+        elif word == "find":
+            await self.dispatch(
+                slack_payloads.view_submission(
+                    callback_id=ids.SEARCH_MODAL,
+                    private_metadata="",
+                    values={
+                        ids.SEARCH_IDENTITY_BLOCK: {
+                            ids.SEARCH_IDENTITY_INPUT: {"type": "plain_text_input", "value": rest}
+                        }
+                    },
+                    user_id=self.user,
+                )
+            )
         elif word == "as" and rest:
             self.user = rest
             print(f"(now acting as {rest})", file=self.out)
@@ -216,6 +253,58 @@ class Console:
                     return
         print(f"The last card has no {label!r} button.", file=self.out)
 
+    async def paste(self, url: str) -> None:
+        """Post a message holding `url` in the current channel: Slack sends link_shared."""
+        if not url:
+            link = await self._last_profile_link()
+            if link is None:
+                print("No card yet: look a customer up first, or paste a URL.", file=self.out)
+                return
+            url = link
+            print(f"(pasting {url})", file=self.out)
+        await self.dispatch(
+            slack_payloads.link_shared(
+                urls=[url],
+                user_id=self.user,
+                channel_id=self.channel,
+                message_ts=f"{time.time():.6f}",
+                event_id=f"Ev{time.monotonic_ns()}",
+            )
+        )
+
+    async def details(self) -> None:
+        """Open the flexpane of the last Work Object as the acting user."""
+        if self.last_entity is None:
+            print(
+                "No Work Object yet: start the console with BOT_WORK_OBJECTS=true, then share a "
+                "card, mention the bot or paste a profile link.",
+                file=self.out,
+            )
+            return
+        entity, channel = self.last_entity
+        await self.dispatch(
+            slack_payloads.entity_details_requested(
+                external_ref=dict(entity.get("external_ref") or {}),
+                entity_url=str(entity.get("url") or ""),
+                user_id=self.user,
+                channel_id=channel,
+                app_unfurl_url=entity.get("app_unfurl_url"),
+                event_id=f"Ev{time.monotonic_ns()}",
+            )
+        )
+
+    async def _last_profile_link(self) -> str | None:
+        """The profile link of the last card's customer, from its button token."""
+        if self.last_card is None:
+            return None
+        for block in self.last_card.payload.get("blocks", []):
+            for element in block.get("elements", []) if block.get("type") == "actions" else []:
+                ref = await self.services.buttons.recall(str(element.get("value") or ""))
+                if ref is not None:
+                    customer = await self.services.lookup.lookup(ref)
+                    return profile_link(self.services, customer.profile_id)
+        return None
+
     async def submit(self, reason: str) -> None:
         view = self.last_view
         if view is None or not view.get("callback_id"):
@@ -237,6 +326,20 @@ class Console:
                 user_id=self.user,
             )
         )
+
+
+def _work_object(call: RecordedCall) -> dict[str, Any] | None:
+    """The Work Object entity a recorded post or unfurl carries, if any."""
+    metadata = call.payload.get("metadata")
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except ValueError:
+            return None
+    entities = metadata.get("entities") if isinstance(metadata, dict) else None
+    if isinstance(entities, list) and entities and isinstance(entities[0], dict):
+        return entities[0]
+    return None
 
 
 def _lines(stream: TextIO) -> Iterable[str]:
@@ -314,6 +417,15 @@ def render_text(method: str, payload: dict[str, Any]) -> str:
     lines = [
         f"--- {method}" + (f" (channel {payload['channel']})" if payload.get("channel") else "")
     ]
+    if method == "entity.presentDetails":
+        return "\n".join([*lines, *_render_flexpane(payload)])
+    unfurls = payload.get("unfurls")
+    if method == "chat.unfurl" and isinstance(unfurls, dict):
+        for url, unfurl in unfurls.items():
+            lines.append(f"[unfurl] {url}")
+            inner = render_text("card", unfurl if isinstance(unfurl, dict) else {})
+            lines.extend(inner.splitlines()[1:])
+        return "\n".join(lines)
     view = payload.get("view") if isinstance(payload.get("view"), dict) else None
     if view:
         title = (view.get("title") or {}).get("text", "")
@@ -346,3 +458,21 @@ def render_text(method: str, payload: dict[str, Any]) -> str:
         elif kind == "input":
             lines.append(f"<input> {block.get('label', {}).get('text', '')}")
     return "\n".join(lines)
+
+
+def _render_flexpane(payload: dict[str, Any]) -> list[str]:
+    """What the flexpane shows: the entity's title and fields, or the error's words."""
+    error = payload.get("error")
+    if isinstance(error, dict):
+        title = error.get("custom_title") or error.get("status") or "error"
+        return [
+            f"[flexpane error] {_plain(str(title))}",
+            _plain(str(error.get("custom_message", ""))),
+        ]
+    metadata = payload.get("metadata")
+    entity = metadata.get("entity_payload", {}) if isinstance(metadata, dict) else {}
+    title = (entity.get("attributes", {}).get("title") or {}).get("text", "")
+    lines = [f"[flexpane] {_plain(str(title))}"]
+    for field in entity.get("custom_fields", []):
+        lines.append(f"  {_plain(str(field.get('label')))}: {_plain(str(field.get('value')))}")
+    return lines

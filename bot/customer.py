@@ -65,13 +65,22 @@ class AudienceMembership(_Frozen):
     """Membership of one audience, with its name when the audience is known."""
 
     audience_id: str
-    name: str
+    name: str | None
+    """None: the name is unknown (Platform does not know the id, or could not say just now)."""
     status: str
     last_qualification_time: datetime | None = None
+    valid_until: datetime | None = None
+    lapsed: bool = False
+    """`validUntil` had passed when the profile was read: not current, shown with the exited."""
 
     @property
     def active(self) -> bool:
-        return self.status in {"realized", "existing"}
+        return self.status in {"realized", "existing"} and not self.lapsed
+
+    @property
+    def left(self) -> bool:
+        """Listed under "Left": exited, or past its `validUntil`."""
+        return self.status == "exited" or self.lapsed
 
 
 class Customer(_Frozen):
@@ -113,6 +122,9 @@ class MembershipFacts(Protocol):
     def status(self) -> str: ...
     @property
     def last_qualification_time(self) -> datetime | None: ...
+    @property
+    def valid_until(self) -> datetime | None: ...
+    def lapsed(self, now: datetime) -> bool: ...
 
 
 class ProfileFacts(Protocol):
@@ -262,9 +274,11 @@ def build_customer(
         audiences=tuple(
             AudienceMembership(
                 audience_id=m.audience_id,
-                name=audiences[m.audience_id].name if m.audience_id in audiences else m.audience_id,
+                name=audiences[m.audience_id].name if m.audience_id in audiences else None,
                 status=m.status,
                 last_qualification_time=m.last_qualification_time,
+                valid_until=m.valid_until,
+                lapsed=m.lapsed(fetched_at),
             )
             for m in members
         ),

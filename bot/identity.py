@@ -50,6 +50,16 @@ class IdentityRef:
         return f"{self.namespace}:{self.value}"
 
 
+#: The namespace of an IdentityRef whose value is a profile's entity id (an XID), as AEP's own
+#: profile links name a profile: the entities API takes an XID without entityIdNS.
+PROFILE_ENTITY = ""
+
+
+def profile_entity(entity_id: str) -> IdentityRef:
+    """The reference to a profile by its entity id (an XID), not by one of its identities."""
+    return IdentityRef(namespace=PROFILE_ENTITY, value=entity_id)
+
+
 IdentityKind = Literal["email address", "phone number", "ECID", "CRM id", "identity"]
 RefusalReason = Literal["invisible", "mixed_script", "styled", "unreadable", "too_long"]
 

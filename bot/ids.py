@@ -7,6 +7,16 @@ import re
 # Entry points.
 COMMAND = "/customer"
 LOOKUP_SHORTCUT = "lookup_customer"
+#: The global shortcut that opens the search modal (public: named in manifest.yml).
+FIND_SHORTCUT = "find_customer"
+
+# The App Home: "Find a customer" opens the search modal; each recent lookup has a button whose
+# value is its entry id in the person's own history; "Clear my history" empties it.
+HOME_FIND = "home_find_customer"
+HOME_REPLAY = "home_replay_lookup"
+HOME_CLEAR = "home_clear_history"
+HOME_ACTIONS_BLOCK = "home_actions"
+HOME_HISTORY_BLOCK = "home_history"
 
 # Buttons on the customer card; each button's value is the lookup's opaque token.
 REFRESH = "customer_refresh"
@@ -25,6 +35,16 @@ SHARE_MODAL = "customer_share_modal"
 SHARE_REASON_BLOCK = "share_reason"
 SHARE_REASON_INPUT = "share_reason_input"
 EVENTS_MODAL = "customer_events_modal"
+SEARCH_MODAL = "customer_search_modal"
+SEARCH_IDENTITY_BLOCK = "search_identity"
+SEARCH_IDENTITY_INPUT = "search_identity_input"
+SEARCH_NAMESPACE_BLOCK = "search_namespace"
+SEARCH_NAMESPACE_INPUT = "search_namespace_input"
+
+# Work Objects: the entity type a customer is shown as (Slack's generic "Item"), and the type of
+# its external_ref, whose id is the lookup's opaque token.
+ENTITY_TYPE = "slack#/entities/item"
+WORK_OBJECT_REF_TYPE = "customer_profile"
 
 # Block ids of the blocks that hold buttons, so a listener can tell where a click came from.
 CARD_ACTIONS_BLOCK = "customer_card_actions"

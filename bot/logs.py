@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from datetime import UTC, datetime
+from typing import Any, Literal, TextIO
+
+from pythonjsonlogger.json import JsonFormatter
+
+from bot.request_id import RequestContextFilter
+
+#: BOT_LOG_FORMAT: plain lines, or one JSON object per line.
+LogFormat = Literal["text", "json"]
 
 #: Libraries whose DEBUG (and for some INFO) lines carry request bodies, query strings or
 #: message payloads: customer data. Their level is set on the logger itself, so a root logger
@@ -57,11 +65,69 @@ def bolt_logger() -> logging.Logger:
     return logging.getLogger("slack_bolt")
 
 
-def configure_logging(level: str = "INFO", *, stream: TextIO | None = None) -> None:
-    """Plain log lines on stderr: ids, statuses and durations, never customer data."""
-    logging.basicConfig(
-        level=level,
-        stream=stream or sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+#: The fields of a JSON log line: nothing else a record carries (a library's `extra=` could
+#: hold a payload) is written.
+JSON_FIELDS = (
+    "time",
+    "level",
+    "logger",
+    "message",
+    "request_id",
+    "surface",
+    "outcome",
+    "exc_info",
+    "stack_info",
+)
+
+
+class TextFormatter(logging.Formatter):
+    """`time level logger [request id]: message`; `-` outside a request."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = "-"
+            try:
+                return super().format(record)
+            finally:
+                record.request_id = None
+        return super().format(record)
+
+
+class JsonLineFormatter(JsonFormatter):
+    """One JSON object per line with JSON_FIELDS only (python-json-logger does the encoding,
+    timestamps and exception text)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(surface)s %(outcome)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        )
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        return {key: log_data[key] for key in JSON_FIELDS if key in log_data}
+
+
+def log_formatter(log_format: LogFormat) -> logging.Formatter:
+    """The formatter of BOT_LOG_FORMAT."""
+    if log_format == "json":
+        return JsonLineFormatter()
+    return TextFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s")
+
+
+def configure_logging(
+    level: str = "INFO", *, log_format: LogFormat = "text", stream: TextIO | None = None
+) -> None:
+    """Log lines on stderr, as text or one JSON object each (BOT_LOG_FORMAT), each with the
+    request id it belongs to: ids, statuses and durations, never customer data."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(log_formatter(log_format))
+    # On the handler, so records of every logger (libraries included) get the request's id.
+    handler.addFilter(RequestContextFilter())
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
     quiet_libraries()

@@ -113,6 +113,26 @@ def access_for(policy: Policy, person: Person) -> Access:
     )
 
 
+@dataclass(frozen=True)
+class RoleOffer:
+    """A role held through user groups that would show someone more than they see now."""
+
+    name: str
+    usergroups: tuple[str, ...]
+    adds: Grants
+
+
+def more_access(policy: Policy, access: Access) -> list[RoleOffer]:
+    """The roles given by user group that `access` does not hold and that would add classes, in
+    the policy's order (roles given only by user id are named by how_to_get_access)."""
+    offers = []
+    for role in policy.roles:
+        adds = frozenset(role.see) - access.classes
+        if role.usergroups and role.name not in access.roles and adds:
+            offers.append(RoleOffer(name=role.name, usergroups=role.usergroups, adds=adds))
+    return offers
+
+
 def how_to_get_access(
     policy: Policy, reader: Reader | None = None, *, person: Person | None = None
 ) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,8 +13,10 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from bot import __version__
 from bot.aep.auth import ImsTokenSource
 from bot.aep.client import AepClient, create_http_client
+from bot.aep.errors import AepError, Misconfigured
 from bot.audit import AuditLog
 from bot.button_tokens import ButtonTokens
 from bot.cache import CacheKeys, CacheTokenStore, DataCache, key_names_secret
@@ -22,10 +25,13 @@ from bot.demo.dataset import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from bot.demo.simulator import AepSimulator
 from bot.demo.transport import in_process_transport
 from bot.directory import SlackDirectory
+from bot.history import LookupHistory
 from bot.i18n import Reader, reader_for
 from bot.identity import IdentityRules
 from bot.layout import CardLayout, load_layout
 from bot.lookup import CustomerLookup
+from bot.metrics import Metrics
+from bot.ops import Readiness
 from bot.policy_file import Policy, load_policy
 from bot.settings import Settings
 from bot.slack_urls import response_url_allowed
@@ -52,12 +58,15 @@ class Services:
     keys: CacheKeys
     lookup: CustomerLookup
     buttons: ButtonTokens
+    history: LookupHistory
     slack: BudgetedWebClient
     directory: SlackDirectory
     audit: AuditLog
     cards: CardRenderer
     demo: bool
     simulator: AepSimulator | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    readiness: Readiness = field(default_factory=Readiness)
     closed: bool = field(default=False, init=False)
     # Listener tasks still answering someone; a stop lets them finish before the clients close.
     answering: set[asyncio.Task[Any]] = field(default_factory=set, init=False)
@@ -94,6 +103,29 @@ class Services:
             reference=reference,
             allowed=self.response_url_allowed,
         )
+
+    async def start(self) -> None:
+        """What the bot settles before it answers anyone: the merge policy every lookup names
+        (AEP_MERGE_POLICY_ID, or the sandbox's default profile policy, logged with its name).
+
+        Raises Misconfigured (in words) when the sandbox has no default policy and none is
+        set. Any other failure is logged and left to the first lookup, which asks again: a
+        Platform hiccup at start must not keep the bot down."""
+        deadline = time.monotonic() + self.settings.bot_lookup_deadline
+        try:
+            policy = await self.aep.merge_policy(deadline=deadline)
+        except Misconfigured:
+            raise
+        except AepError as exc:
+            log.warning(
+                "The merge policy could not be resolved at start (%s, status %s); the first "
+                "lookup asks again",
+                type(exc).__name__,
+                exc.status,
+            )
+            return
+        if self.settings.aep_merge_policy_id:
+            log.info("Using the merge policy set in AEP_MERGE_POLICY_ID: %s", policy.id)
 
     async def aclose(self) -> None:
         """Close the HTTP clients, the cache and the audit sink; safe to call twice."""
@@ -133,6 +165,7 @@ def build_services(
     """Wire the services from the settings. With no AEP credentials the demo sandbox answers."""
     layout = load_layout(settings.bot_card_file)
     demo = settings.demo
+    metrics = Metrics(version=__version__, mode=settings.slack_mode, demo=demo)
     policy = load_policy(settings.bot_policy_file, demo=demo)
     if settings.demo_sandbox:
         simulator = simulator or AepSimulator()
@@ -167,6 +200,7 @@ def build_services(
         scopes=settings.aep_scopes,
         store=CacheTokenStore(cache, keys.token()),
         max_response_bytes=settings.aep_max_response_bytes,
+        metrics=metrics,
     )
     aep = AepClient(
         http=http,
@@ -178,6 +212,7 @@ def build_services(
         merge_policy_id=settings.aep_merge_policy_id,
         max_in_flight=settings.aep_max_in_flight,
         max_response_bytes=settings.aep_max_response_bytes,
+        metrics=metrics,
     )
     lookup = CustomerLookup(
         client=aep,
@@ -193,6 +228,8 @@ def build_services(
         events_enabled=settings.aep_events_enabled,
     )
     slack = slack or slack_client(settings)
+    slack.metrics = metrics
+    metrics.read_stats(lookup=lambda: dict(lookup.stats), cache=lambda: dict(cache.stats))
     directory = SlackDirectory(client=slack, store=cache, ttl=settings.bot_cache_slack_ttl)
     if settings.bot_audit_key is not None:
         audit_key = settings.bot_audit_key.get_secret_value().encode()
@@ -219,10 +256,12 @@ def build_services(
         keys=keys,
         lookup=lookup,
         buttons=ButtonTokens(cache=cache, keys=keys),
+        history=LookupHistory(cache=cache, keys=keys, ttl=settings.bot_history_ttl),
         slack=slack,
         directory=directory,
-        audit=AuditLog(sink=settings.bot_audit_file, key=audit_key),
+        audit=AuditLog(sink=settings.bot_audit_file, key=audit_key, metrics=metrics),
         cards=CardRenderer(),
         demo=demo,
         simulator=simulator,
+        metrics=metrics,
     )

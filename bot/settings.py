@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -86,10 +86,19 @@ class Settings(BaseSettings):
     bot_lookup_deadline: Annotated[float, Field(gt=0, le=60)] = 8.0
     # A response_url takes five posts: up to four cards leave room for the "and N more" note.
     bot_max_cards: Annotated[int, Field(ge=1, le=4)] = 3
+    # Shared cards and unfurls carry a Slack Work Object (message metadata); on only once the
+    # workspace has enabled Work Object previews for the app (api.slack.com/apps).
+    bot_work_objects: bool = False
     bot_audit_file: str = "audit.jsonl"
     bot_audit_key: SecretStr | None = None
     bot_log_level: str = "INFO"
+    # `text` (lines) or `json` (one object per line); both carry the request id.
+    bot_log_format: Literal["text", "json"] = "text"
     port: Annotated[int, Field(ge=1, le=65535)] = 3000
+    # /metrics, /healthz and /readyz on a port of their own (also in Socket Mode), bound to
+    # METRICS_HOST: loopback unless the scraper is elsewhere.
+    metrics_port: Annotated[int | None, Field(ge=1, le=65535)] = None
+    metrics_host: str = "127.0.0.1"
     # HTTP mode: a request whose body has not fully arrived this many seconds after its headers
     # is cut off (Slack sends a whole request at once; a slow client must not hold a connection).
     bot_request_read_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
@@ -101,6 +110,8 @@ class Settings(BaseSettings):
     bot_cache_slack_ttl: Annotated[float, Field(gt=0)] = 300.0
     bot_cache_max_entries: Annotated[int, Field(ge=10)] = 5000
     bot_cache_max_bytes: Annotated[int, Field(ge=1024 * 1024)] = 64 * 1024 * 1024
+    # How long a person's recent lookups stay on their App Home, in seconds; 0 turns history off.
+    bot_history_ttl: Annotated[float, Field(ge=0)] = 7 * 24 * 3600.0
 
     @field_validator("aep_sandbox")
     @classmethod

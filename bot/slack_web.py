@@ -24,9 +24,8 @@ import asyncio
 import logging
 import math
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from slack_bolt.async_app import AsyncRespond
@@ -36,7 +35,11 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 from slack_sdk.webhook.webhook_response import WebhookResponse
 
+from bot import request_id
 from bot.i18n import N_, Reader
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +139,8 @@ class BudgetedWebClient(AsyncWebClient):
         super().__init__(**kwargs)
         self.budget = budget
         self.limits = limits if limits is not None else RateLimits()
+        #: Where each call is counted (set by bot.services.build_services).
+        self.metrics: Metrics | None = None
         self._slots = asyncio.Semaphore(max_in_flight)
 
     def for_team(self, team_id: str | None) -> BudgetedWebClient:
@@ -155,11 +160,23 @@ class BudgetedWebClient(AsyncWebClient):
             retry_handlers=self.retry_handlers,
         )
         twin._slots = self._slots
+        twin.metrics = self.metrics
         return twin
 
     async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
         """Call `api_method` within the budget; raise SlackBusy or SlackNoAnswer when Slack
-        cannot answer in time, SlackApiError for any other refusal."""
+        cannot answer in time, SlackApiError for any other refusal. Counted in `metrics`."""
+        try:
+            response = await self._call_within_budget(api_method, **kwargs)
+        except SlackClientError as exc:
+            if self.metrics is not None:
+                self.metrics.slack_call(api_method, failure_code(exc))
+            raise
+        if self.metrics is not None:
+            self.metrics.slack_call(api_method, "ok")
+        return response
+
+    async def _call_within_budget(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.budget
         failure: SlackClientError = SlackNoAnswer(method=api_method, cause="not called")
@@ -243,8 +260,9 @@ async def send_to_response_url(
 
 
 def new_reference() -> str:
-    """A short id naming one request in the log, for the admin a person may quote it to."""
-    return uuid.uuid4().hex[:12]
+    """The id naming the request being served, for the admin a person may quote it to: the
+    request id (bot.request_id) when there is one, else a fresh one."""
+    return request_id.current_id() or request_id.new_id()
 
 
 def _short(body: str | None) -> str:

@@ -23,6 +23,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+from bot import ops, request_id
 from bot.cache import CacheKeys, DataCache
 from bot.services import Services
 from bot.settings import Settings
@@ -31,6 +32,8 @@ security_log = logging.getLogger("bot.security")
 
 #: The context key that marks a request as verified by the gate (set nowhere else).
 VERIFIED = "bot_request_verified"
+#: The context key of the id the gate gave the request (bot.request_id).
+REQUEST_ID = "bot_request_id"
 #: Slack's replay window: a timestamp further than this from now, either way, is refused.
 MAX_AGE_SECONDS = 300
 #: A signature is valid from its timestamp's -5 to +5 minutes: remember it that long, and a bit.
@@ -183,6 +186,9 @@ def create_web_app(
     )
 
     async def slack_events(request: web.Request) -> web.StreamResponse:
+        # The request's id, made here at the edge: its refusal line, its listener's log lines,
+        # audit records and AEP calls all carry it (bot.request_id).
+        scope = request_id.begin()
         length = request.content_length
         if length is not None and length > MAX_BODY_BYTES:
             return _closing(refuse(401, "body too large"))
@@ -201,9 +207,11 @@ def create_web_app(
         outcome = await gate.admit(body, request.headers, request.query_string)
         if isinstance(outcome, Refusal):
             return _closing(outcome) if outcome.status >= 400 else web.Response(status=200)
+        outcome.context[REQUEST_ID] = scope.id
         return await to_aiohttp_response(await app.async_dispatch(outcome))
 
     web_app.router.add_post(path, slack_events)
+    ops.add_routes(web_app, services)
     return web_app
 
 

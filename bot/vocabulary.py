@@ -27,6 +27,7 @@ NoticeKind = Literal[
     "sign_in_failed",
     "too_large",
     "credentials",
+    "misconfigured",
     "rejected",
     "malformed",
     "internal_error",
@@ -43,24 +44,38 @@ NoticeKind = Literal[
     "demo_mode",
     "slack_busy",
     "post_failed",
+    "history_gone",
 ]
 
 #: Where a card is shown: privately to the asker, or shared with everyone in a conversation.
 CardSurface = Literal["private", "shared"]
 
 #: Where an audited request came from: a private answer (command, shortcut, button), a mention,
-#: the More events modal, or a share.
-AuditSurface = Literal["private", "mention", "modal", "share"]
+#: the More events modal, a share, a Work Object's flexpane, a pasted profile link unfurled, the
+#: App Home (a replay from history, Clear my history), or the search modal (from the Home's
+#: button or the find_customer shortcut).
+AuditSurface = Literal[
+    "private", "mention", "modal", "share", "flexpane", "unfurl", "home", "search"
+]
 
 #: What an audited request was.
-AuditAction = Literal["lookup", "refusal", "share", "detail_view", "more_events", "refresh"]
+AuditAction = Literal[
+    "lookup",
+    "refusal",
+    "share",
+    "detail_view",
+    "more_events",
+    "refresh",
+    "unfurl",
+    "clear_history",
+]
 
 #: What a private card answers: a lookup, the Refresh button, or View details on a shared card.
 PrivateAction = Literal["lookup", "refresh", "detail_view"]
 
 #: What a person without grants tried: a private card, More events, or the entry point they
 #: came by.
-RefusedAt = PrivateAction | Literal["more_events", "command", "mention", "shortcut"]
+RefusedAt = PrivateAction | Literal["more_events", "command", "mention", "shortcut", "unfurl"]
 
 #: Outcomes that are one word; a failed lookup's outcome is its error's kind (bot.aep.errors).
 OutcomeWord = Literal[
@@ -69,6 +84,8 @@ OutcomeWord = Literal[
     "channel_refused",
     "events_not_granted",
     "share_not_allowed",
+    "token_refused",
+    "cleared",
 ]
 
 

@@ -28,6 +28,9 @@ ERRORS: list[tuple[type[AepError], str, str]] = [
     (errors.AepUnreachable, "unavailable", "could not connect"),
     (errors.ImsUnavailable, "unavailable", "sign"),
     (errors.CredentialsProblem, "credentials", "credentials"),
+    (errors.Misconfigured, "misconfigured", "The bot is misconfigured"),
+    # Never reaches a person (the client reads it as "these audiences are unknown").
+    (errors.AudiencesNotFound, "not_found", "No customer profile found"),
     (errors.MalformedResponse, "malformed", "could not read"),
     (errors.ResponseTooLarge, "malformed", "too large"),
     (AepError, "error", "reference"),

@@ -61,6 +61,8 @@ async def test_one_json_object_per_line_with_every_field(tmp_path: Path) -> None
         "shown": ["basic", "contact"],
         "withheld": ["financial", "scores"],
         "outcome": "ok",
+        # outside a Slack request there is no request id
+        "request_id": None,
     }
     assert datetime.fromisoformat(first["time"]).utcoffset() == timedelta(0)
     assert second["action"] == "refusal"

@@ -21,7 +21,6 @@ from bot.cards import (
     NOTICE_VALUES,
     CardContext,
     CardRenderer,
-    ShareMetadata,
     templates_dir,
 )
 from bot.customer import (
@@ -34,6 +33,7 @@ from bot.customer import (
 from bot.i18n import reader_for
 from bot.identity import IdentityRef
 from bot.layout import FieldClass, FieldFormat
+from bot.share_metadata import ShareMetadata
 from bot.vocabulary import NoticeKind
 
 #: English in UTC: what these tests read.
@@ -774,8 +774,10 @@ SAMPLE_VALUES: dict[str, dict[str, Any]] = {
     "window_failed": {},
     "incomplete_request": {},
     "demo_mode": {},
+    "misconfigured": {},
     "slack_busy": {"seconds": 20},
     "post_failed": {"reason": "I am not a member of this channel."},
+    "history_gone": {},
 }
 
 

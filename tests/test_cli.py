@@ -40,6 +40,11 @@ async def test_lookup_json_prints_exactly_one_document(capsys: pytest.CaptureFix
     assert document["name"] == "Jane Doe"
     assert document["demo"] is True
     assert document["events"] and document["audiences"]
+    # No AEP_MERGE_POLICY_ID in the demo: the sandbox's default was resolved and is shown.
+    assert document["merge_policy"] == {
+        "id": "5c1e0a2b-7d3f-4e8a-9b6c-d0e1f2a3b4c5",
+        "name": "Support bot - stitched, latest wins",
+    }
 
 
 async def test_lookup_of_an_unknown_identity_exits_non_zero_with_the_reason(
@@ -127,3 +132,31 @@ def test_unknown_command_and_bad_settings_exit_with_a_clear_message(tmp_path: Pa
     assert bad.returncode == 2
     assert "PORT" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_console_pastes_a_profile_link_and_opens_each_viewers_flexpane(tmp_path: Path) -> None:
+    script = (
+        "/customer jane.doe@example.com\nin C0PRIVATE\npaste\n"
+        "details\nas U0SALES\ndetails\nas U0GUEST\ndetails\n"
+    )
+    result = run_bot(
+        "console", stdin=script, tmp_path=tmp_path, env={"BOT_WORK_OBJECTS": "true"}
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "--- chat.unfurl" in out and "[unfurl] https://experience.adobe.com/#/@" in out
+    flexpanes = out.split("--- entity.presentDetails")[1:]
+    assert len(flexpanes) == 3
+    manager, sales, guest = flexpanes
+    # The manager (acting by default) sees identifiers; a sales rep does not, but sees financial
+    # values (the demo policy); a guest gets the error in words and nothing of the customer.
+    ecid = "96630207149204114821352700613260028901"
+    assert ecid in manager and "Lifetime value" in manager
+    assert ecid not in sales and "Lifetime value" in sales
+    assert "[flexpane error]" in guest and "Jane Doe" not in guest
+
+
+def test_console_details_without_a_work_object_says_how_to_get_one(tmp_path: Path) -> None:
+    result = run_bot("console", stdin="details\n", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "BOT_WORK_OBJECTS=true" in result.stdout

@@ -23,7 +23,16 @@ from babel.messages.pofile import read_po
 from jinja2 import nodes
 from jinja2.ext import do as do_extension
 
-from bot.cards import NOTICE_VALUES, CardContext, CardRenderer, templates_dir
+from bot.cards import (
+    NOTICE_VALUES,
+    CardContext,
+    CardRenderer,
+    HomeContext,
+    HomeEntry,
+    MoreAccess,
+    SearchError,
+    templates_dir,
+)
 from bot.customer import Customer, CustomerEvent, CustomerField, CustomerIdentity
 from bot.i18n import languages, locales_dir, reader_for, translations
 from bot.identity import IdentityRef
@@ -121,8 +130,9 @@ _GETTEXT = {"_", "gettext", "ngettext"}
 #: A literal is user-facing when, without its emoji codes, it holds a word.
 _EMOJI = re.compile(r":[a-z0-9_+\-]+:")
 _WORD = re.compile(r"[^\W\d_]{2,}")
-#: Keyword arguments that are Block Kit values, not words.
-_STRUCTURAL_KEYWORDS = {"style", "url"}
+#: Keyword arguments that are Block Kit values, not words (a button's or option's value and a
+#: block id reach the bot, never a person's eyes).
+_STRUCTURAL_KEYWORDS = {"style", "url", "value", "block_id"}
 
 
 def _words_in(text: str) -> bool:
@@ -178,6 +188,11 @@ _RENDERER_METHODS = {
     "modal_from_notice",
     "customer_card",
     "events_modal",
+    "work_object",
+    "flexpane_error",
+    "home",
+    "search_modal",
+    "search_error",
 }
 
 
@@ -288,10 +303,44 @@ def customer() -> Customer:
     )
 
 
+def home(reader: Any, *, granted: bool, entries: int) -> dict[str, Any]:
+    """An App Home with `entries` recent lookups (one per surface, then a surface unknown)."""
+    surfaces = ["private", "mention", "home", "search", "modal", "share", "elsewhere"]
+    return CardRenderer().home(
+        HomeContext(
+            now=NOW,
+            granted=granted,
+            classes=frozenset({"basic", "activity"}),
+            roles=("support",) if granted else (),
+            can_share=granted,
+            how=None,
+            more=(MoreAccess("sales", ("sales-eu", "sales-us"), frozenset({"financial"})),),
+            history_on=entries > 0,
+            history_days=1 if entries else 30,
+            entries=tuple(
+                HomeEntry(
+                    id=f"h{n}",
+                    label="Email" if n % 2 else "crmid",
+                    value=None if n == 3 else f"v{n}@example.com",
+                    at=NOW - timedelta(hours=n + 1),
+                    surface=surfaces[n % len(surfaces)],
+                )
+                for n in range(entries)
+            ),
+            demo=entries == 0,
+            sandbox="prod",
+            merge_policy="mp-1" if entries else None,
+        ),
+        reader=reader,
+    )
+
+
 def _texts(payload: Any) -> Iterator[str]:
     if isinstance(payload, dict):
         for key, value in payload.items():
-            if key == "text" and isinstance(value, str):
+            # Text objects, and the plain strings of Work Object fields and flexpane errors.
+            texts = ("text", "custom_title", "custom_message", "label", "value")
+            if key in texts and isinstance(value, str):
                 yield value
             else:
                 yield from _texts(value)
@@ -361,11 +410,22 @@ def test_every_template_renders_in_both_languages(
         ),
         renderer.loading_modal(reader=reader),
         renderer.modal_from_notice(renderer.notice("expired", reader=reader), reader=reader),
+        renderer.work_object(customer(), ctx, url="https://example.com/p-1"),
+        renderer.flexpane_error(
+            "expired", renderer.notice("expired", reader=reader), reader=reader
+        ),
+        *(home(reader, granted=granted, entries=n) for granted in (True, False) for n in (0, 7)),
+        renderer.search_modal(reader=reader),
+        *(
+            {"text": renderer.search_error(kind, reader=reader, reasons="", expected=expected)}
+            for kind in get_args(SearchError)
+            for expected in ("", "a CRM id")
+        ),
     ]
     text = "\n".join(t for p in payloads for t in _texts(p))
     if language == "nl":
         assert not _english_left_in(text), _english_left_in(text)
-        for word in ("Recente evenementen", "Klantwaarde", "Delen", "Sluiten"):
+        for word in ("Recente evenementen", "Klantwaarde", "Delen", "Sluiten", "Klant zoeken"):
             assert word in text
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -15,6 +16,7 @@ import pytest_asyncio
 import redis
 
 from benchmarks.processes import ManagedProcess, bot_environment, free_port, start_bot
+from bot import ids
 from bot.demo import payloads as slack_payloads
 from bot.demo.server import DemoServer, start_server
 from bot.demo.simulator import AepSimulator
@@ -223,4 +225,21 @@ async def test_an_event_retried_to_the_other_instance_is_answered_once(
     assert post.payload["channel"] == "C0PRIVATE"
     assert len(instances.slack.calls_to("chat.postMessage")) == 1, instances.warnings()
     assert event_id in instances.b.log_text(), "instance B never logged the retried event"
+    instances.assert_no_customer_data_in_logs()
+
+
+async def test_a_lookup_on_one_instance_is_on_the_home_the_other_publishes(
+    instances: Instances,
+) -> None:
+    instances.reset()
+    await instances.command(instances.a, "CRM-000311")
+
+    opened = await instances.send(instances.b, slack_payloads.app_home_opened(user_id="U0AGENT"))
+    [published] = await instances.slack.wait_for("views.publish", timeout=WAIT_S)
+
+    assert opened.status_code == 200
+    assert published.payload["user_id"] == "U0AGENT"
+    home = json.dumps(published.payload["view"]["blocks"])
+    assert "CRM-000311" in home, instances.warnings()
+    assert ids.HOME_REPLAY in home
     instances.assert_no_customer_data_in_logs()

@@ -441,7 +441,7 @@ async def test_an_audience_missing_from_the_directory_is_fetched_once(memory: Da
     assert names == {
         "aud-1": "Gold members",
         "aud-late": "Created after the directory was read",
-        "aud-deleted": "aud-deleted",  # unknown to Platform: shown by id
+        "aud-deleted": None,  # unknown to Platform: its name is unknown
     }
     assert aep.asked_audiences == [["aud-deleted", "aud-late"]]
 
@@ -451,7 +451,7 @@ async def test_an_audience_missing_from_the_directory_is_fetched_once(memory: Da
     assert aep.calls["list_audiences"] == 1
 
 
-async def test_an_audience_platform_could_not_answer_is_shown_by_id_and_asked_again(
+async def test_an_audience_platform_could_not_answer_has_no_name_and_is_asked_again(
     memory: DataCache,
 ) -> None:
     aep = jane_aep(failing={"aud-2"})
@@ -459,7 +459,7 @@ async def test_an_audience_platform_could_not_answer_is_shown_by_id_and_asked_ag
     first = await lookup.lookup(JANE)
     assert {a.audience_id: a.name for a in first.audiences} == {
         "aud-1": "Gold members",
-        "aud-2": "aud-2",
+        "aud-2": None,
     }
     aep.failing.clear()  # Platform answers for it again
     second = await lookup.lookup(JANE)
@@ -484,7 +484,7 @@ async def test_a_listing_that_outlives_lookups_is_not_started_again_by_them(
 ) -> None:
     """A big sandbox: the list takes longer than a lookup's deadline. It runs once, in the
     background under its own deadline, while each cold lookup names its own audiences."""
-    monkeypatch.setattr("bot.lookup._LISTING_GRACE", 0.01)
+    monkeypatch.setattr("bot.audiences._LISTING_GRACE", 0.01)
     aep = jane_aep(list_delay=30)
     lookup = make_lookup(aep, memory, deadline=0.5)
     warming = asyncio.create_task(lookup.warm())
@@ -517,7 +517,7 @@ async def test_a_lookup_waits_briefly_for_a_listing_under_way(memory: DataCache)
 async def test_a_slow_audience_list_does_not_hold_the_card_back(
     memory: DataCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.lookup._LISTING_GRACE", 0.01)
+    monkeypatch.setattr("bot.audiences._LISTING_GRACE", 0.01)
     aep = jane_aep(list_delay=0.2)
     lookup = make_lookup(aep, memory)
     warming = asyncio.create_task(lookup.warm(keep=False))
@@ -536,7 +536,7 @@ async def test_a_slow_audience_list_does_not_hold_the_card_back(
 async def test_no_wait_for_a_listing_when_every_audience_is_named(
     memory: DataCache, monkeypatch: pytest.MonkeyPatch, who: IdentityRef
 ) -> None:
-    monkeypatch.setattr("bot.lookup._LISTING_GRACE", 30.0)
+    monkeypatch.setattr("bot.audiences._LISTING_GRACE", 30.0)
     aep = jane_aep(list_delay=30)
     lookup = make_lookup(aep, memory)
     await lookup.lookup(JANE)  # names Jane's audiences
@@ -556,7 +556,7 @@ async def test_no_wait_for_a_listing_when_every_audience_is_named(
 async def test_the_wait_for_a_listing_ends_at_the_lookup_deadline(
     memory: DataCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.lookup._LISTING_GRACE", 30.0)
+    monkeypatch.setattr("bot.audiences._LISTING_GRACE", 30.0)
     aep = jane_aep(list_delay=30)
     lookup = make_lookup(aep, memory, deadline=0.2)
     warming = asyncio.create_task(lookup.warm())
@@ -571,12 +571,12 @@ async def test_the_wait_for_a_listing_ends_at_the_lookup_deadline(
         await asyncio.gather(warming, return_exceptions=True)
 
 
-async def test_audience_failures_show_ids_instead_of_failing(
+async def test_audience_failures_leave_names_unknown_instead_of_failing(
     memory: DataCache, caplog: pytest.LogCaptureFixture
 ) -> None:
     aep = jane_aep(audiences_error=AepUnavailable("down", status=503))
     customer = await make_lookup(aep, memory).lookup(JANE)
-    assert {a.name for a in customer.audiences} == {"aud-1", "aud-2"}
+    assert {a.audience_id: a.name for a in customer.audiences} == {"aud-1": None, "aud-2": None}
     assert customer.name == "Jane Doe"
 
 

@@ -6,12 +6,14 @@ import copy
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
 import yaml
 
 from bot import ids
+from bot.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "manifest.yml"
@@ -20,7 +22,7 @@ EVENTS_URL = "https://bot.example.com/slack/events"
 
 # Every bot event the app registers a listener for; a subscribed event without one gets Bolt's
 # 404 and Slack's retries.
-HANDLED_BOT_EVENTS = {"app_mention"}
+HANDLED_BOT_EVENTS = {"app_mention", "link_shared", "entity_details_requested", "app_home_opened"}
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +100,16 @@ def test_customer_command(manifest: dict[str, Any]) -> None:
 
 def test_lookup_customer_message_shortcut(manifest: dict[str, Any]) -> None:
     shortcuts = {s["callback_id"]: s for s in manifest["features"]["shortcuts"]}
-    assert set(shortcuts) == {"lookup_customer"} == {ids.LOOKUP_SHORTCUT}
+    assert set(shortcuts) == {"lookup_customer", "find_customer"}
+    assert ids.LOOKUP_SHORTCUT == "lookup_customer"
     assert shortcuts["lookup_customer"]["type"] == "message"
     assert shortcuts["lookup_customer"]["name"] == "Look up customer"
+
+
+def test_find_customer_global_shortcut_opens_the_search(manifest: dict[str, Any]) -> None:
+    shortcuts = {s["callback_id"]: s for s in manifest["features"]["shortcuts"]}
+    assert ids.FIND_SHORTCUT == "find_customer"
+    assert shortcuts["find_customer"]["type"] == "global"
 
 
 def test_subscribes_only_to_handled_events(manifest: dict[str, Any]) -> None:
@@ -109,7 +118,12 @@ def test_subscribes_only_to_handled_events(manifest: dict[str, Any]) -> None:
     assert "app_mention" in bot_events
     assert set(bot_events) <= HANDLED_BOT_EVENTS
     assert not subscriptions.get("user_events")
-    assert "unfurl_domains" not in manifest["features"]
+
+
+def test_unfurls_profile_links_on_the_aep_ui_host(manifest: dict[str, Any]) -> None:
+    host = urlsplit(Settings.model_fields["aep_ui_url"].default).hostname
+    assert manifest["features"]["unfurl_domains"] == [host]
+    assert "link_shared" in manifest["settings"]["event_subscriptions"]["bot_events"]
 
 
 def test_bot_scopes_are_least_privilege(manifest: dict[str, Any]) -> None:
@@ -123,6 +137,9 @@ def test_bot_scopes_are_least_privilege(manifest: dict[str, Any]) -> None:
         "groups:read",
         "im:read",
         "mpim:read",
+        "links:read",
+        "links:write",
+        "im:write",
     }
     assert "user" not in manifest["oauth_config"]["scopes"]
 
@@ -136,5 +153,5 @@ def test_display_information(manifest: dict[str, Any]) -> None:
         "always_online": True,
     }
     app_home = manifest["features"]["app_home"]
-    assert app_home["home_tab_enabled"] is False
+    assert app_home["home_tab_enabled"] is True
     assert app_home["messages_tab_read_only_enabled"] is True

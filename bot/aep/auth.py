@@ -7,13 +7,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 from pydantic import SecretStr
 
 from bot.aep import bodies, sansio
 from bot.aep.errors import ImsUnavailable
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +61,12 @@ class _Token:
         return now < self.expires_at - _LAST_USE
 
 
+class _Asked:
+    """One IMS request as its metrics see it."""
+
+    status: int | None = None
+
+
 class ImsTokenSource:
     """Access tokens for Platform calls, from the client_credentials grant of Adobe IMS."""
 
@@ -72,8 +81,10 @@ class ImsTokenSource:
         store: TokenStore | None = None,
         clock: Callable[[], float] = time.time,
         max_response_bytes: int = bodies.DEFAULT_MAX_RESPONSE_BYTES,
+        metrics: Metrics | None = None,
     ) -> None:
         self._http = http
+        self._metrics = metrics
         self._max_response_bytes = max_response_bytes
         self._url = ims_url.rstrip("/") + sansio.TOKEN_PATH
         self._client_id = client_id
@@ -130,6 +141,19 @@ class ImsTokenSource:
 
     async def _fetch(self) -> _Token:
         self.refreshes += 1
+        if self._metrics is None:
+            return await self._ask_ims()
+        self._metrics.ims_refreshes.inc()
+        call = _Asked()
+        try:
+            with self._metrics.aep_request("token", call):
+                token = await self._ask_ims(call)
+        except Exception:
+            self._metrics.ims_failures.inc()
+            raise
+        return token
+
+    async def _ask_ims(self, call: _Asked | None = None) -> _Token:
         started = time.monotonic()
         request = self._http.build_request(
             "POST",
@@ -156,6 +180,8 @@ class ImsTokenSource:
                 f"Adobe's sign-in service (IMS) {what or 'could not be reached'} "
                 f"({type(exc).__name__}). Check AEP_IMS_URL and the network; try again in a moment."
             ) from None
+        if call is not None:
+            call.status = answer.status
         logger.debug(
             "IMS POST %s -> %d in %.0f ms",
             sansio.TOKEN_PATH,

@@ -7,10 +7,9 @@ import contextlib
 import logging
 import random
 import time
-import uuid
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -21,14 +20,20 @@ from bot.aep.errors import (
     AepTimedOut,
     AepUnavailable,
     AepUnreachable,
+    AudiencesNotFound,
     CredentialsProblem,
     ImsUnavailable,
+    Misconfigured,
     ProfileNotFound,
     RateLimited,
     ResponseTooLarge,
 )
-from bot.aep.models import Audience, EventPage, ExperienceEvent, ProfileEntity
+from bot.aep.models import Audience, EventPage, ExperienceEvent, MergePolicy, ProfileEntity
 from bot.identity import IdentityRef
+from bot.request_id import outbound_id
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +47,7 @@ _BACKOFF_CAP = 2.0
 # Page sizes and bounds: a sandbox holds at most 4000 audiences, a card shows a handful of events.
 _AUDIENCE_PAGE = 100
 _MAX_AUDIENCE_PAGES = 60
-_BULK_CHUNK = 100
+_BULK_CHUNK = sansio.BULK_GET_MAX_IDS
 _MAX_EVENT_PAGES = 20
 
 
@@ -142,9 +147,10 @@ class AepClient:
         merge_policy_id: str | None = None,
         max_in_flight: int = 5,
         max_response_bytes: int = bodies.DEFAULT_MAX_RESPONSE_BYTES,
+        metrics: Metrics | None = None,
     ) -> None:
         """`max_response_bytes` bounds every answer's body (AEP_MAX_RESPONSE_BYTES): a longer
-        one is not read on but raises ResponseTooLarge."""
+        one is not read on but raises ResponseTooLarge. `metrics` counts every request."""
         # httpx logs every request's full URL at INFO; the identity must not reach the logs.
         _quiet_httpx_urls()
         self._http = http
@@ -153,10 +159,67 @@ class AepClient:
         self._org_id = org_id
         self._client_id = client_id
         self._sandbox = sandbox
-        self._merge_policy_id = merge_policy_id
+        # The configured policy (AEP_MERGE_POLICY_ID), or the sandbox's default once resolved:
+        # every lookup names its merge policy explicitly (see `merge_policy`).
+        self._merge_policy: MergePolicy | None = (
+            MergePolicy(id=merge_policy_id, name=merge_policy_id) if merge_policy_id else None
+        )
+        self._merge_policy_lock = asyncio.Lock()
         self._max_response_bytes = max_response_bytes
+        self._metrics = metrics
         # The hub lookup API is meant for low-volume agent use: keep only a few requests in flight.
         self._slots = asyncio.Semaphore(max_in_flight)
+
+    @property
+    def merge_policy_in_use(self) -> MergePolicy | None:
+        """The merge policy lookups name: the configured one, or the sandbox default once
+        `merge_policy` has resolved it; None before that."""
+        return self._merge_policy
+
+    async def merge_policy(self, *, deadline: float) -> MergePolicy:
+        """The merge policy every lookup names: AEP_MERGE_POLICY_ID when set, else the sandbox's
+        default profile merge policy, asked for once (at start, see Services.start) and kept.
+        Raises Misconfigured when the sandbox has no default and none is configured."""
+        if self._merge_policy is not None:
+            return self._merge_policy
+        async with self._within(deadline) as budget:
+            return await self._resolved_merge_policy(budget)
+
+    async def default_merge_policy(self, *, deadline: float) -> MergePolicy:
+        """The sandbox's default merge policy for profiles (`GET /config/mergePolicies?
+        schema.name=_xdm.context.profile&default=true`); Misconfigured when there is none."""
+        async with self._within(deadline) as budget:
+            return await self._default_merge_policy(budget)
+
+    async def _resolved_merge_policy(self, budget: _Budget) -> MergePolicy:
+        if self._merge_policy is not None:
+            return self._merge_policy
+        async with self._merge_policy_lock:
+            if self._merge_policy is None:
+                self._merge_policy = await self._default_merge_policy(budget)
+                logger.info(
+                    "AEP_MERGE_POLICY_ID is unset: using the sandbox's default profile merge "
+                    "policy %s (%r)",
+                    self._merge_policy.id,
+                    self._merge_policy.name,
+                )
+        return self._merge_policy
+
+    async def _default_merge_policy(self, budget: _Budget) -> MergePolicy:
+        params = {"schema.name": PROFILE_SCHEMA, "default": "true"}
+        url = self._api_url + sansio.MERGE_POLICIES_PATH
+        data = await self._request(budget, "GET", url, params=params, endpoint="merge_policies")
+        policies = sansio.parse_merge_policies(data)
+        # The filter is the server's; check it, a policy of another class would merge nothing.
+        for policy in policies:
+            if policy.default and policy.schema_name in (None, PROFILE_SCHEMA):
+                return policy
+        raise Misconfigured(
+            f"Sandbox {self._sandbox!r} has no default merge policy for profiles "
+            f"({PROFILE_SCHEMA}), and AEP_MERGE_POLICY_ID is not set. Set AEP_MERGE_POLICY_ID "
+            "to the id of the merge policy the bot should use, or mark one as the default in "
+            "Experience Platform (Profiles > Merge policies)."
+        )
 
     async def get_profile(
         self, ref: IdentityRef, *, fields: Sequence[str] | None = None, deadline: float
@@ -196,12 +259,13 @@ class AepClient:
             "schema.name": EVENT_SCHEMA,
             "relatedSchema.name": PROFILE_SCHEMA,
             "relatedEntityId": ref.value,
-            "relatedEntityIdNS": ref.namespace,
             "orderby": "-timestamp",
             "limit": str(limit),
+            "mergePolicyId": (await self._resolved_merge_policy(budget)).id,
         }
-        if self._merge_policy_id:
-            query["mergePolicyId"] = self._merge_policy_id
+        if ref.namespace:
+            # A profile's entity id (an XID) goes without a namespace (reference 2.2).
+            query["relatedEntityIdNS"] = ref.namespace
         url: str = self._api_url + sansio.ENTITIES_PATH
         params: dict[str, str] | None = query
         events: list[ExperienceEvent] = []
@@ -228,29 +292,28 @@ class AepClient:
     async def get_audiences(
         self, ids: Collection[str], *, deadline: float
     ) -> dict[str, Audience | None]:
-        """The audiences with these ids (bulk-get, answered 207).
+        """The audiences with these ids (bulk-get, at most 100 ids a request).
 
-        An id maps to its Audience, or to None when Platform reports it not found (404). An id
+        An id maps to its Audience, or to None when Platform does not know it (its entry in
+        `results` carries a 404, or the whole answer is the 404 for none of them). An id
         Platform could not answer for now (another error, or not mentioned) is left out: the
         caller shows it as it is and asks again later.
         """
         wanted = list(dict.fromkeys(audience_id for audience_id in ids if audience_id))
         answered: dict[str, Audience | None] = {}
-        if not wanted:
-            return answered
         url = self._api_url + sansio.AUDIENCES_BULK_PATH
         async with self._within(deadline) as budget:
             for start in range(0, len(wanted), _BULK_CHUNK):
                 chunk = wanted[start : start + _BULK_CHUNK]
                 body = {"ids": [{"id": audience_id} for audience_id in chunk]}
-                data = await self._request(budget, "POST", url, json=body, endpoint="audiences")
+                try:
+                    data = await self._request(budget, "POST", url, json=body, endpoint="audiences")
+                except AudiencesNotFound:
+                    answered.update((i, None) for i in chunk)
+                    continue
                 bulk = sansio.parse_audience_bulk(data)
                 answered.update((i, None) for i in chunk if i in bulk.unknown)
-                for key, audience in bulk.found.items():
-                    if key in chunk:
-                        answered[key] = audience
-                    elif audience.id in chunk:
-                        answered[audience.id] = audience
+                answered.update((i, bulk.found[i]) for i in chunk if i in bulk.found)
                 unanswered = [i for i in chunk if i not in answered]
                 if unanswered:
                     statuses = sorted({str(bulk.failed.get(i)) for i in unanswered})
@@ -263,31 +326,24 @@ class AepClient:
         return answered
 
     async def list_audiences(self, *, deadline: float) -> list[Audience]:
-        """Every audience of the sandbox, all pages of GET /audiences."""
-        first = self._api_url + sansio.AUDIENCES_PATH
-        url = httpx.URL(first, params={"start": "0", "limit": str(_AUDIENCE_PAGE)})
-        audiences: list[Audience] = []
-        asked: set[httpx.URL] = set()
+        """Every audience of the sandbox, all pages of GET /audiences (`start` is an offset)."""
+        url = self._api_url + sansio.AUDIENCES_PATH
+        audiences: dict[str, Audience] = {}
+        offset = 0
         async with self._within(deadline) as budget:
             for _ in range(_MAX_AUDIENCE_PAGES):
-                asked.add(url)
-                data = await self._request(budget, "GET", str(url), endpoint="audiences")
-                page = sansio.parse_audience_page(data)
-                audiences.extend(page.audiences)
-                if page.next_href is not None:
-                    url = httpx.URL(sansio.audiences_next_url(self._api_url, page.next_href))
-                elif page.next_start is not None:
-                    url = httpx.URL(
-                        first, params={"start": page.next_start, "limit": str(_AUDIENCE_PAGE)}
-                    )
-                else:
+                params = {"start": str(offset), "limit": str(_AUDIENCE_PAGE)}
+                data = await self._request(budget, "GET", url, params=params, endpoint="audiences")
+                page = sansio.parse_audience_page(data, start=offset)
+                new = {a.id: a for a in page.audiences if a.id not in audiences}
+                audiences.update(new)
+                # A page that brings nothing new (a server repeating itself) would loop on.
+                if not page.more or not new:
                     break
-                # An empty page, or a link back to a page already read, would loop forever.
-                if not page.audiences or url in asked:
-                    break
+                offset += page.count
             else:
                 logger.warning("Audience list cut off after %d pages", _MAX_AUDIENCE_PAGES)
-        return audiences
+        return list(audiences.values())
 
     async def aclose(self) -> None:
         """Close the HTTP client (shared with the token source)."""
@@ -296,9 +352,14 @@ class AepClient:
     async def _profile(
         self, budget: _Budget, ref: IdentityRef, fields: Sequence[str] | None
     ) -> ProfileEntity:
-        params = {"schema.name": PROFILE_SCHEMA, "entityId": ref.value, "entityIdNS": ref.namespace}
-        if self._merge_policy_id:
-            params["mergePolicyId"] = self._merge_policy_id
+        params = {
+            "schema.name": PROFILE_SCHEMA,
+            "entityId": ref.value,
+            "mergePolicyId": (await self._resolved_merge_policy(budget)).id,
+        }
+        if ref.namespace:
+            # A profile's entity id (an XID) goes without a namespace (reference 2.2).
+            params["entityIdNS"] = ref.namespace
         if fields:
             # Platform wants the paths comma-separated with no spaces at all.
             params["fields"] = ",".join("".join(f.split()) for f in fields if f.strip())
@@ -338,14 +399,15 @@ class AepClient:
         reauthorised = False
         while True:
             attempt += 1
-            request_id = str(uuid.uuid4())
+            # The Slack request's id with this call's number (see bot.request_id.outbound_id).
+            request_id = outbound_id()
             token: str | None = None
             problem: AepError
             try:
                 budget.waiting_for = "ims"
                 token = await self._tokens.token()
                 budget.waiting_for = "platform"
-                answer = await self._send(method, url, params, json, token, request_id)
+                answer = await self._send(method, url, params, json, token, request_id, endpoint)
                 return sansio.decipher_response(
                     answer.status,
                     answer.headers,
@@ -362,7 +424,15 @@ class AepClient:
                 reauthorised = True
                 attempt -= 1
                 await self._tokens.invalidate(token)
+                if self._metrics is not None:
+                    self._metrics.aep_retry(endpoint)
                 continue
+            except Misconfigured as exc:
+                # What to check goes to the log (the message names settings, never a customer);
+                # the person is told only that the bot is misconfigured.
+                path = httpx.URL(url).path
+                logger.error("%s (request %s, path %s)", exc.message, request_id, path)
+                raise
             except httpx.TimeoutException as exc:
                 # The exception's text holds the URL, and the URL holds the identity: name the type.
                 problem = AepTimedOut(
@@ -383,6 +453,8 @@ class AepClient:
             if attempt >= _MAX_ATTEMPTS or pause >= budget.remaining():
                 raise problem
             await asyncio.sleep(pause)
+            if self._metrics is not None:
+                self._metrics.aep_retry(endpoint)
 
     async def _send(
         self,
@@ -392,6 +464,7 @@ class AepClient:
         json: dict[str, Any] | None,
         token: str,
         request_id: str,
+        endpoint: sansio.Endpoint,
     ) -> bodies.Answer:
         headers = {
             "Authorization": f"Bearer {token}",
@@ -402,7 +475,7 @@ class AepClient:
         }
         # Only the path is logged: the query string carries the identity being looked up.
         path = httpx.URL(url).path
-        async with self._slots:
+        async with self._slots, self._measured(endpoint) as call:
             started = time.monotonic()
             outcome = "cancelled"
             try:
@@ -416,8 +489,10 @@ class AepClient:
                     source="Adobe Experience Platform",
                 )
                 outcome = str(answer.status)
+                call.status = answer.status
                 return answer
             except ResponseTooLarge as exc:
+                call.status = exc.status
                 outcome = f"{exc.status}, body past {self._max_response_bytes} bytes"
                 raise
             except httpx.RequestError as exc:
@@ -433,12 +508,28 @@ class AepClient:
                     request_id,
                 )
 
+    @contextlib.asynccontextmanager
+    async def _measured(self, endpoint: sansio.Endpoint) -> AsyncIterator[_Measured]:
+        """Counts one request in the metrics, when there are any (in flight, status, time)."""
+        call = _Measured()
+        if self._metrics is None:
+            yield call
+            return
+        with self._metrics.aep_request(endpoint, call):
+            yield call
+
     @staticmethod
     def _pause(problem: AepError, attempt: int) -> float:
         if isinstance(problem, RateLimited) and problem.retry_after is not None:
             return problem.retry_after
         # Exponential backoff with full jitter, so retries from several lookups do not align.
         return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1)))
+
+
+class _Measured:
+    """What one request's metrics need to know: its status (None while there is none)."""
+
+    status: int | None = None
 
 
 def _lowered_email(ref: IdentityRef) -> IdentityRef | None:

@@ -11,6 +11,10 @@ AepError
  │    ├── AepUnreachable      the connection to Platform failed (refused, reset, DNS)
  │    └── ImsUnavailable      Adobe's sign-in service (IMS) failed, timed out or was unreachable
  ├── CredentialsProblem       401/403 from IMS or the gateway, missing entitlement
+ ├── Misconfigured            the deployment points at something that is not there: a gateway
+ │                            404 (`error_code` body: wrong path, region or sandbox), or no
+ │                            default merge policy when AEP_MERGE_POLICY_ID is unset
+ ├── AudiencesNotFound        bulk-get 404 (`UPAPI-113000-404`): none of the asked ids exist
  └── MalformedResponse        a body that is not the documented shape, or not JSON at all
       └── ResponseTooLarge    a body longer than AEP_MAX_RESPONSE_BYTES (reading stopped there)
 
@@ -31,6 +35,7 @@ ErrorKind = Literal[
     "rate_limited",
     "unavailable",
     "credentials",
+    "misconfigured",
     "malformed",
     "error",
 ]
@@ -150,6 +155,24 @@ class CredentialsProblem(AepError):
 
     kind: ClassVar[ErrorKind] = "credentials"
     cause: ClassVar[ErrorCause] = "credentials"
+
+
+class Misconfigured(AepError):
+    """The bot is pointed at something Platform does not have: the gateway answered 404 with
+    its own `error_code` body (a wrong AEP_API_URL path, region or sandbox), or the sandbox has
+    no default merge policy and AEP_MERGE_POLICY_ID is unset. Never a fact about a customer, so
+    never remembered as "not found"; `message` says what to check, for the log."""
+
+    kind: ClassVar[ErrorKind] = "misconfigured"
+    cause: ClassVar[ErrorCause] = "misconfigured"
+
+
+class AudiencesNotFound(AepError):
+    """An audience bulk-get answered 404 (`UPAPI-113000-404`): none of the ids asked for exist.
+    The client turns it into "each of these ids is unknown"; it never reaches a person."""
+
+    kind: ClassVar[ErrorKind] = "not_found"
+    cause: ClassVar[ErrorCause] = "not_found"
 
 
 class MalformedResponse(AepError):

@@ -34,11 +34,18 @@ class Membership(_Frozen):
     namespace: str = "ups"
     status: str
     last_qualification_time: datetime | None = None
+    valid_until: datetime | None = None
+    """After this moment the membership is no longer to be assumed (`validUntil`)."""
 
-    @property
-    def active(self) -> bool:
-        """Whether the profile is in the audience (`realized` or `existing`, not `exited`)."""
-        return self.status in {"realized", "existing"}
+    def lapsed(self, now: datetime) -> bool:
+        """Whether `validUntil` has passed: the membership is then not current, whatever its
+        status says (it is shown with the exited ones)."""
+        return self.valid_until is not None and self.valid_until <= now
+
+    def current(self, now: datetime) -> bool:
+        """Whether the profile is in the audience at `now`: `realized` or `existing`, and not
+        past `validUntil`."""
+        return self.status in {"realized", "existing"} and not self.lapsed(now)
 
 
 class ProfileEntity(_Frozen):
@@ -121,3 +128,14 @@ class Audience(_Frozen):
     name: str
     description: str | None = None
     lifecycle_state: str | None = Field(default=None)
+    type: str | None = None
+    """`SegmentDefinition` (made in Platform) or `ExternalSegment` (imported)."""
+
+
+class MergePolicy(_Frozen):
+    """A merge policy of the sandbox: the one every lookup names explicitly."""
+
+    id: str
+    name: str
+    schema_name: str | None = None
+    default: bool = False

@@ -14,21 +14,23 @@ from urllib.parse import urlsplit
 
 from bot.aep.errors import (
     AepServerError,
+    AudiencesNotFound,
     CredentialsProblem,
     ImsUnavailable,
     LookupRejected,
     MalformedResponse,
+    Misconfigured,
     ProfileNotFound,
     RateLimited,
     TooManyIdentities,
     seconds_to_tell,
 )
-from bot.aep.models import Audience, ExperienceEvent, ProfileEntity
+from bot.aep.models import Audience, ExperienceEvent, MergePolicy, ProfileEntity
 from bot.aep.xdm import number_of as _number
 from bot.aep.xdm import parse_timestamp
 from bot.aep.xdm import text_of as _text
 
-Endpoint = Literal["profile", "events", "audiences"]
+Endpoint = Literal["profile", "events", "audiences", "merge_policies"]
 
 TOKEN_PATH = "/ims/token/v3"  # noqa: S105 (a URL path, not a secret)
 ACCESS_PATH = "/data/core/ups/access"
@@ -36,6 +38,9 @@ ENTITIES_PATH = ACCESS_PATH + "/entities"
 UPS_PATH = "/data/core/ups"
 AUDIENCES_PATH = UPS_PATH + "/audiences"
 AUDIENCES_BULK_PATH = AUDIENCES_PATH + "/bulk-get"
+MERGE_POLICIES_PATH = UPS_PATH + "/config/mergePolicies"
+#: Most ids one audience bulk-get takes (Adobe: "Cannot be 0 or exceed 100", a 400 otherwise).
+BULK_GET_MAX_IDS = 100
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Server text goes into messages shown to people; keep it short enough to read.
@@ -93,11 +98,13 @@ class AudienceBulk:
 
 @dataclass(frozen=True, slots=True)
 class AudienceChunk:
-    """One page of GET /audiences: its audiences and how to ask for the next page, if any."""
+    """One page of GET /audiences: its audiences, how many entries it held, and whether Platform
+    says more follow (`_page.next`, or a `totalCount` past this page)."""
 
     audiences: tuple[Audience, ...]
-    next_href: str | None
-    next_start: str | None
+    count: int
+    """Entries on the page, readable or not: the next page starts this far on."""
+    more: bool
 
 
 # --- error bodies -------------------------------------------------------------------------------
@@ -248,7 +255,25 @@ def decipher_response(
 
     error = parse_error_body(body)
     said = _said(status, error, redact)
-    if status == 404 and endpoint != "audiences":
+    if status == 404 and _is_gateway_error(body):
+        # The gateway's own `error_code` body: the request never reached a service, so the
+        # path, the region or the sandbox is wrong; it says nothing about any customer.
+        raise Misconfigured(
+            f"The Adobe gateway found nothing at the address the bot called {said}. The bot is "
+            "misconfigured: check AEP_API_URL (https://platform.adobe.io, or your region's "
+            "gateway) and AEP_SANDBOX (the sandbox name, lower-case).",
+            status=status,
+            request_id=request_id,
+        )
+    if status == 404 and endpoint == "audiences":
+        # Segmentation's 404 (`UPAPI-113000-404` on bulk-get: none of the ids exist).
+        raise AudiencesNotFound(
+            f"Platform knows none of the audiences asked for {said}.",
+            status=status,
+            request_id=request_id,
+        )
+    if status == 404 and endpoint in ("profile", "events"):
+        # The Profile service's own 404 (`NotFoundError`, `{"statusCode": "404"}`).
         raise profile_not_found(namespace, request_id=request_id)
     if status in (400, 422) and _TOO_MANY in (error.message or "").lower():
         raise TooManyIdentities(
@@ -299,7 +324,9 @@ def decipher_response(
             request_id=request_id,
         )
     if 400 <= status < 500:
-        what = "audience lookup" if endpoint == "audiences" else "profile lookup"
+        what = {"audiences": "audience lookup", "merge_policies": "merge policy lookup"}.get(
+            endpoint, "profile lookup"
+        )
         raise LookupRejected(
             f"Platform rejected the {what} {said}. Retrying will not help: check "
             "the identity namespace, the field list and AEP_API_URL.",
@@ -312,6 +339,13 @@ def decipher_response(
         status=status,
         request_id=request_id,
     )
+
+
+def _is_gateway_error(body: bytes) -> bool:
+    """Whether an error body is the gateway's `{"error_code", "message"}` shape, which no
+    Platform service (Profile, Segmentation) answers with."""
+    data = _loads_or_none(body)
+    return isinstance(data, dict) and _text(data.get("error_code")) is not None
 
 
 def _forbidden_message(endpoint: Endpoint, error: ErrorBody, said: str) -> str:
@@ -332,7 +366,9 @@ def _forbidden_message(endpoint: Endpoint, error: ErrorBody, said: str) -> str:
             "lookup needs Real-Time CDP Ultimate with event lookup enabled by Adobe Customer Care, "
             "and a product profile with read access to profiles; or set AEP_EVENTS_ENABLED=false."
         )
-    thing = "audiences" if endpoint == "audiences" else "customer profiles"
+    thing = {"audiences": "audiences", "merge_policies": "merge policies"}.get(
+        endpoint, "customer profiles"
+    )
     return (
         f"Platform refused to read {thing} {said}. The product profile of the bot's "
         f"Developer Console project probably lacks read access to {thing} in this sandbox, or "
@@ -477,87 +513,91 @@ def parse_audience(data: Any) -> Audience | None:
         name=name,
         description=_text(data.get("description")),
         lifecycle_state=_text(data.get("lifecycleState")),
+        type=_text(data.get("type")),
     )
 
 
-def parse_audience_page(data: Any) -> AudienceChunk:
-    """One page of GET /audiences (`children`, `_page.next`, `_links.next.href`)."""
+def parse_audience_page(data: Any, *, start: int = 0) -> AudienceChunk:
+    """One page of GET /audiences asked for at offset `start` (`children`, `_page`).
+
+    `start` is an offset (segmentation.yaml: "the starting offset"), so the next page is asked
+    for at `start` + the entries of this one; `_page.next` and `_links.next` say only *whether*
+    one exists, since Adobe's own example answers start=0 with next=1 for a page of five.
+    """
     if not isinstance(data, dict) or not isinstance(data.get("children", []), list):
         raise _malformed("the audience list", "it has no `children` list")
-    audiences = tuple(a for a in map(parse_audience, data.get("children", [])) if a is not None)
-    return AudienceChunk(
-        audiences=audiences,
-        next_href=_next_href(data),
-        next_start=_text(_object(data, "_page").get("next")),
-    )
+    children = data.get("children", [])
+    audiences = tuple(a for a in map(parse_audience, children) if a is not None)
+    page = _object(data, "_page")
+    total = _number(page.get("totalCount"))
+    more = bool(_text(page.get("next"))) or _next_href(data) is not None
+    if total is not None:
+        more = start + len(children) < total
+    return AudienceChunk(audiences=audiences, count=len(children), more=more and bool(children))
+
+
+# --- merge policies -----------------------------------------------------------------------------
+
+
+def parse_merge_policies(data: Any) -> tuple[MergePolicy, ...]:
+    """The merge policies of a GET /config/mergePolicies answer (`children`); a policy with
+    no id is left out."""
+    if not isinstance(data, dict) or not isinstance(data.get("children", []), list):
+        raise _malformed("the merge policy list", "it has no `children` list")
+    policies = []
+    for child in data.get("children", []):
+        if not isinstance(child, dict) or (policy_id := _text(child.get("id"))) is None:
+            continue
+        policies.append(
+            MergePolicy(
+                id=policy_id,
+                name=_text(child.get("name")) or policy_id,
+                schema_name=_text(_object(child, "schema").get("name")),
+                default=child.get("default") is True,
+            )
+        )
+    return tuple(policies)
 
 
 def parse_audience_bulk(data: Any) -> AudienceBulk:
     """What a bulk-get (207) answer says about each id.
 
-    Documented shape: `{"results": {"<id>": {...audience...}}}`; a list under `results` or
-    `children` is read too. Failed ids come under `errors` (keyed by id, or a list of entries
-    naming their id) or as error entries among the results. Only a 404 makes an id unknown;
-    any other failure is one to ask again about.
+    Adobe's shape (segmentation.yaml, "One audience was not found"): every id asked for is a key
+    of `results`; a found id maps to the audience, an id Platform does not know maps to
+    `{"requestId": ..., "errors": {"404": [{"code": 404, "message": "Not found."}]}}`. Only a
+    404 makes an id unknown; an entry with any other error is one to ask again about.
     """
-    results = data.get("results", data.get("children")) if isinstance(data, dict) else data
-    if isinstance(results, dict):
-        pairs: Iterable[tuple[str | None, Any]] = ((str(k), v) for k, v in results.items())
-    elif isinstance(results, list):
-        pairs = ((None, v) for v in results)
-    else:
-        raise _malformed("an audience bulk-get", "it has no `results`")
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, dict):
+        raise _malformed("an audience bulk-get", "it has no `results` object")
     found: dict[str, Audience] = {}
-    failures: list[tuple[str, int | None]] = []
-    for key, value in pairs:
+    unknown: set[str] = set()
+    failed: dict[str, int | None] = {}
+    for key, value in results.items():
         audience = parse_audience(value)
         if audience is not None:
-            found[key or audience.id] = audience
-        elif (failed_id := _entry_id(value) or key) is not None:
-            failures.append((failed_id, _entry_status(value)))
-    errors = data.get("errors") if isinstance(data, dict) else None
-    if isinstance(errors, dict):
-        for key, value in errors.items():
-            for entry in value if isinstance(value, list) else [value]:
-                failures.append((_entry_id(entry) or str(key), _entry_status(entry)))
-    elif isinstance(errors, list):
-        for entry in errors:
-            if (failed_id := _entry_id(entry)) is not None:
-                failures.append((failed_id, _entry_status(entry)))
-    unknown = {i for i, status in failures if status == 404 and i not in found}
-    failed = {i: s for i, s in failures if i not in found and i not in unknown}
+            found[str(key)] = audience
+        elif (status := _entry_status(value)) == 404:
+            unknown.add(str(key))
+        else:
+            failed[str(key)] = status
     return AudienceBulk(found=found, unknown=frozenset(unknown), failed=failed)
 
 
-def _entry_id(entry: Any) -> str | None:
-    if not isinstance(entry, dict):
-        return None
-    return _first_text(entry, "id", "audienceId", "xid")
-
-
 def _entry_status(entry: Any) -> int | None:
-    """The HTTP status of one failed entry: `statusCode`, `status` or `code`, also nested under
-    `error`, as a number, a numeric string or a code ending in it (`UPAPI-113430-404`)."""
-    if not isinstance(entry, dict):
+    """The HTTP status of one failed bulk-get entry: the key of its `errors` map (`"404"`), or
+    the `code` of an error under it (404, or a code ending in it, `UPAPI-113430-404`)."""
+    errors = entry.get("errors") if isinstance(entry, dict) else None
+    if not isinstance(errors, dict):
         return None
-    nested = entry.get("error")
-    for source in (entry, nested if isinstance(nested, dict) else {}):
-        for key in ("statusCode", "status", "code"):
-            text = _text(source.get(key))
+    for key, items in errors.items():
+        listed = items if isinstance(items, list) else []
+        codes = [item.get("code") for item in listed if isinstance(item, dict)]
+        for candidate in (key, *codes):
+            text = _text(candidate)
             if text is not None and (match := _STATUS.search(text)):
                 return int(match.group(1))
     return None
-
-
-def audiences_next_url(api_url: str, href: str) -> str:
-    """Absolute URL of the next audience page from `_links.next.href` (`@/audiences?...`)."""
-    base = api_url.rstrip("/")
-    path = href[1:] if href.startswith("@") else href
-    if path.startswith(AUDIENCES_PATH):
-        return base + path
-    if path.startswith("/audiences"):
-        return base + UPS_PATH + path
-    return _same_origin(base, href, "the audience list")
 
 
 # --- small helpers ------------------------------------------------------------------------------

@@ -133,7 +133,7 @@ def identities(entity: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def memberships(entity: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Audience memberships from the `segmentMembership` map (Platform audiences under `ups`),
-    as `{audience_id, namespace, status, last_qualification_time}`."""
+    as `{audience_id, namespace, status, last_qualification_time, valid_until}`."""
     result: list[dict[str, Any]] = []
     segment_map = entity.get("segmentMembership")
     if not isinstance(segment_map, Mapping):
@@ -146,12 +146,14 @@ def memberships(entity: Mapping[str, Any]) -> list[dict[str, Any]]:
                 continue
             status = str(info.get("status") or info.get("xdm:status") or "").lower()
             when = info.get("lastQualificationTime") or info.get("xdm:lastQualificationTime")
+            until = info.get("validUntil") or info.get("xdm:validUntil")
             result.append(
                 {
                     "audience_id": str(audience_id),
                     "namespace": str(namespace),
                     "status": status or "unknown",
                     "last_qualification_time": parse_timestamp(when),
+                    "valid_until": parse_timestamp(until),
                 }
             )
     return result

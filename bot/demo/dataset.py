@@ -49,6 +49,10 @@ DEMO_CLIENT_ID = "demo-client-id"
 DEMO_CLIENT_SECRET = "demo-client-secret"  # noqa: S105 - public demo data
 DEMO_SANDBOX = "prod"
 DEFAULT_MERGE_POLICY_ID = "5c1e0a2b-7d3f-4e8a-9b6c-d0e1f2a3b4c5"
+#: A membership of an audience since deleted: segmentMembership still names it, Platform's
+#: audience API no longer knows it (bulk-get answers its entry with a 404).
+DELETED_AUDIENCE = "deleted"
+DELETED_AUDIENCE_ID = "0d31e7ed-de1e-4ed0-8000-00000000dead"
 NO_STITCH_MERGE_POLICY_ID = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
 
 TENANT = "_acme"
@@ -450,7 +454,7 @@ def _build_audiences() -> dict[str, dict[str, Any]]:
             "name": spec.name,
             "description": spec.description,
             "namespace": "AEPSegments",
-            "type": "ExternalAudience" if spec.external else "SegmentDefinition",
+            "type": "ExternalSegment" if spec.external else "SegmentDefinition",
             "originName": "CUSTOM_UPLOAD" if spec.external else "REAL_TIME_CUSTOMER_PROFILE",
             "lifecycleState": spec.state,
             "mergePolicyId": DEFAULT_MERGE_POLICY_ID,
@@ -496,6 +500,8 @@ class _Spec:
     crmid: str | None = None
     events: int = 0
     memberships: tuple[tuple[str, str], ...] = ()  # (audience key, status)
+    # Audience keys whose membership carries a validUntil already past (not current any more).
+    lapsed: tuple[str, ...] = ()
     loyalty: bool = True
     address: bool = True
     scores: bool = True
@@ -533,7 +539,9 @@ _FIXED = (
     _Spec(
         "sanne", "nl-NL", "Sanne", "de Vries", "female", "sanne.de.vries@example.nl",
         phone="+31612345678", crmid="CRM-000311", events=180,
-        memberships=(("newsletter", "realized"), ("upsell", "existing")),
+        memberships=(("newsletter", "realized"), ("upsell", "existing"),
+                     (DELETED_AUDIENCE, "realized")),
+        lapsed=("upsell",),
         overrides={"homeAddress": {"city": "Amsterdam"}},
     ),
     _Spec(
@@ -792,7 +800,11 @@ def _memberships(
         member: dict[str, Any] = {"status": status, "lastQualificationTime": rfc3339(qualified_ms)}
         if status == "exited":
             member["version"] = "2"
-        memberships[audiences[key]["id"]] = member
+        if key in spec.lapsed:
+            # Qualified once, valid for 30 days, and not re-evaluated since: no longer current.
+            member["validUntil"] = rfc3339(min(qualified_ms + 30 * _DAY_MS, REFERENCE_MS - _DAY_MS))
+        audience_id = DELETED_AUDIENCE_ID if key == DELETED_AUDIENCE else audiences[key]["id"]
+        memberships[audience_id] = member
     return memberships
 
 

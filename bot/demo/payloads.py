@@ -8,7 +8,7 @@ import json
 import secrets
 import time
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from bot.demo.workspace import APP_ID, BOT_ID, BOT_USER_ID, TEAM_ID, demo_workspace
 
@@ -16,9 +16,13 @@ __all__ = [
     "CONTENT_TYPE_FORM",
     "CONTENT_TYPE_JSON",
     "DEFAULT_MESSAGE_TS",
+    "app_home_opened",
     "app_mention",
     "block_action",
     "content_type",
+    "entity_details_requested",
+    "global_shortcut",
+    "link_shared",
     "message_shortcut",
     "new_trigger_id",
     "request_headers",
@@ -130,6 +134,74 @@ def message_shortcut(
     return _form_payload(payload)
 
 
+def global_shortcut(
+    *,
+    callback_id: str,
+    user_id: str,
+    team_id: str = TEAM_ID,
+    trigger_id: str | None = None,
+) -> str:
+    """A global shortcut body (`payload=<json>`, type `shortcut`): no channel, no message and no
+    response_url, as Slack sends it."""
+    payload = {
+        "type": "shortcut",
+        "token": VERIFICATION_TOKEN,
+        "action_ts": _now_ts(),
+        "team": _team(team_id),
+        "user": _user(user_id, team_id),
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": callback_id,
+        "trigger_id": trigger_id or new_trigger_id(),
+    }
+    return _form_payload(payload)
+
+
+def app_home_opened(
+    *,
+    user_id: str,
+    tab: str = "home",
+    view: dict[str, Any] | None = None,
+    event_id: str | None = None,
+    team_id: str = TEAM_ID,
+) -> str:
+    """An `event_callback` JSON envelope carrying `app_home_opened`: `channel` is the bot's DM
+    with the person, `tab` is "home" or "messages", and `view` (the Home as last published) is
+    there only once a Home has been published for them."""
+    ts = _now_ts()
+    event: dict[str, Any] = {
+        "type": "app_home_opened",
+        "user": user_id,
+        "channel": f"D0{user_id.removeprefix('U').removeprefix('W')}",
+        "tab": tab,
+        "event_ts": ts,
+    }
+    if view is not None:
+        event["view"] = view
+    envelope = {
+        "token": VERIFICATION_TOKEN,
+        "team_id": team_id,
+        "context_team_id": team_id,
+        "context_enterprise_id": None,
+        "api_app_id": APP_ID,
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{secrets.token_hex(5).upper()}",
+        "event_time": int(float(ts)),
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": team_id,
+                "user_id": BOT_USER_ID,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
+    }
+    return json.dumps(envelope)
+
+
 def app_mention(
     *,
     text: str,
@@ -184,6 +256,100 @@ def app_mention(
         "event_context": f"4-{secrets.token_urlsafe(24)}",
     }
     return json.dumps(envelope)
+
+
+def _event_envelope(event: dict[str, Any], *, team_id: str, event_id: str | None) -> str:
+    """An `event_callback` JSON envelope around `event`, as Slack sends it in HTTP mode."""
+    return json.dumps(
+        {
+            "token": VERIFICATION_TOKEN,
+            "team_id": team_id,
+            "context_team_id": team_id,
+            "context_enterprise_id": None,
+            "api_app_id": APP_ID,
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{secrets.token_hex(5).upper()}",
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": team_id,
+                    "user_id": BOT_USER_ID,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+        }
+    )
+
+
+def link_shared(
+    *,
+    urls: list[str],
+    user_id: str,
+    channel_id: str,
+    message_ts: str = DEFAULT_MESSAGE_TS,
+    thread_ts: str | None = None,
+    source: str = "conversations_history",
+    unfurl_id: str | None = None,
+    event_id: str | None = None,
+    team_id: str = TEAM_ID,
+) -> str:
+    """A `link_shared` event (docs.slack.dev/reference/events/link_shared) for `urls`.
+
+    `source="composer"` is a link still in the message composer: Slack then sends the channel as
+    "COMPOSER" and a `message_ts` that is no timestamp, with the `unfurl_id` to answer on.
+    """
+    composer = source == "composer"
+    channel = _WORKSPACE.channels.get(channel_id)
+    event: dict[str, Any] = {
+        "type": "link_shared",
+        "channel": "COMPOSER" if composer else channel_id,
+        "is_bot_user_member": bool(channel and channel.bot_is_member),
+        "user": user_id,
+        "message_ts": f"{user_id}-{_uuid()}" if composer else message_ts,
+        "unfurl_id": unfurl_id or f"{channel_id}.{message_ts}.{secrets.token_hex(32)}",
+        "source": source,
+        "links": [{"domain": urlsplit(url).hostname or "", "url": url} for url in urls],
+        "event_ts": _now_ts(),
+    }
+    if thread_ts is not None:
+        event["thread_ts"] = thread_ts
+    return _event_envelope(event, team_id=team_id, event_id=event_id)
+
+
+def entity_details_requested(
+    *,
+    external_ref: dict[str, Any],
+    entity_url: str,
+    user_id: str,
+    channel_id: str,
+    message_ts: str = DEFAULT_MESSAGE_TS,
+    app_unfurl_url: str | None = None,
+    trigger_id: str | None = None,
+    event_id: str | None = None,
+    team_id: str = TEAM_ID,
+) -> str:
+    """An `entity_details_requested` event (docs.slack.dev/reference/events/...):
+    `user_id` opened the flexpane of the Work Object whose `external_ref` and `url` are given."""
+    link = app_unfurl_url or entity_url
+    event: dict[str, Any] = {
+        "type": "entity_details_requested",
+        "user": user_id,
+        "external_ref": external_ref,
+        "entity_url": entity_url,
+        "link": {"url": link, "domain": urlsplit(link).hostname or ""},
+        "event_ts": _now_ts(),
+        "trigger_id": trigger_id or new_trigger_id(),
+        "user_locale": "en-US",
+        "channel": channel_id,
+        "message_ts": message_ts,
+    }
+    if app_unfurl_url is not None:
+        event["app_unfurl_url"] = app_unfurl_url
+    return _event_envelope(event, team_id=team_id, event_id=event_id)
 
 
 def block_action(

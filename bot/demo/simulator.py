@@ -23,7 +23,6 @@ from typing import Any, Literal, get_args
 
 from bot.demo.dataset import (
     DATASET_BY_NAMESPACE,
-    DEFAULT_MERGE_POLICY_ID,
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
     DEMO_ORG_ID,
@@ -55,6 +54,7 @@ _ENTITY_SCHEMAS = {PROFILE_SCHEMA, "_xdm.context.account", "_xdm.context.opportu
 MAX_GRAPH_IDENTITIES = 50
 DEFAULT_EVENT_LIMIT = 1000
 DEFAULT_AUDIENCE_LIMIT = 20  # [U] the segmentation docs give no default page size
+MAX_BULK_GET_IDS = 100  # segmentation.yaml: "Cannot be 0 or exceed 100"
 MAX_PROPERTY_FILTERS = 3
 #: A 'deep' fault answers 200 with JSON nested this deep (past Python's recursion limit).
 DEEP_NESTING = 100_000
@@ -213,13 +213,21 @@ def _too_many_identities(customer: DemoCustomer) -> dict[str, str]:
     }
 
 
-def _segmentation_error(status: int, message: str, code: str) -> _Problem:
+def _segmentation_error(
+    status: int, message: str, code: str, *, entry_code: int | str | None = None
+) -> _Problem:
+    """Segmentation's error body; `entry_code` is the `code` of the entry under `errors`
+    (the status, or for bulk-get the whole code, as Adobe's examples write it)."""
     return _Problem(
         _json(
             status,
             {
                 "requestId": str(uuid.uuid4()),
-                "errors": {str(status): [{"code": status, "message": message}]},
+                "errors": {
+                    str(status): [
+                        {"code": status if entry_code is None else entry_code, "message": message}
+                    ]
+                },
                 "type": f"https://ns.adobe.com/aep/errors/{code}",
                 "title": message.split(".")[0],
                 "status": status,
@@ -404,6 +412,9 @@ class AepSimulator:
         self.faults = faults if faults is not None else Faults()
         self.token_ttl = token_ttl
         self.stats: collections.Counter[str] = collections.Counter()
+        #: (endpoint kind, x-request-id) of the latest requests, oldest first: what a support
+        #: case at Adobe would be looked up by.
+        self.request_ids: collections.deque[tuple[str, str]] = collections.deque(maxlen=1000)
         self.in_flight = 0
         self.max_in_flight = 0
         # Body bytes of 'flood' faults handed to clients so far (by the server or transport).
@@ -417,6 +428,11 @@ class AepSimulator:
         self.max_in_flight = self.in_flight
         self.flood_sent = 0
         self.faults.clear()
+
+    def drop_default_merge_policy(self) -> None:
+        """Make the sandbox one with no default profile merge policy (a misconfigured sandbox:
+        a lookup naming no policy is then refused with 422, as the entities guide says)."""
+        self._policies = {key: p | {"default": False} for key, p in self._policies.items()}
 
     def revoke_tokens(self) -> None:
         """Forget every issued token, so the next Platform call gets 401 (tests token refresh)."""
@@ -440,6 +456,7 @@ class AepSimulator:
         )
         kind, handler = self._route(request)
         self.stats[kind] += 1
+        self.request_ids.append((kind, request.headers.get("x-request-id", "")))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -611,7 +628,15 @@ class AepSimulator:
 
     def _policy(self, policy_id: str | None) -> Mapping[str, Any]:
         if policy_id is None or policy_id == "":
-            return self._policies[DEFAULT_MERGE_POLICY_ID]
+            default = next((p for p in self._policies.values() if p["default"]), None)
+            if default is None:
+                # The current entities guide: no default policy and none passed is a 422.
+                raise _profile_error(
+                    422,
+                    "No default merge policy exists for schema _xdm.context.profile",
+                    "Pass mergePolicyId, or mark a merge policy as the default",
+                )
+            return default
         policy = self._policies.get(policy_id)
         if policy is None:
             # [U] message wording; the shape is the Profile ResponseErrorContext.
@@ -885,13 +910,12 @@ class AepSimulator:
         audiences.sort(
             key=lambda a: str(a.get(sort_field, "")).lower(), reverse=direction == "desc"
         )
-        # [D] Adobe calls `start` an offset, but its examples answer start=0 with next "1" for a
-        # page of two: the simulator treats `start` as a page index and `_page.next` as the
-        # `start` of the next page. Follow `_page.next`, never compute it.
+        # `start` is an offset (segmentation.yaml). [D] Adobe's example answers start=0 with
+        # next=1 for a page of five; here `_page.next` is the offset of the next page.
         start = _int_param(request.param("start"), "start", 0)
         limit = _int_param(request.param("limit"), "limit", DEFAULT_AUDIENCE_LIMIT, minimum=1)
         total = len(audiences)
-        children = audiences[start * limit : (start + 1) * limit]
+        children = audiences[start : start + limit]
         page: dict[str, Any] = {
             "totalCount": total,
             "totalPages": math.ceil(total / limit),
@@ -899,14 +923,14 @@ class AepSimulator:
             "sort": direction,
             "pageSize": len(children),
             "limit": limit,
-            "start": str(start),
+            "start": start,
         }
         links: dict[str, Any] = {}
-        if (start + 1) * limit < total:
-            page["next"] = str(start + 1)
+        if start + limit < total:
+            page["next"] = start + limit
             kept = [(k, v) for k, v in request.query if k not in ("start", "limit", "totalCount")]
             query = [
-                ("start", str(start + 1)),
+                ("start", str(start + limit)),
                 ("limit", str(limit)),
                 ("totalCount", str(total)),
                 *kept,
@@ -926,31 +950,50 @@ class AepSimulator:
         return _json(200, audience)
 
     def _audience_bulk_get(self, request: _Request) -> SimResponse:
+        """segmentation.yaml `/audiences/bulk-get`: 207 with every id a key of `results` (an
+        unknown one as an entry with `errors: {"404": [...]}`), 404 when none exist, 400 for
+        0 or more than 100 ids."""
         body = _json_body(request.body)
         ids = body.get("ids")
         if not isinstance(ids, list) or not all(isinstance(i, dict) and i.get("id") for i in ids):
             raise _segmentation_error(
-                400, "Invalid request body. Expected ids: [{id}].", "UPAPI-400"
+                400, "Invalid request body. Expected ids: [{id}].", "UPAPI-113015-400"
             )
+        if not 1 <= len(ids) <= MAX_BULK_GET_IDS:
+            message = "The number of requested IDs is invalid. Cannot be 0 or exceed 100."
+            raise _segmentation_error(
+                400, message, "UPAPI-113015-400", entry_code="UPAPI-113015-400"
+            )
+        wanted = list(dict.fromkeys(str(item["id"]) for item in ids))
         results: dict[str, Any] = {}
-        errors: dict[str, Any] = {}
-        for item in ids:
-            audience = self.dataset.audience(str(item["id"]))
+        missing: list[str] = []
+        for audience_id in wanted:
+            audience = self.dataset.audience(audience_id)
             if audience is None:
-                errors[item["id"]] = {
-                    "code": 404,
-                    "message": f"The audience entity {item['id']} is not found.",
+                missing.append(audience_id)
+                results[audience_id] = {
+                    "requestId": secrets.token_urlsafe(24),
+                    "errors": {"404": [{"code": 404, "message": "Not found."}]},
                 }
             else:
-                results[audience["id"]] = audience
-        # [U] Only "answers 207" is documented: the shape mirrors the merge-policy bulk-get.
-        return _json(207, {"results": results, "errors": errors})
+                results[audience_id] = audience
+        if len(missing) == len(wanted):
+            raise _segmentation_error(
+                404,
+                f"The entity {','.join(missing)} is not found.",
+                "UPAPI-113000-404",
+                entry_code="UPAPI-113000-404",
+            )
+        return _json(207, {"results": results})
 
     # ---------------------------------------------------------------------------------------
     # Merge policies and Identity Service
 
     def _merge_policy_list(self, request: _Request) -> SimResponse:
         policies = list(self._policies.values())
+        schema = request.param("schema.name")
+        if schema:
+            policies = [p for p in policies if p["schema"]["name"] == schema]
         if request.param("default") in ("true", "false"):
             wanted = request.param("default") == "true"
             policies = [p for p in policies if p["default"] == wanted]

@@ -31,7 +31,12 @@ RESPONSE_URL_METHOD = "response_url"
 
 # Web API arguments that carry JSON; form bodies and query strings send them as strings.
 _JSON_FIELDS = frozenset(
-    {"attachments", "blocks", "metadata", "unfurls", "user_auth_blocks", "view"}
+    {"attachments", "blocks", "error", "metadata", "unfurls", "user_auth_blocks", "view"}
+)
+#: The statuses of entity.presentDetails's `error` (Slack's Work Objects implementation guide).
+_FLEXPANE_ERRORS = frozenset(
+    {"restricted", "internal_error", "not_found", "custom", "custom_partial_view", "timeout"}
+    | {"edit_error"}
 )
 _FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
@@ -104,6 +109,8 @@ class SlackRecorder:
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.update": self._chat_update,
             "chat.getPermalink": self._chat_get_permalink,
+            "chat.unfurl": self._chat_unfurl,
+            "entity.presentDetails": self._entity_present_details,
             "views.open": self._views_open,
             "views.push": self._views_push,
             "views.update": self._views_update,
@@ -113,7 +120,11 @@ class SlackRecorder:
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.info": self._conversations_info,
             "conversations.members": self._conversations_members,
+            "conversations.open": self._conversations_open,
         }
+        # DMs between the bot and a person that conversations.open created (the workspace's own
+        # DMs are in `workspace.channels`).
+        self._opened_ims: dict[str, WorkspaceChannel] = {}
 
     # ---- server lifecycle -------------------------------------------------------------------
 
@@ -333,7 +344,7 @@ class SlackRecorder:
         """The channel the bot may post into, or the error Slack gives."""
         if not isinstance(channel_id, str) or not channel_id:
             return _error("channel_not_found")
-        channel = self.workspace.channels.get(channel_id)
+        channel = self.workspace.channels.get(channel_id) or self._opened_ims.get(channel_id)
         if channel is None and channel_id.startswith(("U", "W")):
             # Posting to a user id lands in the app's DM with that user.
             channel = next(
@@ -370,7 +381,7 @@ class SlackRecorder:
         channel = self._postable(payload.get("channel"))
         if isinstance(channel, dict):
             return channel
-        problem = _content_problem(payload)
+        problem = _content_problem(payload) or _metadata_problem(payload.get("metadata"))
         if problem is not None:
             return problem
         ts = self._next_ts()
@@ -429,6 +440,63 @@ class SlackRecorder:
             "channel": channel.id,
             "permalink": f"https://{domain}.slack.com/archives/{channel.id}/p{ts.replace('.', '')}",
         }
+
+    def _chat_unfurl(self, payload: Payload) -> Answer:
+        """chat.unfurl as documented: `channel` + `ts` or `unfurl_id` + `source`; `unfurls` (URL ->
+        `{"blocks": [...]}`) or `metadata` (`{"entities": [...]}`, each with `app_unfurl_url`),
+        both URL-encoded JSON in a form body."""
+        by_message = payload.get("channel") and payload.get("ts")
+        by_id = payload.get("unfurl_id") and payload.get("source")
+        if not by_message and not by_id:
+            return _invalid_arguments("channel and ts, or unfurl_id and source, are required")
+        if by_id and payload.get("source") not in ("composer", "conversations_history"):
+            return _invalid_arguments("source must be composer or conversations_history")
+        if by_message and not by_id and payload.get("channel") not in self.workspace.channels:
+            return _error("cannot_find_channel")
+        unfurls, metadata = payload.get("unfurls"), payload.get("metadata")
+        if not unfurls and not metadata:
+            return _error("missing_unfurls")
+        if unfurls and not isinstance(unfurls, dict):
+            return _error("invalid_unfurls_format")
+        problems: list[str] = []
+        for url, unfurl in (unfurls or {}).items():
+            if not isinstance(unfurl, dict) or not isinstance(unfurl.get("blocks"), list):
+                problems.append(f"/unfurls/{url}: blocks are required")
+                continue
+            problems += block_problems(unfurl["blocks"], pointer=f"/unfurls/{url}/blocks")
+        if problems:
+            return {"ok": False, "error": "invalid_blocks", "errors": problems}
+        if metadata:
+            entities = metadata.get("entities") if isinstance(metadata, dict) else None
+            if not isinstance(entities, list) or not entities:
+                return _error("invalid_metadata")
+            for index, entity in enumerate(entities):
+                problems += blockkit.entity_problems(
+                    entity, unfurl=True, where=f"metadata.entities[{index}]"
+                )
+            if problems:
+                return {"ok": False, "error": "invalid_metadata", "errors": problems}
+        return {"ok": True}
+
+    def _entity_present_details(self, payload: Payload) -> Answer:
+        """entity.presentDetails as documented: a `trigger_id` (used once), and `metadata` (one
+        entity, URL-encoded JSON in a form body) or `error` (a documented status; words only
+        with "custom" or "custom_partial_view")."""
+        metadata, error = payload.get("metadata"), payload.get("error")
+        if not metadata and not error:
+            return _invalid_arguments("metadata or error is required")
+        if metadata:
+            problems = blockkit.entity_problems(metadata, where="metadata")
+            if problems:
+                return {"ok": False, "error": "invalid_metadata", "errors": problems}
+        if error:
+            if not isinstance(error, dict) or error.get("status") not in _FLEXPANE_ERRORS:
+                return _invalid_arguments("error.status is not a documented status")
+            worded = error.get("status") in ("custom", "custom_partial_view")
+            for key in ("custom_message", "custom_title"):
+                if key in error and (not worded or not isinstance(error[key], str)):
+                    return _invalid_arguments(f"error.{key} is for custom statuses, as a string")
+        return self._exchange_trigger(payload) or {"ok": True}
 
     def _exchange_trigger(self, payload: Payload) -> Answer | None:
         trigger_id = payload.get("trigger_id") or payload.get("interactivity_pointer")
@@ -644,6 +712,43 @@ class SlackRecorder:
         next_cursor = _cursor_for(rest[0]) if rest else ""
         return {"ok": True, "members": page, "response_metadata": {"next_cursor": next_cursor}}
 
+    def _conversations_open(self, payload: Payload) -> Answer:
+        """Opens (or finds) the bot's DM with one person, as Slack documents it: `users` is a
+        comma-separated list (one user: a DM; this stand-in opens no group DMs), or `channel`
+        resumes a DM by its id."""
+        channel_id, users = payload.get("channel"), payload.get("users")
+        if channel_id:
+            known = self.workspace.channels.get(str(channel_id)) or self._opened_ims.get(
+                str(channel_id)
+            )
+            if known is None or known.kind not in ("im", "mpim"):
+                return _error("channel_not_found")
+            return {"ok": True, "channel": {"id": known.id}}
+        if not isinstance(users, str) or not users.strip():
+            return _error("users_list_not_supplied")
+        user_ids = [u.strip() for u in users.split(",") if u.strip()]
+        if len(user_ids) > 8:
+            return _error("too_many_users")
+        if len(user_ids) != 1:
+            return _error("method_not_supported_for_channel_type")
+        user = self._visible_user(user_ids[0])
+        if user is None:
+            return _error("user_not_found")
+        if user.deleted:
+            return _error("user_disabled")
+        bot_user = self.workspace.bot_user_id
+        for channel in [*self.workspace.channels.values(), *self._opened_ims.values()]:
+            if channel.kind == "im" and set(channel.members) == {user.id, bot_user}:
+                return {"ok": True, "channel": {"id": channel.id}}
+        im = WorkspaceChannel(
+            id=f"D0{user.id.removeprefix('U').removeprefix('W')}",
+            name="",
+            kind="im",
+            members=(user.id, bot_user),
+        )
+        self._opened_ims[im.id] = im
+        return {"ok": True, "channel": {"id": im.id}}
+
     def _response_url_answer(self, payload: Payload) -> Answer:
         if _flag(payload.get("delete_original")):
             return {"ok": True}
@@ -749,6 +854,24 @@ def _conversation(channel: WorkspaceChannel, ws: Workspace, *, created: int) -> 
             }
         )
     return body
+
+
+def _metadata_problem(metadata: object) -> Answer | None:
+    """The error Slack gives a message's `metadata` it would reject: an event (`event_type` and
+    `event_payload`) and/or Work Object `entities`; None when there is none or it is fine."""
+    if metadata in (None, ""):
+        return None
+    if not isinstance(metadata, dict):
+        return _error("invalid_metadata_format")
+    entities = metadata.get("entities")
+    if entities is None:
+        return None if metadata.get("event_type") else _error("invalid_metadata_format")
+    if not isinstance(entities, list) or not entities:
+        return _error("invalid_metadata_format")
+    problems: list[str] = []
+    for index, entity in enumerate(entities):
+        problems += blockkit.entity_problems(entity, where=f"metadata.entities[{index}]")
+    return {"ok": False, "error": "invalid_metadata", "errors": problems} if problems else None
 
 
 def _content_problem(payload: Payload) -> Answer | None:

@@ -20,7 +20,6 @@ from bot.answers import (
     reader_of,
     viewer_of,
 )
-from bot.cards import ShareMetadata
 from bot.i18n import Reader
 from bot.identity import IdentityRef
 from bot.listeners.common import (
@@ -32,6 +31,7 @@ from bot.listeners.common import (
 )
 from bot.policy import share_access
 from bot.services import Services
+from bot.share_metadata import ShareMetadata
 from bot.slack_web import SlackBusy, busy_seconds, failure_code
 from bot.vocabulary import PrivateAction
 

@@ -17,9 +17,11 @@ from bot.answers import (
     Message,
     Viewer,
     audit_card,
+    home_view,
     private_card,
     refuse,
     render_card,
+    viewer_of,
 )
 from bot.i18n import Reader
 from bot.identity import IdentityRef
@@ -121,6 +123,8 @@ async def answer_privately(
         return
     card = await private_card(services, viewer, ref, action=action, refresh=refresh)
     await respond(**card.message, response_type="ephemeral", replace_original=replace_original)
+    if action == "lookup" and card.ok:
+        await refresh_home(services, viewer)
 
 
 async def post_card(
@@ -143,8 +147,13 @@ async def post_card(
         await audit_card(services, asker, card, action=action, surface=surface)
         await tell(card.message)
         return False
+    # With Work Objects on, the message also describes the customer as an entity; its blocks stay
+    # the card, for clients that show no Work Objects.
+    metadata = {"entities": [card.entity]} if card.entity is not None else None
     try:
-        await client.chat_postMessage(channel=channel_id, thread_ts=thread_ts, **card.message)
+        await client.chat_postMessage(
+            channel=channel_id, thread_ts=thread_ts, metadata=metadata, **card.message
+        )
     except SlackClientError as exc:
         error = failure_code(exc)
         log.warning("could not post a card into a conversation (%s): %s", surface, error)
@@ -154,4 +163,49 @@ async def post_card(
         await tell(post_failure_notice(services, exc, request.reader))
         return False
     await audit_card(services, asker, card, action=action, surface=surface, outcome="posted")
+    if action == "lookup":
+        await refresh_home(services, None, asker=asker)
+    return True
+
+
+async def publish_home(services: Services, viewer: Viewer) -> None:
+    """Publish the viewer's App Home (views.publish); a failure is logged, never raised: the
+    Home is a convenience and the person's answer has already gone."""
+    view = await home_view(services, viewer)
+    try:
+        await services.slack.for_team(viewer.asker.team_id).views_publish(
+            user_id=viewer.asker.user_id, view=view
+        )
+    except SlackClientError as exc:
+        log.warning("could not publish the App Home: %s", failure_code(exc))
+
+
+async def refresh_home(
+    services: Services, viewer: Viewer | None, *, asker: Asker | None = None
+) -> None:
+    """After a lookup, re-publish the person's Home only when they opened it recently (see
+    bot.history.HOME_RECENT_SECONDS): everyone else sees the new entry at their next open, so
+    lookups cost no views.publish for people who do not use the Home."""
+    asker = viewer.asker if viewer is not None else asker
+    if asker is None or not services.history.enabled:
+        return
+    if not await services.history.home_open_recently(asker.team_id or "", asker.user_id):
+        return
+    await publish_home(services, viewer or await viewer_of(services, asker))
+
+
+async def send_direct_message(services: Services, asker: Asker, message: Message) -> bool:
+    """Send `message` to the asker as a direct message from the bot: conversations.open (the
+    im:write scope) names the DM, chat.postMessage posts into it. True when Slack took it."""
+    client = services.slack.for_team(asker.team_id)
+    try:
+        opened = await client.conversations_open(users=asker.user_id)
+        channel = (opened.get("channel") or {}).get("id")
+        if not isinstance(channel, str) or not channel:
+            log.warning("conversations.open named no conversation")
+            return False
+        await client.chat_postMessage(channel=channel, **message)
+    except SlackClientError as exc:
+        log.warning("could not send a direct message: %s", failure_code(exc))
+        return False
     return True

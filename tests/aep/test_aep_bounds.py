@@ -399,7 +399,7 @@ async def test_the_audience_listing_survives_an_unreadable_answer_logs_it_and_re
     )
     warming = asyncio.create_task(lookup.warm())
     try:
-        await _until(lambda: route.call_count == 3 and not lookup._listing_failures)
+        await _until(lambda: route.call_count == 3 and not lookup.audiences._listing_failures)
         assert not warming.done()  # alive, and it read the list on the third try
     finally:
         warming.cancel()
@@ -439,7 +439,7 @@ async def test_the_audience_listing_survives_an_unexpected_error_and_names_only_
     )
     warming = asyncio.create_task(lookup.warm())
     try:
-        await _until(lambda: calls == 2 and not lookup._listing_failures)
+        await _until(lambda: calls == 2 and not lookup.audiences._listing_failures)
         assert not warming.done()
     finally:
         warming.cancel()

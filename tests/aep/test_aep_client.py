@@ -37,6 +37,7 @@ from bot.aep.errors import (
     CredentialsProblem,
     LookupRejected,
     MalformedResponse,
+    Misconfigured,
     ProfileNotFound,
     RateLimited,
     TooManyIdentities,
@@ -111,15 +112,57 @@ async def test_profile_lookup_sends_the_documented_request(
     }
 
 
-async def test_profile_lookup_without_merge_policy_or_fields_leaves_them_out(
+#: Adobe's merge-policy list answer (profile/api/merge-policies.md), for the default profile policy.
+DEFAULT_POLICY_LIST = {
+    "_page": {"totalCount": 1, "pageSize": 1},
+    "children": [
+        {
+            "id": "10648288-cda5-11e8-a8d5-f2801f1b9fd1",
+            "name": "profile-default",
+            "imsOrgId": ORG_ID,
+            "schema": {"name": "_xdm.context.profile"},
+            "version": 1,
+            "identityGraph": {"type": "none"},
+            "attributeMerge": {"type": "timestampOrdered"},
+            "default": True,
+            "updateEpoch": 1551127597,
+        }
+    ],
+    "_links": {"next": {"href": ""}},
+}
+
+
+async def test_without_a_configured_merge_policy_the_sandbox_default_is_named_on_every_lookup(
     router: respx.MockRouter, tokens: ImsTokenSource, http: httpx.AsyncClient
 ) -> None:
+    policies = router.get(f"{API}/data/core/ups/config/mergePolicies").mock(
+        return_value=httpx.Response(200, json=DEFAULT_POLICY_LIST)
+    )
     route = _profile_route(router).mock(return_value=httpx.Response(200, json=profile_body()))
     aep = make_client(tokens, http=http, merge_policy_id=None)
     await aep.get_profile(JANE, deadline=within(2))
+    await aep.get_profile(JANE, deadline=within(2))
+    assert [dict(c.request.url.params) for c in policies.calls] == [
+        {"schema.name": "_xdm.context.profile", "default": "true"}
+    ]
     params = route.calls.last.request.url.params
-    assert "mergePolicyId" not in params
+    assert params["mergePolicyId"] == "10648288-cda5-11e8-a8d5-f2801f1b9fd1"
     assert "fields" not in params
+    assert aep.merge_policy_in_use is not None
+    assert aep.merge_policy_in_use.name == "profile-default"
+
+
+async def test_a_sandbox_with_no_default_merge_policy_is_a_configuration_error_in_words(
+    router: respx.MockRouter, tokens: ImsTokenSource, http: httpx.AsyncClient
+) -> None:
+    router.get(f"{API}/data/core/ups/config/mergePolicies").mock(
+        return_value=httpx.Response(200, json={"_page": {"totalCount": 0}, "children": []})
+    )
+    route = _profile_route(router)
+    aep = make_client(tokens, http=http, merge_policy_id=None)
+    with pytest.raises(Misconfigured, match=r"no default merge policy.*AEP_MERGE_POLICY_ID"):
+        await aep.merge_policy(deadline=within(2))
+    assert route.call_count == 0
 
 
 async def test_every_platform_call_carries_the_four_headers_and_its_own_request_id(
@@ -685,10 +728,14 @@ async def test_audience_bulk_get_names_found_ids_and_marks_only_404_as_unknown(
                 "results": {
                     "a-1": _audience("a-1", "Gold customers"),
                     "a-2": _audience("a-2", "Churn risk"),
-                },
-                "errors": {
-                    "a-unknown": {"code": 404, "message": "The audience entity is not found."},
-                    "a-busy": {"code": 503, "message": "Service unavailable"},
+                    "a-unknown": {
+                        "requestId": "BNcYkjG1BCnhQ51uToeSdY5D5fQOKcSe",
+                        "errors": {"404": [{"code": 404, "message": "Not found."}]},
+                    },
+                    "a-busy": {
+                        "requestId": "r2",
+                        "errors": {"503": [{"code": 503, "message": "Service unavailable"}]},
+                    },
                 },
             },
         )
@@ -714,6 +761,55 @@ async def test_audience_bulk_get_names_found_ids_and_marks_only_404_as_unknown(
     }
 
 
+async def test_audience_bulk_get_404_for_none_marks_every_id_unknown(
+    router: respx.MockRouter, aep: AepClient
+) -> None:
+    router.post(BULK_URL).mock(
+        return_value=httpx.Response(
+            404,
+            json={
+                "requestId": "Vrxt59wqKLr5OlpnclFc2kMGAVwZQIT2",
+                "errors": {
+                    "404": [
+                        {
+                            "code": "UPAPI-113000-404",
+                            "message": "The entity missing-audience-1,missing-audience-2 "
+                            "is not found.",
+                        }
+                    ]
+                },
+                "type": "https://ns.adobe.com/aep/errors/UPAPI-113000-404",
+                "title": "The entity missing-audience-1,missing-audience-2 is not found.",
+                "status": 404,
+            },
+        )
+    )
+    found = await aep.get_audiences(
+        ["missing-audience-1", "missing-audience-2"], deadline=within(2)
+    )
+    assert found == {"missing-audience-1": None, "missing-audience-2": None}
+
+
+async def test_audience_bulk_get_asks_at_most_100_ids_a_request(
+    router: respx.MockRouter, aep: AepClient
+) -> None:
+    route = router.post(BULK_URL).mock(
+        side_effect=lambda request: httpx.Response(
+            207,
+            json={
+                "results": {
+                    i["id"]: _audience(i["id"], i["id"].upper())
+                    for i in json.loads(request.content)["ids"]
+                }
+            },
+        )
+    )
+    ids = [f"a-{n}" for n in range(250)]
+    found = await aep.get_audiences(ids, deadline=within(2))
+    assert len(found) == 250
+    assert [len(json.loads(c.request.content)["ids"]) for c in route.calls] == [100, 100, 50]
+
+
 async def test_audience_bulk_get_of_nothing_makes_no_call(
     router: respx.MockRouter, aep: AepClient
 ) -> None:
@@ -722,7 +818,11 @@ async def test_audience_bulk_get_of_nothing_makes_no_call(
     assert route.call_count == 0
 
 
-async def test_audience_list_reads_every_page(router: respx.MockRouter, aep: AepClient) -> None:
+async def test_audience_list_reads_every_page_by_offset(
+    router: respx.MockRouter, aep: AepClient
+) -> None:
+    # Adobe's own example answers start=0 with next=1: `next` says a page follows, the offset
+    # of that page is the client's to count.
     route = router.get(AUDIENCES_URL).mock(
         side_effect=[
             httpx.Response(
@@ -737,7 +837,7 @@ async def test_audience_list_reads_every_page(router: respx.MockRouter, aep: Aep
                 200,
                 json={
                     "children": [_audience("a-3", "Three")],
-                    "_page": {"start": 1, "next": 2, "limit": 2},
+                    "_page": {"start": 2, "next": 2, "limit": 2},
                 },
             ),
             httpx.Response(200, json={"children": [_audience("a-4", "Four")], "_page": {}}),
@@ -747,12 +847,12 @@ async def test_audience_list_reads_every_page(router: respx.MockRouter, aep: Aep
     assert [a.name for a in audiences] == ["One", "Two", "Three", "Four"]
     assert [dict(c.request.url.params) for c in route.calls] == [
         {"start": "0", "limit": "100"},
-        {"start": "1", "limit": "2"},
         {"start": "2", "limit": "100"},
+        {"start": "3", "limit": "100"},
     ]
 
 
-async def test_audience_list_stops_when_a_page_links_back(
+async def test_audience_list_stops_when_a_page_brings_nothing_new(
     router: respx.MockRouter, aep: AepClient
 ) -> None:
     looping = {
@@ -762,7 +862,7 @@ async def test_audience_list_stops_when_a_page_links_back(
     route = router.get(AUDIENCES_URL).mock(return_value=httpx.Response(200, json=looping))
     audiences = await aep.list_audiences(deadline=within(2))
     assert [a.name for a in audiences] == ["One"]
-    assert route.call_count == 1
+    assert route.call_count == 2  # the second page brought nothing new
 
 
 # --- logging ------------------------------------------------------------------------------------

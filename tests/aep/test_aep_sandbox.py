@@ -19,12 +19,14 @@ from bot.aep.errors import (
     AepUnavailable,
     CredentialsProblem,
     MalformedResponse,
+    Misconfigured,
     ProfileNotFound,
     RateLimited,
     TooManyIdentities,
 )
 from bot.demo.dataset import (
     DEFAULT_MERGE_POLICY_ID,
+    DELETED_AUDIENCE_ID,
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
     DEMO_ORG_ID,
@@ -257,3 +259,102 @@ async def test_logs_over_real_http_hold_no_identity_or_token(
     assert "/data/core/ups/access/entities -> 503" in text
     for secret in ("jane.doe", "CRM-404404", DEMO_CLIENT_SECRET, token):
         assert secret not in text
+
+
+# --- Adobe's documented shapes, over HTTP (issue 10) -------------------------------------------
+
+
+def _unconfigured(server: DemoServer, *, api_url: str | None = None) -> AepClient:
+    """A client with AEP_MERGE_POLICY_ID unset (and, with `api_url`, a wrong gateway path)."""
+    http = create_http_client()
+    tokens = ImsTokenSource(
+        http=http,
+        ims_url=server.url,
+        client_id=DEMO_CLIENT_ID,
+        client_secret=SecretStr(DEMO_CLIENT_SECRET),
+        scopes=DEFAULT_AEP_SCOPES,
+    )
+    return AepClient(
+        http=http,
+        tokens=tokens,
+        api_url=api_url or server.url,
+        org_id=DEMO_ORG_ID,
+        client_id=DEMO_CLIENT_ID,
+        sandbox=DEMO_SANDBOX,
+    )
+
+
+async def test_the_sandbox_default_merge_policy_is_resolved_once_and_named(
+    sandbox: Sandbox,
+) -> None:
+    aep = _unconfigured(sandbox.server)
+    try:
+        policy = await aep.merge_policy(deadline=within(5))
+        assert policy.id == DEFAULT_MERGE_POLICY_ID
+        profile = await aep.get_profile(JANE, deadline=within(5))
+        await aep.get_events(JANE, limit=3, deadline=within(5))
+    finally:
+        await aep.aclose()
+    assert profile.entity_id
+    assert sandbox.sim.stats["merge_policies"] == 1
+
+
+async def test_a_sandbox_without_a_default_merge_policy_stops_the_client_in_words(
+    sandbox: Sandbox,
+) -> None:
+    sandbox.sim.drop_default_merge_policy()
+    aep = _unconfigured(sandbox.server)
+    try:
+        with pytest.raises(Misconfigured, match="no default merge policy"):
+            await aep.get_profile(JANE, deadline=within(5))
+    finally:
+        await aep.aclose()
+    assert sandbox.sim.stats["profile"] == 0
+
+
+async def test_a_wrong_gateway_path_is_a_configuration_problem_not_a_missing_customer(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    aep = _unconfigured(sandbox.server, api_url=sandbox.server.url + "/wrong-region")
+    caplog.set_level(logging.ERROR, logger="bot.aep.client")
+    try:
+        with pytest.raises(Misconfigured) as caught:
+            await aep.get_profile(JANE, deadline=within(5))
+    finally:
+        await aep.aclose()
+    assert not isinstance(caught.value, ProfileNotFound)
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "AEP_API_URL" in logged and "jane" not in logged.lower()
+
+
+async def test_a_profile_service_404_is_no_such_customer(sandbox: Sandbox) -> None:
+    with pytest.raises(ProfileNotFound):
+        await sandbox.aep.get_profile(
+            IdentityRef("Email", "nobody@example.com"), deadline=within(5)
+        )
+
+
+async def test_bulk_get_over_http_names_known_ids_and_marks_deleted_and_unknown_ones(
+    sandbox: Sandbox,
+) -> None:
+    known = sandbox.sim.dataset.audiences[0]["id"]
+    found = await sandbox.aep.get_audiences(
+        [known, DELETED_AUDIENCE_ID, "never-existed"], deadline=within(5)
+    )
+    assert found[known] is not None and found[known].type in (
+        "SegmentDefinition",
+        "ExternalSegment",
+    )
+    assert found[DELETED_AUDIENCE_ID] is None and found["never-existed"] is None
+    # None of them exist: the sandbox answers the documented 404, read as "all unknown".
+    none = await sandbox.aep.get_audiences(["gone-1", "gone-2"], deadline=within(5))
+    assert none == {"gone-1": None, "gone-2": None}
+
+
+async def test_the_audience_listing_pages_by_offset_and_reads_every_audience(
+    sandbox: Sandbox,
+) -> None:
+    listed = await sandbox.aep.list_audiences(deadline=within(5))
+    expected = {a["id"] for a in sandbox.sim.dataset.audiences if not a.get("isSystem")}
+    assert {a.id for a in listed} == expected
+    assert len(listed) == len(expected)

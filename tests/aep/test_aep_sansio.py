@@ -11,9 +11,11 @@ import pytest
 from bot.aep import sansio
 from bot.aep.errors import (
     AepUnavailable,
+    AudiencesNotFound,
     CredentialsProblem,
     LookupRejected,
     MalformedResponse,
+    Misconfigured,
     ProfileNotFound,
     RateLimited,
     TooManyIdentities,
@@ -416,73 +418,172 @@ def _audience(audience_id: str, name: str) -> dict[str, Any]:
     }
 
 
-def test_audience_page_reads_next_link_and_start() -> None:
+def test_audience_page_says_whether_more_follow_and_how_many_it_held() -> None:
+    # Adobe's example (segmentation.yaml AudiencesList): start=0, next=1, a page of five.
     chunk = sansio.parse_audience_page(
         {
             "children": [_audience("a-1", "Gold"), {"id": "a-2"}],
-            "_page": {"start": 0, "next": 1, "limit": 5},
-            "_links": {"next": {"href": "@/audiences?start=1&limit=5"}},
-        }
+            "_page": {"totalCount": 111, "start": 0, "next": 1, "limit": 5},
+            "_links": {"next": {"href": "@/audiences?start=1&limit=5&totalCount=111"}},
+        },
+        start=0,
     )
     assert [(a.id, a.name, a.lifecycle_state) for a in chunk.audiences] == [
         ("a-1", "Gold", "published")
     ]
-    assert chunk.next_href == "@/audiences?start=1&limit=5"
-    assert chunk.next_start == "1"
-    assert (
-        sansio.audiences_next_url("https://platform.test", chunk.next_href)
-        == "https://platform.test/data/core/ups/audiences?start=1&limit=5"
+    assert (chunk.count, chunk.more) == (2, True)
+    last = sansio.parse_audience_page(
+        {"children": [_audience("a-3", "Last")], "_page": {"totalCount": 111, "next": 1}},
+        start=110,
     )
+    assert (last.count, last.more) == (1, False)
 
 
-def test_audience_bulk_reads_results_and_error_entries_among_them() -> None:
+#: segmentation.yaml, /audiences/bulk-get, 207 example "One audience was not found" (verbatim
+#: but for the sandbox block).
+ONE_AUDIENCE_NOT_FOUND: dict[str, Any] = {
+    "results": {
+        "QU9fLTEzOTgzNTE0MzY0NzY0NDg5NzkyOTkx_6ed34f6f-fe21-4a30-934f-6ffe21fa3075": {
+            "id": "QU9fLTEzOTgzNTE0MzY0NzY0NDg5NzkyOTkx_6ed34f6f-fe21-4a30-934f-6ffe21fa3075",
+            "name": "External Audience",
+            "namespace": "AO",
+            "imsOrgId": "{ORG_ID}",
+            "type": "ExternalSegment",
+            "lifecycleStatus": "published",
+            "sourceId": "source-id",
+            "createdBy": "{USER_ID}",
+            "datasetId": "62bf31a105e9891b63525c92",
+            "creationTime": 1656697249000,
+            "createEpoch": 1656697249,
+            "updateTime": 1656697249000,
+            "updateEpoch": 1656697249,
+            "audienceId": "test-audience-id",
+            "isSystem": False,
+            "saveSegmentMembership": True,
+            "linkedAudienceRef": {"aoWorkflowId": "62bf31858e87e34c8364befa"},
+            "originName": "AUDIENCE_ORCHESTRATION",
+        },
+        "missing-audience": {
+            "requestId": "BNcYkjG1BCnhQ51uToeSdY5D5fQOKcSe",
+            "errors": {"404": [{"code": 404, "message": "Not found."}]},
+        },
+    }
+}
+
+#: The same operation's 404 example, "All audiences were not found".
+ALL_AUDIENCES_NOT_FOUND: dict[str, Any] = {
+    "requestId": "Vrxt59wqKLr5OlpnclFc2kMGAVwZQIT2",
+    "errors": {
+        "404": [
+            {
+                "code": "UPAPI-113000-404",
+                "message": "The entity missing-audience-1,missing-audience-2 is not found.",
+            }
+        ]
+    },
+    "type": "https://ns.adobe.com/aep/errors/UPAPI-113000-404",
+    "title": "The entity missing-audience-1,missing-audience-2 is not found.",
+    "status": 404,
+}
+
+
+def test_adobes_bulk_get_example_with_a_missing_id_reads_it_as_unknown() -> None:
+    bulk = sansio.parse_audience_bulk(ONE_AUDIENCE_NOT_FOUND)
+    external = "QU9fLTEzOTgzNTE0MzY0NzY0NDg5NzkyOTkx_6ed34f6f-fe21-4a30-934f-6ffe21fa3075"
+    assert list(bulk.found) == [external]
+    assert bulk.found[external].name == "External Audience"
+    assert bulk.found[external].type == "ExternalSegment"
+    assert bulk.unknown == {"missing-audience"}
+    assert bulk.failed == {}
+
+
+def test_adobes_bulk_get_404_for_none_is_its_own_error() -> None:
+    with pytest.raises(AudiencesNotFound) as caught:
+        sansio.decipher_response(
+            404, {}, _body(ALL_AUDIENCES_NOT_FOUND), endpoint="audiences", request_id="r-1"
+        )
+    assert caught.value.status == 404
+
+
+def test_adobes_bulk_get_400_for_too_many_ids_is_a_rejection() -> None:
+    body = {
+        "requestId": "6qtdW3er5YruNle8CfFa050FlIuKsEZb",
+        "errors": {
+            "400": [
+                {
+                    "code": "UPAPI-113015-400",
+                    "message": "The number of requested IDs is invalid. Cannot be 0 or exceed 100.",
+                }
+            ]
+        },
+        "type": "https://ns.adobe.com/aep/errors/UPAPI-113015-400",
+        "title": "The number of requested IDs is invalid. Cannot be 0 or exceed 100.",
+        "status": 400,
+    }
+    with pytest.raises(LookupRejected, match="UPAPI-113015-400"):
+        sansio.decipher_response(400, {}, _body(body), endpoint="audiences")
+
+
+def test_bulk_entries_with_other_errors_are_failed_not_unknown() -> None:
     bulk = sansio.parse_audience_bulk(
         {
             "results": {
                 "a-1": _audience("a-1", "Gold"),
-                "a-9": {"id": "a-9", "status": 404, "message": "not found"},
-                "a-8": {"id": "a-8", "error": {"statusCode": "503", "message": "busy"}},
-            }
-        }
-    )
-    assert list(bulk.found) == ["a-1"]
-    assert bulk.found["a-1"].description == "Gold, described"
-    assert bulk.unknown == {"a-9"}
-    assert bulk.failed == {"a-8": 503}
-
-
-def test_audience_bulk_only_ids_platform_reports_not_found_are_unknown() -> None:
-    bulk = sansio.parse_audience_bulk(
-        {
-            "results": {"a-1": _audience("a-1", "Gold")},
-            "errors": {
-                "a-gone": {"code": 404, "message": "The audience entity a-gone is not found."},
-                "a-typed": {"code": "UPAPI-113430-404", "message": "not found"},
-                "a-busy": {"code": 503, "message": "Service unavailable"},
-                "a-slow": [{"status": "504"}],
-                "a-odd": "something went wrong",
+                "a-typed": {"errors": {"404": [{"code": "UPAPI-113430-404"}]}},
+                "a-busy": {"errors": {"503": [{"code": 503, "message": "Service unavailable"}]}},
+                "a-odd": {"message": "something went wrong"},
             },
         }
     )
     assert list(bulk.found) == ["a-1"]
-    assert bulk.unknown == {"a-gone", "a-typed"}
-    assert bulk.failed == {"a-busy": 503, "a-slow": 504, "a-odd": None}
+    assert bulk.unknown == {"a-typed"}
+    assert bulk.failed == {"a-busy": 503, "a-odd": None}
 
 
-def test_audience_bulk_reads_a_list_of_errors_naming_their_ids() -> None:
-    bulk = sansio.parse_audience_bulk(
+#: profile.yaml `NotFoundError` (the Profile service's 404) and the gateway's own 404 body
+#: (experience-platform troubleshooting: `error_code` + `message`).
+PROFILE_404 = {"statusCode": "404"}
+GATEWAY_404 = {"error_code": "404050", "message": "Resource not found"}
+
+
+def test_a_profile_service_404_means_no_such_customer() -> None:
+    for endpoint in ("profile", "events"):
+        with pytest.raises(ProfileNotFound):
+            _decipher(404, PROFILE_404, namespace="Email", endpoint=endpoint)
+
+
+@pytest.mark.parametrize("endpoint", ["profile", "events", "audiences", "merge_policies"])
+def test_a_gateway_404_is_a_configuration_problem_that_names_what_to_check(endpoint: str) -> None:
+    with pytest.raises(Misconfigured) as caught:
+        _decipher(404, GATEWAY_404, namespace="Email", endpoint=endpoint)
+    assert not isinstance(caught.value, ProfileNotFound)
+    assert "AEP_API_URL" in caught.value.message and "AEP_SANDBOX" in caught.value.message
+
+
+def test_adobes_merge_policy_list_gives_the_default_profile_policy() -> None:
+    policies = sansio.parse_merge_policies(
         {
-            "results": [],
-            "errors": [
-                {"id": "a-gone", "statusCode": 404},
-                {"xid": "a-busy", "error": {"statusCode": "500", "message": "oops"}},
-                {"message": "an error that names no id"},
+            "_page": {"totalCount": 1, "pageSize": 1},
+            "children": [
+                {
+                    "id": "10648288-cda5-11e8-a8d5-f2801f1b9fd1",
+                    "name": "profile-default",
+                    "imsOrgId": "{ORG_ID}",
+                    "schema": {"name": "_xdm.context.profile"},
+                    "version": 1,
+                    "identityGraph": {"type": "none"},
+                    "attributeMerge": {"type": "timestampOrdered"},
+                    "default": True,
+                    "updateEpoch": 1551127597,
+                },
+                {"name": "no id, left out"},
             ],
+            "_links": {"next": {"href": ""}},
         }
     )
-    assert bulk.found == {}
-    assert bulk.unknown == {"a-gone"}
-    assert bulk.failed == {"a-busy": 500}
+    assert [(p.id, p.name, p.schema_name, p.default) for p in policies] == [
+        ("10648288-cda5-11e8-a8d5-f2801f1b9fd1", "profile-default", "_xdm.context.profile", True)
+    ]
 
 
 def test_audience_bulk_in_the_wrong_shape_is_malformed() -> None:

@@ -102,7 +102,40 @@ def test_memberships_are_read_once_with_their_times() -> None:
         ("a2", "exited", datetime(2026, 4, 28, tzinfo=UTC)),
     ]
     assert profile.audience_ids == ("a1", "a2")
-    assert [m.active for m in profile.memberships] == [True, False]
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+    assert [m.current(now) for m in profile.memberships] == [True, False]
+
+
+def test_a_membership_past_valid_until_is_not_current() -> None:
+    # The segmentMembership example of Adobe's Segment Membership Details field group, as the
+    # entities API returns it (keys without the xdm: prefix), with one membership still
+    # "existing" but past its validUntil.
+    profile = sansio.parse_profile(
+        _entry(
+            {
+                "segmentMembership": {
+                    "ups": {
+                        "3f1c9b2e-5a7d-4e11-9a0b-2c3d4e5f6a7b": {
+                            "status": "realized",
+                            "lastQualificationTime": "2026-05-02T08:15:30Z",
+                        },
+                        "8a2d4c6e-1b3f-4d5a-8c7e-9f0a1b2c3d4e": {
+                            "status": "existing",
+                            "lastQualificationTime": "2026-04-28T22:01:12Z",
+                            "version": "3",
+                            "validUntil": "2026-06-01T00:00:00Z",
+                        },
+                    }
+                }
+            }
+        )
+    )
+    assert profile is not None
+    before, after = datetime(2026, 5, 31, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)
+    assert [m.current(before) for m in profile.memberships] == [True, True]
+    assert [m.current(after) for m in profile.memberships] == [True, False]
+    assert [m.lapsed(after) for m in profile.memberships] == [False, True]
+    assert profile.memberships[1].valid_until == after
 
 
 def test_a_profile_read_back_from_the_cache_keeps_what_was_read() -> None:

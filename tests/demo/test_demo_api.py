@@ -567,8 +567,46 @@ async def test_audience_bulk_get_answers_207(
     response = await client.post(f"{AUDIENCES}/bulk-get", json=body, headers=headers)
     assert response.status_code == 207
     result = response.json()
-    assert set(result["results"]) == set(wanted)
-    assert set(result["errors"]) == {"no-such-audience"}
+    # segmentation.yaml: every id is a key of `results`; an unknown one carries a 404 entry.
+    assert set(result) == {"results"}
+    assert set(result["results"]) == {*wanted, "no-such-audience"}
+    missing = result["results"]["no-such-audience"]
+    assert missing["errors"] == {"404": [{"code": 404, "message": "Not found."}]}
+    assert missing["requestId"]
+
+
+async def test_audience_bulk_get_answers_404_when_none_exist(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    body = {"ids": [{"id": "missing-audience-1"}, {"id": "missing-audience-2"}]}
+    response = await client.post(f"{AUDIENCES}/bulk-get", json=body, headers=headers)
+    assert response.status_code == 404
+    error = response.json()
+    assert error["type"] == "https://ns.adobe.com/aep/errors/UPAPI-113000-404"
+    assert error["errors"]["404"][0] == {
+        "code": "UPAPI-113000-404",
+        "message": "The entity missing-audience-1,missing-audience-2 is not found.",
+    }
+
+
+@pytest.mark.parametrize("count", [0, 101])
+async def test_audience_bulk_get_answers_400_for_0_or_more_than_100_ids(
+    client: httpx.AsyncClient, headers: dict[str, str], count: int
+) -> None:
+    body = {"ids": [{"id": f"a-{n}"} for n in range(count)]}
+    response = await client.post(f"{AUDIENCES}/bulk-get", json=body, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["errors"]["400"][0]["code"] == "UPAPI-113015-400"
+
+
+async def test_audience_list_start_is_an_offset(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    first = (await client.get(AUDIENCES, params={"limit": 3}, headers=headers)).json()
+    second = (await client.get(AUDIENCES, params={"start": 1, "limit": 3}, headers=headers)).json()
+    assert [a["id"] for a in second["children"]][:2] == [a["id"] for a in first["children"]][1:]
+    assert first["_page"]["next"] == 3
+    assert {a["type"] for a in load_dataset().audiences} == {"SegmentDefinition", "ExternalSegment"}
 
 
 async def test_namespaces_list_includes_the_custom_ones(

@@ -382,3 +382,47 @@ async def test_a_huge_retry_after_is_sent_as_whole_seconds(
     with pytest.raises(SlackApiError) as caught:
         await client.chat_postMessage(channel="C0PRIVATE", text="hi")
     assert caught.value.response.headers["Retry-After"] == "1000000"
+
+
+async def test_conversations_open_names_the_bots_dm_with_one_person(
+    client: AsyncWebClient,
+) -> None:
+    known = await client.conversations_open(users="U0MANAGER")
+    opened = await client.conversations_open(users="U0AGENT")
+    again = await client.conversations_open(users="U0AGENT")
+    posted = await client.chat_postMessage(channel=opened["channel"]["id"], text="hello")
+
+    assert known["channel"]["id"] == "D0MANAGER"
+    assert opened["channel"]["id"] == again["channel"]["id"]
+    assert posted["channel"] == opened["channel"]["id"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        ({"users": " "}, "users_list_not_supplied"),
+        ({"users": "U0NOSUCH"}, "user_not_found"),
+        ({"users": ",".join(f"U0{n}" for n in range(9))}, "too_many_users"),
+        ({"channel": "C0PUBLIC"}, "channel_not_found"),
+    ],
+)
+async def test_conversations_open_errors_follow_slack(
+    client: AsyncWebClient, arguments: dict[str, str], error: str
+) -> None:
+    with pytest.raises(SlackApiError) as raised:
+        await client.conversations_open(**arguments)
+    assert raised.value.response["error"] == error
+
+
+async def test_views_publish_takes_only_a_home_view(client: AsyncWebClient) -> None:
+    home = {"type": "home", "blocks": [{"type": "divider"}]}
+    published = await client.views_publish(user_id="U0AGENT", view=home)
+    assert published["view"]["type"] == "home"
+
+    for view in (
+        {**home, "type": "modal", "title": {"type": "plain_text", "text": "x"}},
+        {**home, "blocks": [{"type": "divider"}] * 101},
+    ):
+        with pytest.raises(SlackApiError) as raised:
+            await client.views_publish(user_id="U0AGENT", view=view)
+        assert raised.value.response["error"] == "invalid_arguments"

@@ -1,0 +1,143 @@
+"""The App Home (app_home_opened, its buttons) and the search modal (from the Home's button and
+the find_customer global shortcut), whose cards arrive as direct messages from the bot."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_sdk.errors import SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import ids
+from bot.answers import (
+    Asker,
+    SearchProblem,
+    clear_history,
+    lookup_card,
+    read_search,
+    replay,
+    search_reader,
+    viewer_of,
+)
+from bot.listeners.common import (
+    interactive_asker,
+    publish_home,
+    refresh_home,
+    send_direct_message,
+)
+from bot.services import Services
+from bot.slack_web import failure_code
+
+log = logging.getLogger(__name__)
+
+
+def _search_values(view: dict[str, Any]) -> tuple[str, str | None]:
+    """The identity typed and the kind chosen (None: any), from the submitted modal's state."""
+    values = (view.get("state") or {}).get("values") or {}
+    typed = (values.get(ids.SEARCH_IDENTITY_BLOCK) or {}).get(ids.SEARCH_IDENTITY_INPUT) or {}
+    chosen = (values.get(ids.SEARCH_NAMESPACE_BLOCK) or {}).get(ids.SEARCH_NAMESPACE_INPUT) or {}
+    kind = (chosen.get("selected_option") or {}).get("value")
+    return str(typed.get("value") or ""), (str(kind) if kind else None)
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Register the Home, its buttons, the find_customer shortcut and the search modal."""
+
+    async def open_search(body: dict[str, Any], client: AsyncWebClient) -> None:
+        """Open the search modal on the interaction's trigger (it lives about 3 seconds): at
+        once in BOT_DEFAULT_LOCALE, then in the opener's language once they are known (Slack
+        keeps what was already typed, the inputs keeping their ids)."""
+        default = services.default_reader
+        try:
+            opened = await client.views_open(
+                trigger_id=body["trigger_id"], view=services.cards.search_modal(reader=default)
+            )
+            asker = interactive_asker(body)
+            if asker is None:
+                return
+            reader = (await viewer_of(services, asker)).reader
+            view = opened.get("view") or {}
+            if reader.tag != default.tag and isinstance(view, dict) and view.get("id"):
+                await client.views_update(
+                    view_id=view["id"],
+                    hash=view.get("hash"),
+                    view=services.cards.search_modal(reader=reader),
+                )
+        except (SlackClientError, KeyError) as exc:
+            # Neither a Home click nor a global shortcut has a response_url to say it on.
+            log.warning("could not open the search modal: %s", failure_code(exc))
+
+    @app.event("app_home_opened")
+    async def home_opened(event: dict[str, Any], context: AsyncBoltContext) -> None:
+        """Publish the person's Home each time they open it (the Messages tab needs nothing)."""
+        services.answer_in_progress()
+        user_id = event.get("user")
+        if event.get("tab") != "home" or not isinstance(user_id, str) or not user_id:
+            return
+        asker = Asker(team_id=context.team_id, user_id=user_id, channel_id=None)
+        await services.history.home_opened(asker.team_id or "", user_id)
+        await publish_home(services, await viewer_of(services, asker))
+
+    @app.action(ids.HOME_FIND)
+    async def find_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """The Home's Find a customer button opens the search modal."""
+        await ack()
+        await open_search(body, client)
+
+    @app.shortcut(ids.FIND_SHORTCUT)
+    async def find_shortcut(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """The find_customer global shortcut opens the search modal, from anywhere in Slack."""
+        await ack()
+        await open_search(body, client)
+
+    @app.view(ids.SEARCH_MODAL)
+    async def search_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """Text that names no single identity is shown inline; otherwise the modal closes and
+        the card (or the words why not) comes as a direct message from the bot."""
+        asker = interactive_asker(body)
+        text, kind = _search_values(view)
+        found = read_search(services, text, kind)
+        if isinstance(found, SearchProblem):
+            reader = search_reader(services, str(view.get("private_metadata") or ""))
+            errors = {ids.SEARCH_IDENTITY_BLOCK: found.words(services, reader)}
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+        services.answer_in_progress()
+        if asker is None:
+            log.warning("search submission without a user refused")
+            return
+        viewer = await viewer_of(services, asker)
+        await send_direct_message(
+            services, asker, await lookup_card(services, viewer, found, surface="search")
+        )
+        await refresh_home(services, viewer)
+
+    @app.action(ids.HOME_REPLAY)
+    async def replay_clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
+        """A recent lookup clicked on the Home: run again with the person's grants now, the
+        card sent as a direct message, and the Home published again (the entry moves up)."""
+        await ack()
+        services.answer_in_progress()
+        asker = interactive_asker(body)
+        if asker is None:
+            log.warning("Home click without a user refused")
+            return
+        viewer = await viewer_of(services, asker)
+        entry_id = str(((body.get("actions") or [{}])[0]).get("value") or "")
+        await send_direct_message(services, asker, await replay(services, viewer, entry_id))
+        await publish_home(services, viewer)
+
+    @app.action(ids.HOME_CLEAR)
+    async def clear_clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
+        """Clear my history: forget the person's lookups and show the Home without them."""
+        await ack()
+        services.answer_in_progress()
+        asker = interactive_asker(body)
+        if asker is None:
+            log.warning("Home click without a user refused")
+            return
+        await clear_history(services, asker)
+        await publish_home(services, await viewer_of(services, asker))

@@ -1,0 +1,124 @@
+"""Slack Work Objects and links: a Work Object's flexpane (`entity_details_requested`), filled
+for each viewer, and pasted Experience Platform profile links unfurled (`link_shared`)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import ids
+from bot.answers import Asker, audit_card, flexpane, unfurl_cards, viewer_of
+from bot.services import Services
+from bot.slack_web import failure_code
+from bot.vocabulary import PostFailed
+
+log = logging.getLogger(__name__)
+
+#: A conversation id the bot can size; a link still in the composer comes with "COMPOSER".
+_CONVERSATION = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
+
+
+def _external_token(event: dict[str, Any]) -> str:
+    """The opaque lookup token a Work Object of ours carries as its external_ref; "" for
+    anything else (then refused as a forged button is)."""
+    ref = event.get("external_ref")
+    if not isinstance(ref, dict) or ref.get("type") not in (None, ids.WORK_OBJECT_REF_TYPE):
+        return ""
+    token = ref.get("id")
+    return token if isinstance(token, str) else ""
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Register the flexpane and link unfurling listeners."""
+
+    async def first_delivery(body: dict[str, Any]) -> bool:
+        """False for Slack's retry of an event already handled (or in hand)."""
+        event_id = body.get("event_id")
+        if not event_id:
+            return True
+        return await services.cache.first_time(services.keys.event(str(event_id)))
+
+    @app.event("entity_details_requested")
+    async def on_entity_details(
+        event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        """Fill the flexpane with what this viewer's own grants allow, or say why not."""
+        services.answer_in_progress()
+        trigger_id, user_id = event.get("trigger_id"), event.get("user")
+        if not isinstance(trigger_id, str) or not trigger_id or not isinstance(user_id, str):
+            # No trigger: nothing can answer the flexpane. No user: no one to check grants for.
+            log.warning("entity_details_requested without trigger_id or user ignored")
+            return
+        if not await first_delivery(body):
+            return
+        channel = event.get("channel")
+        asker = Asker(
+            team_id=body.get("team_id"),
+            user_id=user_id,
+            channel_id=channel if isinstance(channel, str) else None,
+        )
+        pane = await flexpane(services, await viewer_of(services, asker), _external_token(event))
+        try:
+            if pane.metadata is not None:
+                await client.entity_presentDetails(trigger_id=trigger_id, metadata=pane.metadata)
+            else:
+                await client.entity_presentDetails(trigger_id=trigger_id, error=pane.error)
+        except SlackClientError as exc:
+            log.warning("could not fill a Work Object's flexpane: %s", failure_code(exc))
+
+    @app.event("link_shared")
+    async def on_link_shared(
+        event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        """Unfurl pasted profile links into the channel-safe card (and Work Object)."""
+        services.answer_in_progress()
+        channel_id, user_id = event.get("channel"), event.get("user")
+        links = event.get("links")
+        links = links if isinstance(links, list) else []
+        urls = [str(link["url"]) for link in links if isinstance(link, dict) and link.get("url")]
+        if not urls or not isinstance(user_id, str) or not user_id:
+            return
+        if not isinstance(channel_id, str) or not _CONVERSATION.match(channel_id):
+            # Still in the composer: the bot cannot tell who will read it, so nothing unfurls
+            # until the message is posted (Slack sends link_shared again then).
+            log.info("link_shared outside a conversation: not unfurled")
+            return
+        if not await first_delivery(body):
+            return
+        asker = Asker(team_id=body.get("team_id"), user_id=user_id, channel_id=channel_id)
+        answer = await unfurl_cards(services, await viewer_of(services, asker), urls)
+        if not answer.cards:
+            if answer.refused and answer.refused != "no_profile_links":
+                log.info("profile links not unfurled: %s", answer.refused)
+            return
+        unfurls = {url: {"blocks": card.message["blocks"]} for url, card in answer.cards.items()}
+        entities = [card.entity for card in answer.cards.values() if card.entity is not None]
+        where: dict[str, Any] = (
+            {"unfurl_id": event["unfurl_id"], "source": event["source"]}
+            if event.get("unfurl_id") and event.get("source")
+            else {"channel": channel_id, "ts": event.get("message_ts")}
+        )
+        outcome: PostFailed | None = None
+        try:
+            await client.chat_unfurl(
+                **where,
+                unfurls=unfurls,
+                metadata={"entities": entities} if entities else None,
+            )
+        except SlackClientError as exc:
+            outcome = PostFailed(failure_code(exc))
+            log.warning("could not unfurl profile links: %s", outcome.code)
+        for card in answer.cards.values():
+            await audit_card(
+                services,
+                asker,
+                card,
+                action="unfurl",
+                surface="unfurl",
+                outcome=outcome or "posted",
+            )

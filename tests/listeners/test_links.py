@@ -1,0 +1,261 @@
+"""Work Objects and profile links (bot/listeners/links.py): a shared card's entity, the flexpane
+each viewer opens (entity_details_requested -> entity.presentDetails), and pasted Experience
+Platform profile links unfurled (link_shared -> chat.unfurl), through signed requests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import ids
+from bot.answers import profile_link
+from bot.demo import payloads as slack_payloads
+from bot.demo.dataset import load_dataset
+from bot.demo.simulator import AepSimulator
+from bot.demo.slack import RecordedCall, SlackRecorder
+from tests.support import JANE, RunningBot, button, settle, share, start_bot
+
+
+@pytest.fixture
+async def wo_bot(
+    sandbox: tuple[AepSimulator, str], slack: SlackRecorder, tmp_path: Path
+) -> AsyncIterator[RunningBot]:
+    """The whole bot with BOT_WORK_OBJECTS on."""
+    sim, aep_url = sandbox
+    running, runner = await start_bot(sim, aep_url, slack, tmp_path, bot_work_objects=True)
+    try:
+        yield running
+    finally:
+        await running.http.aclose()
+        await runner.cleanup()
+        await running.services.aclose()
+
+
+def jane_link(bot: RunningBot) -> str:
+    """The Open in AEP deep link of Jane's profile (her entity id, not an identity)."""
+    customer = load_dataset().find("email", JANE)
+    assert customer is not None
+    return profile_link(bot.services, customer.entity_id)
+
+
+def field_text(entity: dict[str, Any]) -> dict[str, str]:
+    """An entity's custom fields, label -> value."""
+    return {f["label"]: f["value"] for f in entity["entity_payload"]["custom_fields"]}
+
+
+async def shared_entity(bot: RunningBot, channel: str = "C0PUBLIC") -> tuple[RecordedCall, dict]:
+    await share(bot, "U0MANAGER", channel)
+    [posted] = await bot.slack.wait_for("chat.postMessage")
+    [entity] = posted.payload["metadata"]["entities"]
+    return posted, entity
+
+
+async def test_a_shared_card_carries_a_work_object_with_only_channel_safe_values(
+    wo_bot: RunningBot,
+) -> None:
+    posted, entity = await shared_entity(wo_bot, "C0PUBLIC")
+    assert entity["entity_type"] == "slack#/entities/item"
+    # external_ref is the opaque token the card's View details button carries, never an identity
+    assert entity["external_ref"] == {
+        "id": button(posted, ids.VIEW_DETAILS)["value"],
+        "type": ids.WORK_OBJECT_REF_TYPE,
+    }
+    assert entity["url"].startswith(wo_bot.settings.aep_ui_url)
+    text = json.dumps(entity)
+    fields = field_text(entity)
+    # a public channel is capped at basic: the name and basic fields, no contact or scores
+    assert entity["entity_payload"]["attributes"]["title"]["text"] == "Jane Doe"
+    assert "Company" in fields
+    assert JANE not in text and "Email" not in fields and "Churn risk" not in fields
+    assert "contact details" in fields["Hidden"].lower()
+    # the Block Kit card stays as the message's blocks, with the same redaction
+    assert posted.payload["blocks"] and JANE not in json.dumps(posted.payload["blocks"])
+
+
+async def test_with_work_objects_off_a_shared_card_has_no_entity(bot: RunningBot) -> None:
+    await share(bot, "U0MANAGER", "C0PRIVATE")
+    [posted] = await bot.slack.wait_for("chat.postMessage")
+    assert "metadata" not in posted.payload
+
+
+async def flexpane_of(bot: RunningBot, user: str, external_ref: dict[str, Any]) -> dict:
+    trigger = slack_payloads.new_trigger_id()
+    body = slack_payloads.entity_details_requested(
+        external_ref=external_ref,
+        entity_url=jane_link(bot),
+        user_id=user,
+        channel_id="C0PUBLIC",
+        trigger_id=trigger,
+    )
+    response = await bot.send(body)
+    assert response.status_code == 200
+    for _ in range(100):
+        answered = [
+            c
+            for c in bot.slack.calls_to("entity.presentDetails")
+            if c.payload["trigger_id"] == trigger
+        ]
+        if answered:
+            assert answered[0].response["ok"], answered[0].response
+            return answered[0].payload
+        await settle(0.05)
+    raise AssertionError(f"no entity.presentDetails for {user}")
+
+
+async def test_four_viewers_get_four_flexpanes_redacted_by_their_own_grants(
+    wo_bot: RunningBot,
+) -> None:
+    _, entity = await shared_entity(wo_bot)
+    ref = entity["external_ref"]
+    manager_pane = await flexpane_of(wo_bot, "U0MANAGER", ref)
+    # the flexpane keeps the external_ref Slack asked about (else entity_metadata_does_not_match)
+    assert manager_pane["metadata"]["external_ref"] == ref
+    manager = field_text(manager_pane["metadata"])
+    sales = field_text((await flexpane_of(wo_bot, "U0SALES", ref))["metadata"])
+    agent = field_text((await flexpane_of(wo_bot, "U0AGENT", ref))["metadata"])
+    nobody = await flexpane_of(wo_bot, "U0NOBODY", ref)
+
+    # manager: everything but sensitive
+    assert {"Email", "Churn risk", "Lifetime value", "Open tickets", "ECID"} <= manager.keys()
+    # sales: contact, scores, financial; no identifiers or activity
+    assert {"Email", "Churn risk", "Lifetime value"} <= sales.keys()
+    assert not {"ECID", "Open tickets", "Last event"} & sales.keys()
+    # support agent: contact, identifiers, activity; no scores or financial
+    assert {"Email", "ECID", "Open tickets"} <= agent.keys()
+    assert not {"Churn risk", "Lifetime value"} & agent.keys()
+    assert JANE in json.dumps(manager) and "Date of birth" not in manager
+    # no grants: Slack's documented error, with the reason in words, not an empty panel
+    assert "metadata" not in nobody
+    assert nobody["error"]["status"] == "custom"
+    assert "don't have access" in nobody["error"]["custom_message"]
+
+    records = [r for r in wo_bot.audit() if r["surface"] == "flexpane"]
+    assert sorted(r["outcome"] for r in records if r["action"] == "detail_view") == ["shown"] * 3
+    assert [r["outcome"] for r in records if r["action"] == "refusal"] == ["no_grants:detail_view"]
+
+
+async def test_a_forged_external_ref_is_refused_in_words_without_a_lookup(
+    wo_bot: RunningBot,
+) -> None:
+    forged = {"id": "bm90LWEtdG9rZW4", "type": ids.WORK_OBJECT_REF_TYPE}
+    pane = await flexpane_of(wo_bot, "U0MANAGER", forged)
+    assert "metadata" not in pane
+    assert pane["error"]["status"] == "custom"
+    assert "expired" in pane["error"]["custom_message"]
+    assert wo_bot.sim.stats["profile"] == 0
+    [record] = wo_bot.audit()
+    assert (record["action"], record["outcome"], record["surface"]) == (
+        "refusal",
+        "token_refused",
+        "flexpane",
+    )
+
+
+async def test_an_external_ref_of_another_type_is_refused_too(wo_bot: RunningBot) -> None:
+    _, entity = await shared_entity(wo_bot)
+    other = {**entity["external_ref"], "type": "someone_elses_type"}
+    pane = await flexpane_of(wo_bot, "U0MANAGER", other)
+    assert pane["error"]["status"] == "custom"
+
+
+async def paste(bot: RunningBot, user: str, channel: str, **more: Any) -> None:
+    body = slack_payloads.link_shared(
+        urls=[jane_link(bot), "https://example.com/elsewhere"],
+        user_id=user,
+        channel_id=channel,
+        **more,
+    )
+    assert (await bot.send(body)).status_code == 200
+
+
+async def test_a_pasted_profile_link_unfurls_in_a_private_channel(wo_bot: RunningBot) -> None:
+    await paste(wo_bot, "U0MANAGER", "C0PRIVATE")
+    [call] = await wo_bot.slack.wait_for("chat.unfurl")
+    assert call.response["ok"], call.response
+    link = jane_link(wo_bot)
+    assert list(call.payload["unfurls"]) == [link]  # the other link is not ours
+    assert call.payload["unfurls"][link]["blocks"]
+    [entity] = call.payload["metadata"]["entities"]
+    assert entity["app_unfurl_url"] == link
+    # #escalations: agent and manager; contact is channel-safe there, financial is not
+    assert JANE in json.dumps(entity) and "Lifetime value" not in field_text(entity)
+    # audited once Slack has answered: wait for the record rather than race the listener
+    for _ in range(100):
+        records = [r for r in wo_bot.audit() if r["action"] == "unfurl"]
+        if records:
+            break
+        await settle(0.05)
+    [record] = records
+    assert (record["surface"], record["outcome"]) == ("unfurl", "posted")
+
+
+async def test_a_profile_link_unfurls_as_blocks_alone_with_work_objects_off(
+    bot: RunningBot,
+) -> None:
+    await paste(bot, "U0MANAGER", "C0PRIVATE")
+    [call] = await bot.slack.wait_for("chat.unfurl")
+    assert call.response["ok"] and "metadata" not in call.payload
+
+
+@pytest.mark.parametrize(
+    ("user", "channel", "why"),
+    [
+        ("U0MANAGER", "C0CONNECT", "channel_refused"),  # Slack Connect
+        ("U0MANAGER", "C0SECRET", "channel_refused"),  # the bot cannot size it
+        ("U0NOBODY", "C0PUBLIC", "no_grants:unfurl"),  # the poster has no grants
+    ],
+)
+async def test_nothing_unfurls_where_the_share_rule_refuses(
+    wo_bot: RunningBot, user: str, channel: str, why: str
+) -> None:
+    await paste(wo_bot, user, channel)
+    await settle(0.5)
+    assert wo_bot.slack.calls_to("chat.unfurl") == []
+    [record] = wo_bot.audit()
+    assert (record["surface"], record["outcome"]) == ("unfurl", why)
+
+
+async def test_a_link_still_in_the_composer_does_not_unfurl(wo_bot: RunningBot) -> None:
+    await paste(wo_bot, "U0MANAGER", "C0PRIVATE", source="composer")
+    await settle(0.3)
+    assert wo_bot.slack.calls_to("chat.unfurl") == []
+    assert wo_bot.sim.stats["profile"] == 0
+
+
+def test_the_recording_server_checks_unfurl_and_flexpane_arguments() -> None:
+    slack = SlackRecorder()
+    no_unfurls = slack.handle("chat.unfurl", {"channel": "C0PRIVATE", "ts": "1.2"})
+    assert no_unfurls["error"] == "missing_unfurls"
+    nowhere = slack.handle("chat.unfurl", {"unfurls": {"https://x.test": {"blocks": []}}})
+    assert nowhere["error"] == "invalid_arguments"
+    no_app_url = slack.handle(
+        "chat.unfurl",
+        {
+            "channel": "C0PRIVATE",
+            "ts": "1.2",
+            "metadata": {
+                "entities": [
+                    {
+                        "entity_type": "slack#/entities/item",
+                        "url": "https://x.test/1",
+                        "external_ref": {"id": "t"},
+                        "entity_payload": {"attributes": {"title": {"text": "T"}}},
+                    }
+                ]
+            },
+        },
+    )
+    assert no_app_url["error"] == "invalid_metadata"
+    unreadable = slack.handle("entity.presentDetails", {"trigger_id": "1.2.x", "metadata": "{"})
+    assert unreadable["error"] == "invalid_metadata"
+    no_trigger = slack.handle("entity.presentDetails", {"error": {"status": "not_found"}})
+    assert no_trigger["error"] == "invalid_arguments"
+    wordy = slack.handle(
+        "entity.presentDetails",
+        {"trigger_id": "1.2.y", "error": {"status": "not_found", "custom_message": "hi"}},
+    )
+    assert wordy["error"] == "invalid_arguments"
