@@ -59,7 +59,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 return
             reader = (await viewer_of(services, asker)).reader
             view = opened.get("view") or {}
-            if reader.tag != default.tag and isinstance(view, dict) and view.get("id"):
+            if reader.language != default.language and isinstance(view, dict) and view.get("id"):
                 await client.views_update(
                     view_id=view["id"],
                     hash=view.get("hash"),

@@ -9,7 +9,7 @@ import re
 from bot import ids
 from bot.demo import payloads as slack_payloads
 from bot.demo.workspace import with_reader
-from tests.support import RunningBot, all_text, button, command, submit_share
+from tests.support import RunningBot, all_text, button, command, settle, submit_share
 
 SANNE = "sanne.de.vries@example.nl"
 #: Slack's date token: every reader's Slack shows it in their own zone and language.
@@ -85,3 +85,65 @@ async def test_a_shared_card_speaks_the_sharers_language_and_gives_times_as_date
     assert "Gedeeld door <@U0MANAGER>" in text and "Details bekijken" in text
     assert TOKEN.search(text), text
     assert "CET" not in text and "geleden" not in text
+
+
+# --- what main added since: the App Home, the search modal, Work Objects and unfurls ----------
+
+
+async def test_a_dutch_users_home_is_in_dutch(bot: RunningBot) -> None:
+    speak(bot, "U0AGENT", "nl-NL", "Europe/Amsterdam")
+    await bot.send(command(bot, SANNE, user="U0AGENT", channel="C0SUPPORT"))
+    await bot.slack.wait_for("response_url")
+    await bot.send(slack_payloads.app_home_opened(user_id="U0AGENT"))
+    [published] = await bot.slack.wait_for("views.publish")
+    text = all_text(published)
+    assert "Je recente zoekopdrachten" in text and "Klant zoeken" in text
+    assert "Wat je kunt zien" in text and "Je ziet:" in text
+    assert "E-mail `sanne.de.vries@example.nl`\\nzojuist, met /customer of de snelkoppeling" in text
+    assert "@sales: rol sales, voegt scores en financiële gegevens toe" in text
+    assert "Your recent lookups" not in text and "Look up" not in text
+
+
+async def test_the_search_modal_turns_dutch_and_its_inline_errors_are_dutch(
+    bot: RunningBot,
+) -> None:
+    speak(bot, "U0AGENT", "nl-NL", "Europe/Amsterdam")
+    body = slack_payloads.global_shortcut(callback_id=ids.FIND_SHORTCUT, user_id="U0AGENT")
+    assert (await bot.send(body)).status_code == 200
+    # Opened at once in the default language (the trigger lives 3 s), then made Dutch in place.
+    [opened] = await bot.slack.wait_for("views.open")
+    assert "Find a customer" in all_text(opened)
+    [updated] = await bot.slack.wait_for("views.update")
+    assert updated.response["ok"], updated.response
+    assert updated.payload["view_id"] == opened.response["view"]["id"]
+    view = updated.payload["view"]
+    assert "Klant zoeken" in all_text(updated) and "Opzoeken" in all_text(updated)
+
+    values = {
+        ids.SEARCH_IDENTITY_BLOCK: {
+            ids.SEARCH_IDENTITY_INPUT: {"type": "plain_text_input", "value": "+14155550123"}
+        },
+        ids.SEARCH_NAMESPACE_BLOCK: {
+            ids.SEARCH_NAMESPACE_INPUT: {
+                "type": "static_select",
+                "selected_option": {"value": "email"},
+            }
+        },
+    }
+    submitted = slack_payloads.view_submission(
+        callback_id=ids.SEARCH_MODAL,
+        private_metadata=view["private_metadata"],
+        values=values,
+        user_id="U0AGENT",
+    )
+    answer = (await bot.send(submitted)).json()
+    words = answer["errors"][ids.SEARCH_IDENTITY_BLOCK]
+    assert words.startswith("Dat lijkt niet op een e-mailadres."), words
+
+
+async def test_an_english_search_modal_is_not_opened_twice(bot: RunningBot) -> None:
+    body = slack_payloads.global_shortcut(callback_id=ids.FIND_SHORTCUT, user_id="U0AGENT")
+    assert (await bot.send(body)).status_code == 200
+    await bot.slack.wait_for("views.open")
+    await settle(0.2)
+    assert bot.slack.calls_to("views.update") == []

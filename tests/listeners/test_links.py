@@ -16,6 +16,7 @@ from bot.answers import profile_link
 from bot.demo import payloads as slack_payloads
 from bot.demo.dataset import load_dataset
 from bot.demo.simulator import AepSimulator
+from bot.demo.workspace import with_reader
 from bot.demo.slack import RecordedCall, SlackRecorder
 from tests.support import JANE, RunningBot, button, settle, share, start_bot
 
@@ -259,3 +260,38 @@ def test_the_recording_server_checks_unfurl_and_flexpane_arguments() -> None:
         {"trigger_id": "1.2.y", "error": {"status": "not_found", "custom_message": "hi"}},
     )
     assert wordy["error"] == "invalid_arguments"
+
+
+async def test_a_dutch_viewers_flexpane_and_refusal_are_in_dutch(wo_bot: RunningBot) -> None:
+    # Before the share: the directory keeps what it learns of the channel's members.
+    for user in ("U0SALES", "U0NOBODY"):
+        wo_bot.slack.workspace = with_reader(
+            wo_bot.slack.workspace, user, locale="nl-NL", tz="Europe/Amsterdam"
+        )
+    _, entity = await shared_entity(wo_bot)
+    ref = entity["external_ref"]
+    sales = (await flexpane_of(wo_bot, "U0SALES", ref))["metadata"]
+    fields = field_text(sales)
+    assert {"E-mail", "Klantwaarde"} <= fields.keys(), fields.keys()
+    assert sales["entity_payload"]["attributes"]["display_type"] == "Klantprofiel"
+    assert "Lifetime value" not in fields
+    nobody = (await flexpane_of(wo_bot, "U0NOBODY", ref))["error"]
+    assert nobody["custom_title"] == "Geen toegang tot klantprofielen"
+    assert nobody["custom_message"].startswith("Je hebt geen toegang tot klantprofielen.")
+
+
+async def test_an_unfurl_speaks_the_posters_language_with_utc_times(wo_bot: RunningBot) -> None:
+    wo_bot.slack.workspace = with_reader(
+        wo_bot.slack.workspace, "U0MANAGER", locale="nl-NL", tz="Europe/Amsterdam"
+    )
+    await paste(wo_bot, "U0MANAGER", "C0PRIVATE")
+    [call] = await wo_bot.slack.wait_for("chat.unfurl")
+    assert call.response["ok"], call.response
+    unfurl = call.payload["unfurls"][jane_link(wo_bot)]
+    blocks = json.dumps(unfurl["blocks"], ensure_ascii=False)
+    assert "Details bekijken" in blocks and "View details" not in blocks
+    [entity] = call.payload["metadata"]["entities"]
+    fields = field_text(entity)
+    assert "Laatste evenement" in fields and "Last event" not in fields
+    # entity fields take no Slack date tokens: a conversation's times read in UTC
+    assert fields["Laatste evenement"].endswith(" UTC"), fields["Laatste evenement"]
