@@ -16,8 +16,8 @@ from bot.answers import profile_link
 from bot.demo import payloads as slack_payloads
 from bot.demo.dataset import load_dataset
 from bot.demo.simulator import AepSimulator
-from bot.demo.workspace import with_reader
 from bot.demo.slack import RecordedCall, SlackRecorder
+from bot.demo.workspace import with_reader
 from tests.support import JANE, RunningBot, button, settle, share, start_bot
 
 
