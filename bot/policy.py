@@ -17,7 +17,7 @@ from typing import Literal
 from babel import lists
 
 from bot.customer import Customer
-from bot.i18n import FALLBACK_LOCALE, Reader, reader_for
+from bot.i18n import FALLBACK_LOCALE, N_, Reader, reader_for
 from bot.identity import IdentityRef
 from bot.layout import FIELD_CLASSES, FieldClass, namespace_class
 from bot.policy_file import NOTHING, Role, usergroup_handle
@@ -59,52 +59,79 @@ class Access:
     why: str
 
 
-def class_names(classes: Iterable[FieldClass | str]) -> str:
-    """Classes in the policy's canonical order, comma separated; "nothing" when empty."""
+def class_names(classes: Iterable[FieldClass | str], reader: Reader | None = None) -> str:
+    """Classes (the policy's own codes) in canonical order, comma separated; "nothing" (in the
+    reader's language) when empty."""
     wanted = set(classes)
     ordered = [c for c in FIELD_CLASSES if c in wanted]
-    return ", ".join(ordered) if ordered else "nothing"
+    return ", ".join(ordered) if ordered else _english(reader).gettext("nothing")
 
 
-def access_for(policy: Policy, person: Person) -> Access:
-    """The person's grants: `everyone` plus every matching role's `see`, with the reason."""
+def _english(reader: Reader | None) -> Reader:
+    # No reader: the operator's commands (`policy check`), which stay English.
+    return reader or reader_for(FALLBACK_LOCALE)
+
+
+def access_for(policy: Policy, person: Person, reader: Reader | None = None) -> Access:
+    """The person's grants: `everyone` plus every matching role's `see`, with the reason in the
+    reader's language (English when none is given)."""
+    r = _english(reader)
     if person.deleted:
-        return Access(NOTHING, (), False, "deactivated account: no access")
+        return Access(NOTHING, (), False, r.gettext("deactivated account: no access"))
     if person.is_bot:
-        return Access(NOTHING, (), False, "bots and apps get no customer data")
+        return Access(NOTHING, (), False, r.gettext("bots and apps get no customer data"))
     if not person.known:
         return Access(
-            NOTHING, (), False, "Slack would not describe this account to the bot: no access"
+            NOTHING,
+            (),
+            False,
+            r.gettext("Slack would not describe this account to the bot: no access"),
         )
     restricted = person.is_restricted or person.is_ultra_restricted or person.external
     groups = {usergroup_handle(g) for g in person.usergroups}
     matched: list[tuple[Role, list[str]]] = []
     for role in policy.roles:
-        via = [f"user id {person.user_id}"] if person.user_id in role.users else []
+        via = []
+        if person.user_id in role.users:
+            via.append(r.gettext("user id %(user)s", user=person.user_id))
         if not restricted:
-            via += [f"user group @{h}" for h in role.usergroups if h in groups]
+            via += [
+                r.gettext("user group @%(group)s", group=h) for h in role.usergroups if h in groups
+            ]
         if via:
             matched.append((role, via))
     classes: set[FieldClass] = set()
     for role, _ in matched:
         classes |= role.see
-    reasons = [f"role {role.name} ({', '.join(via)})" for role, via in matched]
+    reasons = [
+        r.gettext("role %(role)s (%(via)s)", role=role.name, via=", ".join(via))
+        for role, via in matched
+    ]
     if not restricted:
         classes |= policy.everyone
         if policy.everyone:
-            reasons.append(f"everyone may see {class_names(policy.everyone)}")
+            reasons.append(
+                r.gettext("everyone may see %(classes)s", classes=class_names(policy.everyone, r))
+            )
     if not reasons:
         if person.external:
             reasons.append(
-                "account of another organization: such accounts see customer data only when "
-                "the policy names them by user id"
+                r.gettext(
+                    "account of another organization: such accounts see customer data only "
+                    "when the policy names them by user id"
+                )
             )
         elif restricted:
             reasons.append(
-                "guest account: guests see customer data only when the policy names them by user id"
+                r.gettext(
+                    "guest account: guests see customer data only when the policy names them by "
+                    "user id"
+                )
             )
         else:
-            reasons.append("no role, and this policy gives people without a role nothing")
+            reasons.append(
+                r.gettext("no role, and this policy gives people without a role nothing")
+            )
     return Access(
         classes=frozenset(classes),
         roles=tuple(role.name for role, _ in matched),
@@ -172,31 +199,36 @@ def how_to_get_access(
     return " ".join(sentences) or reader.gettext("Ask whoever runs the bot for access.")
 
 
-def _or(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
-
-
 # --- channels -------------------------------------------------------------------------------
 
 ChannelKind = Literal["public", "private", "im", "mpim"]
 
 _KIND_LABEL: dict[str, str] = {
-    "public": "public channel",
-    "private": "private channel",
-    "im": "direct message",
-    "mpim": "group DM",
+    "public": N_("public channel"),
+    "private": N_("private channel"),
+    "im": N_("direct message"),
+    "mpim": N_("group DM"),
 }
 
 _WHAT_TO_DO: dict[str, str] = {
-    "channel_not_found": "Invite the bot to the conversation (/invite), or ask for the card "
-    "privately.",
-    "not_in_channel": "Invite the bot to the conversation (/invite), or ask for the card "
-    "privately.",
-    "missing_scope": "The app lacks a Slack permission for this kind of conversation; ask "
-    "whoever runs the bot to reinstall it with the scopes in its manifest.",
-    "too_many_members": "The bot does not size cards for conversations that large; ask for the "
-    "card privately.",
+    "channel_not_found": N_(
+        "Invite the bot to the conversation (/invite), or ask for the card privately."
+    ),
+    "not_in_channel": N_(
+        "Invite the bot to the conversation (/invite), or ask for the card privately."
+    ),
+    "missing_scope": N_(
+        "The app lacks a Slack permission for this kind of conversation; ask whoever runs the "
+        "bot to reinstall it with the scopes in its manifest."
+    ),
+    "too_many_members": N_(
+        "The bot does not size cards for conversations that large; ask for the card privately."
+    ),
 }
+
+#: The conversations a policy caps, as its reasons name them.
+_PUBLIC_CHANNELS = N_("public channels")
+_CONNECT_CHANNELS = N_("Slack Connect channels")
 
 
 @dataclass(frozen=True)
@@ -217,7 +249,8 @@ class Channel:
 
 @dataclass(frozen=True)
 class AudienceDecision:
-    """What a card posted in a channel may show; when refused, `reason` says why and what to do."""
+    """What a card posted in a channel may show; when refused, `reason` says why and what to do
+    (in the language of the reader the decision was made for)."""
 
     classes: Grants
     refused: bool
@@ -228,101 +261,165 @@ def _refuse(reason: str) -> AudienceDecision:
     return AudienceDecision(classes=NOTHING, refused=True, reason=reason)
 
 
-def _ids(user_ids: list[str], limit: int = 5) -> str:
+def _ids(user_ids: list[str], reader: Reader, limit: int = 5) -> str:
     shown = ", ".join(user_ids[:limit])
     more = len(user_ids) - limit
-    return f"{shown} and {more} more" if more > 0 else shown
+    if more > 0:
+        return reader.gettext("%(shown)s and %(more)s more", shown=shown, more=more)
+    return shown
 
 
-def audience_access(policy: Policy, channel: Channel) -> AudienceDecision:
+def audience_access(
+    policy: Policy, channel: Channel, reader: Reader | None = None
+) -> AudienceDecision:
     """The classes every possible reader of `channel` may see, capped for public and Slack
-    Connect channels; refused when that is nothing or the channel cannot be inspected."""
+    Connect channels; refused when that is nothing or the channel cannot be inspected. The
+    reason is in the reader's language (English when none is given: `policy check`)."""
+    r = _english(reader)
     if not channel.inspectable:
         code = channel.error or "unknown error"
-        todo = _WHAT_TO_DO.get(code, "Ask for the card privately instead.")
+        todo = r.gettext(_WHAT_TO_DO.get(code, N_("Ask for the card privately instead.")))
         return _refuse(
-            f"The bot cannot see who is in this conversation ({code}), so it posts no customer "
-            f"data there. {todo}"
+            r.gettext(
+                "The bot cannot see who is in this conversation (%(code)s), so it posts no "
+                "customer data there. %(todo)s",
+                code=code,
+                todo=todo,
+            )
         )
-    label = _KIND_LABEL[channel.kind]
+    label = r.gettext(_KIND_LABEL[channel.kind])
     if channel.external:
-        label = f"Slack Connect {label}"
+        label = r.gettext("Slack Connect %(kind)s", kind=label)
         if not policy.external_channels:
             return _refuse(
-                f"{label}: people from other organizations can read it, and this bot's policy "
-                "never posts customer data there. Ask for the card privately instead."
+                r.gettext(
+                    "%(label)s: people from other organizations can read it, and this bot's "
+                    "policy never posts customer data there. Ask for the card privately instead.",
+                    label=label,
+                )
             )
     if not channel.members:
         return _refuse(
-            f"{label}: the bot found no people in it to size a card for. Ask for the card "
-            "privately instead."
+            r.gettext(
+                "%(label)s: the bot found no people in it to size a card for. Ask for the card "
+                "privately instead.",
+                label=label,
+            )
         )
-    accesses = [(member, access_for(policy, member)) for member in channel.members]
+    accesses = [(member, access_for(policy, member, r)) for member in channel.members]
     common: set[FieldClass] = set(FIELD_CLASSES)
     for _, access in accesses:
         common &= access.classes
     caps: list[tuple[str, Grants]] = []
     if channel.kind == "public":
-        caps.append(("public channels", policy.public_channels))
+        caps.append((r.gettext(_PUBLIC_CHANNELS), policy.public_channels))
     if channel.external:
-        caps.append(("Slack Connect channels", policy.external_channels))
+        caps.append((r.gettext(_CONNECT_CHANNELS), policy.external_channels))
     capped = set(common)
     for _, cap in caps:
         capped &= cap
-    count = f"{len(channel.members)} {'person' if len(channel.members) == 1 else 'people'}"
+    count = r.ngettext(
+        "%(num)s person", "%(num)s people", len(channel.members), num=len(channel.members)
+    )
+
+    def limits() -> str:
+        return "; ".join(
+            r.gettext("%(what)s capped at %(classes)s", what=what, classes=class_names(cap, r))
+            for what, cap in caps
+        )
+
     if capped:
-        reason = f"{label}, {count}: what every reader may see: {class_names(capped)}"
+        reason = r.gettext(
+            "%(label)s, %(count)s: what every reader may see: %(classes)s",
+            label=label,
+            count=count,
+            classes=class_names(capped, r),
+        )
         if capped != common:
-            limits = "; ".join(f"{what} capped at {class_names(cap)}" for what, cap in caps)
-            reason += f" ({limits})"
+            reason += f" ({limits()})"
         return AudienceDecision(classes=frozenset(capped), refused=False, reason=reason)
     without = [m.user_id for m, a in accesses if not a.classes]
     if without:
-        why = f"{len(without)} of {count} may not see customer data ({_ids(without)})"
-        todo = (
-            "Share it where everyone has access, or ask them to get access. "
-            f"{how_to_get_access(policy)}"
+        why = r.gettext(
+            "%(without)s of %(count)s may not see customer data (%(ids)s)",
+            without=len(without),
+            count=count,
+            ids=_ids(without, r),
+        )
+        todo = r.gettext(
+            "Share it where everyone has access, or ask them to get access. %(how)s",
+            how=how_to_get_access(policy, r),
         )
     elif not common:
-        why = "its people may see customer data, but no class that all of them may see"
-        todo = "Share it in a conversation with people who have the same access."
+        why = r.gettext("its people may see customer data, but no class that all of them may see")
+        todo = r.gettext("Share it in a conversation with people who have the same access.")
     else:
         empty = [what for what, cap in caps if not cap]
         if empty:
-            why = f"this bot's policy posts no customer data in {' or '.join(empty)}"
+            why = r.gettext(
+                "this bot's policy posts no customer data in %(where)s",
+                where=lists.format_list(empty, style="or", locale=r.locale),
+            )
         else:
-            limits = "; ".join(f"{what} capped at {class_names(cap)}" for what, cap in caps)
-            why = f"everyone may see {class_names(common)}, but {limits}"
-        todo = "Ask for the card privately, or share it in a private channel."
-    return _refuse(f"{label}: {why}. {todo}")
+            why = r.gettext(
+                "everyone may see %(classes)s, but %(limits)s",
+                classes=class_names(common, r),
+                limits=limits(),
+            )
+        todo = r.gettext("Ask for the card privately, or share it in a private channel.")
+    return _refuse(r.gettext("%(label)s: %(why)s. %(todo)s", label=label, why=why, todo=todo))
 
 
-def share_access(policy: Policy, sharer: Person, channel: Channel) -> AudienceDecision:
+def share_access(
+    policy: Policy, sharer: Person, channel: Channel, reader: Reader | None = None
+) -> AudienceDecision:
     """Whether `sharer` may post a card in `channel`, and what it may show: the audience's
-    classes, never more than the sharer may see, and only for roles with `share: true`."""
-    access = access_for(policy, sharer)
+    classes, never more than the sharer may see, and only for roles with `share: true`. The
+    reason is in the reader's language (the sharer's; English when none is given)."""
+    r = _english(reader)
+    access = access_for(policy, sharer, r)
     if not access.can_share:
-        sharers = [r for r in policy.roles if r.share]
+        sharers = [role for role in policy.roles if role.share]
         if not sharers:
-            return _refuse("This bot's policy lets no one share cards into conversations.")
-        names = _or(
+            return _refuse(
+                r.gettext("This bot's policy lets no one share cards into conversations.")
+            )
+        names = lists.format_list(
             [
-                f"{r.name} ({', '.join(f'@{g}' for g in r.usergroups) or 'named by user id'})"
-                for r in sharers
-            ]
+                r.gettext(
+                    "%(role)s (%(groups)s)",
+                    role=role.name,
+                    groups=", ".join(f"@{g}" for g in role.usergroups)
+                    or r.gettext("named by user id"),
+                )
+                for role in sharers
+            ],
+            style="or",
+            locale=r.locale,
         )
-        return _refuse(f"Only role {names} may share cards into conversations.")
-    decision = audience_access(policy, channel)
+        return _refuse(
+            r.ngettext(
+                "Only role %(names)s may share cards into conversations.",
+                "Only roles %(names)s may share cards into conversations.",
+                len(sharers),
+                names=names,
+            )
+        )
+    decision = audience_access(policy, channel, r)
     if decision.refused:
         return decision
     classes = decision.classes & access.classes
     if not classes:
-        return _refuse("The readers of this conversation may see nothing you may see.")
+        return _refuse(r.gettext("The readers of this conversation may see nothing you may see."))
     if classes != decision.classes:
         return AudienceDecision(
             classes=classes,
             refused=False,
-            reason=f"{decision.reason}; limited to what you may see: {class_names(classes)}",
+            reason=r.gettext(
+                "%(reason)s; limited to what you may see: %(classes)s",
+                reason=decision.reason,
+                classes=class_names(classes, r),
+            ),
         )
     return decision
 

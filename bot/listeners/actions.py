@@ -264,7 +264,7 @@ def register(app: AsyncApp, services: Services) -> None:
         channel = await services.directory.channel(team_id or "", channel_id)
         # May this person share at all, and what may every reader of the channel see (never
         # more than the sharer sees)? Checked again now: the button is not trusted.
-        decision = share_access(services.policy, sharer, channel)
+        decision = share_access(services.policy, sharer, channel, reader)
         if decision.refused or not decision.classes:
             await audit_refusal(
                 services, asker, outcome="channel_refused", surface="share", ref=ref

@@ -89,7 +89,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 )
             )
         channel = await services.directory.channel(asker.team_id or "", channel_id)
-        decision = audience_access(services.policy, channel)
+        decision = audience_access(services.policy, channel, reader)
         # Channel-safe by construction, and never more than the person who asked may see.
         classes = decision.classes & viewer.access.classes
         if decision.refused or not classes:

@@ -147,3 +147,57 @@ async def test_an_english_search_modal_is_not_opened_twice(bot: RunningBot) -> N
     await bot.slack.wait_for("views.open")
     await settle(0.2)
     assert bot.slack.calls_to("views.update") == []
+
+
+# --- refusals in the reader's language: the policy's reasons too -----------------------------
+
+#: The policy's own English words: none may be left in a Dutch refusal.
+POLICY_ENGLISH = re.compile(
+    r"\b(Slack Connect (public|private) channel|people from other organizations|customer data"
+    r"|conversation|Ask for the card|may share|Only role|capped at|cannot see who)\b"
+)
+
+
+async def test_a_dutch_mention_refused_in_a_slack_connect_channel_says_why_in_dutch(
+    bot: RunningBot,
+) -> None:
+    speak(bot, "U0MANAGER", "nl-NL", "Europe/Amsterdam")
+    body = slack_payloads.app_mention(
+        text=f"<@{slack_payloads.BOT_USER_ID}> {SANNE}", user_id="U0MANAGER", channel_id="C0CONNECT"
+    )
+    assert (await bot.send(body)).status_code == 200
+    [told] = await bot.slack.wait_for("chat.postEphemeral")
+    text = all_text(told)
+    assert (
+        "Klantprofielen kunnen hier niet worden getoond: Slack Connect-openbaar kanaal: mensen van "
+        "andere organisaties kunnen het lezen"
+    ) in text, text
+    assert not POLICY_ENGLISH.search(text), POLICY_ENGLISH.search(text)
+
+
+async def share_refusal(bot: RunningBot, user: str, channel: str) -> str:
+    """What `user` is told when sharing Sanne's card into `channel` is refused."""
+    await bot.send(command(bot, SANNE, user=user, channel=channel))
+    [card] = await bot.slack.wait_for("response_url")
+    opened_before = len(bot.slack.calls_to("views.open"))
+    await bot.send(
+        slack_payloads.block_action(
+            action_id=ids.SHARE,
+            value=button(card, ids.SHARE)["value"],
+            user_id=user,
+            channel_id=channel,
+            response_url=bot.slack.response_url(),
+        )
+    )
+    views = await bot.slack.wait_for("views.open", count=opened_before + 1)
+    await submit_share(bot, views[-1].payload["view"], user, "escalatie")
+    told = await bot.slack.wait_for("response_url", count=2)
+    return all_text(told[-1])
+
+
+async def test_a_dutch_share_refused_by_the_policy_says_why_in_dutch(bot: RunningBot) -> None:
+    speak(bot, "U0MANAGER", "nl-NL", "Europe/Amsterdam")
+    text = await share_refusal(bot, "U0MANAGER", "C0SECRET")
+    assert "De bot kan niet zien wie er in dit gesprek zit (channel_not_found)" in text, text
+    assert "Nodig de bot uit in het gesprek (/invite)" in text
+    assert not POLICY_ENGLISH.search(text), POLICY_ENGLISH.search(text)
