@@ -276,6 +276,9 @@ class CardRenderer:
             left_cut=left_cut,
             withheld=_withheld_words(ctx.withheld),
             aep_url=aep_url,
+            activity_computed=any(
+                f.computed and f.field_class == "activity" for f in customer.fields
+            ),
         )
 
     def events_modal(self, customer: Customer, ctx: CardContext) -> dict[str, Any]:
