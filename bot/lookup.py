@@ -74,6 +74,9 @@ EVENT_REFUSALS = frozenset({403, 404, 422})
 
 EventsMode = Literal["auto", "true", "false"]
 
+#: Seconds a card ready before its events waits for them before it goes without them.
+EVENTS_GRACE = 0.05
+
 
 class EventsSwitch:
     """Whether this process asks AEP for experience events (AEP_EVENTS_ENABLED).
@@ -270,13 +273,29 @@ class CustomerLookup:
                 self.stats["coalesced"] += 1
             return None if customer is None else Looked(customer)
 
-        return await self._cache.exclusive(
-            key,
-            lambda: self._fetch(ref, limit, parts, refresh=refresh, deadline=deadline),
-            check=check,
-            recheck=not refresh,
-            deadline=deadline,
+        # The fetch keeps the (Redis) lock until the events are in, so another instance waits
+        # for both halves rather than asking for the events again; but the profile half is
+        # handed out (`early`) as soon as it is ready.
+        early: asyncio.Future[Looked] = asyncio.get_running_loop().create_future()
+
+        async def whole() -> Customer:
+            return (await fetching).customer
+
+        fetching = asyncio.ensure_future(
+            self._cache.exclusive(
+                key,
+                lambda: self._fetch(
+                    ref, limit, parts, refresh=refresh, deadline=deadline, early=early, rest=whole
+                ),
+                check=check,
+                recheck=not refresh,
+                deadline=deadline,
+            )
         )
+        await asyncio.wait({fetching, early}, return_when=asyncio.FIRST_COMPLETED)
+        if early.done():
+            return early.result()
+        return fetching.result()
 
     async def _read(self, ref: IdentityRef, limit: int) -> _Parts:
         not_found, profile, events = await self._cache.get_many(
@@ -324,10 +343,19 @@ class CustomerLookup:
         )
 
     async def _fetch(
-        self, ref: IdentityRef, limit: int, parts: _Parts, *, refresh: bool, deadline: float
+        self,
+        ref: IdentityRef,
+        limit: int,
+        parts: _Parts,
+        *,
+        refresh: bool,
+        deadline: float,
+        early: asyncio.Future[Looked],
+        rest: Callable[[], Awaitable[Customer]],
     ) -> Looked:
-        """Fetch what the cache lacks, concurrently and under one deadline, and store it. The
-        answer comes when the profile is ready; events still on their way come with `later`."""
+        """Fetch what the cache lacks, concurrently and under one deadline, and store it. When
+        the profile is ready and its events are not, `early` is given the customer saying so,
+        with `rest` (this fetch's whole answer) as its `later`; the fetch goes on to the end."""
         self.stats["cache_miss"] += 1
         started: list[asyncio.Task[Any]] = []
 
@@ -376,18 +404,19 @@ class CustomerLookup:
             page = parts.events.page if wanted and parts.events is not None else None
             return Looked(self._build(ref, profile, page, names, "shown" if wanted else "off"))
 
-        async def with_events() -> Customer:
-            try:
-                result = await events_job
-            except BaseException:
-                await stop()
-                raise
-            return await self._settle_events(ref, limit, profile, names, result)
-
-        if events_job.done():
-            return Looked(await with_events())
-        self.stats["events_later"] += 1
-        return Looked(self._build(ref, profile, None, names, "loading"), later=with_events)
+        if not events_job.done():
+            # Events just behind the profile are worth a blink, not a second message.
+            await asyncio.wait({events_job}, timeout=EVENTS_GRACE)
+        if not events_job.done():
+            self.stats["events_later"] += 1
+            loading = self._build(ref, profile, None, names, "loading")
+            early.set_result(Looked(loading, later=rest))
+        try:
+            result = await events_job
+        except BaseException:
+            await stop()
+            raise
+        return Looked(await self._settle_events(ref, limit, profile, names, result))
 
     async def _settle_events(
         self,
