@@ -51,7 +51,9 @@ SERIAL_COMMANDS = 30
 REPEAT_RATE = 0.3
 DEFAULT_RATE = 10.0
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/8"
-SCENARIOS = ("a", "b", "c", "d", "naive")
+SCENARIOS = ("a", "b", "c", "d", "naive", "e")
+#: Scenario e: cold commands sent one at a time, events slower than the profile.
+EVENTS_COMMANDS = 30
 _SAMPLE_EVERY_S = 0.25
 _CARD_PREFIX = "Customer profile"
 _ERROR_WORDS = (
@@ -176,6 +178,8 @@ class CardWatch:
 
     def __init__(self, recorder: SlackRecorder) -> None:
         self._waiting: dict[str, asyncio.Future[RecordedCall]] = {}
+        # Scenario e: the second post to a response URL (the card updated with its events).
+        self._updates: dict[str, asyncio.Future[RecordedCall]] = {}
         recorder.calls = _Arrivals(self._arrived)
 
     def expect(self, path: str) -> asyncio.Future[RecordedCall]:
@@ -183,13 +187,22 @@ class CardWatch:
         self._waiting[path] = future
         return future
 
+    def expect_update(self, path: str) -> asyncio.Future[RecordedCall]:
+        """A future for the post after the first one to `path` (register before sending)."""
+        future: asyncio.Future[RecordedCall] = asyncio.get_running_loop().create_future()
+        self._updates[path] = future
+        return future
+
     def forget(self, path: str) -> None:
         self._waiting.pop(path, None)
+        self._updates.pop(path, None)
 
     def _arrived(self, call: RecordedCall) -> None:
         if call.method != RESPONSE_URL_METHOD:
             return
         future = self._waiting.pop(call.path, None)
+        if future is None:
+            future = self._updates.pop(call.path, None)
         if future is not None and not future.done():
             future.set_result(call)
 
@@ -264,6 +277,36 @@ class Driver:
         sample.answered = call.at
         sample.outcome = _outcome(call)
         return sample
+
+    async def command_with_events(
+        self, bot: ManagedProcess, text: str
+    ) -> tuple[float | None, float | None, bool]:
+        """Scenario e: seconds to the first card, seconds to the card holding its events (the
+        first one when it already did), and whether the events came as an update."""
+        name = uuid.uuid4().hex
+        response_url = self._recorder.response_url(name)
+        path = f"/response/{name}"
+        body = slack_payloads.slash_command(
+            text=text, user_id=USER_ID, channel_id=CHANNEL_ID, response_url=response_url
+        )
+        headers = slack_payloads.request_headers(body, secret=SIGNING_SECRET)
+        first = self._watch.expect(path)
+        update = self._watch.expect_update(path)
+        sent = time.monotonic()
+        try:
+            async with self._session.post(
+                f"{bot.url}/slack/events", data=body.encode(), headers=headers
+            ) as response:
+                await response.read()
+            card = await asyncio.wait_for(first, CARD_TIMEOUT_S)
+            if "Loading recent activity" not in json.dumps(card.payload):
+                return card.at - sent, card.at - sent, False
+            later = await asyncio.wait_for(update, CARD_TIMEOUT_S)
+        except (TimeoutError, aiohttp.ClientError):
+            return None, None, False
+        finally:
+            self._watch.forget(path)
+        return card.at - sent, later.at - sent, True
 
     async def run(
         self,
@@ -436,6 +479,7 @@ class Options:
     json_path: Path | None
     workdir: Path | None = None
     max_in_flight: int | None = None
+    events_latency_ms: float = 600.0
 
     def bot_settings(self) -> dict[str, str]:
         """Settings the bot processes get beyond the harness's own."""
@@ -747,6 +791,49 @@ class Bench:
             await self.mixed(1)
         if "d" in wanted:
             await self.mixed(2)
+        if "e" in wanted:
+            await self.late_events()
+
+    async def late_events(self) -> None:
+        """Scenario e: cold commands one at a time with events slower than the profile; time
+        to the first card and to the card updated with the events."""
+        latency, events = self.options.latency_ms, self.options.events_latency_ms
+        title = (
+            f"e: bot, {EVENTS_COMMANDS} cold commands one at a time, profile latency "
+            f"{latency:g} ms, events latency {events:g} ms"
+        )
+        print(f"== {title}", flush=True)
+        [bot] = await self.start_bots(1)
+        try:
+            await self.warm_up([bot])
+            await self.reset_aep()
+            await self._admin(
+                "POST",
+                "/__demo/faults",
+                {"latency_ms": latency, "endpoint_latency_ms": {"events": events}},
+            )
+            firsts: list[float] = []
+            fulls: list[float] = []
+            updated = 0
+            for text in take(self.identities, EVENTS_COMMANDS):
+                first, full, was_update = await self.driver.command_with_events(bot, text)
+                if first is not None and full is not None:
+                    firsts.append(first * 1000)
+                    fulls.append(full * 1000)
+                    updated += was_update
+        finally:
+            await self.stop_bots([bot])
+        for label, values in (("time to first card", firsts), ("time to events", fulls)):
+            print(
+                f"   {label}: median {percentile(values, 50):.0f} ms, p95 "
+                f"{percentile(values, 95):.0f} ms, max {max(values, default=float('nan')):.0f} ms",
+                flush=True,
+            )
+        print(
+            f"   {len(firsts)} of {EVENTS_COMMANDS} answered; {updated} cards were updated "
+            "in place with their events",
+            flush=True,
+        )
 
 
 # Logged by every bot at start against the demo sandbox; not a problem of the run.
@@ -900,6 +987,9 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "--max-in-flight", type=int, default=None,
         help="AEP_MAX_IN_FLIGHT of the bot (default: the bot's own default, 5)",
     )  # fmt: skip
+    parser.add_argument(
+        "--events-latency-ms", type=float, default=600.0, help="events answer delay (scenario e)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument(
         "--workdir", type=Path, default=None, help="keep logs and audit files here (default: temp)"
@@ -918,6 +1008,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         json_path=args.json,
         max_in_flight=args.max_in_flight,
         workdir=args.workdir,
+        events_latency_ms=args.events_latency_ms,
     )
 
 

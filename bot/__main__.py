@@ -27,6 +27,8 @@ commands:
   demo-aep        serve the demo AEP sandbox over HTTP (python -m bot demo-aep --port 8080)
   lookup          what the bot sees for one identity (python -m bot lookup jane.doe@example.com)
   policy check    validate BOT_POLICY_FILE and explain what a user or channel would see
+  doctor          check the configuration against IMS, Platform, Slack, Redis and the audit
+                  file: one line per check, OK, WARN or FAIL (--json for one document)
 """
 
 
@@ -42,6 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.demo.server import main as demo_main
 
         return demo_main(rest)
+    if command == "doctor":
+        # Before the settings are loaded: a setting that does not parse is the first FAIL.
+        configure_logging("ERROR")
+        from bot.doctor import doctor_main
+
+        return asyncio.run(doctor_main(rest))
     if command not in {"run", "console", "lookup", "policy"}:
         print(f"unknown command {command!r}\n\n{DESCRIPTION}", file=sys.stderr)
         return 2

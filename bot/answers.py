@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, assert_never
@@ -26,6 +26,7 @@ from bot.customer import Customer
 from bot.i18n import N_, Reader, reader_for
 from bot.identity import MAX_IDENTITIES, IdentityRef, Refusal, profile_entity, read_identities
 from bot.layout import namespace_class
+from bot.lookup import Looked
 from bot.policy import (
     Access,
     Grants,
@@ -341,11 +342,16 @@ class CardRequest:
     share_reason: str | None = None
     #: the link a person pasted, when the card answers it as an unfurl
     app_unfurl_url: str | None = None
+    #: answer as soon as the profile is ready; events still on their way come in `Card.later`
+    soon: bool = False
 
 
 @dataclass(frozen=True)
 class Card:
-    """A rendered card, or the message saying in words why there is none, and what it showed."""
+    """A rendered card, or the message saying in words why there is none, and what it showed.
+
+    `later`, when set, waits for the customer's events and gives the card again with them (or
+    saying they could not be read): the caller updates the message it sent in place."""
 
     message: Message
     ref: IdentityRef
@@ -355,6 +361,8 @@ class Card:
     withheld: Grants = frozenset()
     #: the card as a Slack Work Object entity (shared cards, when BOT_WORK_OBJECTS is on)
     entity: Message | None = None
+    #: the same card with its events, when they were still on their way (`soon`)
+    later: Callable[[], Awaitable[Card]] | None = None
 
     @property
     def ok(self) -> bool:
@@ -369,14 +377,41 @@ class Card:
 
 async def render_card(services: Services, request: CardRequest) -> Card:
     """Look the customer up, redact to the request's classes, render. Nothing is audited here:
-    the caller knows where the card went (see audit_card)."""
+    the caller knows where the card went (see audit_card). With `request.soon` the card comes
+    as soon as the profile is ready, and `Card.later` brings the events when they were late
+    (only to a viewer who may see them: others have nothing to wait for)."""
     ref, classes = request.ref, request.classes
     try:
-        customer = await services.lookup.lookup(ref, refresh=request.refresh)
+        if request.soon and "activity" in classes:
+            looked = await services.lookup.lookup_soon(ref, refresh=request.refresh)
+        else:
+            looked = Looked(await services.lookup.lookup(ref, refresh=request.refresh))
     except AepError as exc:
         log.info("lookup failed: %s (status %s)", type(exc).__name__, exc.status)
         message = error_notice(services, exc, ref, classes, request.reader)
         return Card(message=message, ref=ref, failure=exc)
+    card = await _card_for(services, request, looked.customer)
+    if looked.later is None:
+        return card
+    later = looked.later
+
+    async def with_events() -> Card:
+        return await _card_for(services, request, await later())
+
+    return Card(
+        message=card.message,
+        ref=ref,
+        profile_id=card.profile_id,
+        shown=card.shown,
+        withheld=card.withheld,
+        entity=card.entity,
+        later=with_events,
+    )
+
+
+async def _card_for(services: Services, request: CardRequest, customer: Customer) -> Card:
+    """The card of `customer` as `request` asks for it (the rendering half of render_card)."""
+    ref, classes = request.ref, request.classes
     redacted = redact(customer, classes)
     token = await services.buttons.remember(ref)
     context = CardContext(
@@ -446,15 +481,19 @@ async def private_card(
     action: PrivateAction,
     refresh: bool,
     surface: AuditSurface = "private",
+    soon: bool = False,
 ) -> Card:
     """The card for `ref` as the viewer's own grants allow, audited as a private answer on
-    `surface`. The caller has checked that the viewer is granted something (else `refuse`)."""
+    `surface`. The caller has checked that the viewer is granted something (else `refuse`).
+    With `soon` it comes before late events (see render_card); the audit records what the first
+    card showed, and the update adds no record: it shows the same classes to the same person."""
     request = CardRequest(
         ref=ref,
         classes=viewer.access.classes,
         reader=viewer.reader,
         can_share=viewer.access.can_share,
         refresh=refresh,
+        soon=soon,
     )
     card = await render_card(services, request)
     await audit_card(services, viewer.asker, card, action=action, surface=surface)

@@ -81,7 +81,9 @@ MODAL_EVENTS = 50
 PICKER_CHOICES = 10
 #: A Work Object shows at most this many identities and layout fields, and audience names.
 WORK_OBJECT_IDENTITIES = 6
-WORK_OBJECT_FIELDS = 16
+# 6 identities + 20 fields + source, last event, audiences and what is hidden = 30, the most
+# custom fields bot.blockkit lets an entity carry.
+WORK_OBJECT_FIELDS = 20
 WORK_OBJECT_AUDIENCES = 8
 WORK_OBJECT_VALUE_CHARS = 300
 SHARE_REASON_CHARS = 200
@@ -361,6 +363,9 @@ class CardRenderer:
             left_cut=left_cut,
             withheld=_withheld_words(ctx.withheld, ctx.reader),
             aep_url=aep_url,
+            activity_computed=any(
+                f.computed and f.field_class == "activity" for f in customer.fields
+            ),
         )
 
     def work_object(

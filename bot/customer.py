@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -34,9 +34,16 @@ class CustomerIdentity(_Frozen):
         return namespace_class(self.namespace)
 
 
+#: Where a card's recent events stand: read (`shown`, possibly none), still on their way
+#: (`loading`), asked for and not read (`failed`: an error, a timeout, a 404), or not asked for
+#: because the organisation may not look events up (`off`: Prime, or not enabled by Adobe).
+EventsStatus = Literal["shown", "loading", "failed", "off"]
+
+
 class CustomerField(_Frozen):
     """One layout field present in the profile: its value and how to show it. Date and
-    date-time fields hold a datetime when the profile's value could be read as one."""
+    date-time fields hold a datetime when the profile's value could be read as one. A computed
+    attribute carries `as_of`, the time its value was computed, when the profile says it."""
 
     #: one text for every language, or texts by language ("en", "nl"); see bot.layout.Label
     label: Label
@@ -46,6 +53,8 @@ class CustomerField(_Frozen):
     section: Label
     currency: str = "USD"
     value: Any
+    computed: bool = False
+    as_of: datetime | None = None
 
 
 class CustomerEvent(_Frozen):
@@ -94,6 +103,7 @@ class Customer(_Frozen):
     events: tuple[CustomerEvent, ...] = ()
     more_events: bool = False
     events_available: bool = True
+    events_status: EventsStatus = "shown"
     audiences: tuple[AudienceMembership, ...] = ()
     last_modified_at: datetime | None = None
     fetched_at: datetime
@@ -222,6 +232,16 @@ def summarise_event(event: EventFacts) -> CustomerEvent:
     )
 
 
+def _computed(profile: ProfileFacts, path: str) -> tuple[str, datetime | None]:
+    """Where a computed attribute's value is, and when it was computed. [U] Adobe documents the
+    SystemComputedAttributes field group and that MOST_RECENT gives "both the value as well as
+    the timestamp", not the exact shape: `{value, timestamp}` is read when present, else the
+    path's own value (and no time)."""
+    if profile.value_at(f"{path}.value") is not None:
+        return f"{path}.value", profile.time_at(f"{path}.timestamp")
+    return path, None
+
+
 def _field_value(profile: ProfileFacts, path: str, fmt: FieldFormat) -> Any:
     value = profile.value_at(path)
     if fmt in ("date", "datetime") and _present(value):
@@ -240,23 +260,32 @@ def build_customer(
     audiences: Mapping[str, AudienceFacts],
     fetched_at: datetime,
     demo: bool,
+    events_status: EventsStatus | None = None,
 ) -> Customer:
-    """Assemble the Customer from a profile, its events and the audience names."""
+    """Assemble the Customer from a profile, its events and the audience names.
+
+    `events_status` says why `events` is None (default: "shown" with events, else "failed")."""
     name_parts = [profile.value_at(p) for p in layout.title]
     name = " ".join(str(p).strip() for p in name_parts if _present(p)) or None
-    fields = tuple(
-        CustomerField(
-            label=f.label,
-            path=f.path,
-            field_class=f.field_class,
-            format=f.format,
-            section=f.heading,
-            currency=f.currency,
-            value=value,
+    fields = []
+    for f in layout.fields:
+        path, as_of = _computed(profile, f.path) if f.computed else (f.path, None)
+        value = _field_value(profile, path, f.format)
+        if not _present(value):
+            continue
+        fields.append(
+            CustomerField(
+                label=f.label,
+                path=f.path,
+                field_class=f.field_class,
+                format=f.format,
+                section=f.heading,
+                currency=f.currency,
+                value=value,
+                computed=f.computed,
+                as_of=as_of,
+            )
         )
-        for f in layout.fields
-        if _present(value := _field_value(profile, f.path, f.format))
-    )
     members = sorted(
         profile.memberships,
         key=lambda m: m.last_qualification_time or datetime.min.replace(tzinfo=UTC),
@@ -267,10 +296,11 @@ def build_customer(
         name=name,
         query=query,
         identities=tuple(_identities(profile.identities, query)),
-        fields=fields,
+        fields=tuple(fields),
         events=tuple(summarise_event(e) for e in events.events) if events else (),
         more_events=events.more if events else False,
         events_available=events is not None,
+        events_status=events_status or ("shown" if events is not None else "failed"),
         audiences=tuple(
             AudienceMembership(
                 audience_id=m.audience_id,

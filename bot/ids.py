@@ -63,3 +63,23 @@ def template_globals() -> dict[str, str]:
         for name, value in globals().items()
         if name.isupper() and isinstance(value, str)
     }
+
+
+#: The bot scopes manifest.yml asks for (tests/test_manifest.py keeps the two the same): a token
+#: without one of them fails a surface at run time.
+BOT_SCOPES = frozenset(
+    {
+        "commands",
+        "app_mentions:read",
+        "chat:write",
+        "users:read",
+        "usergroups:read",
+        "channels:read",
+        "groups:read",
+        "im:read",
+        "mpim:read",
+        "im:write",
+        "links:read",
+        "links:write",
+    }
+)

@@ -93,6 +93,9 @@ class LayoutField(BaseModel):
     format: FieldFormat = "text"
     section: str | dict[str, str] | None = None
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    #: A computed attribute (Adobe's SystemComputedAttributes field group): asked for with
+    #: `withCA`, and read as `{value, timestamp}` when the profile carries it that way.
+    computed: bool = False
 
     @field_validator("label", "section")
     @classmethod
@@ -129,6 +132,11 @@ class CardLayout(BaseModel):
             if not _PATH.match(path):
                 raise ValueError(f"{path!r} is not a dotted XDM path such as person.name.firstName")
         return value
+
+    @property
+    def has_computed(self) -> bool:
+        """True when any field is a computed attribute (the lookup then asks for them)."""
+        return any(f.computed for f in self.fields)
 
     def profile_fields(self) -> tuple[str, ...]:
         """The `fields` filter for the entities call: everything the card can show, no more."""

@@ -168,7 +168,7 @@ def build_services(
     metrics = Metrics(version=__version__, mode=settings.slack_mode, demo=demo)
     policy = load_policy(settings.bot_policy_file, demo=demo)
     if settings.demo_sandbox:
-        simulator = simulator or AepSimulator()
+        simulator = simulator or AepSimulator(edition=settings.bot_demo_edition)
         aep_transport = aep_transport or in_process_transport(simulator)
         client_id, client_secret = DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
         api_url = ims_url = DEMO_AEP_URL
@@ -226,6 +226,7 @@ def build_services(
         audience_ttl=settings.bot_cache_audience_ttl,
         demo=demo,
         events_enabled=settings.aep_events_enabled,
+        with_ca=settings.aep_with_ca,
     )
     slack = slack or slack_client(settings)
     slack.metrics = metrics

@@ -60,7 +60,12 @@ class Settings(BaseSettings):
     aep_ims_url: str = "https://ims-na1.adobelogin.com"
     aep_merge_policy_id: str | None = None
     aep_ui_url: str = "https://experience.adobe.com"
-    aep_events_enabled: bool = True
+    # Experience-event lookup is Ultimate-only and must be enabled by Adobe: `auto` finds out
+    # from the first refusal (403/404/422) and asks again an hour later; `true` always asks.
+    aep_events_enabled: Literal["auto", "true", "false"] = "auto"
+    # Send `withCA=true` when the card layout names computed attributes (the older entities
+    # guide documents the flag; the current spec no longer lists it, so it can be turned off).
+    aep_with_ca: bool = True
     # The hub lookup API is meant for low-volume agent use (reference section 8): few in flight.
     aep_max_in_flight: Annotated[int, Field(ge=1, le=100)] = 5
     aep_crm_namespace: str = Field(default="crmid", pattern=r"^[A-Za-z][A-Za-z0-9_.]*$")
@@ -103,6 +108,9 @@ class Settings(BaseSettings):
     # is cut off (Slack sends a whole request at once; a slow client must not hold a connection).
     bot_request_read_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
 
+    # The edition the in-process demo sandbox plays: `prime` refuses experience-event lookups.
+    bot_demo_edition: Literal["ultimate", "prime"] = "ultimate"
+
     # Cache lifetimes in seconds, for the memory and the Redis cache alike.
     bot_cache_profile_ttl: Annotated[float, Field(gt=0)] = 60.0
     bot_cache_not_found_ttl: Annotated[float, Field(gt=0)] = 15.0
@@ -112,6 +120,12 @@ class Settings(BaseSettings):
     bot_cache_max_bytes: Annotated[int, Field(ge=1024 * 1024)] = 64 * 1024 * 1024
     # How long a person's recent lookups stay on their App Home, in seconds; 0 turns history off.
     bot_history_ttl: Annotated[float, Field(ge=0)] = 7 * 24 * 3600.0
+
+    @field_validator("aep_events_enabled", "bot_demo_edition", mode="before")
+    @classmethod
+    def _lower_word(cls, value: object) -> object:
+        # `AEP_EVENTS_ENABLED=True` reads as `true`; anything else is refused with the choices.
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("aep_sandbox")
     @classmethod

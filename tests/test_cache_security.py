@@ -110,12 +110,13 @@ async def _command(bot: RunningBot, text: str, *, user: str = "U0MANAGER") -> Re
 
 
 async def _answer_at(bot: RunningBot, response_url: str) -> RecordedCall:
-    """The first post to `response_url`, within the 5 s a person would wait at most."""
+    """The first post to `response_url` that is not a card waiting for its events (whose update
+    follows, once the events are stored), within the 5 s a person would wait at most."""
     path = response_url.removeprefix(bot.slack.url)
     give_up = time.monotonic() + 5
     while time.monotonic() < give_up:
         for call in bot.slack.calls_to("response_url"):
-            if call.path == path:
+            if call.path == path and "Loading recent activity" not in _text(call):
                 return call
         await asyncio.sleep(0.01)
     raise AssertionError(f"nothing reached {path} within 5 s")

@@ -535,7 +535,46 @@ def test_redacted_customer_says_what_was_withheld_in_words(renderer: CardRendere
 
 def test_unavailable_events_are_reported(renderer: CardRenderer) -> None:
     card = renderer.customer_card(redacted_customer(), ctx())
-    assert "Events could not be loaded from Adobe Experience Platform just now." in all_text(card)
+    text = all_text(card)
+    assert "Recent activity could not be read from Adobe Experience Platform just now." in text
+    assert "None recorded" not in text
+
+
+def test_events_on_their_way_are_said_to_be_loading(renderer: CardRenderer) -> None:
+    loading = rich_customer().model_copy(
+        update={"events": (), "events_available": False, "events_status": "loading"}
+    )
+    text = all_text(renderer.customer_card(loading, ctx()))
+    assert "Loading recent activity…" in text and "None recorded" not in text
+
+
+def test_an_organisation_without_events_is_told_and_pointed_to_computed_attributes(
+    renderer: CardRenderer,
+) -> None:
+    computed = CustomerField(
+        label="Orders (30 days)",
+        path="_acme.SystemComputedAttributes.ordersLast30Days",
+        field_class="activity",
+        format="number",
+        section="Activity",
+        value=3,
+        computed=True,
+        as_of=datetime(2026, 12, 2, 6, 0, tzinfo=UTC),
+    )
+    off = rich_customer().model_copy(
+        update={
+            "events": (),
+            "events_available": False,
+            "events_status": "off",
+            "fields": (computed,),
+        }
+    )
+    text = all_text(renderer.customer_card(off, ctx()))
+    assert "Recent activity is not available for this organisation" in text
+    assert "computed attributes" in text
+    assert "*Orders (30 days)*\n3\n_as of Dec 2, 2026, 6:00\u202fAM UTC_" in text
+    modal = renderer.events_modal(off, ctx())
+    assert "not available for this organisation" in json.dumps(modal)
 
 
 def test_card_respects_max_events(renderer: CardRenderer) -> None:
@@ -605,7 +644,7 @@ def test_events_modal_with_300_events_stays_within_100_blocks(renderer: CardRend
     ("customer", "context", "words"),
     [
         (sparse_customer(), ctx(), "No recent events recorded for this customer."),
-        (redacted_customer(), ctx(), "Events could not be loaded"),
+        (redacted_customer(), ctx(), "Recent activity could not be read"),
         (
             redacted_customer(),
             ctx(withheld=frozenset({"activity"})),

@@ -29,8 +29,10 @@ _RANDOM = [
     # relative times depend on today's date, the dataset's dates do not
     (
         re.compile(
-            r"\b(?:in )?\d+ (?:min|h|seconds?|minutes?|hours?|days?|weeks?|months?|years?)"
-            r"(?: ago)?\b|\byesterday\b|\btomorrow\b|\bjust now\b"
+            # relative_time always says "… ago" or "in …": a label such as "(30 days)" stays.
+            r"\bin \d+ (?:min|h|seconds?|minutes?|hours?|days?|weeks?|months?|years?)\b"
+            r"|\b\d+ (?:min|h|seconds?|minutes?|hours?|days?|weeks?|months?|years?) ago\b"
+            r"|\byesterday\b|\btomorrow\b|\bjust now\b"
         ),
         "<when>",
     ),

@@ -303,6 +303,30 @@ def customer() -> Customer:
     )
 
 
+def without_events(status: str) -> Customer:
+    """The customer whose events are loading, off (a Prime organisation) or failed, with an
+    activity field that is a computed attribute."""
+    computed = CustomerField(
+        label={"en": "Orders (30 days)", "nl": "Bestellingen (30 dagen)"},
+        path="_acme.SystemComputedAttributes.ordersLast30Days",
+        field_class="activity",
+        section="Activity",
+        format="number",
+        value=3,
+        computed=True,
+        as_of=NOW - timedelta(hours=6),
+    )
+    return customer().model_copy(
+        update={
+            "events": (),
+            "more_events": False,
+            "events_available": False,
+            "events_status": status,
+            "fields": (*customer().fields, computed),
+        }
+    )
+
+
 def home(reader: Any, *, granted: bool, entries: int) -> dict[str, Any]:
     """An App Home with `entries` recent lookups (one per surface, then a surface unknown)."""
     surfaces = ["private", "mention", "home", "search", "modal", "share", "elsewhere"]
@@ -395,6 +419,11 @@ def test_every_template_renders_in_both_languages(
     payloads = [
         renderer.customer_card(customer(), ctx),
         renderer.events_modal(customer(), ctx),
+        *(
+            render(without_events(status), ctx)
+            for status in ("loading", "off", "failed")
+            for render in (renderer.customer_card, renderer.events_modal)
+        ),
         renderer.picker([("email: a@example.com", "t1"), ("phone: +3161", "t2")], reader=reader),
         renderer.picker([("email: a@example.com", "t1")], reader=reader, found=20, capped=True),
         renderer.share_modal(

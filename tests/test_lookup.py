@@ -40,7 +40,7 @@ from bot.demo.simulator import AepSimulator
 from bot.demo.transport import in_process_transport
 from bot.identity import IdentityRef
 from bot.layout import load_layout
-from bot.lookup import CustomerLookup
+from bot.lookup import CustomerLookup, EventsSwitch
 from bot.settings import DEFAULT_AEP_SCOPES
 from tests.redis_support import CACHE_KEY, RedisProxy, RedisTarget, free_port, isolated_redis
 
@@ -107,6 +107,7 @@ class FakeAep:
     audiences: dict[str, Audience] = field(default_factory=lambda: dict(AUDIENCES))
     listed: Collection[str] = ("aud-1", "aud-2", "aud-3")
     delay: float = 0.0
+    events_delay: float = 0.0
     list_delay: float = 0.0
     profile_error: AepError | None = None
     events_error: AepError | None = None
@@ -122,11 +123,18 @@ class FakeAep:
     deadlines: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
     asked_audiences: list[list[str]] = field(default_factory=list)
     limits: list[int] = field(default_factory=list)
+    with_ca: list[bool] = field(default_factory=list)
 
     async def get_profile(
-        self, ref: IdentityRef, *, fields: Sequence[str] | None = None, deadline: float
+        self,
+        ref: IdentityRef,
+        *,
+        fields: Sequence[str] | None = None,
+        with_ca: bool = False,
+        deadline: float,
     ) -> ProfileEntity:
         self.calls["profile"] += 1
+        self.with_ca.append(with_ca)
         self.deadlines["profile"].append(deadline)
         assert fields and "segmentMembership" in fields and "person.name.firstName" in fields
         await asyncio.sleep(self.delay)
@@ -140,7 +148,7 @@ class FakeAep:
         self.calls["events"] += 1
         self.deadlines["events"].append(deadline)
         self.limits.append(limit)
-        await asyncio.sleep(self.delay)
+        await asyncio.sleep(self.delay + self.events_delay)
         if self.events_error is not None:
             raise self.events_error
         if ref not in self.events:
@@ -187,6 +195,7 @@ def jane_aep(**options: Any) -> FakeAep:
     fake.profiles[JANE] = profile_of("Jane", "Doe", "aud-1", "aud-2")
     fake.events[JANE] = page_of("Pricing", "Home")
     fake.profiles[SAM] = profile_of("Sam", "Sparse")
+    fake.events[SAM] = page_of()
     return fake
 
 
@@ -372,27 +381,67 @@ async def test_profile_errors_propagate_and_are_not_remembered(
     "error",
     [
         CredentialsProblem("Not entitled", status=403),
-        LookupRejected("Experience event lookup not enabled", status=400),
+        ProfileNotFound("no such thing", status=404),
+        LookupRejected("Experience event lookup not enabled", status=422),
     ],
 )
-async def test_events_without_permission_degrade_and_are_remembered(
+async def test_a_refused_events_lookup_turns_events_off_once_and_says_so_in_words(
     memory: DataCache, error: AepError, caplog: pytest.LogCaptureFixture
 ) -> None:
     aep = jane_aep(events_error=error)
     lookup = make_lookup(aep, memory)
-    for _ in range(3):
-        customer = await lookup.lookup(JANE)
-        assert customer.name == "Jane Doe"
-        assert not customer.events_available
-        assert customer.events == ()
+    for ref in (JANE, JANE, SAM):
+        customer = await lookup.lookup(ref)
+        assert customer.events_status == "off"
+        assert not customer.events_available and customer.events == ()
     assert aep.calls["events"] == 1
-    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "Ultimate" in warning.getMessage() and "AEP_EVENTS_ENABLED" in warning.getMessage()
+
+
+async def test_events_turned_off_are_asked_for_again_after_an_hour(memory: DataCache) -> None:
+    aep = jane_aep(events_error=CredentialsProblem("Not entitled", status=403))
+    lookup = make_lookup(aep, memory)
+    now = [0.0]
+    lookup.events = EventsSwitch("auto", clock=lambda: now[0])
+    assert (await lookup.lookup(JANE)).events_status == "off"
+    now[0] = 3599.0
+    assert (await lookup.lookup(SAM)).events_status == "off"
+    assert aep.calls["events"] == 1
+    aep.events_error = None
+    now[0] = 3600.0
+    customer = await lookup.lookup(JANE)
+    assert customer.events_status == "shown"
+    assert [e.detail for e in customer.events] == ["Pricing", "Home"]
+    assert lookup.events.wanted()
+
+
+async def test_with_events_forced_on_a_refusal_is_a_failure_asked_again(
+    memory: DataCache,
+) -> None:
+    aep = jane_aep(events_error=CredentialsProblem("Not entitled", status=403))
+    lookup = make_lookup(aep, memory, events_enabled="true")
+    assert (await lookup.lookup(JANE)).events_status == "failed"
+    assert (await lookup.lookup(JANE)).events_status == "failed"
+    assert aep.calls["events"] == 2
+
+
+async def test_an_events_404_for_a_customer_who_does_not_exist_leaves_events_on(
+    memory: DataCache,
+) -> None:
+    aep = jane_aep()
+    lookup = make_lookup(aep, memory)
+    with pytest.raises(ProfileNotFound):
+        await lookup.lookup(IdentityRef(namespace="email", value="nobody@example.com"))
+    assert lookup.events.wanted()
+    assert (await lookup.lookup(JANE)).events_status == "shown"
 
 
 async def test_events_that_fail_for_now_degrade_and_are_asked_again(memory: DataCache) -> None:
     aep = jane_aep(events_error=AepUnavailable("slow", status=504))
     lookup = make_lookup(aep, memory)
-    assert not (await lookup.lookup(JANE)).events_available
+    customer = await lookup.lookup(JANE)
+    assert customer.events_status == "failed" and not customer.events_available
     aep.events_error = None
     customer = await lookup.lookup(JANE)
     assert customer.events_available
@@ -403,17 +452,51 @@ async def test_events_that_fail_for_now_degrade_and_are_asked_again(memory: Data
 
 async def test_a_profile_without_events_shows_an_empty_timeline(memory: DataCache) -> None:
     aep = jane_aep()
-    customer = await make_lookup(aep, memory).lookup(SAM)  # the fake answers 404 for events
-    assert customer.events_available
+    customer = await make_lookup(aep, memory).lookup(SAM)
+    assert customer.events_status == "shown" and customer.events_available
     assert customer.events == ()
+
+
+async def test_a_soon_lookup_answers_before_late_events_and_brings_them_later(
+    memory: DataCache,
+) -> None:
+    aep = jane_aep(events_delay=0.3)
+    lookup = make_lookup(aep, memory)
+    looked = await lookup.lookup_soon(JANE)
+    assert looked.customer.name == "Jane Doe"
+    assert looked.customer.events_status == "loading" and looked.customer.events == ()
+    assert looked.later is not None
+    assert aep.calls["events"] == 1
+    customer = await looked.later()
+    assert customer.events_status == "shown"
+    assert [e.detail for e in customer.events] == ["Pricing", "Home"]
+    # Both halves were stored: the next lookup is whole from the cache.
+    again = await lookup.lookup_soon(JANE)
+    assert again.later is None and again.customer.events_status == "shown"
+    assert aep.calls == collections.Counter(
+        {"profile": 1, "events": 1, "get_audiences": aep.calls["get_audiences"]}
+    )
+
+
+async def test_a_soon_lookup_whose_late_events_fail_says_so_later(memory: DataCache) -> None:
+    aep = jane_aep(events_delay=0.2, events_error=AepUnavailable("slow", status=504))
+    looked = await make_lookup(aep, memory).lookup_soon(JANE)
+    assert looked.customer.events_status == "loading" and looked.later is not None
+    assert (await looked.later()).events_status == "failed"
+
+
+async def test_a_plain_lookup_waits_for_the_events(memory: DataCache) -> None:
+    aep = jane_aep(events_delay=0.2)
+    customer = await make_lookup(aep, memory).lookup(JANE)
+    assert customer.events_status == "shown" and len(customer.events) == 2
 
 
 async def test_events_disabled_makes_no_events_call(memory: DataCache) -> None:
     aep = jane_aep()
-    lookup = make_lookup(aep, memory, events_enabled=False)
+    lookup = make_lookup(aep, memory, events_enabled="false")
     customer = await lookup.lookup(JANE)
     await lookup.lookup(JANE)
-    assert not customer.events_available
+    assert not customer.events_available and customer.events_status == "off"
     assert aep.calls["events"] == 0
     assert aep.calls["profile"] == 1
 
@@ -994,3 +1077,13 @@ async def test_demo_instances_on_one_redis_share_the_ims_token_and_the_profile(
     finally:
         for stack in stacks:
             await stack.aclose()
+
+
+@pytest.mark.parametrize("setting", [True, False])
+async def test_computed_attributes_are_asked_for_when_the_layout_names_them(
+    memory: DataCache, setting: bool
+) -> None:
+    assert LAYOUT.has_computed
+    aep = jane_aep()
+    await make_lookup(aep, memory, with_ca=setting).lookup(JANE)
+    assert aep.with_ca == [setting]

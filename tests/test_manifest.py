@@ -141,6 +141,8 @@ def test_bot_scopes_are_least_privilege(manifest: dict[str, Any]) -> None:
         "links:write",
         "im:write",
     }
+    # What `python -m bot doctor` checks a token against, and the recording server grants.
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == ids.BOT_SCOPES
     assert "user" not in manifest["oauth_config"]["scopes"]
 
 

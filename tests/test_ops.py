@@ -296,6 +296,7 @@ async def test_the_error_reference_shown_is_the_request_id(
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(bot.services.lookup, "lookup", broken)
+    monkeypatch.setattr(bot.services.lookup, "lookup_soon", broken)
     with captured() as stream:
         await bot.send(command(bot, JANE))
         [answer] = await bot.slack.wait_for("response_url")

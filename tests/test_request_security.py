@@ -315,6 +315,7 @@ async def test_a_verified_request_failing_answers_only_on_a_slack_response_host(
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(bot.services.lookup, "lookup", broken)
+    monkeypatch.setattr(bot.services.lookup, "lookup_soon", broken)
     body = slack_payloads.slash_command(
         text=JANE, user_id="U0MANAGER", channel_id="C0PRIVATE", response_url=trap.url
     )
@@ -368,6 +369,7 @@ async def test_socket_mode_requests_need_no_signature_and_still_get_error_replie
     [card] = await bot.slack.wait_for("response_url")
     assert "Jane Doe" in json.dumps(card.payload)
     monkeypatch.setattr(bot.services.lookup, "lookup", broken)
+    monkeypatch.setattr(bot.services.lookup, "lookup_soon", broken)
     payload["response_url"] = bot.slack.response_url()
     await app.async_dispatch(AsyncBoltRequest(body=payload, mode="socket_mode"))
     [_, failure] = await bot.slack.wait_for("response_url", count=2)

@@ -118,3 +118,29 @@ def test_an_incomplete_slack_setup_names_what_is_missing(
     with pytest.raises(ConfigError) as caught:
         load_settings(_env_file=None)
     assert named in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "mode"), [("auto", "auto"), ("True", "true"), (" false ", "false")]
+)
+def test_events_can_be_auto_on_or_off(monkeypatch: pytest.MonkeyPatch, raw: str, mode: str) -> None:
+    monkeypatch.setenv("AEP_EVENTS_ENABLED", raw)
+    assert load_settings().aep_events_enabled == mode
+
+
+def test_events_are_found_out_by_default_and_a_bad_mode_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = load_settings()
+    assert settings.aep_events_enabled == "auto" and settings.bot_demo_edition == "ultimate"
+    monkeypatch.setenv("AEP_EVENTS_ENABLED", "sometimes")
+    with pytest.raises(ConfigError, match="AEP_EVENTS_ENABLED"):
+        load_settings()
+
+
+def test_the_demo_edition_is_ultimate_or_prime(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_DEMO_EDITION", "Prime")
+    assert load_settings().bot_demo_edition == "prime"
+    monkeypatch.setenv("BOT_DEMO_EDITION", "select")
+    with pytest.raises(ConfigError, match="BOT_DEMO_EDITION"):
+        load_settings()

@@ -122,6 +122,7 @@ async def test_an_unexpected_failure_still_ends_in_a_message(
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(bot.services.lookup, "lookup", broken)
+    monkeypatch.setattr(bot.services.lookup, "lookup_soon", broken)
     await bot.send(command(bot, JANE))
     [answer] = await bot.slack.wait_for("response_url")
     assert "reference" in answer.payload["text"].lower()

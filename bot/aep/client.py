@@ -42,6 +42,9 @@ EVENT_SCHEMA = "_xdm.context.experienceevent"
 
 # Retries of 5xx, timeouts and 429 share one budget of attempts, all inside the caller's deadline.
 _MAX_ATTEMPTS = 4
+# Experience events are optional to a card: one retry at most (a 5xx, a timeout, a 429), so a
+# failing events endpoint costs the person an "events could not be read", not the deadline.
+_EVENTS_MAX_ATTEMPTS = 2
 _BACKOFF_BASE = 0.1
 _BACKOFF_CAP = 2.0
 # Page sizes and bounds: a sandbox holds at most 4000 audiences, a card shows a handful of events.
@@ -222,26 +225,32 @@ class AepClient:
         )
 
     async def get_profile(
-        self, ref: IdentityRef, *, fields: Sequence[str] | None = None, deadline: float
+        self,
+        ref: IdentityRef,
+        *,
+        fields: Sequence[str] | None = None,
+        with_ca: bool = False,
+        deadline: float,
     ) -> ProfileEntity:
         """The merged profile holding `ref`; raises ProfileNotFound when no profile holds it.
 
-        An Email typed with capitals that matches nothing is tried once more in lower case.
+        `with_ca` asks for computed attributes too (`withCA=true`, the entities guide's feature
+        flag). An Email typed with capitals that matches nothing is tried once more in lower case.
         """
         async with self._within(deadline) as budget:
             try:
-                return await self._profile(budget, ref, fields)
+                return await self._profile(budget, ref, fields, with_ca)
             except ProfileNotFound:
                 lowered = _lowered_email(ref)
                 if lowered is None:
                     raise
-            return await self._profile(budget, lowered, fields)
+            return await self._profile(budget, lowered, fields, with_ca)
 
     async def get_events(self, ref: IdentityRef, *, limit: int, deadline: float) -> EventPage:
         """Up to `limit` newest experience events of the profile holding `ref`, newest first.
 
         Follows `_links.next` only as far as needed to fill `limit`; `more` says whether
-        older events exist.
+        older events exist. Each request is retried at most once (events are optional).
         """
         if limit < 1:
             raise ValueError("limit must be at least 1")
@@ -273,7 +282,13 @@ class AepClient:
         skipped = 0
         for _ in range(_MAX_EVENT_PAGES):
             data = await self._request(
-                budget, "GET", url, params=params, endpoint="events", identity=ref
+                budget,
+                "GET",
+                url,
+                params=params,
+                endpoint="events",
+                identity=ref,
+                max_attempts=_EVENTS_MAX_ATTEMPTS,
             )
             page = sansio.parse_event_page(data)
             events.extend(page.events)
@@ -350,7 +365,7 @@ class AepClient:
         await self._http.aclose()
 
     async def _profile(
-        self, budget: _Budget, ref: IdentityRef, fields: Sequence[str] | None
+        self, budget: _Budget, ref: IdentityRef, fields: Sequence[str] | None, with_ca: bool
     ) -> ProfileEntity:
         params = {
             "schema.name": PROFILE_SCHEMA,
@@ -360,6 +375,8 @@ class AepClient:
         if ref.namespace:
             # A profile's entity id (an XID) goes without a namespace (reference 2.2).
             params["entityIdNS"] = ref.namespace
+        if with_ca:
+            params["withCA"] = "true"
         if fields:
             # Platform wants the paths comma-separated with no spaces at all.
             params["fields"] = ",".join("".join(f.split()) for f in fields if f.strip())
@@ -393,8 +410,10 @@ class AepClient:
         json: dict[str, Any] | None = None,
         endpoint: sansio.Endpoint,
         identity: IdentityRef | None = None,
+        max_attempts: int = _MAX_ATTEMPTS,
     ) -> Any:
-        """Send one Platform request, retrying what may pass; return its JSON or raise typed."""
+        """Send one Platform request, retrying what may pass (at most `max_attempts` tries in
+        all); return its JSON or raise typed."""
         attempt = 0
         reauthorised = False
         while True:
@@ -450,7 +469,7 @@ class AepClient:
                 problem = exc
             budget.last_status = problem.status or budget.last_status
             pause = self._pause(problem, attempt)
-            if attempt >= _MAX_ATTEMPTS or pause >= budget.remaining():
+            if attempt >= max_attempts or pause >= budget.remaining():
                 raise problem
             await asyncio.sleep(pause)
             if self._metrics is not None:

@@ -369,6 +369,12 @@ def _forbidden_message(endpoint: Endpoint, error: ErrorBody, said: str) -> str:
     thing = {"audiences": "audiences", "merge_policies": "merge policies"}.get(
         endpoint, "customer profiles"
     )
+    if "sandbox" in (error.message or "").lower():
+        return (
+            f"Platform refused the sandbox {said}. Check that AEP_SANDBOX is the sandbox's name "
+            "(lower case, as in the Experience Platform UI's sandbox switcher) and that the bot's "
+            "Developer Console project has a product profile in that sandbox."
+        )
     return (
         f"Platform refused to read {thing} {said}. The product profile of the bot's "
         f"Developer Console project probably lacks read access to {thing} in this sandbox, or "

@@ -691,6 +691,11 @@ def _build_customer(spec: _Spec, audiences: Mapping[str, dict[str, Any]]) -> Dem
         for code, value in identity_list
     }
     events = _events(rng, spec, locale, ids)
+    if ids.ecid is not None:
+        # Computed from the events, so they agree; contributed with the events' ECID fragment.
+        computed = _computed_attributes(events)
+        _deep_merge(entity, computed)
+        _deep_merge(fragments[_key(ECID, ids.ecid)], computed)
     return DemoCustomer(
         entity_id=xid_for(*primary),
         entity=entity,
@@ -698,6 +703,42 @@ def _build_customer(spec: _Spec, audiences: Mapping[str, dict[str, Any]]) -> Dem
         events=events,
         fragments=fragments,
     )
+
+
+#: When the demo's computed attributes were last evaluated (Adobe refreshes them hourly to
+#: monthly, by lookback window); their values count events up to the reference time.
+CA_EVALUATED_MS = REFERENCE_MS - 6 * 3_600_000
+#: Where the demo tenant's computed attributes sit on the profile (Adobe: the
+#: "SystemComputedAttributes" field group of the union schema; [U] the exact placement).
+COMPUTED_ATTRIBUTES = "SystemComputedAttributes"
+
+
+def _computed_attributes(events: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+    """Activity-class computed attributes as Adobe's functions would give them: COUNT of
+    purchases over 30 days, MOST_RECENT purchase (its time), COUNT of support-page visits over
+    90 days; each `{value, timestamp}` with the time of the last evaluation."""
+
+    def since(days: int) -> list[dict[str, Any]]:
+        return [e for e in events if e["timestamp"] >= REFERENCE_MS - days * _DAY_MS]
+
+    purchases = [e for e in events if e.get("eventType") == "commerce.purchases"]
+    support = [
+        e
+        for e in since(90)
+        if (e.get("web") or {}).get("webPageDetails", {}).get("name") == "Contact support"
+    ]
+    evaluated = rfc3339(CA_EVALUATED_MS)
+    attributes: dict[str, Any] = {
+        "ordersLast30Days": {
+            "value": sum(e.get("eventType") == "commerce.purchases" for e in since(30)),
+            "timestamp": evaluated,
+        },
+        "supportContactsLast90Days": {"value": len(support), "timestamp": evaluated},
+    }
+    if purchases:
+        last = max(e["timestamp"] for e in purchases)
+        attributes["lastPurchase"] = {"value": rfc3339(last), "timestamp": evaluated}
+    return {TENANT: {COMPUTED_ATTRIBUTES: attributes}}
 
 
 def _identities(

@@ -18,7 +18,15 @@ from bot.demo.dataset import (
     DEMO_ORG_ID,
     DEMO_SANDBOX,
 )
-from bot.demo.simulator import FLOOD_BYTES, AepSimulator, Faults, SimResponse, flood_pieces
+from bot.demo.simulator import (
+    EDITIONS,
+    FLOOD_BYTES,
+    AepSimulator,
+    Edition,
+    Faults,
+    SimResponse,
+    flood_pieces,
+)
 from bot.demo.transport import DRIP_INTERVAL_S
 
 DEFAULT_PORT = 8787
@@ -61,7 +69,8 @@ async def start_server(
     """Serve `sim` on host:port (0 picks a free port) until `close()`.
 
     Besides the AEP paths it serves the admin endpoints `POST /__demo/faults`
-    (`{"latency_ms": 200}` and/or `{"add": {"kind": "429", "endpoint": "profile", "count": 1}}`,
+    (`{"latency_ms": 200}`, `{"endpoint_latency_ms": {"events": 600}}` and/or
+    `{"add": {"kind": "429", "endpoint": "profile", "count": 1}}`,
     `add` may also be a list; a 429 takes `retry_after_ms`, a flood `flood_bytes`),
     `GET /__demo/stats` (the counters plus `max_in_flight` and `flood_sent`) and
     `POST /__demo/reset`.
@@ -74,7 +83,11 @@ async def start_server(
         except (ValueError, TypeError, KeyError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         return web.json_response(
-            {"latency_ms": sim.faults.latency_ms, "pending": sim.faults.pending}
+            {
+                "latency_ms": sim.faults.latency_ms,
+                "endpoint_latency_ms": sim.faults.endpoint_latency_ms,
+                "pending": sim.faults.pending,
+            }
         )
 
     async def stats(request: web.Request) -> web.Response:
@@ -161,6 +174,11 @@ def _apply_faults(faults: Faults, settings: Any) -> None:
     staged = Faults(latency_ms=float(settings.get("latency_ms", faults.latency_ms)))
     if staged.latency_ms < 0:
         raise ValueError("latency_ms must not be negative")
+    per_endpoint = settings.get("endpoint_latency_ms", {})
+    if not isinstance(per_endpoint, dict):
+        raise ValueError('"endpoint_latency_ms" takes an object like {"events": 600}')
+    for endpoint, ms in {**faults.endpoint_latency_ms, **per_endpoint}.items():
+        staged.set_latency(str(endpoint), float(ms))
     additions = settings.get("add", [])
     for addition in additions if isinstance(additions, list) else [additions]:
         if not isinstance(addition, dict):
@@ -173,6 +191,7 @@ def _apply_faults(faults: Faults, settings: Any) -> None:
             flood_bytes=int(addition.get("flood_bytes", FLOOD_BYTES)),
         )
     faults.latency_ms = staged.latency_ms
+    faults.endpoint_latency_ms = dict(staged.endpoint_latency_ms)
     faults.extend(staged)
 
 
@@ -190,16 +209,20 @@ def environment_line(url: str) -> str:
     return " ".join(f"{name}={value}" for name, value in settings.items())
 
 
-async def _serve(host: str, port: int, latency_ms: float) -> None:
-    sim = AepSimulator(faults=Faults(latency_ms=latency_ms))
+async def _serve(
+    host: str, port: int, latency_ms: float, events_latency_ms: float | None, edition: Edition
+) -> None:
+    per_endpoint = {} if events_latency_ms is None else {"events": events_latency_ms}
+    sim = AepSimulator(faults=Faults(latency_ms, per_endpoint), edition=edition)
     async with await start_server(sim, host=host, port=port) as server:
-        line = f"Demo AEP sandbox at {server.url} (Ctrl-C stops it); use: "
+        line = f"Demo AEP sandbox ({edition}) at {server.url} (Ctrl-C stops it); use: "
         print(line + environment_line(server.url), flush=True)
         await asyncio.Event().wait()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m bot demo-aep --port N [--latency-ms X]`: serve the demo sandbox until Ctrl-C."""
+    """`python -m bot demo-aep --port N [--latency-ms X] [--events-latency-ms Y]
+    [--edition ultimate|prime]`: serve the demo sandbox until Ctrl-C."""
     parser = argparse.ArgumentParser(
         prog="python -m bot demo-aep",
         description="Serve the demo Adobe Experience Platform sandbox (public demo data).",
@@ -209,11 +232,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--latency-ms", type=float, default=0.0, help="delay added before every answer"
     )
+    parser.add_argument(
+        "--events-latency-ms",
+        type=float,
+        default=None,
+        help="delay before experience-event answers instead (default: --latency-ms)",
+    )
+    parser.add_argument(
+        "--edition",
+        choices=EDITIONS,
+        default="ultimate",
+        help="Real-Time CDP edition to play: prime refuses experience-event lookups",
+    )
     args = parser.parse_args(argv)
-    if args.latency_ms < 0 or not 0 <= args.port <= 65535:
-        parser.error("--latency-ms must not be negative and --port must be 0-65535")
+    if args.latency_ms < 0 or (args.events_latency_ms or 0) < 0 or not 0 <= args.port <= 65535:
+        parser.error("latencies must not be negative and --port must be 0-65535")
     try:
-        asyncio.run(_serve(args.host, args.port, args.latency_ms))
+        asyncio.run(
+            _serve(args.host, args.port, args.latency_ms, args.events_latency_ms, args.edition)
+        )
     except KeyboardInterrupt:
         return 0
     except OSError as exc:

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any, Literal, get_args
 
 from bot.demo.dataset import (
+    COMPUTED_ATTRIBUTES,
     DATASET_BY_NAMESPACE,
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
@@ -29,6 +30,7 @@ from bot.demo.dataset import (
     DEMO_SANDBOX,
     EPOCH_RFC3339,
     NAMESPACES,
+    TENANT,
     DemoCustomer,
     DemoDataset,
     load_dataset,
@@ -39,6 +41,10 @@ from bot.demo.dataset import (
 
 FaultKind = Literal["429", "500", "hang", "malformed", "drip", "503", "deep", "flood"]
 FaultEndpoint = Literal["any", "token", "profile", "events", "audiences"]
+#: Real-Time CDP editions the sandbox can play. Adobe's entities guide: only Ultimate
+#: organisations (that Adobe has enabled) may look experience events up through the API.
+Edition = Literal["ultimate", "prime"]
+EDITIONS: tuple[Edition, ...] = get_args(Edition)
 
 IMS_TOKEN_PATH = "/ims/token/v3"  # noqa: S105 - a URL path, not a password
 ENTITIES_PATH = "/data/core/ups/access/entities"
@@ -93,12 +99,30 @@ class _Fault:
 
 
 class Faults:
-    """Mutable fault settings: `latency_ms` before every Platform and IMS answer, and a queue of
-    one-shot faults that the next matching requests suffer, oldest first."""
+    """Mutable fault settings: `latency_ms` before every Platform and IMS answer (or, for an
+    endpoint named in `endpoint_latency_ms`, that endpoint's own), and a queue of one-shot
+    faults that the next matching requests suffer, oldest first."""
 
-    def __init__(self, latency_ms: float = 0) -> None:
+    def __init__(
+        self, latency_ms: float = 0, endpoint_latency_ms: dict[str, float] | None = None
+    ) -> None:
         self.latency_ms = latency_ms
+        self.endpoint_latency_ms: dict[str, float] = {}
+        for endpoint, ms in (endpoint_latency_ms or {}).items():
+            self.set_latency(endpoint, ms)
         self._queue: list[_Fault] = []
+
+    def set_latency(self, endpoint: str, ms: float) -> None:
+        """Delay every answer of one endpoint by `ms` (instead of `latency_ms`)."""
+        if endpoint not in get_args(FaultEndpoint) or endpoint == "any":
+            raise ValueError(f"unknown endpoint {endpoint!r}; use one of {get_args(FaultEndpoint)}")
+        if ms < 0:
+            raise ValueError("a latency must not be negative")
+        self.endpoint_latency_ms[endpoint] = ms
+
+    def latency_for(self, endpoint: str) -> float:
+        """Milliseconds to wait before answering a request to `endpoint`."""
+        return self.endpoint_latency_ms.get(endpoint, self.latency_ms)
 
     def add(
         self,
@@ -146,8 +170,9 @@ class Faults:
         return sum(fault.remaining for fault in self._queue)
 
     def clear(self) -> None:
-        """Drop every queued fault and the latency."""
+        """Drop every queued fault and the latencies."""
         self.latency_ms = 0
+        self.endpoint_latency_ms.clear()
         self._queue.clear()
 
 
@@ -195,6 +220,18 @@ def _profile_error(status: int, message: str, cause: str | None = None) -> _Prob
         payload["cause"] = cause
     payload["statusCode"] = str(status)
     return _Problem(_json(status, payload))
+
+
+def _events_not_entitled() -> _Problem:
+    # Adobe's entities guide: Prime organisations cannot look experience events up through the
+    # API, and Ultimate ones need Adobe to enable it. [U] The status and body of that refusal
+    # are not documented; this is the Profile ForbiddenError of reference 2.6 (403, code
+    # UPS-ACC-...), the documented answer for an organisation lacking a permission.
+    return _profile_error(
+        403,
+        "UPS-ACC-1000005: Experience event lookup is not enabled for this IMS Org.",
+        "Real-Time CDP Ultimate with event lookup enabled is required",
+    )
 
 
 def _not_found() -> _Problem:
@@ -407,7 +444,13 @@ class AepSimulator:
         *,
         faults: Faults | None = None,
         token_ttl: int = 86399,
+        edition: Edition = "ultimate",
     ) -> None:
+        """`edition` "prime" refuses experience-event lookups as for an organisation that is not
+        entitled to them; "ultimate" answers them."""
+        if edition not in EDITIONS:
+            raise ValueError(f"unknown edition {edition!r}; use one of {EDITIONS}")
+        self.edition = edition
         self.dataset = dataset if dataset is not None else load_dataset()
         self.faults = faults if faults is not None else Faults()
         self.token_ttl = token_ttl
@@ -460,8 +503,9 @@ class AepSimulator:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            if self.faults.latency_ms > 0:
-                await asyncio.sleep(self.faults.latency_ms / 1000)
+            latency = self.faults.latency_for(kind)
+            if latency > 0:
+                await asyncio.sleep(latency / 1000)
             response = self._answer(request, kind, handler)
         finally:
             self.in_flight -= 1
@@ -475,6 +519,8 @@ class AepSimulator:
         try:
             if kind not in ("token", "unknown"):
                 self._check_gateway(request)
+            if kind == "events" and self.edition == "prime":
+                raise _events_not_entitled()
             response = handler(request)
         except _Problem as problem:
             response = problem.response
@@ -661,9 +707,14 @@ class AepSimulator:
         return _Resolved(customer, namespace, value)
 
     def _entry(
-        self, resolved: _Resolved, policy: Mapping[str, Any], fields: list[str] | None
+        self,
+        resolved: _Resolved,
+        policy: Mapping[str, Any],
+        fields: list[str] | None,
+        with_ca: bool = False,
     ) -> dict[str, Any] | None:
-        """The `{entityId, sources, entity, lastModifiedAt}` of a profile under a merge policy."""
+        """The `{entityId, sources, entity, lastModifiedAt}` of a profile under a merge policy;
+        its computed attributes only `with_ca` (the entities guide's `withCA` flag, honoured)."""
         customer = resolved.customer
         if policy["identityGraph"]["type"] == "none":
             fragment = customer.fragment(resolved.namespace, resolved.value)
@@ -676,6 +727,9 @@ class AepSimulator:
             entity_id = customer.entity_id
             sources = sorted({DATASET_BY_NAMESPACE[ns.lower()] for ns, _ in customer.identities})
             entity = customer.entity
+        if not with_ca and COMPUTED_ATTRIBUTES in entity.get(TENANT, {}):
+            tenant = {k: v for k, v in entity[TENANT].items() if k != COMPUTED_ATTRIBUTES}
+            entity = {**entity, TENANT: tenant}
         return {
             "entityId": entity_id,
             "sources": sources,
@@ -700,7 +754,8 @@ class AepSimulator:
             raise _not_found()
         if len(resolved.customer.identities) > MAX_GRAPH_IDENTITIES:
             return _json(422, _too_many_identities(resolved.customer))
-        entry = self._entry(resolved, policy, fields)
+        with_ca = (request.param("withCA") or "").lower() == "true"
+        entry = self._entry(resolved, policy, fields, with_ca)
         if entry is None:
             raise _not_found()
         return _json(200, {entry["entityId"]: entry})
@@ -727,7 +782,8 @@ class AepSimulator:
                     }
                 )
                 continue
-            entry = self._entry(resolved, policy, fields) if resolved is not None else None
+            with_ca = body.get("withCA") is True
+            entry = self._entry(resolved, policy, fields, with_ca) if resolved else None
             if entry is None:
                 # Documented trap: an unknown identity is no 404 but an empty entity at the epoch.
                 xid = xid_for(namespace, entity_id) if namespace else entity_id

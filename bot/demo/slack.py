@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from babel.dates import get_timezone_name
 
-from bot import blockkit
+from bot import blockkit, ids
 from bot.demo.workspace import Workspace, WorkspaceChannel, WorkspaceUser, demo_workspace
 
 __all__ = ["RESPONSE_URL_METHOD", "RecordedCall", "SlackRecorder", "block_problems"]
@@ -103,6 +103,9 @@ class SlackRecorder:
         self._ephemeral_ts: set[str] = set()
         self._views: dict[str, dict[str, Any]] = {}
         self._used_triggers: set[str] = set()
+        #: The scopes the bot token has, sent as Slack sends them on every Web API answer
+        #: (`x-oauth-scopes`); a test takes one away to see what the bot makes of it.
+        self.scopes: set[str] = set(ids.BOT_SCOPES)
         self._methods: dict[str, Callable[[Payload], Answer]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -312,7 +315,8 @@ class SlackRecorder:
             )
         )
         logger.debug("slack %s -> %s %s", method, status, answer.get("error", "ok"))
-        return web.json_response(answer, status=status, headers=headers)
+        sent = {"x-oauth-scopes": ",".join(sorted(self.scopes)), **(headers or {})}
+        return web.json_response(answer, status=status, headers=sent)
 
     # ---- the Web API ----------------------------------------------------------------------------
 

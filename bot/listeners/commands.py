@@ -24,6 +24,9 @@ from bot.services import Services
 
 log = logging.getLogger(__name__)
 
+#: Posts one response_url takes (Slack: five uses within thirty minutes).
+RESPONSE_URL_POSTS = 5
+
 HELP_WORDS = frozenset({"", "help", "?", "-h", "--help"})
 
 
@@ -84,9 +87,16 @@ def register(app: AsyncApp, services: Services) -> None:
                 services, asker, found.refused, surface="private", reader=viewer.reader
             )
             await respond(**refusal, response_type="ephemeral", replace_original=False)
-        await asyncio.gather(
-            *(answer_privately(services, viewer, ref, respond, action="lookup") for ref in shown)
-        )
         note = found.note(services, len(shown), viewer.reader)
+        # A response_url takes five posts: a card comes before its late events only when there
+        # is a post left for every card's update; otherwise each card waits for its events.
+        posts = len(shown) + bool(found.refused) + (note is not None)
+        soon = RESPONSE_URL_POSTS - posts >= len(shown)
+        await asyncio.gather(
+            *(
+                answer_privately(services, viewer, ref, respond, action="lookup", soon=soon)
+                for ref in shown
+            )
+        )
         if note is not None:
             await respond(**note, response_type="ephemeral", replace_original=False)

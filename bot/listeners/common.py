@@ -3,6 +3,7 @@ reaches Slack: answered privately, or posted into a conversation and audited."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.answers import (
     Asker,
+    Card,
     CardRequest,
     Message,
     Viewer,
@@ -115,14 +117,24 @@ async def answer_privately(
     action: PrivateAction,
     refresh: bool = False,
     replace_original: bool = False,
+    soon: bool = True,
 ) -> None:
-    """The card for `ref` as the viewer's own grants allow, or a refusal, answered privately."""
+    """The card for `ref` as the viewer's own grants allow, or a refusal, answered privately.
+
+    With `soon` the card goes as soon as the profile is ready; when its events were late, the
+    card says so and is replaced on the same response_url once they arrive (or fail). Slack
+    honours `replace_original` on the response_url of an interaction with a message; on a slash
+    command's it posts the update as a new message (bolt-python #1268), so the command passes
+    `soon=False` when its five response_url posts would not hold every update."""
     if not viewer.access.classes:
         refusal = await refuse(services, viewer, surface="private", at=action)
         await respond(**refusal, response_type="ephemeral", replace_original=False)
         return
-    card = await private_card(services, viewer, ref, action=action, refresh=refresh)
+    card = await private_card(services, viewer, ref, action=action, refresh=refresh, soon=soon)
     await respond(**card.message, response_type="ephemeral", replace_original=replace_original)
+    if card.later is not None:
+        updated = await card.later()
+        await respond(**updated.message, response_type="ephemeral", replace_original=True)
     if action == "lookup" and card.ok:
         await refresh_home(services, viewer)
 
@@ -141,8 +153,9 @@ async def post_card(
 ) -> bool:
     """Post the card for `request` into a conversation and audit what became of it: posted,
     refused by Slack, or never made (the lookup failed); each failure is told privately with
-    `tell`. True when Slack took the card."""
-    card = await render_card(services, request)
+    `tell`. True when Slack took the card. A card posted before its events arrived is updated
+    in place (chat.update) when they do."""
+    card = await render_card(services, dataclasses.replace(request, soon=True))
     if not card.ok:
         await audit_card(services, asker, card, action=action, surface=surface)
         await tell(card.message)
@@ -151,7 +164,7 @@ async def post_card(
     # the card, for clients that show no Work Objects.
     metadata = {"entities": [card.entity]} if card.entity is not None else None
     try:
-        await client.chat_postMessage(
+        posted = await client.chat_postMessage(
             channel=channel_id, thread_ts=thread_ts, metadata=metadata, **card.message
         )
     except SlackClientError as exc:
@@ -163,6 +176,10 @@ async def post_card(
         await tell(post_failure_notice(services, exc, request.reader))
         return False
     await audit_card(services, asker, card, action=action, surface=surface, outcome="posted")
+    if card.later is not None:
+        await _update_posted(
+            client, card, channel=str(posted.get("channel") or channel_id), ts=posted.get("ts")
+        )
     if action == "lookup":
         await refresh_home(services, None, asker=asker)
     return True
@@ -209,3 +226,16 @@ async def send_direct_message(services: Services, asker: Asker, message: Message
         log.warning("could not send a direct message: %s", failure_code(exc))
         return False
     return True
+
+
+async def _update_posted(client: AsyncWebClient, card: Card, *, channel: str, ts: object) -> None:
+    """Replace a posted card with its version holding the events (same redaction, same
+    readers: nothing more to audit). A failure leaves the card saying events are loading, and
+    a log line says why."""
+    if card.later is None or not isinstance(ts, str) or not ts:
+        return
+    updated = await card.later()
+    try:
+        await client.chat_update(channel=channel, ts=ts, **updated.message)
+    except SlackClientError as exc:
+        log.warning("could not update a posted card with its events: %s", failure_code(exc))

@@ -16,6 +16,7 @@ from bot.aep import client as client_module
 from bot.aep.auth import ImsTokenSource
 from bot.aep.client import AepClient, create_http_client
 from bot.aep.errors import (
+    AepServerError,
     AepUnavailable,
     CredentialsProblem,
     MalformedResponse,
@@ -215,10 +216,25 @@ async def test_429_beyond_the_deadline_is_rate_limited(sandbox: Sandbox) -> None
 
 @pytest.mark.parametrize("kind", ["500", "503"])
 async def test_server_errors_are_retried(sandbox: Sandbox, kind: str) -> None:
-    sandbox.sim.faults.add(kind, endpoint="events", count=2)
+    sandbox.sim.faults.add(kind, endpoint="profile", count=2)
+    profile = await sandbox.aep.get_profile(JANE, deadline=within(3))
+    assert profile.entity
+    assert sandbox.sim.stats["profile"] == 3
+
+
+@pytest.mark.parametrize("kind", ["500", "503"])
+async def test_an_events_server_error_is_retried_once(sandbox: Sandbox, kind: str) -> None:
+    sandbox.sim.faults.add(kind, endpoint="events", count=1)
     page = await sandbox.aep.get_events(JANE, limit=5, deadline=within(3))
     assert len(page.events) == 5
-    assert sandbox.sim.stats["events"] == 3
+    assert sandbox.sim.stats["events"] == 2
+
+
+async def test_events_failing_twice_are_not_asked_a_third_time(sandbox: Sandbox) -> None:
+    sandbox.sim.faults.add("500", endpoint="events", count=2)
+    with pytest.raises(AepServerError):
+        await sandbox.aep.get_events(JANE, limit=5, deadline=within(3))
+    assert sandbox.sim.stats["events"] == 2
 
 
 async def test_ims_outage_is_retried(sandbox: Sandbox) -> None:

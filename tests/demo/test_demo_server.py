@@ -43,7 +43,7 @@ async def test_admin_endpoints_set_faults_report_stats_and_reset(sim: AepSimulat
         headers = await _headers(client)
         settings = {"latency_ms": 5, "add": {"kind": "429", "endpoint": "audiences", "count": 1}}
         answer = await client.post("/__demo/faults", json=settings)
-        assert answer.json() == {"latency_ms": 5, "pending": 1}
+        assert answer.json() == {"latency_ms": 5, "endpoint_latency_ms": {}, "pending": 1}
         assert (
             await client.get(f"/data/core/ups/audiences/{AUDIENCE_ID}", headers=headers)
         ).status_code == 429
@@ -180,3 +180,18 @@ def test_cli_rejects_a_negative_latency() -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--latency-ms", "-5"])
     assert exit_info.value.code == 2
+
+
+async def test_events_can_be_made_slower_than_the_profile() -> None:
+    sim = AepSimulator()
+    async with await start_server(sim, port=0) as server, httpx.AsyncClient() as http:
+        answer = await http.post(
+            f"{server.url}/__demo/faults", json={"endpoint_latency_ms": {"events": 600}}
+        )
+        assert answer.json()["endpoint_latency_ms"] == {"events": 600}
+        assert sim.faults.latency_for("events") == 600 and sim.faults.latency_for("profile") == 0
+        bad = await http.post(
+            f"{server.url}/__demo/faults", json={"endpoint_latency_ms": {"nowhere": 1}}
+        )
+        assert bad.status_code == 400
+        assert sim.faults.latency_for("events") == 600

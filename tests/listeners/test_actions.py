@@ -49,6 +49,7 @@ async def test_more_events_whose_lookup_fails_is_said_in_the_modal_and_audited(
         raise MalformedResponse("Platform answered with an unreadable body")
 
     monkeypatch.setattr(bot.services.lookup, "lookup", malformed)
+    monkeypatch.setattr(bot.services.lookup, "lookup_soon", malformed)
     await click(bot, ids.MORE_EVENTS, button(card, ids.MORE_EVENTS)["value"])
     [updated] = await bot.slack.wait_for("views.update")
     assert "could not read" in json.dumps(updated.payload["view"]).lower()
@@ -94,6 +95,7 @@ async def test_a_share_whose_lookup_fails_is_said_privately_and_audited_as_a_sha
         raise MalformedResponse("Platform answered with an unreadable body")
 
     monkeypatch.setattr(bot.services.lookup, "lookup", malformed)
+    monkeypatch.setattr(bot.services.lookup, "lookup_soon", malformed)
     await submit_share(bot, view)
     calls = await bot.slack.wait_for("response_url", count=2)
     assert "adobe" in calls[-1].payload["text"].lower()
