@@ -789,9 +789,18 @@ async def home_view(services: Services, viewer: Viewer) -> Message:
         entries=tuple(entries),
         demo=services.demo,
         sandbox=settings.aep_sandbox,
-        merge_policy=settings.aep_merge_policy_id,
+        merge_policy=_merge_policy_name(services),
     )
     return services.cards.home(home, reader=viewer.reader)
+
+
+def _merge_policy_name(services: Services) -> str | None:
+    """The merge policy lookups name, as the Home shows it: the configured id, or the sandbox
+    default resolved at start with its name; None before it is known."""
+    policy = services.aep.merge_policy_in_use
+    if policy is None:
+        return services.settings.aep_merge_policy_id
+    return f"{policy.name} ({policy.id})" if policy.name else policy.id
 
 
 async def lookup_card(

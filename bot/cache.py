@@ -172,9 +172,13 @@ class CacheKeys:
         """One audience of the sandbox (its name), or the answer that Platform does not know it."""
         return f"{self.prefix}:audience:{_part(audience_id)}"
 
-    def token(self) -> str:
-        """The IMS access token the instances share."""
-        return f"{self.prefix}:ims-token"
+    def token(self, credential: str = "") -> str:
+        """The IMS access token the instances share, per credential (client id and scopes): two
+        deployments on one Redis with different credentials never share a token."""
+        if not credential:
+            return f"{self.prefix}:ims-token"
+        digest = hashlib.sha256(credential.encode()).hexdigest()[:16]
+        return f"{self.prefix}:ims-token:{digest}"
 
     def lookup_token(self, token: str) -> str:
         """The identity behind an opaque button token."""

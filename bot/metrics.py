@@ -67,12 +67,17 @@ SLACK_METHODS = (
     "auth.test",
     "chat.postEphemeral",
     "chat.postMessage",
+    "chat.unfurl",
+    "chat.update",
     "conversations.info",
     "conversations.members",
+    "conversations.open",
+    "entity.presentDetails",
     "usergroups.list",
     "usergroups.users.list",
     "users.info",
     "views.open",
+    "views.publish",
     "views.update",
 )
 #: The Slack error codes told apart; any other code counts as "other".

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 #: How long /readyz waits for the cache or IMS before it counts them as not answering.
 CHECK_SECONDS = 2.0
+#: After IMS gave no token, /readyz reports that failure for this long without asking IMS again:
+#: the endpoint answers anyone who can reach the port, and must not turn probes into IMS traffic.
+IMS_RECHECK_SECONDS = 30.0
 
 
 @dataclass
@@ -37,6 +40,9 @@ class Readiness:
 
     stopping: bool = False
     socket_connected: Callable[[], Awaitable[bool]] | None = None
+    #: The last time /readyz found IMS giving no token (loop time), and what it said.
+    ims_failed_at: float | None = None
+    ims_problem: str = ""
 
 
 async def readiness(services: Services) -> tuple[bool, dict[str, Any]]:
@@ -59,14 +65,21 @@ async def readiness(services: Services) -> tuple[bool, dict[str, Any]]:
     else:
         # Lookups go on (straight to AEP on a miss), so the bot still serves: ready, degraded.
         checks["cache"] = "degraded: Redis does not answer; answering from this process's memory"
-    try:
-        async with asyncio.timeout(CHECK_SECONDS):
-            await services.tokens.token()
-        checks["ims"] = "demo sandbox" if services.settings.demo_sandbox else "token held"
-    except TimeoutError:
-        problems["ims"] = "Adobe IMS did not give an access token in time"
-    except AepError as exc:
-        problems["ims"] = f"no IMS access token ({exc.cause})"
+    now = asyncio.get_running_loop().time()
+    if state.ims_failed_at is not None and now - state.ims_failed_at < IMS_RECHECK_SECONDS:
+        problems["ims"] = state.ims_problem
+    else:
+        try:
+            async with asyncio.timeout(CHECK_SECONDS):
+                await services.tokens.token()
+            checks["ims"] = "demo sandbox" if services.settings.demo_sandbox else "token held"
+            state.ims_failed_at = None
+        except TimeoutError:
+            problems["ims"] = "Adobe IMS did not give an access token in time"
+        except AepError as exc:
+            problems["ims"] = f"no IMS access token ({exc.cause})"
+        if "ims" in problems:
+            state.ims_failed_at, state.ims_problem = now, problems["ims"]
     audit_problem = services.audit.problem()
     if audit_problem is None:
         checks["audit"] = "writable"

@@ -198,7 +198,7 @@ def build_services(
         client_id=client_id,
         client_secret=SecretStr(client_secret),
         scopes=settings.aep_scopes,
-        store=CacheTokenStore(cache, keys.token()),
+        store=CacheTokenStore(cache, keys.token(f"{client_id}\x00{settings.aep_scopes}")),
         max_response_bytes=settings.aep_max_response_bytes,
         metrics=metrics,
     )

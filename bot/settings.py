@@ -23,10 +23,10 @@ DEFAULT_AEP_SCOPES = (
 #: audience memberships stay well under 1 MB), an event page of at most 100 events (Platform
 #: caps an event at 10 KB: 1 MB), an audience page of 100 definitions. 4 MiB holds each with
 #: room to spare, and five lookups in flight then hold at most 20 MiB of bodies.
+DEFAULT_AEP_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+
 #: The IMS organization of the bundled demo sandbox (bot/demo/).
 DEMO_ORG_ID = "DEMO0000000000000000000@AdobeOrg"
-
-DEFAULT_AEP_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 
 
 class ConfigError(Exception):

@@ -167,3 +167,25 @@ async def test_settings_that_do_not_parse_are_the_first_fail(
     assert await doctor_main([]) == 1
     out = capsys.readouterr().out
     assert out.startswith("FAIL  settings") and "BOT_LOOKUP_DEADLINE" in out
+
+
+async def test_events_switched_off_are_a_warning_without_asking(configured: Any) -> None:
+    status, checks = await run(configured(aep_events_enabled="false"))
+    assert status == 0
+    assert checks["experience events"]["status"] == "WARN"
+    assert "AEP_EVENTS_ENABLED" in checks["experience events"]["detail"]
+
+
+async def test_a_prime_organisation_is_told_events_are_not_available(
+    slack: SlackRecorder, tmp_path: Path
+) -> None:
+    from bot.demo.server import start_server
+
+    server = await start_server(AepSimulator(edition="prime"), port=0)
+    try:
+        status, checks = await run(bot_settings(server.url, slack.api_url, tmp_path))
+    finally:
+        await server.close()
+    assert status == 0
+    assert checks["experience events"]["status"] == "WARN"
+    assert "not available" in checks["experience events"]["detail"]

@@ -67,10 +67,13 @@ async def answer(bot: RunningBot, text: str, user: str = "U0MANAGER") -> Recorde
 
 
 async def audited(bot: RunningBot, count: int) -> None:
-    """Wait until `count` audit records were written (a share is audited after its post)."""
+    """Wait until `count` audit records were written and counted (a share is audited after its
+    post; a record is on disk a moment before the coroutine that wrote it counts it)."""
     for _ in range(500):
         if len(bot.audit()) >= count:
-            return
+            written = value(await scrape(bot), "bot_audit_records_written_total")
+            if written >= count:
+                return
         await asyncio.sleep(0.01)
     raise AssertionError(f"{len(bot.audit())} audit records, expected {count}")
 
@@ -357,6 +360,13 @@ async def test_not_ready_when_ims_is_down(bot: RunningBot) -> None:
     assert set(body["not_ready"]) == {"ims"}
     m = await scrape(bot)
     assert value(m, "bot_ims_token_failures_total") == 1
+    assert value(m, "bot_aep_requests_total", endpoint="token", status_class="5xx") == 1
+    # Anyone who can reach the port may probe /readyz: more probes are no more IMS requests
+    # until the failure is IMS_RECHECK_SECONDS old.
+    for _ in range(5):
+        status, body = await readyz(bot)
+        assert status == 503 and set(body["not_ready"]) == {"ims"}
+    m = await scrape(bot)
     assert value(m, "bot_aep_requests_total", endpoint="token", status_class="5xx") == 1
 
 

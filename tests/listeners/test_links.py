@@ -17,7 +17,7 @@ from bot.demo import payloads as slack_payloads
 from bot.demo.dataset import load_dataset
 from bot.demo.simulator import AepSimulator
 from bot.demo.slack import RecordedCall, SlackRecorder
-from bot.demo.workspace import with_reader
+from bot.demo.workspace import BOT_USER_ID, with_reader
 from tests.support import JANE, RunningBot, button, settle, share, start_bot
 
 
@@ -75,6 +75,26 @@ async def test_a_shared_card_carries_a_work_object_with_only_channel_safe_values
     assert "contact details" in fields["Hidden"].lower()
     # the Block Kit card stays as the message's blocks, with the same redaction
     assert posted.payload["blocks"] and JANE not in json.dumps(posted.payload["blocks"])
+
+
+async def test_a_mention_answer_carries_a_work_object_with_only_channel_safe_values(
+    wo_bot: RunningBot,
+) -> None:
+    # A support agent asks in the private channel (agent, manager and the bot): the channel may
+    # see contact, identifiers and activity, never scores or financial values.
+    body = slack_payloads.app_mention(
+        text=f"<@{BOT_USER_ID}> who is {JANE}?",
+        user_id="U0AGENT",
+        channel_id="C0PRIVATE",
+        event_id="Ev-mention-work-object",
+    )
+    await wo_bot.send(body)
+    [posted] = await wo_bot.slack.wait_for("chat.postMessage")
+    [entity] = posted.payload["metadata"]["entities"]
+    fields = field_text(entity)
+    assert "Email" in fields and "ECID" in fields
+    assert not {"Churn risk", "Lifetime value", "Annual spend"} & fields.keys()
+    assert "22,937" not in json.dumps(entity)  # Jane's lifetime value
 
 
 async def test_with_work_objects_off_a_shared_card_has_no_entity(bot: RunningBot) -> None:
