@@ -178,28 +178,7 @@ def app_home_opened(
     }
     if view is not None:
         event["view"] = view
-    envelope = {
-        "token": VERIFICATION_TOKEN,
-        "team_id": team_id,
-        "context_team_id": team_id,
-        "context_enterprise_id": None,
-        "api_app_id": APP_ID,
-        "event": event,
-        "type": "event_callback",
-        "event_id": event_id or f"Ev{secrets.token_hex(5).upper()}",
-        "event_time": int(float(ts)),
-        "authorizations": [
-            {
-                "enterprise_id": None,
-                "team_id": team_id,
-                "user_id": BOT_USER_ID,
-                "is_bot": True,
-                "is_enterprise_install": False,
-            }
-        ],
-        "is_ext_shared_channel": False,
-    }
-    return json.dumps(envelope)
+    return _event_envelope(event, team_id=team_id, event_id=event_id, event_time=int(float(ts)))
 
 
 def app_mention(
@@ -233,7 +212,29 @@ def app_mention(
     if thread_ts is not None:
         event["thread_ts"] = thread_ts
     channel = _WORKSPACE.channels.get(channel_id)
-    envelope = {
+    return _event_envelope(
+        event,
+        team_id=team_id,
+        event_id=event_id,
+        event_time=int(float(ts)),
+        bot_user_id=bot_user_id,
+        ext_shared=bool(channel and channel.is_ext_shared),
+        event_context=True,
+    )
+
+
+def _event_envelope(
+    event: dict[str, Any],
+    *,
+    team_id: str,
+    event_id: str | None,
+    event_time: int | None = None,
+    bot_user_id: str = BOT_USER_ID,
+    ext_shared: bool = False,
+    event_context: bool = False,
+) -> str:
+    """An `event_callback` JSON envelope around `event`, as Slack sends it in HTTP mode."""
+    envelope: dict[str, Any] = {
         "token": VERIFICATION_TOKEN,
         "team_id": team_id,
         "context_team_id": team_id,
@@ -242,7 +243,7 @@ def app_mention(
         "event": event,
         "type": "event_callback",
         "event_id": event_id or f"Ev{secrets.token_hex(5).upper()}",
-        "event_time": int(float(ts)),
+        "event_time": int(time.time()) if event_time is None else event_time,
         "authorizations": [
             {
                 "enterprise_id": None,
@@ -252,37 +253,11 @@ def app_mention(
                 "is_enterprise_install": False,
             }
         ],
-        "is_ext_shared_channel": bool(channel and channel.is_ext_shared),
-        "event_context": f"4-{secrets.token_urlsafe(24)}",
+        "is_ext_shared_channel": ext_shared,
     }
+    if event_context:
+        envelope["event_context"] = f"4-{secrets.token_urlsafe(24)}"
     return json.dumps(envelope)
-
-
-def _event_envelope(event: dict[str, Any], *, team_id: str, event_id: str | None) -> str:
-    """An `event_callback` JSON envelope around `event`, as Slack sends it in HTTP mode."""
-    return json.dumps(
-        {
-            "token": VERIFICATION_TOKEN,
-            "team_id": team_id,
-            "context_team_id": team_id,
-            "context_enterprise_id": None,
-            "api_app_id": APP_ID,
-            "event": event,
-            "type": "event_callback",
-            "event_id": event_id or f"Ev{secrets.token_hex(5).upper()}",
-            "event_time": int(time.time()),
-            "authorizations": [
-                {
-                    "enterprise_id": None,
-                    "team_id": team_id,
-                    "user_id": BOT_USER_ID,
-                    "is_bot": True,
-                    "is_enterprise_install": False,
-                }
-            ],
-            "is_ext_shared_channel": False,
-        }
-    )
 
 
 def link_shared(
