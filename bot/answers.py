@@ -18,6 +18,7 @@ from bot.cards import (
     CardContext,
     HomeContext,
     HomeEntry,
+    HomeNotice,
     MoreAccess,
     SearchError,
     namespace_label,
@@ -751,10 +752,13 @@ def _history_days(services: Services) -> int:
     return max(1, round(services.history.ttl / 86400))
 
 
-async def home_view(services: Services, viewer: Viewer) -> Message:
+async def home_view(
+    services: Services, viewer: Viewer, *, notice: HomeNotice | None = None
+) -> Message:
     """The viewer's App Home: the Find button, their recent lookups (values their current
     grants no longer cover are withheld), what they see and which groups grant more, and the
-    data source; someone without grants is told how to get access and shown no history."""
+    data source; someone without grants is told how to get access and shown no history.
+    `notice` (at the top) says what could not reach them and what to do."""
     access, asker, person = viewer.access, viewer.asker, viewer.person
     granted = bool(access.classes)
     entries: list[HomeEntry] = []
@@ -790,6 +794,7 @@ async def home_view(services: Services, viewer: Viewer) -> Message:
         demo=services.demo,
         sandbox=settings.aep_sandbox,
         merge_policy=_merge_policy_name(services),
+        notice=notice,
     )
     return services.cards.home(home, reader=viewer.reader)
 

@@ -49,7 +49,7 @@ from bot.formatting import (
 from bot.i18n import N_, Reader
 from bot.layout import DEFAULT_SECTIONS, FIELD_CLASSES, Label, label_text
 from bot.share_metadata import ShareMetadata
-from bot.vocabulary import NoticeKind
+from bot.vocabulary import HomeProblem, NoticeKind
 
 #: Slack refuses messages whose blocks total about 13k characters even under 50 blocks
 #: (`msg_blocks_too_long`, bolt-js #2509, threshold unverified); cards aim to stay below this.
@@ -150,6 +150,16 @@ class MoreAccess:
 
 
 @dataclass(frozen=True)
+class HomeNotice:
+    """A failure said at the top of the App Home, where the person is when a direct message or
+    the search modal did not reach them: what could not be done, and why in the reader's words
+    (from Slack's failure, never customer data)."""
+
+    problem: HomeProblem
+    why: str
+
+
+@dataclass(frozen=True)
 class HomeContext:
     """What one person's App Home shows (see blocks/home.json.j2)."""
 
@@ -166,6 +176,7 @@ class HomeContext:
     demo: bool
     sandbox: str
     merge_policy: str | None
+    notice: HomeNotice | None = None
 
 
 # Field classes in words, for the "... are hidden" line; all plural so one verb fits any list.

@@ -363,6 +363,27 @@ def why_post_failed(exc: SlackClientError, reader: Reader) -> str:
     )
 
 
+#: Refusals of a post that mean the same wherever it goes (the card itself was refused).
+_CARD_ERRORS = frozenset({"msg_too_long", "msg_blocks_too_long", "invalid_blocks"})
+
+
+def why_call_failed(exc: BaseException, reader: Reader) -> str:
+    """Why Slack did not open a direct message, post into it, or open a window, in words (what
+    happened and when to try again; never a bare code). Busy, silent and card refusals read as
+    `why_post_failed` says them; its words about channels do not apply outside one."""
+    if isinstance(exc, SlackBusy | SlackNoAnswer):
+        return why_post_failed(exc, reader)
+    code = failure_code(exc) if isinstance(exc, SlackApiError) else ""
+    if isinstance(exc, SlackApiError) and code in _CARD_ERRORS:
+        return why_post_failed(exc, reader)
+    if not code or code == "slack_error":
+        return reader.gettext("Slack refused it without saying why. Try again in a minute.")
+    return reader.gettext(
+        "Slack refused it (%(code)s). Try again in a minute.",
+        code=code.replace("_", " ").strip()[:80],
+    )
+
+
 def failure_code(exc: BaseException) -> str:
     """A short word for a failed Slack call, safe for a log or audit line (`ratelimited`,
     `no_answer`, Slack's own error code, or the exception's type)."""

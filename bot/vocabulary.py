@@ -47,6 +47,11 @@ NoticeKind = Literal[
     "history_gone",
 ]
 
+#: What could not be done for a person whose answer was to come outside any conversation, said
+#: at the top of their App Home (cards.HomeNotice): the direct message with the card (or the
+#: words) was not taken, or the search modal could not be opened.
+HomeProblem = Literal["dm_failed", "search_unopened"]
+
 #: Where a card is shown: privately to the asker, or shared with everyone in a conversation.
 CardSurface = Literal["private", "shared"]
 

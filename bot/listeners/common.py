@@ -25,11 +25,19 @@ from bot.answers import (
     render_card,
     viewer_of,
 )
+from bot.cards import HomeNotice
 from bot.i18n import Reader
 from bot.identity import IdentityRef
 from bot.services import Services
-from bot.slack_web import SlackBusy, busy_seconds, failure_code, why_post_failed
-from bot.vocabulary import AuditAction, AuditSurface, PostFailed, PrivateAction
+from bot.slack_web import (
+    SlackBusy,
+    SlackNoAnswer,
+    busy_seconds,
+    failure_code,
+    why_call_failed,
+    why_post_failed,
+)
+from bot.vocabulary import AuditAction, AuditSurface, HomeProblem, PostFailed, PrivateAction
 
 log = logging.getLogger(__name__)
 
@@ -185,10 +193,12 @@ async def post_card(
     return True
 
 
-async def publish_home(services: Services, viewer: Viewer) -> None:
-    """Publish the viewer's App Home (views.publish); a failure is logged, never raised: the
-    Home is a convenience and the person's answer has already gone."""
-    view = await home_view(services, viewer)
+async def publish_home(
+    services: Services, viewer: Viewer, *, notice: HomeNotice | None = None
+) -> None:
+    """Publish the viewer's App Home (views.publish), with `notice` at the top when something
+    could not reach them; a failure is logged, never raised (there is nowhere left to say it)."""
+    view = await home_view(services, viewer, notice=notice)
     try:
         await services.slack.for_team(viewer.asker.team_id).views_publish(
             user_id=viewer.asker.user_id, view=view
@@ -211,21 +221,44 @@ async def refresh_home(
     await publish_home(services, viewer or await viewer_of(services, asker))
 
 
-async def send_direct_message(services: Services, asker: Asker, message: Message) -> bool:
+async def say_on_home(
+    services: Services, viewer: Viewer, problem: HomeProblem, exc: BaseException
+) -> None:
+    """Tell the viewer on their App Home what did not reach them (`problem`), why in words
+    (from Slack's failure `exc`) and what to do: for a Home click, a search or the find_customer
+    shortcut there is no conversation and no response_url to say it in."""
+    notice = HomeNotice(problem=problem, why=why_call_failed(exc, viewer.reader))
+    await publish_home(services, viewer, notice=notice)
+
+
+async def send_direct_message(
+    services: Services, asker: Asker, message: Message
+) -> SlackClientError | None:
     """Send `message` to the asker as a direct message from the bot: conversations.open (the
-    im:write scope) names the DM, chat.postMessage posts into it. True when Slack took it."""
+    im:write scope) names the DM, chat.postMessage posts into it. None when Slack took it, else
+    why not (logged)."""
     client = services.slack.for_team(asker.team_id)
     try:
         opened = await client.conversations_open(users=asker.user_id)
         channel = (opened.get("channel") or {}).get("id")
         if not isinstance(channel, str) or not channel:
             log.warning("conversations.open named no conversation")
-            return False
+            return SlackNoAnswer(method="conversations.open", cause="no conversation named")
         await client.chat_postMessage(channel=channel, **message)
     except SlackClientError as exc:
         log.warning("could not send a direct message: %s", failure_code(exc))
-        return False
-    return True
+        return exc
+    return None
+
+
+async def send_or_say_on_home(services: Services, viewer: Viewer, message: Message) -> bool:
+    """Send `message` to the viewer as a direct message; when Slack does not take it, their
+    App Home is published again saying so (say_on_home). True when the message went."""
+    failed = await send_direct_message(services, viewer.asker, message)
+    if failed is None:
+        return True
+    await say_on_home(services, viewer, "dm_failed", failed)
+    return False
 
 
 async def _update_posted(client: AsyncWebClient, card: Card, *, channel: str, ts: object) -> None:

@@ -25,7 +25,8 @@ from bot.listeners.common import (
     interactive_asker,
     publish_home,
     refresh_home,
-    send_direct_message,
+    say_on_home,
+    send_or_say_on_home,
 )
 from bot.services import Services
 from bot.slack_web import failure_code
@@ -50,24 +51,37 @@ def register(app: AsyncApp, services: Services) -> None:
         once in BOT_DEFAULT_LOCALE, then in the opener's language once they are known (Slack
         keeps what was already typed, the inputs keeping their ids)."""
         default = services.default_reader
+        asker = interactive_asker(body)
         try:
             opened = await client.views_open(
                 trigger_id=body["trigger_id"], view=services.cards.search_modal(reader=default)
             )
-            asker = interactive_asker(body)
-            if asker is None:
-                return
-            reader = (await viewer_of(services, asker)).reader
-            view = opened.get("view") or {}
-            if reader.language != default.language and isinstance(view, dict) and view.get("id"):
+        except (SlackClientError, KeyError) as exc:
+            log.warning("could not open the search modal: %s", failure_code(exc))
+            # Neither a Home click nor a global shortcut has a conversation or a response_url
+            # to say it in: the person's Home says it.
+            if asker is not None:
+                await say_on_home(
+                    services, await viewer_of(services, asker), "search_unopened", exc
+                )
+            return
+        if asker is None:
+            return
+        reader = (await viewer_of(services, asker)).reader
+        view = opened.get("view") or {}
+        if reader.language != default.language and isinstance(view, dict) and view.get("id"):
+            try:
                 await client.views_update(
                     view_id=view["id"],
                     hash=view.get("hash"),
                     view=services.cards.search_modal(reader=reader),
                 )
-        except (SlackClientError, KeyError) as exc:
-            # Neither a Home click nor a global shortcut has a response_url to say it on.
-            log.warning("could not open the search modal: %s", failure_code(exc))
+            except SlackClientError as exc:
+                # The modal is open, in BOT_DEFAULT_LOCALE: usable as it is.
+                log.warning(
+                    "could not show the search modal in the opener's language: %s",
+                    failure_code(exc),
+                )
 
     @app.event("app_home_opened")
     async def home_opened(event: dict[str, Any], context: AsyncBoltContext) -> None:
@@ -110,10 +124,9 @@ def register(app: AsyncApp, services: Services) -> None:
             log.warning("search submission without a user refused")
             return
         viewer = await viewer_of(services, asker)
-        await send_direct_message(
-            services, asker, await lookup_card(services, viewer, found, surface="search")
-        )
-        await refresh_home(services, viewer)
+        card = await lookup_card(services, viewer, found, surface="search")
+        if await send_or_say_on_home(services, viewer, card):
+            await refresh_home(services, viewer)
 
     @app.action(ids.HOME_REPLAY)
     async def replay_clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -127,8 +140,8 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         viewer = await viewer_of(services, asker)
         entry_id = str(((body.get("actions") or [{}])[0]).get("value") or "")
-        await send_direct_message(services, asker, await replay(services, viewer, entry_id))
-        await publish_home(services, viewer)
+        if await send_or_say_on_home(services, viewer, await replay(services, viewer, entry_id)):
+            await publish_home(services, viewer)
 
     @app.action(ids.HOME_CLEAR)
     async def clear_clicked(ack: AsyncAck, body: dict[str, Any]) -> None:

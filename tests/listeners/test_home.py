@@ -19,6 +19,7 @@ from bot.console import Console
 from bot.demo import payloads as slack_payloads
 from bot.demo.simulator import AepSimulator
 from bot.demo.slack import RecordedCall, SlackRecorder
+from bot.demo.workspace import with_reader
 from bot.history import HISTORY_SIZE
 from bot.identity import IdentityRef
 from bot.settings import load_settings
@@ -344,6 +345,92 @@ async def test_a_search_for_an_unknown_customer_says_so_in_the_direct_message(
     message = await direct_message(bot)
     assert "No customer profile found" in message.payload["text"]
     assert await bot.services.history.recent("T0DEMO", "U0AGENT") == []
+
+
+DM_FAILED = "could not be sent to you as a direct message"
+UNOPENED = "The search window could not be opened"
+TODO = "If it keeps failing, use /customer in any conversation"
+
+
+async def home_notice(bot: RunningBot, user: str) -> str:
+    """The text of the Home published for `user` after a failure: its notice block first."""
+    [published] = await bot.slack.wait_for("views.publish")
+    assert published.payload["user_id"] == user
+    view = parsed(published.payload["view"])
+    [notice] = [b for b in view["blocks"] if ":warning:" in json.dumps(b)]
+    assert view["blocks"].index(notice) <= 2, "the notice is at the top of the Home"
+    return str(notice["text"]["text"])
+
+
+@pytest.mark.parametrize(
+    ("method", "error", "why"),
+    [
+        ("conversations.open", "user_disabled", "Slack refused it (user disabled). Try again"),
+        ("chat.postMessage", "msg_too_long", "The card was too large for Slack"),
+        ("chat.postMessage", "ratelimited", "Slack is busy right now"),
+    ],
+)
+async def test_a_search_whose_direct_message_fails_says_so_on_the_home(
+    bot: RunningBot, method: str, error: str, why: str
+) -> None:
+    if error == "ratelimited":
+        bot.slack.fail_next(method, error=error, status=429, retry_after=30)
+    else:
+        bot.slack.fail_next(method, error=error)
+
+    response = await bot.send(search_body("U0MANAGER", "CRM-000123"))
+
+    assert response.status_code == 200 and not response.content
+    text = await home_notice(bot, "U0MANAGER")
+    assert DM_FAILED in text and why in text and TODO in text
+    assert "Jane" not in text and "CRM-000123" not in text and error not in text
+    # The card was made, so the lookup is audited as today.
+    record = bot.audit()[-1]
+    assert (record["action"], record["surface"], record["outcome"]) == ("lookup", "search", "shown")
+
+
+async def test_a_replay_whose_direct_message_fails_says_so_on_the_home(bot: RunningBot) -> None:
+    await look_up(bot, JANE, "U0AGENT")
+    [entry] = elements(await open_home(bot, "U0AGENT"), ids.HOME_REPLAY)
+    bot.slack.fail_next("conversations.open", error="cannot_dm_bot")
+
+    await click_home(bot, ids.HOME_REPLAY, entry["value"], "U0AGENT")
+
+    republished = (await bot.slack.wait_for("views.publish", count=2))[-1].payload
+    text = text_of(parsed(republished["view"]))
+    assert DM_FAILED in text and "cannot dm bot" in text and TODO in text
+    assert bot.slack.calls_to("chat.postMessage") == []
+    # The history entry is still there to try again.
+    assert elements(republished["view"], ids.HOME_REPLAY)
+    await settle()
+    assert len(bot.slack.calls_to("views.publish")) == 2
+
+
+async def test_a_find_button_whose_window_does_not_open_says_so_on_the_home(
+    bot: RunningBot,
+) -> None:
+    bot.slack.fail_next("views.open", error="expired_trigger_id")
+
+    await click_home(bot, ids.HOME_FIND, "find", "U0AGENT")
+
+    text = await home_notice(bot, "U0AGENT")
+    assert UNOPENED in text and "expired trigger id" in text and TODO in text
+
+
+async def test_a_find_shortcut_whose_window_does_not_open_says_so_on_the_home_in_dutch(
+    bot: RunningBot,
+) -> None:
+    bot.slack.workspace = with_reader(
+        bot.slack.workspace, "U0AGENT", locale="nl-NL", tz="Europe/Amsterdam"
+    )
+    bot.slack.fail_next("views.open", error="ratelimited", status=429, retry_after=30)
+    body = slack_payloads.global_shortcut(callback_id=ids.FIND_SHORTCUT, user_id="U0AGENT")
+
+    assert (await bot.send(body)).status_code == 200
+
+    text = await home_notice(bot, "U0AGENT")
+    assert "Het zoekvenster kon niet worden geopend" in text and "Slack is nu druk" in text
+    assert "Blijft het mislukken, gebruik dan /customer" in text
 
 
 async def test_the_console_shows_the_home_and_finds_through_the_search_modal() -> None:
