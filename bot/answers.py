@@ -13,8 +13,8 @@ from urllib.parse import quote
 from bot.aep.errors import AepError, RateLimited
 from bot.cards import MODAL_EVENTS, CardContext
 from bot.customer import Customer
-from bot.layout import namespace_class
 from bot.identity import MAX_IDENTITIES, IdentityRef, Refusal, read_identities
+from bot.layout import namespace_class
 from bot.policy import Access, Grants, Person, access_for, how_to_get_access, redact
 from bot.services import Services
 from bot.vocabulary import (

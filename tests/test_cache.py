@@ -74,6 +74,29 @@ def test_keys_are_scoped_to_org_sandbox_and_merge_policy() -> None:
     assert again.profile(JANE) == base.profile(JANE)
 
 
+def test_a_colon_inside_a_key_part_does_not_make_two_keys_collide() -> None:
+    """Each part is escaped: `a:b` + `c` and `a` + `b:c` are two deployments, not one."""
+    one = CacheKeys(org="a:b", sandbox="c", merge_policy=None)
+    two = CacheKeys(org="a", sandbox="b:c", merge_policy=None)
+    assert one.profile(JANE) != two.profile(JANE)
+    assert one.audiences() != two.audiences()
+    keys = CacheKeys(org=ORG, sandbox="prod", merge_policy=None)
+    assert ":" not in keys.audience("a:b").removeprefix(keys.prefix + ":audience:")
+    assert ":" not in keys.lookup_token("t:o:k").removeprefix(keys.prefix + ":ref:")
+    assert ":" not in keys.event("Ev:1").removeprefix(keys.prefix + ":slack-event:")
+    weird = IdentityRef(namespace="a:b", value="x")
+    assert keys.profile(weird).count(":") == keys.profile(JANE).count(":")
+
+
+def test_keys_of_one_value_in_two_namespaces_differ() -> None:
+    keys = CacheKeys(org=ORG, sandbox="prod", merge_policy=None, secret=b"s" * 32)
+    email = IdentityRef(namespace="email", value="x123456")
+    crmid = IdentityRef(namespace="crmid", value="x123456")
+    assert keys.profile(email) != keys.profile(crmid)
+    assert keys.lookup(email, 5) != keys.lookup(email, 50)
+    assert keys.events(email, 5) != keys.events(email, 50)
+
+
 def test_keys_carry_the_version_and_no_identity_value() -> None:
     keys = CacheKeys(org=ORG, sandbox="prod", merge_policy=None)
     built = [
