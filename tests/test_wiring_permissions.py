@@ -23,6 +23,7 @@ from tests.support import (
     RunningBot,
     button,
     click_on,
+    notice_text,
     private_card,
     settle,
     share,
@@ -157,16 +158,56 @@ async def test_view_details_on_a_shared_card_shows_the_clicker_only_their_grants
 async def test_more_events_on_a_shared_card_follows_the_clickers_grants(bot: RunningBot) -> None:
     values = await class_values(bot)
     post = await shared_card(bot)
+    jane_hmac = bot.services.audit.identity_hmac(JANE)
     await click_on(bot, post, ids.MORE_EVENTS, user="U0SALES")  # sales: no activity
     [refused] = await bot.slack.wait_for("views.update")
     assert_shows_exactly(text_of([refused]), values, set(), where="More events for sales")
-    assert bot.audit()[-1]["outcome"] == "events_not_granted"
+    cards = bot.services.cards
+    assert refused.payload["view"] == cards.modal_from_notice(cards.notice("events_not_granted"))
+    record = bot.audit()[-1]
+    assert (record["action"], record["actor"], record["surface"], record["outcome"]) == (
+        "refusal",
+        "U0SALES",
+        "modal",
+        "events_not_granted",
+    )
+    assert (record["namespace"], record["identity_hmac"]) == ("Email", jane_hmac)
+
     await click_on(bot, post, ids.MORE_EVENTS, user="U0AGENT")  # support: activity
     shown = (await bot.slack.wait_for("views.update", count=2))[-1]
     assert any(v in text_of([shown]) for v in values["activity"])
     for cls in MANAGER - SUPPORT:
         assert not any(v in text_of([shown]) for v in values[cls]), cls
-    assert (bot.audit()[-1]["action"], bot.audit()[-1]["actor"]) == ("more_events", "U0AGENT")
+    record = bot.audit()[-1]
+    assert {k: record[k] for k in ("action", "actor", "surface", "outcome", "namespace")} == {
+        "action": "more_events",
+        "actor": "U0AGENT",
+        "surface": "modal",
+        "outcome": "shown",
+        "namespace": "Email",
+    }
+    assert record["identity_hmac"] == jane_hmac
+    assert record["profile_id"]
+    assert "activity" in record["shown"] and set(record["shown"]) <= SUPPORT
+    assert {"scores", "financial"} <= set(record["withheld"])
+
+
+async def test_more_events_clicked_by_someone_without_grants_is_refused_and_audited(
+    bot: RunningBot,
+) -> None:
+    values = await class_values(bot)
+    post = await shared_card(bot)
+    asked = dict(bot.sim.stats)
+    await click_on(bot, post, ids.MORE_EVENTS, user="U0NOBODY")
+    [refused] = await bot.slack.wait_for("views.update")
+    assert_shows_exactly(text_of([refused]), values, set(), where="More events for nobody")
+    assert "@support-team" in text_of([refused])  # says which groups give access
+    assert dict(bot.sim.stats) == asked  # nothing was fetched for them
+    records = [r for r in bot.audit() if r["actor"] == "U0NOBODY"]
+    assert [(r["action"], r["surface"], r["outcome"]) for r in records] == [
+        ("refusal", "modal", "events_not_granted"),
+        ("refusal", "modal", "no_grants:more_events"),
+    ]
 
 
 async def test_refresh_carrying_a_card_of_someone_allowed_more_shows_the_clickers_grants(
