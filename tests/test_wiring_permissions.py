@@ -23,7 +23,6 @@ from tests.support import (
     RunningBot,
     button,
     click_on,
-    notice_text,
     private_card,
     settle,
     share,
