@@ -16,13 +16,15 @@ from bot.demo import payloads as slack_payloads
 from bot.demo.server import start_server
 from bot.demo.simulator import AepSimulator
 from bot.demo.slack import RecordedCall, SlackRecorder
-from bot.identity import IdentityRef
+from bot.identity import IdentityRef, read_identities
 from tests.support import (
     DEFAULT_POLICY,
     JANE,
     RunningBot,
     button,
     click_on,
+    command,
+    notice_text,
     private_card,
     settle,
     share,
@@ -114,6 +116,7 @@ async def test_a_sharer_allowed_less_than_the_readers_shares_only_what_they_may_
     values = await class_values(bot)
     await share(bot, "U0AGENT", "D0MANAGER")
     [post] = await bot.slack.wait_for("chat.postMessage")
+    await bot.slack.wait_for("response_url", count=2)  # "Shared in": the share is audited
     assert_shows_exactly(text_of([post]), values, SUPPORT, where="agent's card in D0MANAGER")
     assert_nowhere_else(bot, caplog, values, SUPPORT)
     [record] = [r for r in bot.audit() if r["action"] == "share"]
@@ -289,6 +292,7 @@ async def test_a_mention_by_someone_not_in_the_member_list_shows_no_more_than_th
         )
     )
     [post] = await bot.slack.wait_for("chat.postMessage")
+    await settle(0.2)  # the post is audited after Slack took it
     expected = SALES & SUPPORT & MANAGER
     assert_shows_exactly(text_of([post]), values, expected, where="mention by a non-member")
     assert_nowhere_else(bot, caplog, values, expected)
@@ -339,3 +343,51 @@ async def test_a_refresh_is_not_answered_by_a_plain_lookup_already_in_flight(
     await bot.services.lookup.lookup(ref, refresh=True)
     await plain
     assert bot.sim.stats["profile"] == 2
+
+
+# --- refusals said in words, and audited -----------------------------------------------------
+
+
+async def test_a_look_alike_identity_is_refused_in_words_audited_and_never_looked_up(
+    bot: RunningBot,
+) -> None:
+    """A Cyrillic letter (U+0430) in an email: not looked up, the person told why, the refusal
+    audited by its reason (never by the text typed)."""
+    look_alike = "j\u0430ne.doe@example.com"
+    response = await bot.send(command(bot, look_alike, user="U0AGENT"))
+    await settle(0.2)
+    answers = [response.json(), *(c.payload for c in bot.slack.calls_to("response_url"))]
+    found = read_identities(look_alike, bot.services.rules)
+    assert found.refused and not found.refs
+    refusal = notice_text(bot, "refused_identity", reasons=" ".join(str(r) for r in found.refused))
+    assert [a["text"] for a in answers if a.get("text") == refusal], answers
+    assert bot.sim.stats["profile"] == 0
+    [record] = bot.audit()
+    assert {k: record[k] for k in ("action", "actor", "channel", "surface", "outcome")} == {
+        "action": "refusal",
+        "actor": "U0AGENT",
+        "channel": "C0PRIVATE",
+        "surface": "private",
+        "outcome": "identity_refused:mixed_script",
+    }
+    assert look_alike not in bot.audit_path.read_text()
+
+
+async def test_a_click_slack_sent_without_a_response_url_is_refused_in_words_where_it_happened(
+    bot: RunningBot,
+) -> None:
+    token = await bot.services.buttons.remember(IdentityRef("email", JANE))
+    await bot.send(
+        slack_payloads.block_action(
+            action_id=ids.REFRESH,
+            value=token,
+            user_id="U0AGENT",
+            channel_id="C0PRIVATE",
+            response_url=None,
+        )
+    )
+    [told] = await bot.slack.wait_for("chat.postEphemeral")
+    assert (told.payload["channel"], told.payload["user"]) == ("C0PRIVATE", "U0AGENT")
+    assert told.payload["text"] == notice_text(bot, "incomplete_request")
+    await settle(0.1)
+    assert bot.sim.stats["profile"] == 0

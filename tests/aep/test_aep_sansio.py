@@ -17,6 +17,7 @@ from bot.aep.errors import (
     ProfileNotFound,
     RateLimited,
     TooManyIdentities,
+    seconds_to_tell,
 )
 from bot.aep.models import ProfileIdentity
 
@@ -488,3 +489,13 @@ def test_audience_bulk_reads_a_list_of_errors_naming_their_ids() -> None:
 def test_audience_bulk_in_the_wrong_shape_is_malformed() -> None:
     with pytest.raises(MalformedResponse):
         sansio.parse_audience_bulk({"nothing": 1})
+
+
+@pytest.mark.parametrize(
+    ("wait", "told"),
+    [(0.0, 1), (0.2, 1), (1.4, 1), (1.6, 2), (30.0, 30), (-1.0, None), (None, None)],
+)
+def test_a_wait_is_told_in_whole_seconds_never_as_zero(
+    wait: float | None, told: int | None
+) -> None:
+    assert seconds_to_tell(wait) == told
