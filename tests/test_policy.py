@@ -289,6 +289,62 @@ def test_roles_given_only_by_id_are_mentioned(tmp_path: Path) -> None:
     )
 
 
+GUESTS_SENTENCE = (
+    "Guests and people from other organizations get access only when the bot's policy names "
+    "them by user id: ask whoever runs the bot."
+)
+
+
+@pytest.mark.parametrize("who", [GUEST, NAMED_GUEST, EXTERNAL], ids=["guest", "ultra", "external"])
+def test_guests_and_people_of_other_orgs_are_told_groups_do_not_help(
+    default: Policy, who: Person
+) -> None:
+    assert how_to_get_access(default, person=who) == GUESTS_SENTENCE
+    assert "@support-team" not in how_to_get_access(default, person=who)
+
+
+def test_several_roles_given_only_by_id_are_named_in_the_plural(tmp_path: Path) -> None:
+    text = "roles:\n  ops: {users: [U0OPS], see: [basic]}\n  audit: {users: [U0A], see: [basic]}\n"
+    assert how_to_get_access(policy_from(tmp_path, text)) == (
+        "Roles ops or audit are given by user id in the bot's policy: ask whoever runs the bot."
+    )
+
+
+def test_explain_person_says_what_they_see_and_whether_they_may_share(default: Policy) -> None:
+    assert explain_person(default, BOSS).split("\n  ")[1:] == [
+        "sees: basic, contact, identifiers, activity, audiences, scores, financial",
+        "may share cards into conversations: yes",
+    ]
+    assert explain_person(default, AGENT).split("\n  ")[1:] == [
+        "sees: basic, contact, identifiers, activity, audiences",
+        "may share cards into conversations: no",
+    ]
+    # How to get access is advice for a person, not for an account Slack would not describe,
+    # a bot or a deactivated account.
+    for who in (UNKNOWN, person("U0BOT", is_bot=True), person("U0GONE", deleted=True)):
+        lines = explain_person(default, who).split("\n  ")
+        assert lines[1:] == ["sees: nothing; asking for a customer gets a refusal"], who
+    assert explain_person(default, NOBODY).split("\n  ")[2] == how_to_get_access(
+        default, person=NOBODY
+    )
+
+
+def test_explain_channel_heads_with_what_a_card_would_show(default: Policy) -> None:
+    shown = explain_channel(default, channel("private", BOSS, AGENT))
+    assert shown.startswith(
+        "C1: cards show basic, contact, identifiers, activity, audiences\n  private channel"
+    )
+    refused = explain_channel(default, channel("private", BOSS, NOBODY))
+    assert refused.startswith("C1: refused\n  private channel: 1 of 2 people may not see")
+
+
+def test_the_people_without_access_are_listed_up_to_five(default: Policy) -> None:
+    five = channel("private", BOSS, *(person(f"U{i}") for i in range(5)))
+    assert "(U0, U1, U2, U3, U4)." in audience_access(default, five).reason
+    six = channel("private", *(person(f"U{i}") for i in range(6)))
+    assert "(U0, U1, U2, U3, U4 and 1 more)." in audience_access(default, six).reason
+
+
 # --- channel audiences ----------------------------------------------------------------------
 
 

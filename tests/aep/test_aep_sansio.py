@@ -499,3 +499,9 @@ def test_a_wait_is_told_in_whole_seconds_never_as_zero(
     wait: float | None, told: int | None
 ) -> None:
     assert seconds_to_tell(wait) == told
+
+
+def test_a_rate_limit_keeps_its_status_and_request_id() -> None:
+    assert (RateLimited("busy").status, RateLimited("busy").request_id) == (429, None)
+    error = RateLimited("busy", retry_after=3.0, status=503, request_id="r-9")
+    assert (error.status, error.request_id, error.retry_after) == (503, "r-9", 3.0)
