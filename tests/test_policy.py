@@ -338,6 +338,27 @@ def test_explain_channel_heads_with_what_a_card_would_show(default: Policy) -> N
     assert refused.startswith("C1: refused\n  private channel: 1 of 2 people may not see")
 
 
+def test_each_channel_refusal_says_why_and_what_to_do(default: Policy) -> None:
+    """The reason a person is told when a card may not go into a conversation."""
+    unseen = Channel(channel_id="C1", kind="private", external=False, inspectable=False)
+    connect = channel("private", BOSS, external=True)
+    empty = channel("private")
+    assert [audience_access(default, c).reason for c in (unseen, connect, empty)] == [
+        "The bot cannot see who is in this conversation (unknown error), so it posts no "
+        "customer data there. Ask for the card privately instead.",
+        "Slack Connect private channel: people from other organizations can read it, and this "
+        "bot's policy never posts customer data there. Ask for the card privately instead.",
+        "private channel: the bot found no people in it to size a card for. Ask for the card "
+        "privately instead.",
+    ]
+    assert audience_access(default, channel("im", BOSS)).reason.startswith(
+        "direct message, 1 person:"
+    )
+    assert audience_access(default, channel("im", BOSS, AGENT)).reason.startswith(
+        "direct message, 2 people:"
+    )
+
+
 def test_the_people_without_access_are_listed_up_to_five(default: Policy) -> None:
     five = channel("private", BOSS, *(person(f"U{i}") for i in range(5)))
     assert "(U0, U1, U2, U3, U4)." in audience_access(default, five).reason
