@@ -359,6 +359,30 @@ def test_each_channel_refusal_says_why_and_what_to_do(default: Policy) -> None:
     )
 
 
+def test_each_share_refusal_says_why(tmp_path: Path) -> None:
+    nobody_shares = policy_from(tmp_path, "roles:\n  a: {users: [U0ONE], see: [basic]}\n")
+    refused = share_access(nobody_shares, person("U0ONE"), channel("private", person("U0ONE")))
+    assert refused.refused
+    assert refused.reason == "This bot's policy lets no one share cards into conversations."
+    text = (
+        "roles:\n"
+        "  lead: {usergroups: [leads, heads], see: [scores], share: true}\n"
+        "  ops: {users: [U0ONE], see: [scores], share: true}\n"
+        "  rep: {users: [U0TWO], see: [basic]}\n"
+    )
+    policy = policy_from(tmp_path, text)
+    rep = share_access(policy, person("U0TWO"), channel("private", person("U0TWO")))
+    assert rep.reason == (
+        "Only role lead (@leads, @heads) or ops (named by user id) may share cards into "
+        "conversations."
+    )
+    disjoint = share_access(policy, person("U0ONE"), channel("private", person("U0TWO")))
+    assert (disjoint.refused, disjoint.reason) == (
+        True,
+        "The readers of this conversation may see nothing you may see.",
+    )
+
+
 def test_the_people_without_access_are_listed_up_to_five(default: Policy) -> None:
     five = channel("private", BOSS, *(person(f"U{i}") for i in range(5)))
     assert "(U0, U1, U2, U3, U4)." in audience_access(default, five).reason
