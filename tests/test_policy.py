@@ -329,6 +329,27 @@ def test_explain_person_says_what_they_see_and_whether_they_may_share(default: P
     )
 
 
+def test_why_a_person_sees_what_they_see(default: Policy, tmp_path: Path) -> None:
+    """The first line of `policy explain` for a person: the rule that decided."""
+    whys = {
+        "U0GONE": (person("U0GONE", deleted=True), "deactivated account: no access"),
+        "U0BOT": (person("U0BOT", is_bot=True), "bots and apps get no customer data"),
+        "U0HIDDEN": (UNKNOWN, "Slack would not describe this account to the bot: no access"),
+        "U0EXT": (
+            EXTERNAL,
+            "account of another organization: such accounts see customer data only when the "
+            "policy names them by user id",
+        ),
+        "U0BOTH": (BOTH, "role support (user group @support-team); role sales (user group @sales)"),
+    }
+    for user_id, (who, why) in whys.items():
+        assert access_for(default, who).why == why, user_id
+        assert explain_person(default, who).startswith(f"{user_id}: {why}\n"), user_id
+    text = "roles:\n  ops: {users: [U0OPS], usergroups: [ops, sre], see: [basic]}\n"
+    ops = access_for(policy_from(tmp_path, text), person("U0OPS", "ops", "sre"))
+    assert ops.why == "role ops (user id U0OPS, user group @ops, user group @sre)"
+
+
 def test_explain_channel_heads_with_what_a_card_would_show(default: Policy) -> None:
     shown = explain_channel(default, channel("private", BOSS, AGENT))
     assert shown.startswith(
@@ -636,6 +657,23 @@ def test_withheld_lists_only_classes_that_had_data() -> None:
     redacted = redact(bare, frozenset({"basic"}))
     assert "audiences" not in redacted.withheld and "activity" not in redacted.withheld
     assert "financial" in redacted.withheld
+
+
+def test_a_name_alone_or_events_alone_count_as_data_shown_or_withheld() -> None:
+    """The audit's shown and withheld lists: a name is basic data, events (on this page or
+    beyond it) are activity, whatever else the profile holds."""
+    full = make_customer()
+    name_only = full.model_copy(
+        update={"fields": (), "identities": (), "audiences": (), "events": (), "more_events": False}
+    )
+    assert redact(name_only, frozenset({"basic"})).shown == {"basic"}
+    assert redact(name_only, frozenset()).withheld == {"basic"}
+    nameless = full.model_copy(update={"name": None, "fields": ()})
+    assert "basic" not in redact(nameless, frozenset(FIELD_CLASSES)).shown
+    paged_only = full.model_copy(update={"events": (), "more_events": True})
+    assert "activity" in redact(paged_only, frozenset()).withheld
+    page_only = full.model_copy(update={"more_events": False})
+    assert "activity" in redact(page_only, frozenset({"activity"})).shown
 
 
 def test_sensitive_fields_only_for_roles_that_list_sensitive(tmp_path: Path) -> None:
