@@ -327,6 +327,7 @@ def test_explain_person_says_what_they_see_and_whether_they_may_share(default: P
     assert explain_person(default, NOBODY).split("\n  ")[2] == how_to_get_access(
         default, person=NOBODY
     )
+    assert explain_person(default, GUEST).split("\n  ")[2] == GUESTS_SENTENCE
 
 
 def test_why_a_person_sees_what_they_see(default: Policy, tmp_path: Path) -> None:

@@ -391,3 +391,22 @@ async def test_a_click_slack_sent_without_a_response_url_is_refused_in_words_whe
     assert told.payload["text"] == notice_text(bot, "incomplete_request")
     await settle(0.1)
     assert bot.sim.stats["profile"] == 0
+
+
+async def test_a_look_alike_beside_a_real_identity_is_refused_and_the_real_one_answered(
+    bot: RunningBot,
+) -> None:
+    look_alike = "j\u0430ne.doe@example.com"
+    await bot.send(command(bot, f"{look_alike} {JANE}", user="U0AGENT"))
+    calls = await bot.slack.wait_for("response_url", count=2)
+    refused = read_identities(look_alike, bot.services.rules).refused
+    refusal = notice_text(bot, "refused_identity", reasons=" ".join(str(r) for r in refused))
+    assert [c.payload["text"] for c in calls].count(refusal) == 1
+    [record] = [r for r in bot.audit() if r["action"] == "refusal"]
+    assert (record["actor"], record["surface"], record["outcome"]) == (
+        "U0AGENT",
+        "private",
+        "identity_refused:mixed_script",
+    )
+    assert [r["outcome"] for r in bot.audit() if r["action"] == "lookup"] == ["shown"]
+    assert look_alike not in bot.audit_path.read_text()
