@@ -148,6 +148,8 @@ async def test_people_without_grants_are_refused_with_no_aep_call(
     assert "access" in text
     if user == "U0NOBODY":
         assert "@support-team" in text_of([answer])  # says which groups give access
+    else:
+        assert "@support-team" not in text_of([answer])  # a guest: groups give no access
     assert bot.sim.stats["profile"] == 0
     assert_shows_exactly(text_of(outgoing(bot)), values, set(), where=f"refusal for {user}")
     [record] = bot.audit()
