@@ -135,6 +135,13 @@ def all_text(call: RecordedCall) -> str:
     return json.dumps(call.payload, ensure_ascii=False)
 
 
+def notice_text(bot: RunningBot, kind: str, **values: Any) -> str:
+    """The text of the notice `kind` with `values`, as the bot renders it: a test that names
+    which notice a case must produce, whatever its words are in the bot's language."""
+    reader = bot.services.default_reader
+    return str(bot.services.cards.notice(kind, reader=reader, **values)["text"])  # type: ignore[arg-type]
+
+
 def command(bot: RunningBot, text: str, user: str = "U0MANAGER", channel: str = "C0PRIVATE") -> str:
     """A signed-to-be /customer request whose answers go to the recording server."""
     return slack_payloads.slash_command(
@@ -172,6 +179,31 @@ async def click(
         user_id=user,
         channel_id=channel,
         response_url=bot.slack.response_url(),
+        **more,
+    )
+    return await bot.send(body)
+
+
+async def click_on(
+    bot: RunningBot,
+    post: RecordedCall,
+    action_id: str,
+    *,
+    user: str,
+    **more: Any,
+) -> httpx.Response:
+    """A signed click by `user` on the button `action_id` of a message the bot posted
+    (`chat.postMessage`), sent as Slack sends it: the message whole, as Slack keeps it, blocks,
+    `ts` and `thread_ts` included, and the container naming its channel and `ts`."""
+    message = post.response["message"]
+    body = slack_payloads.block_action(
+        action_id=action_id,
+        value=button(post, action_id)["value"],
+        user_id=user,
+        channel_id=post.response["channel"],
+        response_url=bot.slack.response_url(),
+        is_ephemeral=False,
+        message=message,
         **more,
     )
     return await bot.send(body)

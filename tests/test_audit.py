@@ -79,6 +79,30 @@ async def test_no_raw_identity_value_is_written(tmp_path: Path) -> None:
     assert lines(path)[0]["outcome"] == "not_found: [identity]"
 
 
+async def test_a_profile_id_holding_the_identity_value_is_scrubbed(tmp_path: Path) -> None:
+    """Some profile ids embed the identity they were made from: none reaches the audit."""
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(sink=str(path), key=KEY)
+    await record(log, profile_id="profile-JANE.DOE@example.com-01")
+    await log.aclose()
+    assert "jane.doe@example.com" not in path.read_text("utf-8").lower()
+    assert lines(path)[0]["profile_id"] == "profile-[identity]-01"
+
+
+async def test_an_email_in_any_case_has_one_hmac(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(sink=str(path), key=KEY)
+    await record(log, ref=IdentityRef(namespace="Email", value=" Jane.DOE@Example.com"))
+    await record(log, ref=EMAIL)
+    await record(log, ref=IdentityRef(namespace="crmid", value="CRM-000123"))
+    await record(log, ref=IdentityRef(namespace="crmid", value="crm-000123"))
+    await log.aclose()
+    first, second, crm_upper, crm_lower = (r["identity_hmac"] for r in lines(path))
+    assert first == second == log.identity_hmac("jane.doe@example.com")
+    # Only emails are one person in any case; other namespaces keep the value as typed.
+    assert crm_upper == log.identity_hmac("CRM-000123") != crm_lower
+
+
 def test_hmac_is_stable_for_one_key_and_differs_for_another(tmp_path: Path) -> None:
     one = AuditLog(sink="-", key=KEY)
     same = AuditLog(sink="-", key=KEY)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -72,6 +73,53 @@ def test_keys_are_scoped_to_org_sandbox_and_merge_policy() -> None:
         assert other.not_found(JANE) != base.not_found(JANE)
     again = CacheKeys(org=ORG, sandbox="prod", merge_policy="mp-1")
     assert again.profile(JANE) == base.profile(JANE)
+
+
+def test_a_colon_inside_a_key_part_does_not_make_two_keys_collide() -> None:
+    """Each part is escaped: `a:b` + `c` and `a` + `b:c` are two deployments, not one."""
+    one = CacheKeys(org="a:b", sandbox="c", merge_policy=None)
+    two = CacheKeys(org="a", sandbox="b:c", merge_policy=None)
+    assert one.profile(JANE) != two.profile(JANE)
+    assert one.audiences() != two.audiences()
+    keys = CacheKeys(org=ORG, sandbox="prod", merge_policy=None)
+    assert ":" not in keys.audience("a:b").removeprefix(keys.prefix + ":audience:")
+    assert ":" not in keys.lookup_token("t:o:k").removeprefix(keys.prefix + ":ref:")
+    assert ":" not in keys.event("Ev:1").removeprefix(keys.prefix + ":slack-event:")
+    weird = IdentityRef(namespace="a:b", value="x")
+    assert keys.profile(weird).count(":") == keys.profile(JANE).count(":")
+
+
+def test_keys_of_one_value_in_two_namespaces_differ() -> None:
+    keys = CacheKeys(org=ORG, sandbox="prod", merge_policy=None, secret=b"s" * 32)
+    email = IdentityRef(namespace="email", value="x123456")
+    crmid = IdentityRef(namespace="crmid", value="x123456")
+    assert keys.profile(email) != keys.profile(crmid)
+    assert keys.lookup(email, 5) != keys.lookup(email, 50)
+    assert keys.events(email, 5) != keys.events(email, 50)
+
+
+def test_keys_of_identities_are_keyed_hashes_when_a_secret_is_given() -> None:
+    """On Redis the identity part of a key is an HMAC: a plain hash of a phone number is undone
+    by hashing every phone number. Two identities never share a key, with or without one."""
+    jane, john = JANE, IdentityRef(namespace="email", value="john.doe@example.com")
+    plain = CacheKeys(org=ORG, sandbox="prod", merge_policy=None)
+    keyed = CacheKeys(org=ORG, sandbox="prod", merge_policy=None, secret=b"s" * 32)
+    other = CacheKeys(org=ORG, sandbox="prod", merge_policy=None, secret=b"t" * 32)
+    for keys in (plain, keyed):
+        for build in (keys.profile, keys.not_found):
+            assert build(jane) != build(john)
+        for limit_build in (keys.events, keys.lookup):
+            assert limit_build(jane, 5) != limit_build(john, 5)
+    for name in ("profile", "not_found"):
+        built = {getattr(k, name)(jane) for k in (plain, keyed, other)}
+        assert len(built) == 3, name
+    for name in ("events", "lookup"):
+        built = {getattr(k, name)(jane, 5) for k in (plain, keyed, other)}
+        assert len(built) == 3, name
+    unkeyed = hashlib.sha256(f"{jane.namespace}\x00{jane.value}".encode()).hexdigest()
+    assert plain.profile(jane).endswith(f":{jane.namespace}:{unkeyed[:32]}")
+    assert unkeyed[:32] not in keyed.profile(jane)
+    assert len(keyed.profile(jane).rsplit(":", 1)[1]) == 32
 
 
 def test_keys_carry_the_version_and_no_identity_value() -> None:

@@ -290,6 +290,129 @@ def test_roles_given_only_by_id_are_mentioned(tmp_path: Path) -> None:
     )
 
 
+GUESTS_SENTENCE = (
+    "Guests and people from other organizations get access only when the bot's policy names "
+    "them by user id: ask whoever runs the bot."
+)
+
+
+@pytest.mark.parametrize("who", [GUEST, NAMED_GUEST, EXTERNAL], ids=["guest", "ultra", "external"])
+def test_guests_and_people_of_other_orgs_are_told_groups_do_not_help(
+    default: Policy, who: Person
+) -> None:
+    assert how_to_get_access(default, person=who) == GUESTS_SENTENCE
+    assert "@support-team" not in how_to_get_access(default, person=who)
+
+
+def test_several_roles_given_only_by_id_are_named_in_the_plural(tmp_path: Path) -> None:
+    text = "roles:\n  ops: {users: [U0OPS], see: [basic]}\n  audit: {users: [U0A], see: [basic]}\n"
+    assert how_to_get_access(policy_from(tmp_path, text)) == (
+        "Roles ops or audit are given by user id in the bot's policy: ask whoever runs the bot."
+    )
+
+
+def test_explain_person_says_what_they_see_and_whether_they_may_share(default: Policy) -> None:
+    assert explain_person(default, BOSS).split("\n  ")[1:] == [
+        "sees: basic, contact, identifiers, activity, audiences, scores, financial",
+        "may share cards into conversations: yes",
+    ]
+    assert explain_person(default, AGENT).split("\n  ")[1:] == [
+        "sees: basic, contact, identifiers, activity, audiences",
+        "may share cards into conversations: no",
+    ]
+    # How to get access is advice for a person, not for an account Slack would not describe,
+    # a bot or a deactivated account.
+    for who in (UNKNOWN, person("U0BOT", is_bot=True), person("U0GONE", deleted=True)):
+        lines = explain_person(default, who).split("\n  ")
+        assert lines[1:] == ["sees: nothing; asking for a customer gets a refusal"], who
+    assert explain_person(default, NOBODY).split("\n  ")[2] == how_to_get_access(
+        default, person=NOBODY
+    )
+    assert explain_person(default, GUEST).split("\n  ")[2] == GUESTS_SENTENCE
+
+
+def test_why_a_person_sees_what_they_see(default: Policy, tmp_path: Path) -> None:
+    """The first line of `policy explain` for a person: the rule that decided."""
+    whys = {
+        "U0GONE": (person("U0GONE", deleted=True), "deactivated account: no access"),
+        "U0BOT": (person("U0BOT", is_bot=True), "bots and apps get no customer data"),
+        "U0HIDDEN": (UNKNOWN, "Slack would not describe this account to the bot: no access"),
+        "U0EXT": (
+            EXTERNAL,
+            "account of another organization: such accounts see customer data only when the "
+            "policy names them by user id",
+        ),
+        "U0BOTH": (BOTH, "role support (user group @support-team); role sales (user group @sales)"),
+    }
+    for user_id, (who, why) in whys.items():
+        assert access_for(default, who).why == why, user_id
+        assert explain_person(default, who).startswith(f"{user_id}: {why}\n"), user_id
+    text = "roles:\n  ops: {users: [U0OPS], usergroups: [ops, sre], see: [basic]}\n"
+    ops = access_for(policy_from(tmp_path, text), person("U0OPS", "ops", "sre"))
+    assert ops.why == "role ops (user id U0OPS, user group @ops, user group @sre)"
+
+
+def test_explain_channel_heads_with_what_a_card_would_show(default: Policy) -> None:
+    shown = explain_channel(default, channel("private", BOSS, AGENT))
+    assert shown.startswith(
+        "C1: cards show basic, contact, identifiers, activity, audiences\n  private channel"
+    )
+    refused = explain_channel(default, channel("private", BOSS, NOBODY))
+    assert refused.startswith("C1: refused\n  private channel: 1 of 2 people may not see")
+
+
+def test_each_channel_refusal_says_why_and_what_to_do(default: Policy) -> None:
+    """The reason a person is told when a card may not go into a conversation."""
+    unseen = Channel(channel_id="C1", kind="private", external=False, inspectable=False)
+    connect = channel("private", BOSS, external=True)
+    empty = channel("private")
+    assert [audience_access(default, c).reason for c in (unseen, connect, empty)] == [
+        "The bot cannot see who is in this conversation (unknown error), so it posts no "
+        "customer data there. Ask for the card privately instead.",
+        "Slack Connect private channel: people from other organizations can read it, and this "
+        "bot's policy never posts customer data there. Ask for the card privately instead.",
+        "private channel: the bot found no people in it to size a card for. Ask for the card "
+        "privately instead.",
+    ]
+    assert audience_access(default, channel("im", BOSS)).reason.startswith(
+        "direct message, 1 person:"
+    )
+    assert audience_access(default, channel("im", BOSS, AGENT)).reason.startswith(
+        "direct message, 2 people:"
+    )
+
+
+def test_each_share_refusal_says_why(tmp_path: Path) -> None:
+    nobody_shares = policy_from(tmp_path, "roles:\n  a: {users: [U0ONE], see: [basic]}\n")
+    refused = share_access(nobody_shares, person("U0ONE"), channel("private", person("U0ONE")))
+    assert refused.refused
+    assert refused.reason == "This bot's policy lets no one share cards into conversations."
+    text = (
+        "roles:\n"
+        "  lead: {usergroups: [leads, heads], see: [scores], share: true}\n"
+        "  ops: {users: [U0ONE], see: [scores], share: true}\n"
+        "  rep: {users: [U0TWO], see: [basic]}\n"
+    )
+    policy = policy_from(tmp_path, text)
+    rep = share_access(policy, person("U0TWO"), channel("private", person("U0TWO")))
+    assert rep.reason == (
+        "Only roles lead (@leads, @heads) or ops (named by user id) may share cards into "
+        "conversations."
+    )
+    disjoint = share_access(policy, person("U0ONE"), channel("private", person("U0TWO")))
+    assert (disjoint.refused, disjoint.reason) == (
+        True,
+        "The readers of this conversation may see nothing you may see.",
+    )
+
+
+def test_the_people_without_access_are_listed_up_to_five(default: Policy) -> None:
+    five = channel("private", BOSS, *(person(f"U{i}") for i in range(5)))
+    assert "(U0, U1, U2, U3, U4)." in audience_access(default, five).reason
+    six = channel("private", *(person(f"U{i}") for i in range(6)))
+    assert "(U0, U1, U2, U3, U4 and 1 more)." in audience_access(default, six).reason
+
+
 # --- channel audiences ----------------------------------------------------------------------
 
 
@@ -536,6 +659,23 @@ def test_withheld_lists_only_classes_that_had_data() -> None:
     redacted = redact(bare, frozenset({"basic"}))
     assert "audiences" not in redacted.withheld and "activity" not in redacted.withheld
     assert "financial" in redacted.withheld
+
+
+def test_a_name_alone_or_events_alone_count_as_data_shown_or_withheld() -> None:
+    """The audit's shown and withheld lists: a name is basic data, events (on this page or
+    beyond it) are activity, whatever else the profile holds."""
+    full = make_customer()
+    name_only = full.model_copy(
+        update={"fields": (), "identities": (), "audiences": (), "events": (), "more_events": False}
+    )
+    assert redact(name_only, frozenset({"basic"})).shown == {"basic"}
+    assert redact(name_only, frozenset()).withheld == {"basic"}
+    nameless = full.model_copy(update={"name": None, "fields": ()})
+    assert "basic" not in redact(nameless, frozenset(FIELD_CLASSES)).shown
+    paged_only = full.model_copy(update={"events": (), "more_events": True})
+    assert "activity" in redact(paged_only, frozenset()).withheld
+    page_only = full.model_copy(update={"more_events": False})
+    assert "activity" in redact(page_only, frozenset({"activity"})).shown
 
 
 def test_sensitive_fields_only_for_roles_that_list_sensitive(tmp_path: Path) -> None:

@@ -9,30 +9,31 @@ from typing import Any
 
 import pytest
 
-from tests.support import JANE, RunningBot, all_text, command, settle, start_bot
+from tests.support import JANE, RunningBot, all_text, command, notice_text, settle, start_bot
 
 
 async def test_unknown_customer_is_said_in_words(bot: RunningBot) -> None:
     await bot.send(command(bot, "nobody.at.all@example.com"))
     [answer] = await bot.slack.wait_for("response_url")
-    assert (
-        "no customer" in answer.payload["text"].lower()
-        or "not find" in answer.payload["text"].lower()
+    assert answer.payload["text"] == notice_text(
+        bot, "not_found", query="Email nobody.at.all@example.com"
     )
 
 
 async def test_graph_too_large_is_explained(bot: RunningBot) -> None:
     await bot.send(command(bot, "big.graph@example.com"))
     [answer] = await bot.slack.wait_for("response_url")
-    assert "50" in all_text(answer) or "too many" in answer.payload["text"].lower()
+    assert answer.payload["text"] == notice_text(
+        bot, "too_many_identities", query="Email big.graph@example.com"
+    )
 
 
 async def test_aep_down_is_explained_not_silent(bot: RunningBot) -> None:
     bot.sim.faults.add("500", endpoint="profile", count=50)
     await bot.send(command(bot, JANE))
     [answer] = await bot.slack.wait_for("response_url", timeout=15)
-    text = answer.payload["text"].lower()
-    assert "adobe experience platform" in text or "try again" in text
+    # Platform answered, with an error every time: a server error, not "cannot reach".
+    assert answer.payload["text"] == notice_text(bot, "server_error", status=500)
 
 
 async def test_rate_limit_longer_than_the_deadline_is_explained(bot: RunningBot) -> None:
@@ -101,7 +102,7 @@ async def test_refused_adobe_credentials_are_explained_without_blaming_the_custo
         [answer] = await slack.wait_for("response_url")
         text = answer.payload["text"].lower()
         assert "credentials" in text
-        assert "admin" in text or "whoever runs" in text
+        assert answer.payload["text"] == notice_text(running, "credentials")
     finally:
         await running.http.aclose()
         await runner.cleanup()

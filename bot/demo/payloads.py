@@ -343,13 +343,21 @@ def block_action(
     block_id: str = "actions",
     view_id: str | None = None,
     private_metadata: str = "",
+    message: dict[str, Any] | None = None,
 ) -> str:
     """A button click body (`payload=<json>`, type `block_actions`).
 
     `container_type="message"` is a click on a message (ephemeral ones carry no `message`);
     `"view"` is a click in a modal or the Home tab: no channel, no message, usually no
     response URL (pass `response_url=None`).
+
+    `message` is the clicked message as Slack keeps it (for example the `message` that
+    `chat.postMessage` answered with): Slack sends it back whole, blocks and all, with a click
+    on a message that is not ephemeral, and its `ts` and `thread_ts` place the click.
     """
+    if message is not None:
+        message_ts = str(message.get("ts") or message_ts)
+        thread_ts = message.get("thread_ts") or thread_ts
     action = {
         "type": "button",
         "action_id": action_id,
@@ -394,7 +402,7 @@ def block_action(
         if channel_id is not None:
             payload["channel"] = {"id": channel_id, "name": _channel_name(channel_id)}
         if not is_ephemeral:
-            message: dict[str, Any] = {
+            clicked: dict[str, Any] = {
                 "type": "message",
                 "subtype": "bot_message",
                 "user": BOT_USER_ID,
@@ -404,10 +412,11 @@ def block_action(
                 "text": "",
                 "ts": message_ts,
                 "blocks": [],
+                **(message or {}),
             }
             if thread_ts is not None:
-                message["thread_ts"] = thread_ts
-            payload["message"] = message
+                clicked["thread_ts"] = thread_ts
+            payload["message"] = clicked
     if response_url is not None:
         payload["response_url"] = response_url
     return _form_payload(payload)

@@ -137,6 +137,28 @@ async def test_ims_refusing_the_credentials_names_the_settings(
     assert CLIENT_SECRET not in caught.value.message
 
 
+async def test_ims_429_is_a_busy_service_not_a_credentials_problem(
+    router: respx.MockRouter, http: httpx.AsyncClient
+) -> None:
+    """IMS throttling the bot says nothing about its credentials: a token still valid is kept
+    in use, and once none is left the failure reads as a busy service."""
+    router.routes["token"].mock(
+        side_effect=[token_answer("first", 86399), httpx.Response(429), httpx.Response(429)]
+    )
+    clock = Clock()
+    tokens = make_tokens(http, clock=clock)
+    start = clock.now
+    assert await tokens.token() == "first"
+    clock.now = start + 86399 - 1800  # inside the refresh window: IMS answers 429
+    assert await tokens.token() == "first"
+    clock.now = start + 86399
+    with pytest.raises(AepUnavailable) as caught:
+        await tokens.token()
+    assert not isinstance(caught.value, CredentialsProblem)
+    assert caught.value.cause != "credentials"
+    assert "AEP_CLIENT" not in caught.value.message
+
+
 async def test_ims_unreachable_is_unavailable(
     router: respx.MockRouter, http: httpx.AsyncClient
 ) -> None:

@@ -19,6 +19,7 @@ from bot.aep.errors import (
     ProfileNotFound,
     RateLimited,
     TooManyIdentities,
+    seconds_to_tell,
 )
 from bot.aep.models import ProfileIdentity
 
@@ -589,3 +590,19 @@ def test_adobes_merge_policy_list_gives_the_default_profile_policy() -> None:
 def test_audience_bulk_in_the_wrong_shape_is_malformed() -> None:
     with pytest.raises(MalformedResponse):
         sansio.parse_audience_bulk({"nothing": 1})
+
+
+@pytest.mark.parametrize(
+    ("wait", "told"),
+    [(0.0, 1), (0.2, 1), (1.4, 1), (1.6, 2), (30.0, 30), (-1.0, None), (None, None)],
+)
+def test_a_wait_is_told_in_whole_seconds_never_as_zero(
+    wait: float | None, told: int | None
+) -> None:
+    assert seconds_to_tell(wait) == told
+
+
+def test_a_rate_limit_keeps_its_status_and_request_id() -> None:
+    assert (RateLimited("busy").status, RateLimited("busy").request_id) == (429, None)
+    error = RateLimited("busy", retry_after=3.0, status=503, request_id="r-9")
+    assert (error.status, error.request_id, error.retry_after) == (503, "r-9", 3.0)

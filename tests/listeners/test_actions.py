@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 import pytest
 
 from bot import ids
 from bot.aep.errors import MalformedResponse
+from bot.demo import payloads as slack_payloads
 from bot.identity import IdentityRef
-from tests.support import JANE, RunningBot, button, click, command, settle, submit_share
+from tests.support import (
+    JANE,
+    RunningBot,
+    button,
+    click,
+    command,
+    notice_text,
+    settle,
+    submit_share,
+)
 
 
 async def test_refresh_bypasses_the_cache_and_replaces_the_card(bot: RunningBot) -> None:
@@ -55,12 +66,16 @@ async def test_more_events_whose_lookup_fails_is_said_in_the_modal_and_audited(
     assert "could not read" in json.dumps(updated.payload["view"]).lower()
     [record] = [r for r in bot.audit() if r["action"] == "more_events"]
     assert (record["surface"], record["outcome"]) == ("modal", "malformed")
+    assert (record["namespace"], record["identity_hmac"]) == (
+        "Email",
+        bot.services.audit.identity_hmac(JANE),
+    )
 
 
 async def test_an_expired_button_says_so(bot: RunningBot) -> None:
     await click(bot, ids.REFRESH, "no-such-token")
     [answer] = await bot.slack.wait_for("response_url")
-    assert "expired" in answer.payload["text"].lower() or "again" in answer.payload["text"].lower()
+    assert answer.payload["text"] == notice_text(bot, "expired")
 
 
 async def test_a_modal_slack_would_not_open_is_said_privately(bot: RunningBot) -> None:
@@ -102,3 +117,25 @@ async def test_a_share_whose_lookup_fails_is_said_privately_and_audited_as_a_sha
     assert bot.slack.calls_to("chat.postMessage") == []
     [record] = [r for r in bot.audit() if r["action"] == "share"]
     assert (record["surface"], record["outcome"]) == ("share", "malformed")
+
+
+async def test_a_click_slack_sent_without_a_user_is_refused_in_words_on_its_response_url(
+    bot: RunningBot,
+) -> None:
+    body = slack_payloads.block_action(
+        action_id=ids.REFRESH,
+        value=await bot.services.buttons.remember(IdentityRef(namespace="email", value=JANE)),
+        user_id="U0AGENT",
+        channel_id="C0PRIVATE",
+        response_url=bot.slack.response_url(),
+    )
+    payload = json.loads(parse_qs(body)["payload"][0])
+    del payload["user"]
+    await bot.send(urlencode({"payload": json.dumps(payload)}))
+    [told] = await bot.slack.wait_for("response_url")
+    assert told.payload["text"] == notice_text(bot, "incomplete_request")
+    assert (told.payload["response_type"], told.payload["replace_original"]) == (
+        "ephemeral",
+        False,
+    )
+    assert bot.sim.stats["profile"] == 0

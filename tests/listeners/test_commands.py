@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.support import JANE, RunningBot, all_text, command, settle
+from tests.support import JANE, RunningBot, all_text, command, notice_text, settle
 
 
 async def test_command_acks_at_once_then_answers_privately_with_the_card(bot: RunningBot) -> None:
@@ -15,7 +15,7 @@ async def test_command_acks_at_once_then_answers_privately_with_the_card(bot: Ru
     assert response.status_code == 200
     ack = response.json()
     assert ack["response_type"] == "ephemeral"
-    assert "Looking up" in ack["text"] or "looking up" in ack["text"].lower()
+    assert ack["text"] == notice_text(bot, "looking_up", query="Email jane.doe@example.com")
 
     [card] = await bot.slack.wait_for("response_url")
     assert card.payload["response_type"] == "ephemeral"
