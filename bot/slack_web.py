@@ -1,6 +1,11 @@
 """Slack calls made while a person waits: each has a budget, and Slack's Retry-After is obeyed.
 
-Two ways out to Slack exist, and both go through here:
+Two ways out to Slack exist, and both go through here. Within a person's request (a scope of
+bot.request_id) the budget is counted from when the request arrived, not from when the call
+starts (`time_for`): a call made before the answer gets what is left of the person's deadline,
+and a reply (a response_url post, or a Web API method in REPLY_METHODS) gets at least
+REPLY_FLOOR, so the person always hears within the deadline plus that floor. Outside a request
+(background work) each call gets the whole budget.
 
 - Web API methods, through `BudgetedWebClient` (the one client of the process; the app hands it
   to every listener). A call and its one retry finish within the budget. A method Slack
@@ -49,6 +54,28 @@ MAX_RETRY_AFTER = 300.0
 
 #: When Slack says 429 without a (readable) Retry-After, wait this long, as slack_sdk does.
 DEFAULT_RETRY_AFTER = 1.0
+
+#: A reply still gets this many seconds (capped by the budget) when the person's deadline is used
+#: up: a lookup that took the whole deadline must still be able to say that AEP did not answer.
+#: So a person hears within the deadline plus this: long enough for a healthy Slack to take a
+#: post (and, for a response_url, one retry), short enough to stay a few seconds.
+REPLY_FLOOR = 3.0
+
+#: Web API methods that deliver the answer itself (a card, a notice, an unfurl, the Home tab, a
+#: modal's content): replies, which get REPLY_FLOOR. Every other method (users.info,
+#: usergroups.list, conversations.*, views.open) is asked before the answer and gets only what is
+#: left of the deadline.
+REPLY_METHODS = frozenset(
+    {
+        "chat.postMessage",
+        "chat.postEphemeral",
+        "chat.update",
+        "chat.unfurl",
+        "views.update",
+        "views.publish",
+        "entity.presentDetails",
+    }
+)
 
 #: response_url answers worth one more try: Slack's side failed, or the URL was not found yet.
 _RETRY_STATUSES = frozenset({404, 500, 502, 503, 504})
@@ -100,6 +127,20 @@ class RateLimits:
         seconds = min(max(seconds, 0.0), MAX_RETRY_AFTER)
         until = self._clock() + seconds
         self._until[method] = max(until, self._until.get(method, until))
+
+
+def time_for(budget: float, *, reply: bool) -> float:
+    """Seconds one Slack call may take, with `budget` the person's deadline (and the ceiling of
+    any one call). Within a person's request the deadline counts from the request's arrival: a
+    call before the answer gets what is left (0 or less when nothing is), a reply at least
+    REPLY_FLOOR. Background work (no request, or the background's own scope) gets `budget`."""
+    scope = request_id.current()
+    if scope is None or scope.surface == "background":
+        return budget
+    left = scope.started + budget - time.monotonic()
+    if reply:
+        return min(budget, max(left, 0.0) + REPLY_FLOOR)
+    return min(budget, left)
 
 
 def retry_after(headers: Mapping[str, Any] | None) -> float:
@@ -178,7 +219,12 @@ class BudgetedWebClient(AsyncWebClient):
 
     async def _call_within_budget(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.budget
+        seconds = time_for(self.budget, reply=api_method in REPLY_METHODS)
+        if seconds <= 0 and self.limits.wait(api_method) <= 0:
+            # The person's deadline is spent (a held method still says it is busy, below): not
+            # called, so the answer they are owed goes out now, in words.
+            raise SlackNoAnswer(method=api_method, cause="no time left")
+        deadline = loop.time() + seconds
         failure: SlackClientError = SlackNoAnswer(method=api_method, cause="not called")
         for _ in range(2):
             wait = self.limits.wait(api_method)
@@ -216,7 +262,9 @@ async def send_to_response_url(
     reference: str | None = None,
     allowed: Callable[[str], bool],
 ) -> bool:
-    """POST `message` to a response_url within `budget` seconds; True when Slack took it.
+    """POST `message` to a response_url within `budget` seconds (at most: within a person's
+    request, what is left of their deadline but at least REPLY_FLOOR, see `time_for`);
+    True when Slack took it.
 
     The one way the bot writes to a response_url. A 5xx, a 404, a refused connection or a hang
     is tried once more within the budget (each try gets half of it); a failure is logged with
@@ -234,7 +282,7 @@ async def send_to_response_url(
             reference,
         )
         return False
-    attempt_budget = budget / 2
+    attempt_budget = time_for(budget, reply=True) / 2
     problem = "not sent"
     for attempt in (1, 2):
         try:

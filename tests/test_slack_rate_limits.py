@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from bot.demo import payloads as slack_payloads
 from bot.demo.simulator import AepSimulator
 from bot.demo.slack import RESPONSE_URL_METHOD, RecordedCall, SlackRecorder
-from bot.slack_web import MAX_RETRY_AFTER, RateLimits, retry_after
+from bot.slack_web import MAX_RETRY_AFTER, REPLY_FLOOR, RateLimits, retry_after
 from tests.support import RunningBot, settle, start_bot
 
 DEADLINE = 2.0
@@ -163,6 +163,64 @@ async def test_a_rate_limited_conversation_check_of_a_mention_is_told_privately(
     [told] = await bot.slack.wait_for("chat.postEphemeral", timeout=DEADLINE)
     assert BUSY in text_of(told).lower()
     assert bot.slack.calls_to("chat.postMessage") == []
+
+
+# --- one deadline per person, counted from the request's arrival -------------------------------
+
+#: Long enough that Slack's whole-second Retry-After can use most of it and still leave a margin.
+LONG_DEADLINE = 3.0
+
+
+@pytest.fixture
+async def patient_bot(
+    sandbox: tuple[AepSimulator, str], slack: SlackRecorder, tmp_path: Path
+) -> AsyncIterator[RunningBot]:
+    """The whole bot with a three-second lookup deadline."""
+    sim, aep_url = sandbox
+    running, runner = await start_bot(
+        sim, aep_url, slack, tmp_path, bot_lookup_deadline=LONG_DEADLINE
+    )
+    try:
+        yield running
+    finally:
+        await running.http.aclose()
+        await runner.cleanup()
+        await running.services.aclose()
+
+
+async def test_a_retry_after_that_fits_a_fresh_budget_but_not_what_is_left_is_not_slept(
+    patient_bot: RunningBot,
+) -> None:
+    # users.info's 2 s wait fits the 3 s deadline and is slept; usergroups.list then asks for
+    # 2 s more: that fits a call's own budget, not the second left of the person's deadline.
+    bot = patient_bot
+    bot.slack.fail_next("users.info", status=429, retry_after=2)
+    bot.slack.fail_next("usergroups.list", status=429, retry_after=2)
+    await bot.send(command(bot))
+    [busy] = await bot.slack.wait_for(RESPONSE_URL_METHOD, timeout=LONG_DEADLINE + REPLY_FLOOR)
+    assert BUSY in text_of(busy).lower() and "try again" in text_of(busy).lower()
+    assert [c.status for c in bot.slack.calls_to("users.info")] == [429, 200]
+    # Refused, not slept and asked again; and no lookup started that nobody would wait for.
+    assert [c.status for c in bot.slack.calls_to("usergroups.list")] == [429]
+    assert bot.sim.stats["profile"] == 0
+
+
+async def test_a_lookup_that_uses_the_whole_deadline_still_says_so_through_the_response_url(
+    patient_bot: RunningBot,
+) -> None:
+    # Slack's Retry-After takes two of the three seconds, then AEP never answers: by the time
+    # the lookup gives up the person's deadline is spent, and the reply must still go out.
+    bot = patient_bot
+    bot.slack.fail_next("users.info", status=429, retry_after=2)
+    bot.sim.faults.add("hang", endpoint="profile", count=5)
+    await bot.send(command(bot))
+    [answer] = await bot.slack.wait_for(
+        RESPONSE_URL_METHOD, timeout=2 * LONG_DEADLINE + REPLY_FLOOR + 2
+    )
+    assert answer.status == 200
+    assert "did not answer" in text_of(answer)
+    assert [c.status for c in bot.slack.calls_to("users.info")] == [429, 200]
+    assert bot.sim.stats["profile"] >= 1
 
 
 # --- post failures in words (item 6) ------------------------------------------------------------
