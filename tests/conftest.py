@@ -17,7 +17,7 @@ from tests.support import (
     AUDIT_FILES,
     RunningBot,
     personal_values,
-    start_bot,
+    running_bot,
 )
 
 # --- the whole run's logs and audit records are scanned for customer data --------------------
@@ -105,10 +105,5 @@ async def bot(
 ) -> AsyncIterator[RunningBot]:
     """The whole bot: HTTP mode, AEP answered by the sandbox, Slack by the recorder."""
     sim, aep_url = sandbox
-    running, runner = await start_bot(sim, aep_url, slack, tmp_path)
-    try:
+    async with running_bot(sim, aep_url, slack, tmp_path) as running:
         yield running
-    finally:
-        await running.http.aclose()
-        await runner.cleanup()
-        await running.services.aclose()

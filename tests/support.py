@@ -4,7 +4,9 @@ what Slack received. Fixtures live in conftest.py; import helpers from here, nev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,6 +125,20 @@ async def start_bot(
         http=httpx.AsyncClient(timeout=10),
     )
     return bot, runner
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    sim: AepSimulator, aep_url: str, slack: SlackRecorder, tmp_path: Path, **overrides: Any
+) -> AsyncIterator[RunningBot]:
+    """`start_bot` for the length of a `with` block, everything closed afterwards."""
+    running, runner = await start_bot(sim, aep_url, slack, tmp_path, **overrides)
+    try:
+        yield running
+    finally:
+        await running.http.aclose()
+        await runner.cleanup()
+        await running.services.aclose()
 
 
 async def settle(seconds: float = 0.05) -> None:

@@ -23,7 +23,7 @@ from bot.demo import payloads as slack_payloads
 from bot.demo.simulator import AepSimulator
 from bot.demo.slack import RESPONSE_URL_METHOD, RecordedCall, SlackRecorder
 from bot.slack_web import MAX_RETRY_AFTER, REPLY_FLOOR, RateLimits, retry_after
-from tests.support import RunningBot, settle, start_bot
+from tests.support import RunningBot, running_bot, settle
 
 DEADLINE = 2.0
 JANE = "jane.doe@example.com"
@@ -36,13 +36,8 @@ async def bot(
 ) -> AsyncIterator[RunningBot]:
     """The whole bot with a short lookup deadline."""
     sim, aep_url = sandbox
-    running, runner = await start_bot(sim, aep_url, slack, tmp_path, bot_lookup_deadline=DEADLINE)
-    try:
+    async with running_bot(sim, aep_url, slack, tmp_path, bot_lookup_deadline=DEADLINE) as running:
         yield running
-    finally:
-        await running.http.aclose()
-        await runner.cleanup()
-        await running.services.aclose()
 
 
 def command(bot: RunningBot, text: str = JANE, user: str = "U0MANAGER", url: str = "") -> str:
@@ -177,15 +172,10 @@ async def patient_bot(
 ) -> AsyncIterator[RunningBot]:
     """The whole bot with a three-second lookup deadline."""
     sim, aep_url = sandbox
-    running, runner = await start_bot(
+    async with running_bot(
         sim, aep_url, slack, tmp_path, bot_lookup_deadline=LONG_DEADLINE
-    )
-    try:
+    ) as running:
         yield running
-    finally:
-        await running.http.aclose()
-        await runner.cleanup()
-        await running.services.aclose()
 
 
 async def test_a_retry_after_that_fits_a_fresh_budget_but_not_what_is_left_is_not_slept(

@@ -26,9 +26,9 @@ from tests.support import (
     command,
     notice_text,
     private_card,
+    running_bot,
     settle,
     share,
-    start_bot,
     submit_share,
 )
 from tests.test_permissions_e2e import (
@@ -96,13 +96,8 @@ async def support_may_share(tmp_path: Path, slack: SlackRecorder) -> AsyncIterat
     policy.write_text(text)
     sim = AepSimulator()
     server = await start_server(sim, port=0)
-    running, runner = await start_bot(sim, server.url, slack, tmp_path, bot_policy_file=policy)
-    try:
+    async with running_bot(sim, server.url, slack, tmp_path, bot_policy_file=policy) as running:
         yield running
-    finally:
-        await running.http.aclose()
-        await runner.cleanup()
-        await running.services.aclose()
         await server.close()
 
 

@@ -23,7 +23,7 @@ from bot.demo.workspace import with_reader
 from bot.history import HISTORY_SIZE
 from bot.identity import IdentityRef
 from bot.settings import load_settings
-from tests.support import JANE, RunningBot, command, settle, start_bot
+from tests.support import JANE, RunningBot, command, running_bot, settle, start_bot
 
 
 def parsed(view: dict[str, Any]) -> dict[str, Any]:
@@ -196,13 +196,8 @@ async def short_roles_bot(
 ) -> AsyncIterator[RunningBot]:
     """The bot with roles cached for a moment only, so a role removed in Slack counts at once."""
     sim, aep_url = sandbox
-    running, runner = await start_bot(sim, aep_url, slack, tmp_path, bot_cache_slack_ttl=0.05)
-    try:
+    async with running_bot(sim, aep_url, slack, tmp_path, bot_cache_slack_ttl=0.05) as running:
         yield running
-    finally:
-        await running.http.aclose()
-        await runner.cleanup()
-        await running.services.aclose()
 
 
 async def test_a_replay_after_the_role_was_removed_shows_nothing(

@@ -18,7 +18,7 @@ from bot.demo.dataset import load_dataset
 from bot.demo.simulator import AepSimulator
 from bot.demo.slack import RecordedCall, SlackRecorder
 from bot.demo.workspace import BOT_USER_ID, with_reader
-from tests.support import JANE, RunningBot, button, settle, share, start_bot
+from tests.support import JANE, RunningBot, button, running_bot, settle, share
 
 
 @pytest.fixture
@@ -27,13 +27,8 @@ async def wo_bot(
 ) -> AsyncIterator[RunningBot]:
     """The whole bot with BOT_WORK_OBJECTS on."""
     sim, aep_url = sandbox
-    running, runner = await start_bot(sim, aep_url, slack, tmp_path, bot_work_objects=True)
-    try:
+    async with running_bot(sim, aep_url, slack, tmp_path, bot_work_objects=True) as running:
         yield running
-    finally:
-        await running.http.aclose()
-        await runner.cleanup()
-        await running.services.aclose()
 
 
 def jane_link(bot: RunningBot) -> str:
