@@ -33,7 +33,14 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from benchmarks.fault_proxy import Fault, FaultProxy
-from benchmarks.harness import WARMUP_TEXT, distinct_identities, machine, percentile
+from benchmarks.harness import (
+    AUDIT_KEY,
+    SIGNING_SECRET,
+    WARMUP_TEXT,
+    distinct_identities,
+    machine,
+    percentile,
+)
 from benchmarks.processes import (
     ManagedProcess,
     ProcessError,
@@ -45,8 +52,6 @@ from benchmarks.processes import (
 from bot.demo import payloads as slack_payloads
 from bot.demo.slack import RESPONSE_URL_METHOD, RecordedCall, SlackRecorder
 
-SIGNING_SECRET = "bench-signing-secret"
-AUDIT_KEY = "bench-audit-key"
 CHANNEL_ID = "C0SUPPORT"
 # Members of #support whom the demo policy lets look customers up; taken in turn, so that the
 # bot asks Slack about people again and again (with BOT_CACHE_SLACK_TTL below).

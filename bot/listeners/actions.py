@@ -24,6 +24,7 @@ from bot.i18n import Reader
 from bot.identity import IdentityRef
 from bot.listeners.common import (
     answer_privately,
+    answerable_asker,
     interactive_asker,
     post_card,
     private_teller,
@@ -94,22 +95,6 @@ async def open_modal(
 def register(app: AsyncApp, services: Services) -> None:
     """Register the card buttons and the share modal."""
 
-    async def asker_of(body: dict[str, Any]) -> Asker | None:
-        """Who clicked; None (and the click refused in words) when Slack did not say who, or
-        gave no response_url to answer on: every card button answers there."""
-        asker = interactive_asker(body)
-        if asker is None or not body.get("response_url"):
-            await refuse_incomplete(
-                services,
-                surface="button",
-                missing="user" if asker is None else "response_url",
-                response_url=body.get("response_url"),
-                user_id=asker.user_id if asker else None,
-                channel_id=asker.channel_id if asker else None,
-            )
-            return None
-        return asker
-
     async def clicked(
         ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
     ) -> tuple[Asker, IdentityRef] | None:
@@ -117,7 +102,8 @@ def register(app: AsyncApp, services: Services) -> None:
         refused (said in words): no one to answer, or a token that has expired."""
         await ack()
         services.answer_in_progress()
-        asker = await asker_of(body)
+        # Every card button answers on the click's response_url: none, no answer.
+        asker = await answerable_asker(services, body, surface="button")
         if asker is None:
             return None
         ref = await services.buttons.recall(_token(body))
@@ -184,7 +170,8 @@ def register(app: AsyncApp, services: Services) -> None:
         """Ask for a short reason before sharing the card where the lookup happened."""
         await ack()
         services.answer_in_progress()
-        asker = await asker_of(body)
+        # Every card button answers on the click's response_url: none, no answer.
+        asker = await answerable_asker(services, body, surface="button")
         if asker is None:
             return
         viewer = await viewer_of(services, asker)

@@ -82,6 +82,27 @@ async def refuse_incomplete(
             )
 
 
+async def answerable_asker(
+    services: Services, body: dict[str, Any], *, surface: str
+) -> Asker | None:
+    """Who used a shortcut or clicked a button, when the click can be answered: None (and the
+    request refused in words by whatever path works) when Slack did not say who, or gave no
+    response_url to answer on."""
+    asker = interactive_asker(body)
+    response_url = body.get("response_url")
+    if asker is not None and response_url:
+        return asker
+    await refuse_incomplete(
+        services,
+        surface=surface,
+        missing="user" if asker is None else "response_url",
+        response_url=response_url,
+        user_id=asker.user_id if asker else None,
+        channel_id=asker.channel_id if asker else None,
+    )
+    return None
+
+
 def private_teller(
     services: Services,
     client: AsyncWebClient,

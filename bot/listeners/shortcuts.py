@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from bot import ids
 from bot.answers import find_identities, refuse, refuse_identities, viewer_of
 from bot.cards import PICKER_CHOICES
-from bot.listeners.common import answer_privately, interactive_asker, refuse_incomplete
+from bot.listeners.common import answer_privately, answerable_asker
 from bot.services import Services
 
 
@@ -23,16 +23,8 @@ def register(app: AsyncApp, services: Services) -> None:
         """Finds the emails, phones, CRM ids and ECIDs in a message and shows their customers."""
         await ack()
         services.answer_in_progress()
-        asker = interactive_asker(shortcut)
-        if asker is None or not shortcut.get("response_url"):
-            await refuse_incomplete(
-                services,
-                surface="shortcut",
-                missing="user" if asker is None else "response_url",
-                response_url=shortcut.get("response_url"),
-                user_id=asker.user_id if asker else None,
-                channel_id=asker.channel_id if asker else None,
-            )
+        asker = await answerable_asker(services, shortcut, surface="shortcut")
+        if asker is None:
             return
         text = (shortcut.get("message") or {}).get("text") or ""
         found = find_identities(services, text)
