@@ -82,6 +82,19 @@ async def refuse_incomplete(
             )
 
 
+async def first_delivery(services: Services, body: dict[str, Any], *, names: str) -> bool:
+    """False for Slack's repeat of an event already handled (or in hand). Slack retries an
+    event it thinks failed while the first delivery may still be running, so events are
+    de-duplicated on event_id (across instances when the cache is Redis); an event without one
+    is still answered once, by `names`, what it is about (its message, its trigger)."""
+    event_id = body.get("event_id")
+    key = services.keys.event(str(event_id) if event_id else names)
+    if await services.cache.first_time(key):
+        return True
+    log.info("repeated delivery of event %s ignored", event_id or "(without event_id)")
+    return False
+
+
 async def answerable_asker(
     services: Services, body: dict[str, Any], *, surface: str
 ) -> Asker | None:

@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import ids
 from bot.answers import Asker, audit_card, flexpane, unfurl_cards, viewer_of
+from bot.listeners.common import first_delivery
 from bot.services import Services
 from bot.slack_web import failure_code
 from bot.vocabulary import PostFailed
@@ -36,13 +37,6 @@ def _external_token(event: dict[str, Any]) -> str:
 def register(app: AsyncApp, services: Services) -> None:
     """Register the flexpane and link unfurling listeners."""
 
-    async def first_delivery(body: dict[str, Any]) -> bool:
-        """False for Slack's retry of an event already handled (or in hand)."""
-        event_id = body.get("event_id")
-        if not event_id:
-            return True
-        return await services.cache.first_time(services.keys.event(str(event_id)))
-
     @app.event("entity_details_requested")
     async def on_entity_details(
         event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient
@@ -54,7 +48,7 @@ def register(app: AsyncApp, services: Services) -> None:
             # No trigger: nothing can answer the flexpane. No user: no one to check grants for.
             log.warning("entity_details_requested without trigger_id or user ignored")
             return
-        if not await first_delivery(body):
+        if not await first_delivery(services, body, names=f"trigger/{trigger_id}"):
             return
         channel = event.get("channel")
         asker = Asker(
@@ -88,7 +82,9 @@ def register(app: AsyncApp, services: Services) -> None:
             # until the message is posted (Slack sends link_shared again then).
             log.info("link_shared outside a conversation: not unfurled")
             return
-        if not await first_delivery(body):
+        if not await first_delivery(
+            services, body, names=f"links/{channel_id}/{event.get('message_ts')}"
+        ):
             return
         asker = Asker(team_id=body.get("team_id"), user_id=user_id, channel_id=channel_id)
         answer = await unfurl_cards(services, await viewer_of(services, asker), urls)

@@ -19,7 +19,7 @@ from bot.answers import (
     viewer_of,
 )
 from bot.identity import USAGE
-from bot.listeners.common import post_card, private_teller
+from bot.listeners.common import first_delivery, post_card, private_teller
 from bot.policy import audience_access
 from bot.services import Services
 
@@ -44,13 +44,7 @@ def register(app: AsyncApp, services: Services) -> None:
             # Nowhere to answer, or no one to check the policy for: nothing can be said.
             log.warning("app_mention event without channel, ts or user ignored")
             return
-        # Slack retries an event it thinks failed; the first delivery may still be running, so
-        # de-duplicate on event_id (shared across instances when the cache is Redis). An event
-        # without one is still answered once: its message (channel and ts) names it.
-        event_id = body.get("event_id")
-        key = services.keys.event(str(event_id) if event_id else f"message/{channel_id}/{ts}")
-        if not await services.cache.first_time(key):
-            log.info("repeated delivery of event %s ignored", event_id or "(without event_id)")
+        if not await first_delivery(services, body, names=f"message/{channel_id}/{ts}"):
             return
         thread_ts = event.get("thread_ts") or ts
         asker = Asker(
