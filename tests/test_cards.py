@@ -314,9 +314,15 @@ def test_rich_private_card_shows_the_whole_picture(renderer: CardRenderer) -> No
     assert card["text"] == "Customer profile: Jane Doe (demo data)"
 
     text = all_text(card)
-    assert "*Email*: jane.doe@example.com _(matched)_, jd@work.example" in text
-    assert "*CRM ID*: CRM-000123 _(primary)_" in text
-    assert "*ECID*: 41234567890123456789012345678901234567" in text
+    # The matched and primary identities are on the card's face, the others at its end.
+    identities = section_text(card, "*Identities*")
+    assert identities == (
+        "*Identities*\n*Email*: jane.doe@example.com _(matched)_\n*CRM ID*: CRM-000123 _(primary)_"
+    )
+    assert (
+        "Other identities: *ECID*: 41234567890123456789012345678901234567 · "
+        "*Email*: jd@work.example" in text
+    )
     for heading in ("*Profile*", "*Contact*", "*Activity*", "*Value*", "*Scores*"):
         assert heading in text
     assert "*Company*\nAcme &amp; Sons" in text
@@ -478,10 +484,13 @@ def test_huge_customer_stays_within_every_limit(renderer: CardRenderer) -> None:
     members, left = audiences.split("*Left*")
     assert f"_+{80 - members.count('• ')} more_" in members
     assert f"_+{12 - left.count('• ')} more_" in left
+    # Identities the query matched and the primary one are on the card's face; the others are
+    # at its end, cut like every list.
     identities = section_text(card, "*Identities*")
-    assert f"_+{60 - identities.count('identity-')} more_" in identities
-    # Identities the query matched and the primary one survive the cut.
+    assert identities.count("identity-") == 2
     assert "identity-37-" in identities and "identity-41-" in identities
+    others = section_text(card, "Other identities: ")
+    assert f"_+{58 - others.count('identity-')} more_" in others
     # Long values end in an ellipsis; the header is cut to 150.
     assert card["blocks"][0]["text"]["text"] == "N" * 149 + "…"
     assert any(t["text"].endswith("x…") for t in text_objects(card))
