@@ -79,6 +79,8 @@ CARD_BUDGETS = (
     CardBudget(120, 12, 1, 8, 8, 8, 5),
     CardBudget(60, 3, 1, 5, 5, 5, 3),
 )
+#: The most fields the summary line under the name holds (it stays one line).
+SUMMARY_MOST = 8
 #: How many events the details modal lists (and the lookup behind it asks for).
 MODAL_EVENTS = 50
 PICKER_CHOICES = 10
@@ -370,7 +372,7 @@ class CardRenderer:
         newest = _newest_first(customer.events)
         orders = [e for e in newest if e.event_type == PURCHASE_EVENT]
         last_order = orders[0] if orders else None
-        summary = [f for f in customer.fields if f.summary]
+        summary = [f for f in customer.fields if f.summary][:SUMMARY_MOST]
         facts = _key_facts(customer, ctx.key_facts, last_order)
         taken = {f.path for f in summary} | {k.field.path for k in facts if k.field}
         rest = [f for f in customer.fields if f.path not in taken]

@@ -165,6 +165,12 @@ class Topic(BaseModel):
                 raise ValueError("each entry must be 1 to 100 characters")
         return value
 
+    @model_validator(mode="after")
+    def _matches_something(self) -> Topic:
+        if not (self.event_types or self.pages or self.products):
+            raise ValueError("a topic needs event_types, pages or products to recognise it by")
+        return self
+
     def matches(self, event_type: str, page: str | None, products: tuple[str, ...]) -> bool:
         """True when an event of this type, on this page, about these products is about it."""
         if event_type in self.event_types:
