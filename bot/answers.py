@@ -345,6 +345,9 @@ class CardRequest:
     app_unfurl_url: str | None = None
     #: answer as soon as the profile is ready; events still on their way come in `Card.later`
     soon: bool = False
+    #: the viewer's policy roles, which choose a private card's key facts (a shared card reads
+    #: the layout's default ones: its readers' roles differ)
+    roles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -427,6 +430,10 @@ async def _card_for(services: Services, request: CardRequest, customer: Customer
         shared_by=request.shared_by,
         share_reason=request.share_reason,
         granted=frozenset(classes),
+        key_facts=services.layout.key_facts_for(
+            request.roles if request.surface == "private" else ()
+        ),
+        topics=services.layout.topics,
     )
     entity = None
     if request.surface == "shared" and services.settings.bot_work_objects:
@@ -495,6 +502,7 @@ async def private_card(
         can_share=viewer.access.can_share,
         refresh=refresh,
         soon=soon,
+        roles=viewer.access.roles,
     )
     card = await render_card(services, request)
     await audit_card(services, viewer.asker, card, action=action, surface=surface)

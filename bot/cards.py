@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ from bot.blockkit import (
 )
 from bot.customer import (
     EVENT_TITLES,
+    MARKETING_EVENTS,
+    PURCHASE_EVENT,
     UNTYPED_EVENT,
     Customer,
     CustomerEvent,
@@ -47,7 +50,7 @@ from bot.formatting import (
     slack_date,
 )
 from bot.i18n import N_, Reader
-from bot.layout import DEFAULT_SECTIONS, FIELD_CLASSES, Label, label_text
+from bot.layout import DEFAULT_SECTIONS, FIELD_CLASSES, LAST_ORDER, Label, Topic, label_text
 from bot.share_metadata import ShareMetadata
 from bot.vocabulary import HomeProblem, NoticeKind
 
@@ -76,6 +79,8 @@ CARD_BUDGETS = (
     CardBudget(120, 12, 1, 8, 8, 8, 5),
     CardBudget(60, 3, 1, 5, 5, 5, 3),
 )
+#: The most fields the summary line under the name holds (it stays one line).
+SUMMARY_MOST = 8
 #: How many events the details modal lists (and the lookup behind it asks for).
 MODAL_EVENTS = 50
 PICKER_CHOICES = 10
@@ -239,6 +244,11 @@ class CardContext:
     # left out even when they would be empty ("no recent events" is not for someone who may
     # not see events at all).
     granted: frozenset[str] | None = None
+    #: the key facts chosen for this viewer (bot.layout.CardLayout.key_facts_for): layout
+    #: field paths or built-in facts; shown when the (redacted) customer has them
+    key_facts: tuple[str, ...] = ()
+    #: the layout's topics, for the "Likely about" line
+    topics: tuple[Topic, ...] = ()
 
     def __post_init__(self) -> None:
         if self.surface not in ("private", "shared"):
@@ -255,6 +265,26 @@ class IdentityGroup:
 
     label: str
     identities: tuple[CustomerIdentity, ...]
+
+
+@dataclass(frozen=True)
+class KeyFact:
+    """One key fact shown under the summary: a layout field, or the last order (an event)."""
+
+    field: CustomerField | None = None
+    order: CustomerEvent | None = None
+
+
+@dataclass(frozen=True)
+class TopicLine:
+    """Why the customer is likely writing: the topic their recent events match, how many
+    matched since when, the one page or product they all concern (if one), and the last order."""
+
+    name: Label
+    count: int
+    since: datetime
+    subject: str | None
+    last_order: CustomerEvent | None
 
 
 @dataclass(frozen=True)
@@ -313,6 +343,8 @@ class CardRenderer:
             found_words=_found_words,
             capitalize_first=_capitalize_first,
             class_words=_class_words,
+            event_counts=_event_counts,
+            order_total=_order_total,
         )
         # Words come from the reader's catalogue (see bot.i18n): `_` and `ngettext` read the
         # `reader` of the render, so one environment serves every language.
@@ -337,15 +369,33 @@ class CardRenderer:
     def _card(
         self, customer: Customer, ctx: CardContext, budget: CardBudget, aep_url: str | None
     ) -> dict[str, Any]:
+        newest = _newest_first(customer.events)
+        orders = [e for e in newest if e.event_type == PURCHASE_EVENT]
+        last_order = orders[0] if orders else None
+        summary = [f for f in customer.fields if f.summary][:SUMMARY_MOST]
+        facts = _key_facts(customer, ctx.key_facts, last_order)
+        taken = {f.path for f in summary} | {k.field.path for k in facts if k.field}
+        rest = [f for f in customer.fields if f.path not in taken]
+        # Orders and other service events are listed; views, opens and clicks are counted.
         events, events_cut = _cut(
-            _newest_first(customer.events), min(ctx.max_events, budget.events)
+            [e for e in newest if e.event_type not in MARKETING_EVENTS],
+            min(ctx.max_events, budget.events),
         )
-        groups, identities_cut = _identity_groups(customer.identities, budget.identities)
+        marketing = Counter(e.event_type for e in newest if e.event_type in MARKETING_EVENTS)
+        # Only the matched and primary identities are on the card's face; the rest at its end.
+        main = [i for i in customer.identities if i.matched or i.primary]
+        groups, _ = _identity_groups(main, budget.identities)
+        other_groups, identities_cut = _identity_groups(
+            [i for i in customer.identities if not (i.matched or i.primary)], budget.identities
+        )
+        activity_blocks, activity_cut = _field_blocks(
+            [f for f in rest if f.field_class == "activity"], budget.field_blocks
+        )
         field_blocks, fields_cut = _field_blocks(
-            [f for f in customer.fields if f.field_class != "scores"], budget.field_blocks
+            [f for f in rest if f.field_class not in ("scores", "activity")], budget.field_blocks
         )
         score_blocks, scores_cut = _field_blocks(
-            [f for f in customer.fields if f.field_class == "scores"],
+            [f for f in rest if f.field_class == "scores"],
             budget.score_blocks,
             heading=DEFAULT_SECTIONS["scores"],
         )
@@ -361,9 +411,15 @@ class CardRenderer:
             ctx=ctx,
             name=_display_name(customer, ctx.reader),
             identity_groups=groups,
+            other_identity_groups=other_groups,
             identities_cut=identities_cut,
+            summary=summary,
+            key_facts=facts,
+            topic=_topic_line(ctx.topics, newest, last_order),
+            marketing=sorted(marketing.items(), key=lambda kv: (-kv[1], kv[0])),
+            activity_blocks=activity_blocks,
             field_blocks=field_blocks,
-            fields_cut=fields_cut + scores_cut,
+            fields_cut=fields_cut + scores_cut + activity_cut,
             score_blocks=score_blocks,
             value_chars=budget.value_chars,
             events=events,
@@ -759,6 +815,87 @@ def _found_words(context: Context, shown: Any, total: Any, capped: Any) -> str:
             **values,
         )
     return reader.gettext("Showing %(shown)s of %(total)s identities found.", **values)
+
+
+@jinja2.pass_context
+def _order_total(context: Context, event: CustomerEvent) -> str:
+    """An order's total in the reader's currency format, or "" when it has none."""
+    if event.amount is None:
+        return ""
+    return format_money(event.amount, event.currency or "", _reader(context)) or ""
+
+
+@jinja2.pass_context
+def _event_counts(context: Context, counts: Sequence[tuple[str, int]]) -> str:
+    """Counted events in words: "7 page views, 2 product views and 1 email opened"."""
+    reader = _reader(context)
+    words = [_count_words(event_type, n, reader) for event_type, n in counts]
+    return lists.format_list(words, locale=reader.locale) if words else ""
+
+
+def _count_words(event_type: str, n: int, reader: Reader) -> str:
+    num = numbers.format_decimal(n, locale=reader.locale)
+    if event_type == "web.webpagedetails.pageViews":
+        return reader.ngettext("%(num)s page view", "%(num)s page views", n, num=num)
+    if event_type == "commerce.productViews":
+        return reader.ngettext("%(num)s product view", "%(num)s product views", n, num=num)
+    if event_type == "web.webinteraction.linkClicks":
+        return reader.ngettext("%(num)s link click", "%(num)s link clicks", n, num=num)
+    if event_type == "directMarketing.emailSent":
+        return reader.ngettext("%(num)s email sent", "%(num)s emails sent", n, num=num)
+    if event_type == "directMarketing.emailOpened":
+        return reader.ngettext("%(num)s email open", "%(num)s email opens", n, num=num)
+    if event_type == "directMarketing.emailClicked":
+        return reader.ngettext("%(num)s email click", "%(num)s email clicks", n, num=num)
+    if event_type == "pushTracking.applicationOpened":
+        return reader.ngettext("%(num)s push open", "%(num)s push opens", n, num=num)
+    return reader.ngettext("%(num)s app launch", "%(num)s app launches", n, num=num)
+
+
+def _key_facts(
+    customer: Customer, chosen: Sequence[str], last_order: CustomerEvent | None
+) -> list[KeyFact]:
+    # The customer is already redacted: a fact the viewer may not see is simply not there.
+    by_path = {f.path: f for f in customer.fields if not f.summary}
+    facts = []
+    for fact in chosen:
+        if fact == LAST_ORDER and last_order is not None:
+            facts.append(KeyFact(order=last_order))
+        elif fact in by_path:
+            facts.append(KeyFact(field=by_path[fact]))
+    return facts
+
+
+def _topic_line(
+    topics: Sequence[Topic], newest: Sequence[CustomerEvent], last_order: CustomerEvent | None
+) -> TopicLine | None:
+    """The topic most recent events match (the first in the layout on a tie), if any."""
+    best: tuple[Topic, list[CustomerEvent]] | None = None
+    for topic in topics:
+        matched = [e for e in newest if topic.matches(e.event_type, e.page, e.products)]
+        if len(matched) >= topic.min_events and (best is None or len(matched) > len(best[1])):
+            best = (topic, matched)
+    if best is None:
+        return None
+    topic, matched = best
+    subjects = {
+        e.page or (e.products[0] if len(e.products) == 1 else None)
+        if e.event_type in _VIEWS
+        else None
+        for e in matched
+    }
+    subject = next(iter(subjects)) if len(subjects) == 1 else None
+    return TopicLine(
+        name=topic.name,
+        count=len(matched),
+        since=min(e.timestamp for e in matched),
+        subject=subject,
+        last_order=last_order,
+    )
+
+
+#: Events that are a look at one page or product ("viewed 7 times").
+_VIEWS = frozenset({"web.webpagedetails.pageViews", "commerce.productViews"})
 
 
 def _capitalize_first(text: str) -> str:

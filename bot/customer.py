@@ -55,6 +55,8 @@ class CustomerField(_Frozen):
     value: Any
     computed: bool = False
     as_of: datetime | None = None
+    #: part of the summary line under the customer's name (the layout's `summary: true`)
+    summary: bool = False
 
 
 class CustomerEvent(_Frozen):
@@ -68,6 +70,27 @@ class CustomerEvent(_Frozen):
     #: a purchase's total, shown in the reader's currency format after `detail`
     amount: float | None = None
     currency: str | None = None
+    #: the page viewed and the products concerned, as AEP named them (for the layout's topics)
+    page: str | None = None
+    products: tuple[str, ...] = ()
+
+
+#: Event types a customer's marketing journey makes (views, opens, clicks): a card counts them
+#: rather than listing them, so the service-relevant events (orders, checkouts) come first.
+MARKETING_EVENTS = frozenset(
+    {
+        "commerce.productViews",
+        "web.webpagedetails.pageViews",
+        "web.webinteraction.linkClicks",
+        "directMarketing.emailSent",
+        "directMarketing.emailOpened",
+        "directMarketing.emailClicked",
+        "pushTracking.applicationOpened",
+        "application.launch",
+    }
+)
+#: The event type of an order.
+PURCHASE_EVENT = "commerce.purchases"
 
 
 class AudienceMembership(_Frozen):
@@ -229,6 +252,8 @@ def summarise_event(event: EventFacts) -> CustomerEvent:
         detail=detail,
         amount=amount,
         currency=event.currency if amount is not None else None,
+        page=event.page,
+        products=tuple(event.products or ()),
     )
 
 
@@ -284,6 +309,7 @@ def build_customer(
                 value=value,
                 computed=f.computed,
                 as_of=as_of,
+                summary=f.summary,
             )
         )
     members = sorted(

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from bot.config_files import read_yaml, validation_problems
@@ -96,6 +104,8 @@ class LayoutField(BaseModel):
     #: A computed attribute (Adobe's SystemComputedAttributes field group): asked for with
     #: `withCA`, and read as `{value, timestamp}` when the profile carries it that way.
     computed: bool = False
+    #: shown in the card's summary line, under the customer's name (the customer's standing)
+    summary: bool = False
 
     @field_validator("label", "section")
     @classmethod
@@ -117,13 +127,100 @@ class LayoutField(BaseModel):
         return self.section or DEFAULT_SECTIONS[self.field_class]
 
 
+#: A key fact that is not a layout field: the newest purchase among the customer's recent
+#: events (what, when, amount), of class `activity` like every event.
+LAST_ORDER = "last_order"
+BUILTIN_FACTS = frozenset({LAST_ORDER})
+#: The most key facts one card shows (a role's list, or several roles' lists joined).
+KEY_FACTS_MOST = 6
+#: The key facts list of viewers whose roles have none, and of every shared card.
+DEFAULT_KEY_FACTS = "default"
+
+
+class Topic(BaseModel):
+    """Something a customer may be writing about, recognised in their recent events: an event
+    of one of `event_types`, a page whose name holds one of `pages`, or a product whose name
+    holds one of `products` (case-insensitive). At least `min_events` must match."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str | dict[str, str]
+    event_types: tuple[str, ...] = ()
+    pages: tuple[str, ...] = ()
+    products: tuple[str, ...] = ()
+    min_events: int = Field(default=2, ge=1, le=100)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: Label) -> Label:
+        if isinstance(value, str) and not 1 <= len(value) <= 60:
+            raise ValueError("must be 1 to 60 characters")
+        return _valid_label(value)
+
+    @field_validator("event_types", "pages", "products")
+    @classmethod
+    def _valid_words(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for word in value:
+            if not 1 <= len(word.strip()) <= 100:
+                raise ValueError("each entry must be 1 to 100 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> Topic:
+        if not (self.event_types or self.pages or self.products):
+            raise ValueError("a topic needs event_types, pages or products to recognise it by")
+        return self
+
+    def matches(self, event_type: str, page: str | None, products: tuple[str, ...]) -> bool:
+        """True when an event of this type, on this page, about these products is about it."""
+        if event_type in self.event_types:
+            return True
+        names = [n.casefold() for n in (page, *products) if n]
+        return any(w.casefold() in n for w in (*self.pages, *self.products) for n in names)
+
+
 class CardLayout(BaseModel):
-    """The whole layout: the title paths (joined with spaces) and the fields in order."""
+    """The whole layout: the title paths (joined with spaces), the fields in order, the key
+    facts shown first to each policy role, and the topics recent events may point to."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     title: tuple[str, ...] = Field(min_length=1)
     fields: tuple[LayoutField, ...] = ()
+    #: policy role name (or `default`) -> layout field paths or built-in facts (`last_order`)
+    key_facts: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    topics: tuple[Topic, ...] = ()
+
+    @model_validator(mode="after")
+    def _valid_key_facts(self) -> CardLayout:
+        known = {f.path for f in self.fields} | BUILTIN_FACTS
+        problems = []
+        for role, facts in self.key_facts.items():
+            if len(facts) > KEY_FACTS_MOST:
+                problems.append(
+                    f"key_facts.{role}: at most {KEY_FACTS_MOST} facts, not {len(facts)}"
+                )
+            for n, fact in enumerate(facts):
+                if fact not in known:
+                    problems.append(
+                        f"key_facts.{role}.{n}: {fact!r} is not a path in `fields` nor "
+                        f"{', '.join(sorted(BUILTIN_FACTS))}"
+                    )
+            if len(set(facts)) != len(facts):
+                problems.append(f"key_facts.{role}: names a fact twice")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def key_facts_for(self, roles: Sequence[str]) -> tuple[str, ...]:
+        """The key facts for a viewer holding `roles` (policy order): their lists joined, or
+        the `default` list when none of them has one; at most KEY_FACTS_MOST."""
+        chosen: list[str] = []
+        for role in roles:
+            chosen += [f for f in self.key_facts.get(role, ()) if f not in chosen]
+        if not any(role in self.key_facts for role in roles):
+            chosen = list(self.key_facts.get(DEFAULT_KEY_FACTS, ()))
+        return tuple(chosen[:KEY_FACTS_MOST])
 
     @field_validator("title")
     @classmethod

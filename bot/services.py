@@ -28,7 +28,7 @@ from bot.directory import SlackDirectory
 from bot.history import LookupHistory
 from bot.i18n import Reader, reader_for
 from bot.identity import IdentityRules
-from bot.layout import CardLayout, load_layout
+from bot.layout import DEFAULT_KEY_FACTS, CardLayout, load_layout
 from bot.lookup import CustomerLookup
 from bot.metrics import Metrics
 from bot.ops import Readiness
@@ -167,6 +167,10 @@ def build_services(
     demo = settings.demo
     metrics = Metrics(version=__version__, mode=settings.slack_mode, demo=demo)
     policy = load_policy(settings.bot_policy_file, demo=demo)
+    roles = {role.name for role in policy.roles}
+    for name in sorted(set(layout.key_facts) - roles - {DEFAULT_KEY_FACTS}):
+        # Not an error: layout and policy are edited apart, and the default list still serves.
+        log.warning("The card layout lists key facts for %r, which is no role of the policy", name)
     if settings.demo_sandbox:
         simulator = simulator or AepSimulator(edition=settings.bot_demo_edition)
         aep_transport = aep_transport or in_process_transport(simulator)

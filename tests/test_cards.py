@@ -32,7 +32,7 @@ from bot.customer import (
 )
 from bot.i18n import reader_for
 from bot.identity import IdentityRef
-from bot.layout import FieldClass, FieldFormat
+from bot.layout import FieldClass, FieldFormat, Topic
 from bot.share_metadata import ShareMetadata
 from bot.vocabulary import NoticeKind
 
@@ -314,9 +314,15 @@ def test_rich_private_card_shows_the_whole_picture(renderer: CardRenderer) -> No
     assert card["text"] == "Customer profile: Jane Doe (demo data)"
 
     text = all_text(card)
-    assert "*Email*: jane.doe@example.com _(matched)_, jd@work.example" in text
-    assert "*CRM ID*: CRM-000123 _(primary)_" in text
-    assert "*ECID*: 41234567890123456789012345678901234567" in text
+    # The matched and primary identities are on the card's face, the others at its end.
+    identities = section_text(card, "*Identities*")
+    assert identities == (
+        "*Identities*\n*Email*: jane.doe@example.com _(matched)_\n*CRM ID*: CRM-000123 _(primary)_"
+    )
+    assert (
+        "Other identities: *ECID*: 41234567890123456789012345678901234567 · "
+        "*Email*: jd@work.example" in text
+    )
     for heading in ("*Profile*", "*Contact*", "*Activity*", "*Value*", "*Scores*"):
         assert heading in text
     assert "*Company*\nAcme &amp; Sons" in text
@@ -478,10 +484,13 @@ def test_huge_customer_stays_within_every_limit(renderer: CardRenderer) -> None:
     members, left = audiences.split("*Left*")
     assert f"_+{80 - members.count('• ')} more_" in members
     assert f"_+{12 - left.count('• ')} more_" in left
+    # Identities the query matched and the primary one are on the card's face; the others are
+    # at its end, cut like every list.
     identities = section_text(card, "*Identities*")
-    assert f"_+{60 - identities.count('identity-')} more_" in identities
-    # Identities the query matched and the primary one survive the cut.
+    assert identities.count("identity-") == 2
     assert "identity-37-" in identities and "identity-41-" in identities
+    others = section_text(card, "Other identities: ")
+    assert f"_+{58 - others.count('identity-')} more_" in others
     # Long values end in an ellipsis; the header is cut to 150.
     assert card["blocks"][0]["text"]["text"] == "N" * 149 + "…"
     assert any(t["text"].endswith("x…") for t in text_objects(card))
@@ -1005,3 +1014,81 @@ def test_check_view_catches_a_long_title_and_too_many_blocks() -> None:
     with pytest.raises(CardLimitError) as caught:
         check_view(view)
     assert len(caught.value.problems) == 2
+
+
+# --- why the customer is writing: topics and counted marketing events ------------------------
+
+
+def view(hours_ago: float, page: str, n: int = 0) -> CustomerEvent:
+    return CustomerEvent(
+        event_id=f"v{n}-{hours_ago}",
+        timestamp=NOW - timedelta(hours=hours_ago),
+        event_type="web.webpagedetails.pageViews",
+        title="Page view",
+        detail=page,
+        page=page,
+    )
+
+
+RETURNS = Topic(name={"en": "returns", "nl": "retouren"}, pages=("refund",))
+BILLING = Topic(name="billing", pages=("invoice",), event_types=("acme.invoiceDisputed",))
+
+
+def events_text(card: dict[str, Any]) -> str:
+    return section_text(card, "*Recent events*")
+
+
+def test_views_alone_are_counted_and_a_topic_without_an_order_says_so(
+    renderer: CardRenderer,
+) -> None:
+    customer = rich_customer().model_copy(
+        update={"events": tuple(view(h, "Refunds & <returns>", n) for n, h in enumerate((1, 30)))}
+    )
+    text = events_text(renderer.customer_card(customer, ctx(topics=(RETURNS, BILLING))))
+    assert text == (
+        "*Recent events*\n"
+        ":speech_balloon: Likely about: *returns* — “Refunds &amp; &lt;returns&gt;” viewed 2 times"
+        " since Mar 13, 2026\n"
+        "2 page views"
+    )
+
+
+def test_a_topic_of_mixed_events_counts_them_and_names_the_last_order(
+    renderer: CardRenderer,
+) -> None:
+    disputed = CustomerEvent(
+        event_id="d1",
+        timestamp=NOW - timedelta(hours=2),
+        event_type="acme.invoiceDisputed",
+        title="acme.invoiceDisputed",
+    )
+    order = CustomerEvent(
+        event_id="o1",
+        timestamp=NOW - timedelta(days=3),
+        event_type="commerce.purchases",
+        title="Purchase",
+        detail="Boots",
+        amount=233.95,
+        currency="USD",
+        products=("Boots",),
+    )
+    customer = rich_customer().model_copy(
+        update={"events": (disputed, view(5, "Invoice help"), view(6, "Home"), order)}
+    )
+    text = events_text(renderer.customer_card(customer, ctx(topics=(RETURNS, BILLING))))
+    lines = text.split("\n")
+    assert lines[1] == (
+        ":speech_balloon: Likely about: *billing* — 2 related events since Mar 14, 2026;"
+        " last order Mar 11, 2026, $233.95"
+    )
+    # Service events listed newest first; views counted after them.
+    assert [line.split("*")[1] for line in lines if line.startswith("• ")] == [
+        "acme.invoiceDisputed",
+        "Purchase",
+    ]
+    assert lines[-1] == "Also: 2 page views"
+
+
+def test_too_few_matching_events_make_no_topic_line(renderer: CardRenderer) -> None:
+    customer = rich_customer().model_copy(update={"events": (view(1, "Refund policy"),)})
+    assert "Likely about" not in all_text(renderer.customer_card(customer, ctx(topics=(RETURNS,))))

@@ -60,7 +60,9 @@ async def test_a_command_shows_events_on_ultimate_and_says_why_not_on_prime(
     card = all_text(calls[-1])
     assert "Jane Doe" in card and "Orders (30 days)" in card and "as of " in card
     if edition == "ultimate":
-        assert "*Recent events*\\n• *" in card and NOT_AVAILABLE not in card
+        # Jane's newest events hold an order: listed (views are counted, not listed).
+        assert "*Recent events*\\n" in card and "\\n• *Purchase* — " in card
+        assert NOT_AVAILABLE not in card
     else:
         assert NOT_AVAILABLE in card and "computed attributes" in card
         assert "More events" not in card
@@ -114,7 +116,7 @@ async def test_late_events_come_as_an_update_of_the_private_card(
     assert update.payload["replace_original"] is True
     assert LOADING not in all_text(update)
     if edition == "ultimate":
-        assert "*Recent events*\\n• *" in all_text(update)
+        assert "\\n• *Purchase* — " in all_text(update)
     else:
         assert NOT_AVAILABLE in all_text(update)
 

@@ -6,8 +6,9 @@ one customer never shifts another) relative to the fixed reference time 2026-11-
 Fixed customers come first; tests and the README rely on them:
 
 1. Jane Doe: `jane.doe@example.com`, phone `+14155550123`, crmid `CRM-000123`, gold loyalty, VIP,
-   churn propensity 0.82; 1600 events (event lookups page at 1000); audiences realized, existing
-   and one exited ("Cart abandoners (30 days)").
+   churn propensity 0.82; 1606 events (event lookups page at 1000), the newest of them a returns
+   story (an order of 29 Oct 2026 for 233.95 USD, then five "Returns and refunds" page views);
+   audiences realized, existing and one exited ("Cart abandoners (30 days)").
 2. The hostile profile: firstName `<!channel> *bold* <https://evil.example|click>`, lastName
    `&amp; <@U0ADMIN>`, email `hostile@example.com`, phone `+14155550666`, crmid `CRM-000666`;
    its company, street, campaign names (`<!here> ...`), product names and its audience name carry
@@ -508,6 +509,8 @@ class _Spec:
     identity_map_only: bool = False
     extra_ecids: int = 0
     hostile: bool = False
+    #: a fixed recent history added to the seeded one: an order, then visits to the returns page
+    returns_story: bool = False
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -519,6 +522,7 @@ _FIXED = (
         memberships=(("churn_risk", "realized"), ("newsletter", "existing"),
                      ("gold_loyalty", "existing"), ("vip", "realized"),
                      ("cart_abandoners", "exited")),
+        returns_story=True,
         overrides={
             "loyalty": {"tier": "gold"},
             TENANT: {"crm": {"company": "Doe Outdoor Supplies", "vip": True},
@@ -930,7 +934,65 @@ def _events(
                 "marketing": {"campaignName": rng.choice(campaigns)},
             }
         events.append(event)
+    if spec.returns_story:
+        events += _returns_story(crm_ids, ecid_ids, end_user, locale)
+        events.sort(key=lambda e: e["timestamp"])
     return tuple(events)
+
+
+#: The returns story: (days, hours, minutes) before the reference time of the order and of each
+#: later visit to the returns page.
+_STORY_ORDER = (2, 1, 48)
+_STORY_RETURNS_VISITS = ((1, 20, 55), (1, 3, 19), (0, 15, 45), (0, 10, 58), (0, 2, 13))
+_STORY_ITEMS = ("Waterproof jacket", "Insulated bottle", "Wool socks (3 pack)")
+
+
+def _returns_story(
+    crm_ids: dict[str, list[dict[str, Any]]],
+    ecid_ids: dict[str, list[dict[str, Any]]],
+    end_user: dict[str, Any],
+    locale: _Locale,
+) -> list[dict[str, Any]]:
+    """An order of three items (233.95 in the customer's currency) and five visits to the
+    "Returns and refunds" page after it, as XDM ExperienceEvents."""
+
+    def before(days: int, hours: int, minutes: int) -> int:
+        return REFERENCE_MS - ((days * 24 + hours) * 60 + minutes) * 60_000
+
+    chosen = [(name, sku, price) for name, sku, price in _CATALOGUE if name in _STORY_ITEMS]
+    items = [
+        {"name": name, "SKU": sku, "priceTotal": price, "quantity": 1}
+        for name, sku, price in chosen
+    ]
+    order: dict[str, Any] = {
+        "_id": "b5e1c1de-0e7a-4d38-9a52-2a6f3c1e2401",
+        "timestamp": before(*_STORY_ORDER),
+        "eventType": "commerce.purchases",
+        "identityMap": crm_ids,
+        "channel": {"_type": "web"},
+        "commerce": {
+            "purchases": {"value": 1},
+            "order": {
+                "purchaseID": "ORD-52410233",
+                "priceTotal": round(sum(price for _, _, price in chosen), 2),
+                "currencyCode": locale.currency,
+            },
+        },
+        "productListItems": items,
+    }
+    visits = [
+        {
+            "_id": f"b5e1c1de-0e7a-4d38-9a52-2a6f3c1e24{n:02d}",
+            "timestamp": before(*when),
+            "eventType": "web.webpagedetails.pageViews",
+            "identityMap": ecid_ids,
+            "endUserIDs": end_user,
+            "channel": {"_type": "web"},
+            "web": {"webPageDetails": {"name": "Returns and refunds", "pageViews": {"value": 1}}},
+        }
+        for n, when in enumerate(_STORY_RETURNS_VISITS, start=2)
+    ]
+    return [order, *visits]
 
 
 def _purchase(
