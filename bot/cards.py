@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -213,6 +213,10 @@ _EVENT_WORDS = frozenset({*EVENT_TITLES.values(), UNTYPED_EVENT})
 _TRANSLATED_LABELS = frozenset(
     {*_CLASS_WORDS.values(), *_NAMESPACE_LABELS.values(), *DEFAULT_SECTIONS.values()}
 )
+
+#: Field classes whose dates are shown without an age ("56 years ago" is no way to give a
+#: date of birth).
+_NO_AGE_CLASSES = frozenset({"sensitive"})
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
@@ -642,12 +646,25 @@ def _ngettext(context: Context, singular: str, plural: str, n: Any, **values: An
 @jinja2.pass_context
 def _value_text(context: Context, field: CustomerField, limit: int) -> str:
     """A field's value as mrkdwn: escaped and cut; a date-time on a shared card is a Slack date
-    token, so every reader sees it in their own time zone."""
+    token, so every reader sees it in their own time zone. On a private card a date or
+    date-time says how long ago it was beside it ("Nov 28, 2025 (1 year ago)"), except in
+    classes where an age reads oddly (a date of birth)."""
     reader = _reader(context)
     shared = bool(context.get("slack_times"))
     if shared and field.format == "datetime" and isinstance(field.value, datetime):
         return slack_date(field.value, reader)
-    return _esc(format_value(field, reader), limit)
+    shown = format_value(field, reader)
+    card = context.get("ctx")
+    now = card.now if isinstance(card, CardContext) else None
+    if (
+        not shared  # a posted card is read for days: an age in words would go stale
+        and isinstance(now, datetime)
+        and field.format in ("date", "datetime")
+        and isinstance(field.value, date)
+        and field.field_class not in _NO_AGE_CLASSES
+    ):
+        shown = f"{shown} ({relative_time(field.value, now, reader)})"
+    return _esc(shown, limit)
 
 
 @jinja2.pass_context

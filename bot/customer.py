@@ -7,7 +7,7 @@ from `bot.aep`: its models (`bot.aep.models`) satisfy them, and so can a test's.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -42,7 +42,8 @@ EventsStatus = Literal["shown", "loading", "failed", "off"]
 
 class CustomerField(_Frozen):
     """One layout field present in the profile: its value and how to show it. Date and
-    date-time fields hold a datetime when the profile's value could be read as one. A computed
+    date-time fields hold a `date` when the profile gives a day without a time (or the layout
+    says `format: date`), a datetime when it gives a moment. A computed
     attribute carries `as_of`, the time its value was computed, when the profile says it."""
 
     #: one text for every language, or texts by language ("en", "nl"); see bot.layout.Label
@@ -148,6 +149,7 @@ class ProfileFacts(Protocol):
     @property
     def memberships(self) -> Sequence[MembershipFacts]: ...
     def time_at(self, path: str) -> datetime | None: ...
+    def day_at(self, path: str) -> date | None: ...
 
 
 class EventFacts(Protocol):
@@ -245,8 +247,15 @@ def _computed(profile: ProfileFacts, path: str) -> tuple[str, datetime | None]:
 def _field_value(profile: ProfileFacts, path: str, fmt: FieldFormat) -> Any:
     value = profile.value_at(path)
     if fmt in ("date", "datetime") and _present(value):
-        # Read as every AEP timestamp is; a value that is no moment is shown as it is.
+        # A day without a time stays a day (a `date`): a date-time field holding a date, or
+        # midnight UTC, is never shown as a made-up midnight in the reader's zone. Otherwise
+        # read as every AEP timestamp is; a value that is no moment is shown as it is.
+        day = profile.day_at(path)
+        if day is not None:
+            return day
         moment = profile.time_at(path)
+        if moment is not None and fmt == "date":
+            return moment.astimezone(UTC).date()
         return moment if moment is not None else value
     return value
 
