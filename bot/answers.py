@@ -21,6 +21,7 @@ from bot.cards import (
     HomeNotice,
     MoreAccess,
     SearchError,
+    identity_words,
     namespace_label,
 )
 from bot.customer import Customer
@@ -150,7 +151,7 @@ def error_notice(
         return services.cards.notice(kind, reader=reader, **values)
 
     shown = namespace_class(ref.namespace) in classes
-    query = f"{ref.namespace} {ref.value}" if shown else ref.namespace
+    query = identity_words(ref.namespace, ref.value if shown else None, reader)
     cause = exc.cause
     match cause:
         case "not_found" | "too_many_identities":

@@ -191,13 +191,16 @@ _CLASS_WORDS: dict[str, str] = {
     "sensitive": N_("sensitive details"),
 }
 
-# Namespaces in words; product names (ECID, AAID, IDFA...) read the same in every language.
+# Namespaces in words, by lower-case code: Adobe's standard namespaces by the names Platform
+# gives them, and the common custom ones (crmid, loyaltyid); product names (ECID, AAID,
+# IDFA...) read the same in every language. A code not listed is shown as the code.
 _NAMESPACE_LABELS: dict[str, str] = {
     "email": N_("Email"),
     "phone": N_("Phone"),
     "phone_e.164": N_("Phone"),
     "ecid": "ECID",
     "crmid": N_("CRM ID"),
+    "loyaltyid": N_("Loyalty ID"),
     "aaid": "AAID",
     "core": "AAM UUID",
     "tntid": "Target ID",
@@ -836,6 +839,21 @@ def namespace_label(namespace: str) -> str:
     """How a card names an identity namespace: "Email", "CRM ID", else the code itself (the
     bot's own labels are marked for the catalogue: templates pass them through `words`)."""
     return _NAMESPACE_LABELS.get(namespace.lower(), namespace)
+
+
+def namespace_words(namespace: str, reader: Reader) -> str:
+    """An identity namespace as a person names it, in the reader's language: "Loyalty ID",
+    "E-mail"; a code the bot does not know, as the code."""
+    label = namespace_label(namespace)
+    return reader.gettext(label) if label in _TRANSLATED_LABELS else label
+
+
+def identity_words(namespace: str, value: str | None, reader: Reader, *, sep: str = " ") -> str:
+    """An identity as the acknowledgement, the picker and error messages say it: "CRM ID
+    CRM-000123" (with `sep` between), or the namespace alone when the value is not to be
+    shown (None). Not escaped: the caller escapes for where it goes."""
+    words = namespace_words(namespace, reader)
+    return words if value is None else f"{words}{sep}{value}"
 
 
 @jinja2.pass_context

@@ -13,6 +13,7 @@ from babel import dates, numbers
 
 from bot.customer import CustomerField
 from bot.i18n import Reader
+from bot.layout import Label, label_text
 
 ELLIPSIS = "…"
 
@@ -21,6 +22,8 @@ ELLIPSIS = "…"
 _MRKDWN_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+# A coded value: lower-case ASCII words joined by `_` or `-`, at most 40 characters.
+_CODE_WORD = re.compile(r"^(?=.{1,40}$)[a-z]+(?:[_-][a-z]+)*$")
 
 
 def mrkdwn_escape(text: str) -> str:
@@ -91,12 +94,34 @@ def slack_date(value: datetime, reader: Reader) -> str:
 
 
 def format_value(field: CustomerField, reader: Reader) -> str:
-    """A field's value shown by its format; values of an unexpected type fall back to their text."""
+    """A field's value shown by its format; values of an unexpected type fall back to their text.
+    A text field's coded value reads as a word (see `value_words`)."""
+    if field.format == "text":
+        words = value_words(field.value, field.values, reader)
+        if words is not None:
+            return words
     try:
         shown = _FORMATTERS[field.format](field.value, field.currency, reader)
     except (ValueError, TypeError, OverflowError, ArithmeticError):
         shown = None
     return shown if shown is not None else _text(field.value, reader)
+
+
+def value_words(value: Any, values: Mapping[str, Label] | None, reader: Reader) -> str | None:
+    """A coded value as a person would write it: the layout's words for it in the reader's
+    language (`values`, matched without regard to case), else a value that is a lower-case
+    code of ASCII letters (`gold`, `not_specified`, `non-binary`) capitalised with spaces for
+    underscores ("Gold", "Not specified"); None for anything else. A value with a capital, a
+    digit, a space or any other character is free text (a name, a company) and never changed."""
+    if not isinstance(value, str):
+        return None
+    for code, words in (values or {}).items():
+        if code.casefold() == value.strip().casefold():
+            return label_text(words, reader.tag)
+    if not _CODE_WORD.match(value):
+        return None
+    words = value.replace("_", " ")
+    return words[:1].upper() + words[1:]
 
 
 def format_number(value: Any, reader: Reader) -> str | None:

@@ -349,7 +349,7 @@ def test_card_shows_members_and_lists_exited_audiences_under_left(renderer: Card
         "*Audiences*\n"
         "• Gold tier — member (since Mar 11, 2026)\n"
         "• Cart abandoners — member\n"
-        "*Left*\n"
+        "*Left these audiences*\n"
         "• Newsletter (Feb 2, 2026)"
     )
 
@@ -475,7 +475,7 @@ def test_huge_customer_stays_within_every_limit(renderer: CardRenderer) -> None:
     assert 1 <= shown <= 10
     assert f"_+{300 - shown} more, and older ones in Adobe Experience Platform_" in events
     audiences = section_text(card, "*Audiences*")
-    members, left = audiences.split("*Left*")
+    members, left = audiences.split("*Left these audiences*")
     assert f"_+{80 - members.count('• ')} more_" in members
     assert f"_+{12 - left.count('• ')} more_" in left
     identities = section_text(card, "*Identities*")
