@@ -15,6 +15,7 @@ from bot.customer import CustomerField
 from bot.formatting import (
     format_date,
     format_datetime,
+    format_money,
     format_value,
     mrkdwn_clip,
     mrkdwn_escape,
@@ -22,6 +23,7 @@ from bot.formatting import (
     relative_time,
     slack_date,
     truncate,
+    value_words,
 )
 from bot.i18n import reader_for
 from bot.layout import FIELD_FORMATS, FieldFormat
@@ -204,6 +206,48 @@ def test_date_format(value: Any, shown: str, dutch: str) -> None:
 )
 def test_datetime_format_is_in_the_readers_zone(value: Any, reader: Any, shown: str) -> None:
     assert format_value(field(value, "datetime"), reader) == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("gold", "Gold"),
+        ("overdue", "Overdue"),
+        ("female", "Female"),
+        ("not_specified", "Not specified"),
+        ("non-specific", "Non-specific"),
+        # Free text is never changed: names, companies, anything with a capital, digit or space.
+        ("Priya Raman", "Priya Raman"),
+        ("Doe Outdoor Supplies", "Doe Outdoor Supplies"),
+        ("de Vries", "de Vries"),
+        ("iPhone", "iPhone"),
+        ("en-US", "en-US"),
+        ("a1", "a1"),
+        ("jane@example.com", "jane@example.com"),
+        ("山田", "山田"),
+    ],
+)
+def test_a_lower_case_code_reads_as_a_word_and_free_text_as_written(value: str, shown: str) -> None:
+    assert format_value(field(value), EN) == shown
+    assert format_value(field(value), NL) == shown
+
+
+def test_the_layouts_words_for_a_value_win_in_the_readers_language() -> None:
+    values: dict[str, Any] = {"current": {"en": "Current", "nl": "Op tijd"}, "failed": "Failed!"}
+    assert value_words("current", values, EN) == "Current"
+    assert value_words("Current", values, NL) == "Op tijd"
+    assert value_words("failed", values, NL) == "Failed!"
+    assert value_words("overdue", values, NL) == "Overdue"
+    assert value_words(3, values, EN) is None
+
+
+def test_money_is_one_format_with_its_currency_on_fields_and_events() -> None:
+    # The card's currency fields and a purchase's total both come from format_money.
+    assert format_value(field(233.95, "currency", "USD"), EN) == "$233.95"
+    assert format_money(233.95, "USD", EN) == "$233.95"
+    assert format_value(field(233.95, "currency", "EUR"), NL) == "€\xa0233,95"
+    assert format_money(233.95, "EUR", NL) == "€\xa0233,95"
+    assert format_money(233.95, "JPY", EN) == "¥234"
 
 
 def test_a_date_time_field_holding_a_day_shows_the_day_without_a_made_up_time() -> None:
