@@ -151,7 +151,8 @@ def error_notice(
         return services.cards.notice(kind, reader=reader, **values)
 
     shown = namespace_class(ref.namespace) in classes
-    query = identity_words(ref.namespace, ref.value if shown else None, reader)
+    value = ref.value if shown else None
+    query = identity_words(ref.namespace, value, reader, names=services.cards.namespace_names)
     cause = exc.cause
     match cause:
         case "not_found" | "too_many_identities":
@@ -769,7 +770,7 @@ async def home_view(
             entries.append(
                 HomeEntry(
                     id=entry.id,
-                    label=namespace_label(entry.namespace),
+                    label=namespace_label(entry.namespace, services.cards.namespace_names),
                     value=entry.value if covered else None,
                     at=entry.at,
                     surface=entry.surface,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -284,7 +284,12 @@ def templates_dir() -> Path:
 class CardRenderer:
     """Renders every Block Kit payload the bot sends, from the templates in blocks/."""
 
-    def __init__(self, *, templates: Path | None = None) -> None:
+    def __init__(
+        self, *, templates: Path | None = None, namespace_names: Mapping[str, str] | None = None
+    ) -> None:
+        #: The sandbox's own names of identity namespaces by lower-case code (read in the
+        #: background, see bot.namespaces; filled in place, so every render sees the latest).
+        self.namespace_names: Mapping[str, str] = {} if namespace_names is None else namespace_names
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(templates or templates_dir()),
             undefined=jinja2.StrictUndefined,
@@ -347,7 +352,9 @@ class CardRenderer:
         events, events_cut = _cut(
             _newest_first(customer.events), min(ctx.max_events, budget.events)
         )
-        groups, identities_cut = _identity_groups(customer.identities, budget.identities)
+        groups, identities_cut = _identity_groups(
+            customer.identities, budget.identities, self.namespace_names
+        )
         field_blocks, fields_cut = _field_blocks(
             [f for f in customer.fields if f.field_class != "scores"], budget.field_blocks
         )
@@ -397,7 +404,9 @@ class CardRenderer:
         """The customer as a Slack Work Object entity (`metadata.entities[]` of a message or an
         unfurl, or the flexpane's `metadata`), from blocks/work_object.json.j2. The customer is
         already redacted for whoever sees it; `ctx.token` becomes its `external_ref.id`."""
-        groups, _ = _identity_groups(customer.identities, WORK_OBJECT_IDENTITIES)
+        groups, _ = _identity_groups(
+            customer.identities, WORK_OBJECT_IDENTITIES, self.namespace_names
+        )
         fields, _ = _cut(customer.fields, WORK_OBJECT_FIELDS)
         events = _newest_first(customer.events)[:1] if ctx.max_events else []
         memberships = [a for a in customer.audiences if a.active][:WORK_OBJECT_AUDIENCES]
@@ -799,7 +808,7 @@ def _display_name(customer: Customer, reader: Reader) -> str:
 
 
 def _identity_groups(
-    identities: Sequence[CustomerIdentity], most: int
+    identities: Sequence[CustomerIdentity], most: int, names: Mapping[str, str]
 ) -> tuple[list[IdentityGroup], int]:
     # The matched and primary identities go first so a cut list never drops them.
     ranked = sorted(identities, key=lambda i: (not i.matched, not i.primary))
@@ -808,9 +817,7 @@ def _identity_groups(
     for identity in shown:
         groups.setdefault(identity.namespace.lower(), []).append(identity)
     return [
-        IdentityGroup(
-            label=_NAMESPACE_LABELS.get(key, members[0].namespace), identities=tuple(members)
-        )
+        IdentityGroup(label=namespace_label(key, names), identities=tuple(members))
         for key, members in groups.items()
     ], cut
 
@@ -835,24 +842,29 @@ def _field_blocks(
     return blocks, 0
 
 
-def namespace_label(namespace: str) -> str:
-    """How a card names an identity namespace: "Email", "CRM ID", else the code itself (the
-    bot's own labels are marked for the catalogue: templates pass them through `words`)."""
-    return _NAMESPACE_LABELS.get(namespace.lower(), namespace)
+def namespace_label(namespace: str, names: Mapping[str, str] | None = None) -> str:
+    """How a card names an identity namespace: the bot's own name for the standard and common
+    ones ("Email", "CRM ID", "ECID": short, and translated, so they win), else the sandbox's
+    name for it (`names`, by lower-case code, from bot.namespaces: a custom namespace as the
+    organisation named it), else the code itself. The bot's own labels are marked for the
+    catalogue: templates pass them through `words`."""
+    key = namespace.lower()
+    return _NAMESPACE_LABELS.get(key) or (names or {}).get(key) or namespace
 
 
-def namespace_words(namespace: str, reader: Reader) -> str:
-    """An identity namespace as a person names it, in the reader's language: "Loyalty ID",
-    "E-mail"; a code the bot does not know, as the code."""
-    label = namespace_label(namespace)
-    return reader.gettext(label) if label in _TRANSLATED_LABELS else label
-
-
-def identity_words(namespace: str, value: str | None, reader: Reader, *, sep: str = " ") -> str:
-    """An identity as the acknowledgement, the picker and error messages say it: "CRM ID
-    CRM-000123" (with `sep` between), or the namespace alone when the value is not to be
-    shown (None). Not escaped: the caller escapes for where it goes."""
-    words = namespace_words(namespace, reader)
+def identity_words(
+    namespace: str,
+    value: str | None,
+    reader: Reader,
+    *,
+    names: Mapping[str, str] | None = None,
+    sep: str = " ",
+) -> str:
+    """An identity as the acknowledgement, the picker and error messages say it, in the
+    reader's language: "CRM ID CRM-000123" (with `sep` between), or the namespace alone when
+    the value is not to be shown (None). Not escaped: the caller escapes for where it goes."""
+    label = namespace_label(namespace, names)
+    words = reader.gettext(label) if label in _TRANSLATED_LABELS else label
     return words if value is None else f"{words}{sep}{value}"
 
 

@@ -1005,3 +1005,31 @@ def test_check_view_catches_a_long_title_and_too_many_blocks() -> None:
     with pytest.raises(CardLimitError) as caught:
         check_view(view)
     assert len(caught.value.problems) == 2
+
+
+def test_identities_are_named_by_the_bot_then_by_the_sandbox_then_by_their_code() -> None:
+    names = {"crmid": "Customer number", "acmemember": "Acme member number"}
+    customer = Customer(
+        profile_id="p-4",
+        name="Jane Doe",
+        query=IdentityRef("crmid", "CRM-000123"),
+        identities=(
+            CustomerIdentity(namespace="crmid", value="CRM-000123", matched=True),
+            CustomerIdentity(namespace="loyaltyid", value="LY1"),
+            CustomerIdentity(namespace="acmeMember", value="M-1"),
+            CustomerIdentity(namespace="zzz", value="Z-1"),
+        ),
+        fetched_at=NOW,
+    )
+    card = CardRenderer(namespace_names=names).customer_card(customer, ctx())
+    [identities] = [
+        t["text"] for t in text_objects(card["blocks"]) if t["text"].startswith("*Identities*")
+    ]
+    assert "*CRM ID*: CRM-000123" in identities  # the bot's own (translated) name wins
+    assert "*Loyalty ID*: LY1" in identities
+    assert "*Acme member number*: M-1" in identities  # the sandbox's name for its own
+    assert "*zzz*: Z-1" in identities  # nobody's: the code
+    dutch = CardRenderer(namespace_names=names).customer_card(
+        customer, ctx(reader=reader_for("nl-NL"))
+    )
+    assert "*Loyaliteits-ID*: LY1" in all_text(dutch)

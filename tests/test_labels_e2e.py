@@ -136,3 +136,23 @@ async def test_a_japanese_name_is_written_family_name_first(bot: RunningBot) -> 
     header = card.payload["blocks"][0]
     assert header["type"] == "header"
     assert header["text"]["text"] == "山田花子"
+
+
+async def test_a_custom_namespace_is_named_as_the_sandbox_names_it(bot: RunningBot) -> None:
+    assert await bot.services.namespaces.load()
+    assert bot.services.namespaces.names["acmemember"] == "Acme member number"
+    response = await bot.send(command(bot, "acmeMember:M-000001"))
+    assert "Looking up Acme member number M-000001" in response.text
+    [answer] = await bot.slack.wait_for("response_url")
+    assert "No customer profile found for Acme member number M-000001." in answer.payload["text"]
+
+
+async def test_without_the_sandboxs_names_the_bot_names_the_standard_ones_and_codes_the_rest(
+    bot: RunningBot,
+) -> None:
+    bot.sim.faults.add("500", endpoint="namespaces", count=10)
+    assert not await bot.services.namespaces.load()
+    response = await bot.send(command(bot, "acmeMember:M-000001"))
+    assert "Looking up acmeMember M-000001" in response.text
+    response = await bot.send(command(bot, "loyaltyid:LY00000000"))
+    assert "Looking up Loyalty ID LY00000000" in response.text

@@ -52,7 +52,13 @@ def register(app: AsyncApp, services: Services) -> None:
         # Several identities: let the person pick; the buttons carry opaque tokens, not values.
         choices = [
             (
-                identity_words(ref.namespace, ref.value, viewer.reader, sep=": "),
+                identity_words(
+                    ref.namespace,
+                    ref.value,
+                    viewer.reader,
+                    names=services.cards.namespace_names,
+                    sep=": ",
+                ),
                 await services.buttons.remember(ref),
             )
             for ref in refs[:PICKER_CHOICES]
