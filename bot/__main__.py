@@ -107,7 +107,8 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    warm = asyncio.create_task(services.lookup.warm())
+    # The audience list and the namespace names are read in the background, and kept fresh.
+    warm = asyncio.create_task(_warm(services))
     if settings.demo_sandbox:
         log.warning("No AEP credentials: answering from the bundled DEMO sandbox (demo data)")
     elif services.demo:
@@ -170,6 +171,10 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
         await services.aclose()
         log.info("stopped")
     return 0
+
+
+async def _warm(services: Services) -> None:
+    await asyncio.gather(services.lookup.warm(), services.namespaces.keep_loaded())
 
 
 async def finish_answers(services: Services, warm: asyncio.Task[None], within: float) -> None:

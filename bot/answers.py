@@ -21,6 +21,7 @@ from bot.cards import (
     HomeNotice,
     MoreAccess,
     SearchError,
+    identity_words,
     namespace_label,
 )
 from bot.customer import Customer
@@ -150,7 +151,8 @@ def error_notice(
         return services.cards.notice(kind, reader=reader, **values)
 
     shown = namespace_class(ref.namespace) in classes
-    query = f"{ref.namespace} {ref.value}" if shown else ref.namespace
+    value = ref.value if shown else None
+    query = identity_words(ref.namespace, value, reader, names=services.cards.namespace_names)
     cause = exc.cause
     match cause:
         case "not_found" | "too_many_identities":
@@ -776,7 +778,7 @@ async def home_view(
             entries.append(
                 HomeEntry(
                     id=entry.id,
-                    label=namespace_label(entry.namespace),
+                    label=namespace_label(entry.namespace, services.cards.namespace_names),
                     value=entry.value if covered else None,
                     at=entry.at,
                     surface=entry.surface,

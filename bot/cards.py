@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -196,13 +196,16 @@ _CLASS_WORDS: dict[str, str] = {
     "sensitive": N_("sensitive details"),
 }
 
-# Namespaces in words; product names (ECID, AAID, IDFA...) read the same in every language.
+# Namespaces in words, by lower-case code: Adobe's standard namespaces by the names Platform
+# gives them, and the common custom ones (crmid, loyaltyid); product names (ECID, AAID,
+# IDFA...) read the same in every language. A code not listed is shown as the code.
 _NAMESPACE_LABELS: dict[str, str] = {
     "email": N_("Email"),
     "phone": N_("Phone"),
     "phone_e.164": N_("Phone"),
     "ecid": "ECID",
     "crmid": N_("CRM ID"),
+    "loyaltyid": N_("Loyalty ID"),
     "aaid": "AAID",
     "core": "AAM UUID",
     "tntid": "Target ID",
@@ -218,6 +221,10 @@ _EVENT_WORDS = frozenset({*EVENT_TITLES.values(), UNTYPED_EVENT})
 _TRANSLATED_LABELS = frozenset(
     {*_CLASS_WORDS.values(), *_NAMESPACE_LABELS.values(), *DEFAULT_SECTIONS.values()}
 )
+
+#: Field classes whose dates are shown without an age ("56 years ago" is no way to give a
+#: date of birth).
+_NO_AGE_CLASSES = frozenset({"sensitive"})
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
@@ -307,7 +314,12 @@ def templates_dir() -> Path:
 class CardRenderer:
     """Renders every Block Kit payload the bot sends, from the templates in blocks/."""
 
-    def __init__(self, *, templates: Path | None = None) -> None:
+    def __init__(
+        self, *, templates: Path | None = None, namespace_names: Mapping[str, str] | None = None
+    ) -> None:
+        #: The sandbox's own names of identity namespaces by lower-case code (read in the
+        #: background, see bot.namespaces; filled in place, so every render sees the latest).
+        self.namespace_names: Mapping[str, str] = {} if namespace_names is None else namespace_names
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(templates or templates_dir()),
             undefined=jinja2.StrictUndefined,
@@ -384,9 +396,11 @@ class CardRenderer:
         marketing = Counter(e.event_type for e in newest if e.event_type in MARKETING_EVENTS)
         # Only the matched and primary identities are on the card's face; the rest at its end.
         main = [i for i in customer.identities if i.matched or i.primary]
-        groups, _ = _identity_groups(main, budget.identities)
+        groups, _ = _identity_groups(main, budget.identities, self.namespace_names)
         other_groups, identities_cut = _identity_groups(
-            [i for i in customer.identities if not (i.matched or i.primary)], budget.identities
+            [i for i in customer.identities if not (i.matched or i.primary)],
+            budget.identities,
+            self.namespace_names,
         )
         activity_blocks, activity_cut = _field_blocks(
             [f for f in rest if f.field_class == "activity"], budget.field_blocks
@@ -446,7 +460,9 @@ class CardRenderer:
         """The customer as a Slack Work Object entity (`metadata.entities[]` of a message or an
         unfurl, or the flexpane's `metadata`), from blocks/work_object.json.j2. The customer is
         already redacted for whoever sees it; `ctx.token` becomes its `external_ref.id`."""
-        groups, _ = _identity_groups(customer.identities, WORK_OBJECT_IDENTITIES)
+        groups, _ = _identity_groups(
+            customer.identities, WORK_OBJECT_IDENTITIES, self.namespace_names
+        )
         fields, _ = _cut(customer.fields, WORK_OBJECT_FIELDS)
         events = _newest_first(customer.events)[:1] if ctx.max_events else []
         memberships = [a for a in customer.audiences if a.active][:WORK_OBJECT_AUDIENCES]
@@ -698,12 +714,25 @@ def _ngettext(context: Context, singular: str, plural: str, n: Any, **values: An
 @jinja2.pass_context
 def _value_text(context: Context, field: CustomerField, limit: int) -> str:
     """A field's value as mrkdwn: escaped and cut; a date-time on a shared card is a Slack date
-    token, so every reader sees it in their own time zone."""
+    token, so every reader sees it in their own time zone. On a private card a date or
+    date-time says how long ago it was beside it ("Nov 28, 2025 (1 year ago)"), except in
+    classes where an age reads oddly (a date of birth)."""
     reader = _reader(context)
     shared = bool(context.get("slack_times"))
     if shared and field.format == "datetime" and isinstance(field.value, datetime):
         return slack_date(field.value, reader)
-    return _esc(format_value(field, reader), limit)
+    shown = format_value(field, reader)
+    card = context.get("ctx")
+    now = card.now if isinstance(card, CardContext) else None
+    if (
+        not shared  # a posted card is read for days: an age in words would go stale
+        and isinstance(now, datetime)
+        and field.format in ("date", "datetime")
+        and isinstance(field.value, date)
+        and field.field_class not in _NO_AGE_CLASSES
+    ):
+        shown = f"{shown} ({relative_time(field.value, now, reader)})"
+    return _esc(shown, limit)
 
 
 @jinja2.pass_context
@@ -916,7 +945,7 @@ def _display_name(customer: Customer, reader: Reader) -> str:
 
 
 def _identity_groups(
-    identities: Sequence[CustomerIdentity], most: int
+    identities: Sequence[CustomerIdentity], most: int, names: Mapping[str, str]
 ) -> tuple[list[IdentityGroup], int]:
     # The matched and primary identities go first so a cut list never drops them.
     ranked = sorted(identities, key=lambda i: (not i.matched, not i.primary))
@@ -925,9 +954,7 @@ def _identity_groups(
     for identity in shown:
         groups.setdefault(identity.namespace.lower(), []).append(identity)
     return [
-        IdentityGroup(
-            label=_NAMESPACE_LABELS.get(key, members[0].namespace), identities=tuple(members)
-        )
+        IdentityGroup(label=namespace_label(key, names), identities=tuple(members))
         for key, members in groups.items()
     ], cut
 
@@ -952,10 +979,30 @@ def _field_blocks(
     return blocks, 0
 
 
-def namespace_label(namespace: str) -> str:
-    """How a card names an identity namespace: "Email", "CRM ID", else the code itself (the
-    bot's own labels are marked for the catalogue: templates pass them through `words`)."""
-    return _NAMESPACE_LABELS.get(namespace.lower(), namespace)
+def namespace_label(namespace: str, names: Mapping[str, str] | None = None) -> str:
+    """How a card names an identity namespace: the bot's own name for the standard and common
+    ones ("Email", "CRM ID", "ECID": short, and translated, so they win), else the sandbox's
+    name for it (`names`, by lower-case code, from bot.namespaces: a custom namespace as the
+    organisation named it), else the code itself. The bot's own labels are marked for the
+    catalogue: templates pass them through `words`."""
+    key = namespace.lower()
+    return _NAMESPACE_LABELS.get(key) or (names or {}).get(key) or namespace
+
+
+def identity_words(
+    namespace: str,
+    value: str | None,
+    reader: Reader,
+    *,
+    names: Mapping[str, str] | None = None,
+    sep: str = " ",
+) -> str:
+    """An identity as the acknowledgement, the picker and error messages say it, in the
+    reader's language: "CRM ID CRM-000123" (with `sep` between), or the namespace alone when
+    the value is not to be shown (None). Not escaped: the caller escapes for where it goes."""
+    label = namespace_label(namespace, names)
+    words = reader.gettext(label) if label in _TRANSLATED_LABELS else label
+    return words if value is None else f"{words}{sep}{value}"
 
 
 @jinja2.pass_context

@@ -6,8 +6,9 @@ from `bot.aep`: its models (`bot.aep.models`) satisfy them, and so can a test's.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -42,7 +43,8 @@ EventsStatus = Literal["shown", "loading", "failed", "off"]
 
 class CustomerField(_Frozen):
     """One layout field present in the profile: its value and how to show it. Date and
-    date-time fields hold a datetime when the profile's value could be read as one. A computed
+    date-time fields hold a `date` when the profile gives a day without a time (or the layout
+    says `format: date`), a datetime when it gives a moment. A computed
     attribute carries `as_of`, the time its value was computed, when the profile says it."""
 
     #: one text for every language, or texts by language ("en", "nl"); see bot.layout.Label
@@ -57,6 +59,8 @@ class CustomerField(_Frozen):
     as_of: datetime | None = None
     #: part of the summary line under the customer's name (the layout's `summary: true`)
     summary: bool = False
+    #: the layout's words for coded values (see bot.layout.LayoutField.values)
+    values: dict[str, Label] | None = None
 
 
 class CustomerEvent(_Frozen):
@@ -111,7 +115,7 @@ class AudienceMembership(_Frozen):
 
     @property
     def left(self) -> bool:
-        """Listed under "Left": exited, or past its `validUntil`."""
+        """Listed under "Left these audiences": exited, or past its `validUntil`."""
         return self.status == "exited" or self.lapsed
 
 
@@ -171,6 +175,7 @@ class ProfileFacts(Protocol):
     @property
     def memberships(self) -> Sequence[MembershipFacts]: ...
     def time_at(self, path: str) -> datetime | None: ...
+    def day_at(self, path: str) -> date | None: ...
 
 
 class EventFacts(Protocol):
@@ -270,10 +275,48 @@ def _computed(profile: ProfileFacts, path: str) -> tuple[str, datetime | None]:
 def _field_value(profile: ProfileFacts, path: str, fmt: FieldFormat) -> Any:
     value = profile.value_at(path)
     if fmt in ("date", "datetime") and _present(value):
-        # Read as every AEP timestamp is; a value that is no moment is shown as it is.
+        # A day without a time stays a day (a `date`): a date-time field holding a date, or
+        # midnight UTC, is never shown as a made-up midnight in the reader's zone. Otherwise
+        # read as every AEP timestamp is; a value that is no moment is shown as it is.
+        day = profile.day_at(path)
+        if day is not None:
+            return day
         moment = profile.time_at(path)
+        if moment is not None and fmt == "date":
+            return moment.astimezone(UTC).date()
         return moment if moment is not None else value
     return value
+
+
+#: XDM's given and family name paths: the two a name's order is decided between.
+GIVEN_NAME, FAMILY_NAME = "person.name.firstName", "person.name.lastName"
+# Scripts whose writers put the family name first, with no space between the parts: Han
+# (Chinese, Japanese kanji), Hiragana, Katakana and Hangul.
+_FAMILY_FIRST_SCRIPT = re.compile(
+    r"^[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf"
+    r"\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f\u30fb\u30fc\u3005]+$"
+)
+
+
+def display_name(parts: Sequence[tuple[str, str]]) -> str | None:
+    """The customer's name as their culture writes it, from the layout's title parts (path,
+    text) in layout order, joined with spaces. When every part is written in Chinese,
+    Japanese or Korean script (山田, 花子), the family name (`person.name.lastName`) goes
+    before the given name (`person.name.firstName`) and the parts join without a space:
+    山田花子 is how the customer writes it. A name in Latin script keeps the layout's order,
+    whatever the customer's language (Hanako Yamada is how a Japanese customer writes their
+    name in Latin letters)."""
+    texts = [text for _, text in parts if text]
+    if not texts:
+        return None
+    paths = [path for path, text in parts if text]
+    if all(_FAMILY_FIRST_SCRIPT.match(t) for t in texts):
+        if GIVEN_NAME in paths and FAMILY_NAME in paths:
+            given, family = paths.index(GIVEN_NAME), paths.index(FAMILY_NAME)
+            if given < family:
+                texts[given], texts[family] = texts[family], texts[given]
+        return "".join(texts)
+    return " ".join(texts)
 
 
 def build_customer(
@@ -290,8 +333,9 @@ def build_customer(
     """Assemble the Customer from a profile, its events and the audience names.
 
     `events_status` says why `events` is None (default: "shown" with events, else "failed")."""
-    name_parts = [profile.value_at(p) for p in layout.title]
-    name = " ".join(str(p).strip() for p in name_parts if _present(p)) or None
+    name = display_name(
+        [(p, str(v).strip()) for p in layout.title if _present(v := profile.value_at(p))]
+    )
     fields = []
     for f in layout.fields:
         path, as_of = _computed(profile, f.path) if f.computed else (f.path, None)
@@ -310,6 +354,7 @@ def build_customer(
                 computed=f.computed,
                 as_of=as_of,
                 summary=f.summary,
+                values=f.values,
             )
         )
     members = sorted(

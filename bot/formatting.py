@@ -7,12 +7,13 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from babel import dates, numbers
 
 from bot.customer import CustomerField
 from bot.i18n import Reader
+from bot.layout import Label, label_text
 
 ELLIPSIS = "…"
 
@@ -21,6 +22,8 @@ ELLIPSIS = "…"
 _MRKDWN_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+# A coded value: lower-case ASCII words joined by `_` or `-`, at most 40 characters.
+_CODE_WORD = re.compile(r"^(?=.{1,40}$)[a-z]+(?:[_-][a-z]+)*$")
 
 
 def mrkdwn_escape(text: str) -> str:
@@ -91,12 +94,34 @@ def slack_date(value: datetime, reader: Reader) -> str:
 
 
 def format_value(field: CustomerField, reader: Reader) -> str:
-    """A field's value shown by its format; values of an unexpected type fall back to their text."""
+    """A field's value shown by its format; values of an unexpected type fall back to their text.
+    A text field's coded value reads as a word (see `value_words`)."""
+    if field.format == "text":
+        words = value_words(field.value, field.values, reader)
+        if words is not None:
+            return words
     try:
         shown = _FORMATTERS[field.format](field.value, field.currency, reader)
     except (ValueError, TypeError, OverflowError, ArithmeticError):
         shown = None
     return shown if shown is not None else _text(field.value, reader)
+
+
+def value_words(value: Any, values: Mapping[str, Label] | None, reader: Reader) -> str | None:
+    """A coded value as a person would write it: the layout's words for it in the reader's
+    language (`values`, matched without regard to case), else a value that is a lower-case
+    code of ASCII letters (`gold`, `not_specified`, `non-binary`) capitalised with spaces for
+    underscores ("Gold", "Not specified"); None for anything else. A value with a capital, a
+    digit, a space or any other character is free text (a name, a company) and never changed."""
+    if not isinstance(value, str):
+        return None
+    for code, words in (values or {}).items():
+        if code.casefold() == value.strip().casefold():
+            return label_text(words, reader.tag)
+    if not _CODE_WORD.match(value):
+        return None
+    words = value.replace("_", " ")
+    return words[:1].upper() + words[1:]
 
 
 def format_number(value: Any, reader: Reader) -> str | None:
@@ -116,14 +141,76 @@ def format_money(value: Any, currency: str, reader: Reader) -> str | None:
     return numbers.format_currency(value, code, locale=reader.locale)
 
 
-def relative_time(when: datetime, now: datetime, reader: Reader) -> str:
-    """How long ago (or from now) `when` is, in coarse words: "3 days ago", "over 3 dagen"."""
-    delta = _as_utc(when) - _as_utc(now)
-    if abs(delta.total_seconds()) < 60:
-        return reader.gettext("just now")
-    return dates.format_timedelta(
-        delta, add_direction=True, format="long", threshold=1.0, locale=reader.locale
-    )
+def relative_time(when: date, now: datetime, reader: Reader) -> str:
+    """How long ago (or from now) `when` is, precise enough to tell recent moments apart:
+    "just now", "5 minutes ago", "3 hours ago", "yesterday", "32 days ago", "2 months ago",
+    "1 year ago" (and "in 3 days", "tomorrow" ahead), in the reader's language.
+
+    Minutes below an hour, hours below a day (both rounded); then whole calendar days in the
+    reader's time zone up to 45 days (so two events a day apart never read alike), months (of
+    30.44 days, rounded) below a year, then whole years. A `date` (a day without a time) is
+    counted in days from the reader's today: "today", "yesterday", "3 days ago"."""
+    if isinstance(when, datetime):
+        seconds = (_as_utc(when) - _as_utc(now)).total_seconds()
+        if abs(seconds) < 60:
+            return reader.gettext("just now")
+        minutes, hours = round(abs(seconds) / 60), round(abs(seconds) / 3600)
+        if minutes < 60:
+            return _ago(reader, "minute", minutes, future=seconds > 0)
+        if hours < 24:
+            return _ago(reader, "hour", hours, future=seconds > 0)
+        day = _as_utc(when).astimezone(reader.zone).date()
+    else:
+        day = when
+    today = _as_utc(now).astimezone(reader.zone).date()
+    days = (day - today).days
+    future = days > 0
+    days = abs(days)
+    if days == 0:
+        return reader.gettext("today")
+    if days == 1:
+        return reader.gettext("tomorrow") if future else reader.gettext("yesterday")
+    if days <= DAYS_SHOWN_AS_DAYS:
+        return _ago(reader, "day", days, future=future)
+    if days < 365:
+        return _ago(reader, "month", max(2, round(days / _MONTH_DAYS)), future=future)
+    return _ago(reader, "year", max(1, int(days // _YEAR_DAYS)), future=future)
+
+
+#: Up to this many days a relative time counts days ("45 days ago"), then months.
+DAYS_SHOWN_AS_DAYS = 45
+_MONTH_DAYS = 365.25 / 12
+_YEAR_DAYS = 365.25
+
+_Unit = Literal["minute", "hour", "day", "month", "year"]
+
+
+def _ago(reader: Reader, unit: _Unit, n: int, *, future: bool) -> str:
+    num = numbers.format_decimal(n, locale=reader.locale)
+    # Each phrase whole, so every language orders and inflects it its own way.
+    if future:
+        match unit:
+            case "minute":
+                return reader.ngettext("in %(num)s minute", "in %(num)s minutes", n, num=num)
+            case "hour":
+                return reader.ngettext("in %(num)s hour", "in %(num)s hours", n, num=num)
+            case "day":
+                return reader.ngettext("in %(num)s day", "in %(num)s days", n, num=num)
+            case "month":
+                return reader.ngettext("in %(num)s month", "in %(num)s months", n, num=num)
+            case "year":
+                return reader.ngettext("in %(num)s year", "in %(num)s years", n, num=num)
+    match unit:
+        case "minute":
+            return reader.ngettext("%(num)s minute ago", "%(num)s minutes ago", n, num=num)
+        case "hour":
+            return reader.ngettext("%(num)s hour ago", "%(num)s hours ago", n, num=num)
+        case "day":
+            return reader.ngettext("%(num)s day ago", "%(num)s days ago", n, num=num)
+        case "month":
+            return reader.ngettext("%(num)s month ago", "%(num)s months ago", n, num=num)
+        case "year":
+            return reader.ngettext("%(num)s year ago", "%(num)s years ago", n, num=num)
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -178,7 +265,10 @@ def _format_date(value: Any, currency: str, reader: Reader) -> str | None:
 
 
 def _format_datetime(value: Any, currency: str, reader: Reader) -> str | None:
-    return format_datetime(value, reader) if isinstance(value, datetime) else None
+    if isinstance(value, datetime):
+        return format_datetime(value, reader)
+    # A day without a time (see bot.aep.xdm.parse_day): shown as the day, no made-up midnight.
+    return format_date(value, reader) if isinstance(value, date) else None
 
 
 def _format_boolean(value: Any, currency: str, reader: Reader) -> str | None:

@@ -106,6 +106,20 @@ class LayoutField(BaseModel):
     computed: bool = False
     #: shown in the card's summary line, under the customer's name (the customer's standing)
     summary: bool = False
+    #: Words for a text field's coded values, e.g. `{gold: {en: Gold, nl: Goud}}` (matched
+    #: without regard to case); values not listed follow formatting.value_words' rule.
+    values: dict[str, str | dict[str, str]] | None = None
+
+    @field_validator("values")
+    @classmethod
+    def _valid_values(
+        cls, value: dict[str, str | dict[str, str]] | None
+    ) -> dict[str, str | dict[str, str]] | None:
+        for key, text in (value or {}).items():
+            if isinstance(text, str) and not 1 <= len(text) <= 60:
+                raise ValueError(f"the words for {key!r} must be 1 to 60 characters")
+            _valid_label(text)
+        return value
 
     @field_validator("label", "section")
     @classmethod

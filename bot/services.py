@@ -31,6 +31,7 @@ from bot.identity import IdentityRules
 from bot.layout import DEFAULT_KEY_FACTS, CardLayout, load_layout
 from bot.lookup import CustomerLookup
 from bot.metrics import Metrics
+from bot.namespaces import NamespaceNames
 from bot.ops import Readiness
 from bot.policy_file import Policy, load_policy
 from bot.settings import Settings
@@ -57,6 +58,7 @@ class Services:
     cache: DataCache
     keys: CacheKeys
     lookup: CustomerLookup
+    namespaces: NamespaceNames
     buttons: ButtonTokens
     history: LookupHistory
     slack: BudgetedWebClient
@@ -236,6 +238,11 @@ def build_services(
     slack.metrics = metrics
     metrics.read_stats(lookup=lambda: dict(lookup.stats), cache=lambda: dict(cache.stats))
     directory = SlackDirectory(client=slack, store=cache, ttl=settings.bot_cache_slack_ttl)
+    namespaces = NamespaceNames(
+        client=aep,
+        refresh=settings.bot_cache_audience_ttl,
+        deadline=settings.bot_lookup_deadline,
+    )
     if settings.bot_audit_key is not None:
         audit_key = settings.bot_audit_key.get_secret_value().encode()
     else:
@@ -260,12 +267,13 @@ def build_services(
         cache=cache,
         keys=keys,
         lookup=lookup,
+        namespaces=namespaces,
         buttons=ButtonTokens(cache=cache, keys=keys),
         history=LookupHistory(cache=cache, keys=keys, ttl=settings.bot_history_ttl),
         slack=slack,
         directory=directory,
         audit=AuditLog(sink=settings.bot_audit_file, key=audit_key, metrics=metrics),
-        cards=CardRenderer(),
+        cards=CardRenderer(namespace_names=namespaces.names),
         demo=demo,
         simulator=simulator,
         metrics=metrics,

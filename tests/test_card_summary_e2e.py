@@ -17,7 +17,7 @@ from tests.support import JANE, REPO, RunningBot, all_text, private_card, runnin
 
 #: Jane's identities in the demo dataset, by namespace code (lower-case).
 JANE_IDS = {ns.lower(): value for ns, value in load_dataset().find("email", JANE).identities}  # type: ignore[union-attr]
-STANDING = "Loyalty tier: *gold* · Customer since: "
+STANDING = "Loyalty tier: *Gold* · Customer since: "
 
 
 def first_section(card: RecordedCall) -> dict[str, Any]:

@@ -355,7 +355,7 @@ def test_card_shows_members_and_lists_exited_audiences_under_left(renderer: Card
         "*Audiences*\n"
         "• Gold tier — member (since Mar 11, 2026)\n"
         "• Cart abandoners — member\n"
-        "*Left*\n"
+        "*Left these audiences*\n"
         "• Newsletter (Feb 2, 2026)"
     )
 
@@ -481,7 +481,7 @@ def test_huge_customer_stays_within_every_limit(renderer: CardRenderer) -> None:
     assert 1 <= shown <= 10
     assert f"_+{300 - shown} more, and older ones in Adobe Experience Platform_" in events
     audiences = section_text(card, "*Audiences*")
-    members, left = audiences.split("*Left*")
+    members, left = audiences.split("*Left these audiences*")
     assert f"_+{80 - members.count('• ')} more_" in members
     assert f"_+{12 - left.count('• ')} more_" in left
     # Identities the query matched and the primary one are on the card's face; the others are
@@ -1092,3 +1092,35 @@ def test_a_topic_of_mixed_events_counts_them_and_names_the_last_order(
 def test_too_few_matching_events_make_no_topic_line(renderer: CardRenderer) -> None:
     customer = rich_customer().model_copy(update={"events": (view(1, "Refund policy"),)})
     assert "Likely about" not in all_text(renderer.customer_card(customer, ctx(topics=(RETURNS,))))
+
+
+def test_identities_are_named_by_the_bot_then_by_the_sandbox_then_by_their_code() -> None:
+    names = {"crmid": "Customer number", "acmemember": "Acme member number"}
+    customer = Customer(
+        profile_id="p-4",
+        name="Jane Doe",
+        query=IdentityRef("crmid", "CRM-000123"),
+        identities=(
+            CustomerIdentity(namespace="crmid", value="CRM-000123", matched=True),
+            CustomerIdentity(namespace="loyaltyid", value="LY1"),
+            CustomerIdentity(namespace="acmeMember", value="M-1"),
+            CustomerIdentity(namespace="zzz", value="Z-1"),
+        ),
+        fetched_at=NOW,
+    )
+    card = CardRenderer(namespace_names=names).customer_card(customer, ctx())
+    [identities] = [
+        t["text"] for t in text_objects(card["blocks"]) if t["text"].startswith("*Identities*")
+    ]
+    # The matched one is on the card's face; the others in the "Other identities" line.
+    [others] = [
+        t["text"] for t in text_objects(card["blocks"]) if t["text"].startswith("Other identities")
+    ]
+    assert "*CRM ID*: CRM-000123" in identities  # the bot's own (translated) name wins
+    assert "*Loyalty ID*: LY1" in others
+    assert "*Acme member number*: M-1" in others  # the sandbox's name for its own
+    assert "*zzz*: Z-1" in others  # nobody's: the code
+    dutch = CardRenderer(namespace_names=names).customer_card(
+        customer, ctx(reader=reader_for("nl-NL"))
+    )
+    assert "*Loyaliteits-ID*: LY1" in all_text(dutch)

@@ -32,7 +32,7 @@ _RANDOM = [
             # relative_time always says "… ago" or "in …": a label such as "(30 days)" stays.
             r"\bin \d+ (?:min|h|seconds?|minutes?|hours?|days?|weeks?|months?|years?)\b"
             r"|\b\d+ (?:min|h|seconds?|minutes?|hours?|days?|weeks?|months?|years?) ago\b"
-            r"|\byesterday\b|\btomorrow\b|\bjust now\b"
+            r"|\byesterday\b|\btomorrow\b|\bjust now\b|(?<=\()today(?=\))"
         ),
         "<when>",
     ),

@@ -64,3 +64,93 @@ def test_date_fields_are_read_like_every_aep_timestamp(value: Any, shown: str) -
 )
 def test_datetime_fields_are_read_like_every_aep_timestamp(value: Any, shown: str) -> None:
     assert _shown(value, "datetime") == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        # A day with no time, however the source wrote it: the day, never "12:00 AM".
+        ("2025-11-28", "Nov 28, 2025"),
+        ("2025-11-28T00:00:00Z", "Nov 28, 2025"),
+        (1764288000000, "Nov 28, 2025"),
+    ],
+)
+def test_a_datetime_field_holding_a_day_shows_the_day(value: Any, shown: str) -> None:
+    assert _shown(value, "datetime") == shown
+    assert "AM" not in _shown(value, "datetime")
+
+
+def _name(first: str, last: str) -> str | None:
+    layout = CardLayout(title=("person.name.firstName", "person.name.lastName"))
+    customer = build_customer(
+        profile=ProfileEntity(
+            entity_id="X1", entity={"person": {"name": {"firstName": first, "lastName": last}}}
+        ),
+        query=IdentityRef("email", "j@example.com"),
+        layout=layout,
+        events=None,
+        audiences={},
+        fetched_at=datetime(2026, 3, 14, tzinfo=UTC),
+        demo=False,
+    )
+    return customer.name
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "name"),
+    [
+        ("Jane", "Doe", "Jane Doe"),
+        ("Sanne", "de Vries", "Sanne de Vries"),
+        # Japanese, Chinese and Korean script: family name first, no space.
+        ("花子", "山田", "山田花子"),
+        ("はなこ", "やまだ", "やまだはなこ"),
+        ("ハナコ", "ヤマダ", "ヤマダハナコ"),
+        ("伟", "王", "王伟"),
+        ("민준", "김", "김민준"),
+        # Latin letters keep the layout's order, whoever writes them.
+        ("Hanako", "Yamada", "Hanako Yamada"),
+        # Scripts mixed: the parts are not both CJK, so the layout's order.
+        ("Hanako", "山田", "Hanako 山田"),
+        ("Γιώργος", "Παπαδόπουλος", "Γιώργος Παπαδόπουλος"),
+        ("", "山田", "山田"),
+    ],
+)
+def test_a_name_is_written_in_the_order_its_script_writes_it(
+    first: str, last: str, name: str
+) -> None:
+    assert _name(first, last) == name
+
+
+def test_layout_values_give_a_coded_value_its_words() -> None:
+    layout = CardLayout(
+        title=("person.name.firstName",),
+        fields=(
+            LayoutField.model_validate(
+                {
+                    "label": "Tier",
+                    "path": "loyalty.tier",
+                    "class": "basic",
+                    "values": {"gold": {"en": "Gold", "nl": "Goud"}},
+                }
+            ),
+        ),
+    )
+    customer = build_customer(
+        profile=ProfileEntity(entity_id="X1", entity={"loyalty": {"tier": "GOLD"}}),
+        query=IdentityRef("email", "j@example.com"),
+        layout=layout,
+        events=None,
+        audiences={},
+        fetched_at=datetime(2026, 3, 14, tzinfo=UTC),
+        demo=False,
+    )
+    (field,) = customer.fields
+    assert format_value(field, EN) == "Gold"
+    assert format_value(field, reader_for("nl-NL")) == "Goud"
+
+
+def test_layout_values_with_an_empty_word_stop_the_bot_at_start() -> None:
+    with pytest.raises(ValueError, match="gold"):
+        LayoutField.model_validate(
+            {"label": "Tier", "path": "loyalty.tier", "class": "basic", "values": {"gold": ""}}
+        )

@@ -15,6 +15,7 @@ from bot.customer import CustomerField
 from bot.formatting import (
     format_date,
     format_datetime,
+    format_money,
     format_value,
     mrkdwn_clip,
     mrkdwn_escape,
@@ -22,6 +23,7 @@ from bot.formatting import (
     relative_time,
     slack_date,
     truncate,
+    value_words,
 )
 from bot.i18n import reader_for
 from bot.layout import FIELD_FORMATS, FieldFormat
@@ -206,6 +208,55 @@ def test_datetime_format_is_in_the_readers_zone(value: Any, reader: Any, shown: 
     assert format_value(field(value, "datetime"), reader) == shown
 
 
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("gold", "Gold"),
+        ("overdue", "Overdue"),
+        ("female", "Female"),
+        ("not_specified", "Not specified"),
+        ("non-specific", "Non-specific"),
+        # Free text is never changed: names, companies, anything with a capital, digit or space.
+        ("Priya Raman", "Priya Raman"),
+        ("Doe Outdoor Supplies", "Doe Outdoor Supplies"),
+        ("de Vries", "de Vries"),
+        ("iPhone", "iPhone"),
+        ("en-US", "en-US"),
+        ("a1", "a1"),
+        ("jane@example.com", "jane@example.com"),
+        ("山田", "山田"),
+    ],
+)
+def test_a_lower_case_code_reads_as_a_word_and_free_text_as_written(value: str, shown: str) -> None:
+    assert format_value(field(value), EN) == shown
+    assert format_value(field(value), NL) == shown
+
+
+def test_the_layouts_words_for_a_value_win_in_the_readers_language() -> None:
+    values: dict[str, Any] = {"current": {"en": "Current", "nl": "Op tijd"}, "failed": "Failed!"}
+    assert value_words("current", values, EN) == "Current"
+    assert value_words("Current", values, NL) == "Op tijd"
+    assert value_words("failed", values, NL) == "Failed!"
+    assert value_words("overdue", values, NL) == "Overdue"
+    assert value_words(3, values, EN) is None
+
+
+def test_money_is_one_format_with_its_currency_on_fields_and_events() -> None:
+    # The card's currency fields and a purchase's total both come from format_money.
+    assert format_value(field(233.95, "currency", "USD"), EN) == "$233.95"
+    assert format_money(233.95, "USD", EN) == "$233.95"
+    assert format_value(field(233.95, "currency", "EUR"), NL) == "€\xa0233,95"
+    assert format_money(233.95, "EUR", NL) == "€\xa0233,95"
+    assert format_money(233.95, "JPY", EN) == "¥234"
+
+
+def test_a_date_time_field_holding_a_day_shows_the_day_without_a_made_up_time() -> None:
+    # The profile gave "2025-11-28" (or midnight UTC) for a date-time field: no 00:00, and no
+    # shift into New York's evening of the 27th.
+    assert format_value(field(date(2025, 11, 28), "datetime"), NY) == "Nov 28, 2025"
+    assert format_value(field(date(2025, 11, 28), "datetime"), NL) == "28 nov 2025"
+
+
 @pytest.mark.parametrize(("value", "shown", "dutch"), [(True, "Yes", "Ja"), (False, "No", "Nee")])
 def test_boolean_format(value: bool, shown: str, dutch: str) -> None:
     assert format_value(field(value, "boolean"), EN) == shown
@@ -277,19 +328,59 @@ def test_a_slack_date_token_carries_the_moment_and_a_utc_fallback_in_the_readers
         (timedelta(seconds=59), "just now", "zojuist"),
         (timedelta(minutes=1), "1 minute ago", "1 minuut geleden"),
         (timedelta(minutes=59), "59 minutes ago", "59 minuten geleden"),
+        (timedelta(minutes=59, seconds=40), "1 hour ago", "1 uur geleden"),
         (timedelta(hours=1), "1 hour ago", "1 uur geleden"),
         (timedelta(hours=3, minutes=50), "4 hours ago", "4 uur geleden"),
-        (timedelta(hours=24), "1 day ago", "1 dag geleden"),
-        (timedelta(days=3), "3 days ago", "3 dagen geleden"),
-        (timedelta(days=21), "3 weeks ago", "3 weken geleden"),
+        (timedelta(hours=23), "23 hours ago", "23 uur geleden"),
+        # Past a day: calendar days in the reader's zone (NOW is noon in both zones' day).
+        (timedelta(hours=24), "yesterday", "gisteren"),
+        (timedelta(hours=36), "yesterday", "gisteren"),
+        (timedelta(days=2), "2 days ago", "2 dagen geleden"),
+        (timedelta(days=21), "21 days ago", "21 dagen geleden"),
+        (timedelta(days=32), "32 days ago", "32 dagen geleden"),
+        # Days up to 45, so a month of events never all read "1 month ago".
+        (timedelta(days=45), "45 days ago", "45 dagen geleden"),
+        (timedelta(days=46), "2 months ago", "2 maanden geleden"),
         (timedelta(days=150), "5 months ago", "5 maanden geleden"),
+        (timedelta(days=364), "12 months ago", "12 maanden geleden"),
         (timedelta(days=365), "1 year ago", "1 jaar geleden"),
-        (timedelta(days=800), "2 years ago", "2 jaar geleden"),
+        (timedelta(days=730), "1 year ago", "1 jaar geleden"),
+        (timedelta(days=731), "2 years ago", "2 jaar geleden"),
     ],
 )
 def test_relative_time_buckets(ago: timedelta, words: str, dutch: str) -> None:
     assert relative_time(NOW - ago, NOW, EN) == words
     assert relative_time(NOW - ago, NOW, NL) == dutch
+
+
+def test_relative_times_tell_apart_events_a_day_apart_a_month_ago() -> None:
+    said = {relative_time(NOW - timedelta(days=d), NOW, EN) for d in range(11, 32)}
+    assert len(said) == 21
+
+
+def test_yesterday_is_the_readers_calendar_day_not_24_hours() -> None:
+    tokyo = reader_for("en-US", "Asia/Tokyo")
+    now = datetime(2026, 3, 14, 16, 0, tzinfo=UTC)  # 01:00 on the 15th in Tokyo
+    assert relative_time(datetime(2026, 3, 14, 14, 0, tzinfo=UTC), now, tokyo) == "2 hours ago"
+    # 23:00 on the 13th in Tokyo: two calendar days back there, one in UTC.
+    before = datetime(2026, 3, 13, 14, 0, tzinfo=UTC)
+    assert relative_time(before, now, tokyo) == "2 days ago"
+    assert relative_time(before, now, EN) == "yesterday"
+
+
+@pytest.mark.parametrize(
+    ("day", "words", "dutch"),
+    [
+        (date(2026, 3, 14), "today", "vandaag"),
+        (date(2026, 3, 13), "yesterday", "gisteren"),
+        (date(2026, 3, 15), "tomorrow", "morgen"),
+        (date(2026, 2, 10), "32 days ago", "32 dagen geleden"),
+        (date(2025, 3, 14), "1 year ago", "1 jaar geleden"),
+    ],
+)
+def test_a_day_without_a_time_counts_whole_days(day: date, words: str, dutch: str) -> None:
+    assert relative_time(day, NOW, EN) == words
+    assert relative_time(day, NOW, NL) == dutch
 
 
 @pytest.mark.parametrize(
@@ -299,7 +390,8 @@ def test_relative_time_buckets(ago: timedelta, words: str, dutch: str) -> None:
         (timedelta(minutes=5), "in 5 minutes"),
         (timedelta(hours=3), "in 3 hours"),
         (timedelta(days=3), "in 3 days"),
-        (timedelta(days=14), "in 2 weeks"),
+        (timedelta(days=14), "in 14 days"),
+        (timedelta(days=90), "in 3 months"),
         (timedelta(days=400), "in 1 year"),
     ],
 )

@@ -360,6 +360,14 @@ class AepClient:
                 logger.warning("Audience list cut off after %d pages", _MAX_AUDIENCE_PAGES)
         return list(audiences.values())
 
+    async def namespace_names(self, *, deadline: float) -> dict[str, str]:
+        """The sandbox's identity namespaces' names by lower-case code (`GET
+        /idnamespace/identities`, standard and custom ones): `{"crmid": "CRM ID"}`."""
+        url = self._api_url + sansio.NAMESPACES_PATH
+        async with self._within(deadline) as budget:
+            data = await self._request(budget, "GET", url, endpoint="namespaces")
+        return sansio.parse_namespaces(data)
+
     async def aclose(self) -> None:
         """Close the HTTP client (shared with the token source)."""
         await self._http.aclose()

@@ -7,7 +7,7 @@ those values already and are not read again.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -83,6 +83,11 @@ class ProfileEntity(_Frozen):
         """The moment at a dotted XDM path of the profile, read as every AEP timestamp is;
         None when the path holds none."""
         return xdm.parse_timestamp(xdm.value_at(self.entity, path))
+
+    def day_at(self, path: str) -> date | None:
+        """The day at a dotted XDM path when the profile holds a day without a time (see
+        `xdm.parse_day`); None otherwise."""
+        return xdm.parse_day(xdm.value_at(self.entity, path))
 
     @property
     def audience_ids(self) -> tuple[str, ...]:

@@ -30,7 +30,7 @@ from bot.aep.xdm import number_of as _number
 from bot.aep.xdm import parse_timestamp
 from bot.aep.xdm import text_of as _text
 
-Endpoint = Literal["profile", "events", "audiences", "merge_policies"]
+Endpoint = Literal["profile", "events", "audiences", "merge_policies", "namespaces"]
 
 TOKEN_PATH = "/ims/token/v3"  # noqa: S105 (a URL path, not a secret)
 ACCESS_PATH = "/data/core/ups/access"
@@ -39,6 +39,8 @@ UPS_PATH = "/data/core/ups"
 AUDIENCES_PATH = UPS_PATH + "/audiences"
 AUDIENCES_BULK_PATH = AUDIENCES_PATH + "/bulk-get"
 MERGE_POLICIES_PATH = UPS_PATH + "/config/mergePolicies"
+#: Identity Service: every identity namespace the sandbox knows, standard and custom.
+NAMESPACES_PATH = "/data/core/idnamespace/identities"
 #: Most ids one audience bulk-get takes (Adobe: "Cannot be 0 or exceed 100", a 400 otherwise).
 BULK_GET_MAX_IDS = 100
 
@@ -540,6 +542,24 @@ def parse_audience_page(data: Any, *, start: int = 0) -> AudienceChunk:
     if total is not None:
         more = start + len(children) < total
     return AudienceChunk(audiences=audiences, count=len(children), more=more and bool(children))
+
+
+# --- identity namespaces ------------------------------------------------------------------------
+
+
+def parse_namespaces(data: Any) -> dict[str, str]:
+    """The names of a GET /idnamespace/identities answer (a JSON array of namespaces), by
+    lower-case code: `{"crmid": "CRM ID"}`. An entry without a code or a name is left out."""
+    if not isinstance(data, list):
+        raise _malformed("the identity namespace list", "it is not a list")
+    names: dict[str, str] = {}
+    for entry in data:
+        if not isinstance(entry, dict):
+            continue
+        code, name = _text(entry.get("code")), _text(entry.get("name"))
+        if code and name and len(name) <= 60:
+            names.setdefault(code.lower(), " ".join(name.split()))
+    return names
 
 
 # --- merge policies -----------------------------------------------------------------------------

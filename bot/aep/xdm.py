@@ -7,16 +7,22 @@ spec's `startTime`/`endTime` "at millisecond granularity"), and every other time
 (`lastModifiedAt`, `lastQualificationTime`, an event's XDM `timestamp`, date-time fields of a
 profile) is an ISO 8601 / RFC 3339 string in one of several spellings (`Z`, `+0000`, a space for
 the `T`, no zone at all, which is read as UTC). A number sent as a string is still milliseconds.
+
+A day without a time is read by `parse_day`: an XDM `date` ("2025-11-28"), or a date-time at
+exactly midnight UTC, which is how a source that knows only the day fills a date-time field
+(a card shows such a value as that day, never as a made-up midnight moved into a time zone).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DAY_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -38,6 +44,23 @@ def parse_timestamp(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def parse_day(value: Any) -> date | None:
+    """The calendar day of a value that holds a day and no time: an ISO 8601 date
+    ("2025-11-28"), or a timestamp at exactly 00:00:00.000 UTC; None for anything else."""
+    if isinstance(value, str) and _DAY_ONLY.match(value.strip()):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    moment = parse_timestamp(value)
+    if moment is None or moment.utcoffset() != timedelta(0):
+        # A time given in another zone was a moment someone meant, not a day.
+        return None
+    if (moment.hour, moment.minute, moment.second, moment.microsecond) != (0, 0, 0, 0):
+        return None
+    return moment.date()
 
 
 def value_at(data: Mapping[str, Any], path: str) -> Any:

@@ -86,6 +86,8 @@ _NAMESPACE_ROWS = (
     (9, "TNTID", "Adobe Target", "COOKIE", False),
     (2_816_734, CRMID, "CRM ID", "CROSS_DEVICE", True),
     (2_816_735, LOYALTY_ID, "Loyalty ID", "CROSS_DEVICE", True),
+    # A custom namespace no demo customer has, named only by the sandbox (not by the bot).
+    (2_816_736, "acmeMember", "Acme member number", "CROSS_DEVICE", True),
 )
 NAMESPACES: tuple[dict[str, Any], ...] = tuple(
     {

@@ -40,7 +40,7 @@ from bot.demo.dataset import (
 )
 
 FaultKind = Literal["429", "500", "hang", "malformed", "drip", "503", "deep", "flood"]
-FaultEndpoint = Literal["any", "token", "profile", "events", "audiences"]
+FaultEndpoint = Literal["any", "token", "profile", "events", "audiences", "namespaces"]
 #: Real-Time CDP editions the sandbox can play. Adobe's entities guide: only Ultimate
 #: organisations (that Adobe has enabled) may look experience events up through the API.
 Edition = Literal["ultimate", "prime"]

@@ -18,6 +18,7 @@ from bot.answers import (
     refuse_identities,
     viewer_of,
 )
+from bot.cards import identity_words
 from bot.identity import USAGE
 from bot.listeners.common import answer_privately
 from bot.services import Services
@@ -71,7 +72,8 @@ def register(app: AsyncApp, services: Services) -> None:
             await audit_identity_refusals(services, asker, found.refused, surface="private")
             return
         shown = refs[: services.settings.bot_max_cards]
-        query = ", ".join(f"{r.namespace} {r.value}" for r in shown)
+        names = services.cards.namespace_names
+        query = ", ".join(identity_words(r.namespace, r.value, reader, names=names) for r in shown)
         looking_up = services.cards.notice("looking_up", reader=reader, query=query)
         await ack(**looking_up, response_type="ephemeral")
         services.answer_in_progress()

@@ -8,7 +8,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot import ids
 from bot.answers import find_identities, refuse, refuse_identities, viewer_of
-from bot.cards import PICKER_CHOICES
+from bot.cards import PICKER_CHOICES, identity_words
 from bot.listeners.common import answer_privately, answerable_asker
 from bot.services import Services
 
@@ -51,7 +51,16 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         # Several identities: let the person pick; the buttons carry opaque tokens, not values.
         choices = [
-            (f"{ref.namespace}: {ref.value}", await services.buttons.remember(ref))
+            (
+                identity_words(
+                    ref.namespace,
+                    ref.value,
+                    viewer.reader,
+                    names=services.cards.namespace_names,
+                    sep=": ",
+                ),
+                await services.buttons.remember(ref),
+            )
             for ref in refs[:PICKER_CHOICES]
         ]
         picker = services.cards.picker(

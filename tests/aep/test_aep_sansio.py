@@ -553,7 +553,9 @@ def test_a_profile_service_404_means_no_such_customer() -> None:
             _decipher(404, PROFILE_404, namespace="Email", endpoint=endpoint)
 
 
-@pytest.mark.parametrize("endpoint", ["profile", "events", "audiences", "merge_policies"])
+@pytest.mark.parametrize(
+    "endpoint", ["profile", "events", "audiences", "merge_policies", "namespaces"]
+)
 def test_a_gateway_404_is_a_configuration_problem_that_names_what_to_check(endpoint: str) -> None:
     with pytest.raises(Misconfigured) as caught:
         _decipher(404, GATEWAY_404, namespace="Email", endpoint=endpoint)
@@ -606,3 +608,22 @@ def test_a_rate_limit_keeps_its_status_and_request_id() -> None:
     assert (RateLimited("busy").status, RateLimited("busy").request_id) == (429, None)
     error = RateLimited("busy", retry_after=3.0, status=503, request_id="r-9")
     assert (error.status, error.request_id, error.retry_after) == (503, "r-9", 3.0)
+
+
+def test_the_namespace_list_gives_names_by_lower_case_code() -> None:
+    names = sansio.parse_namespaces(
+        [
+            {"id": 6, "code": "Email", "name": "Email", "custom": False},
+            {"id": 2816734, "code": "crmid", "name": "CRM  ID", "custom": True},
+            {"id": 9, "code": "acmeMember", "name": "Acme member number"},
+            {"id": 10, "code": "noname"},
+            {"id": 11, "name": "No code"},
+            "not a namespace",
+        ]
+    )
+    assert names == {"email": "Email", "crmid": "CRM ID", "acmemember": "Acme member number"}
+
+
+def test_a_namespace_list_that_is_no_list_is_malformed() -> None:
+    with pytest.raises(MalformedResponse):
+        sansio.parse_namespaces({"children": []})

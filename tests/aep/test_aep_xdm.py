@@ -3,7 +3,7 @@ membership and event fact is read once, at the edge, by one rule."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from bot.aep import sansio
 from bot.aep.models import EventPage, ExperienceEvent, ProfileEntity
-from bot.aep.xdm import parse_timestamp
+from bot.aep.xdm import parse_day, parse_timestamp
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -202,3 +202,24 @@ def test_an_event_total_that_is_no_finite_number_is_left_out() -> None:
     )
     assert event.price_total is None
     assert event.event_type == "5"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2025-11-28", date(2025, 11, 28)),
+        # How a source that knows only the day fills a date-time field.
+        ("2025-11-28T00:00:00Z", date(2025, 11, 28)),
+        ("2025-11-28T00:00:00.000+00:00", date(2025, 11, 28)),
+        (1764288000000, date(2025, 11, 28)),
+        # Moments someone meant: a time, or midnight in another zone.
+        ("2025-11-28T00:00:01Z", None),
+        ("2025-11-28T09:30:00Z", None),
+        ("2025-11-28T00:00:00+01:00", None),
+        ("2025-02-30", None),
+        ("soon", None),
+        (None, None),
+    ],
+)
+def test_a_day_without_a_time_is_read_as_a_day(value: Any, expected: date | None) -> None:
+    assert parse_day(value) == expected
