@@ -77,6 +77,7 @@ async def test_share_from_a_shortcut_card_posts_into_the_source_messages_thread(
     [post] = await bot.slack.wait_for("chat.postMessage")
     assert post.payload["channel"] == "C0PRIVATE"
     assert post.payload["thread_ts"] == expected
+    await bot.slack.wait_for("response_url", count=2)  # "Shared in": the share is audited
     [record] = [r for r in bot.audit() if r["action"] == "share"]
     assert record["outcome"] == "posted"
 

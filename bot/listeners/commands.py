@@ -31,10 +31,6 @@ log = logging.getLogger(__name__)
 #: Posts one response_url takes (Slack: five uses within thirty minutes).
 RESPONSE_URL_POSTS = 5
 
-#: How long the answer may take before "Looking up…" is said (Slack shows the empty ack as
-#: nothing at all, so a slower answer would otherwise leave the person with silence).
-SLOW_ANSWER_SECONDS = 1.5
-
 HELP_WORDS = frozenset({"", "help", "?", "-h", "--help"})
 
 
@@ -83,7 +79,7 @@ def register(app: AsyncApp, services: Services) -> None:
         # An empty ack: Slack shows nothing, and the card (posted on the response_url) is the
         # only message of the answer. A slash command's response_url cannot replace what it
         # posted (replace_original is not honoured there), so a "Looking up…" said first would
-        # stay above the card: it is said only when the answer is slow (SLOW_ANSWER_SECONDS).
+        # stay above the card: it is said only when the answer is slow (BOT_SLOW_ANSWER_SECONDS).
         await ack()
         services.answer_in_progress()
         sending = asyncio.Lock()
@@ -98,7 +94,10 @@ def register(app: AsyncApp, services: Services) -> None:
 
         answer = asyncio.ensure_future(_answer(services, asker, found, shown, say, reader_now))
         try:
-            await asyncio.wait_for(asyncio.shield(answer), SLOW_ANSWER_SECONDS)
+            # Slack shows the empty ack as nothing at all: a slower answer says "Looking up…"
+            # first, so nobody is left with silence.
+            slow = services.settings.bot_slow_answer_seconds
+            await asyncio.wait_for(asyncio.shield(answer), slow)
         except TimeoutError:
             # Posts the answer will need: its cards, a refusal and a note; "Looking up…" only
             # when one is left of the response_url's five.

@@ -4,11 +4,21 @@ private answers on the response_url, refusals, and what reaches AEP."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from bot.listeners import commands
-from tests.support import JANE, RunningBot, all_text, command, notice_text, settle
+from bot.demo.simulator import AepSimulator
+from bot.demo.slack import SlackRecorder
+from tests.support import (
+    JANE,
+    RunningBot,
+    all_text,
+    command,
+    notice_text,
+    running_bot,
+    settle,
+)
 
 
 async def test_command_acks_at_once_then_answers_privately_with_the_card(bot: RunningBot) -> None:
@@ -33,16 +43,17 @@ async def test_command_acks_at_once_then_answers_privately_with_the_card(bot: Ru
 
 
 async def test_a_slow_answer_says_looking_up_first_so_nobody_waits_in_silence(
-    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+    sandbox: tuple[AepSimulator, str], slack: SlackRecorder, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(commands, "SLOW_ANSWER_SECONDS", 0.0)
-    response = await bot.send(command(bot, JANE))
-    assert response.text == ""
-    looking, card = await bot.slack.wait_for("response_url", count=2)
-    assert looking.payload["text"] == notice_text(
-        bot, "looking_up", query="Email jane.doe@example.com"
-    )
-    assert "Jane Doe" in all_text(card)
+    sim, aep_url = sandbox
+    async with running_bot(sim, aep_url, slack, tmp_path, bot_slow_answer_seconds=0) as bot:
+        response = await bot.send(command(bot, JANE))
+        assert response.text == ""
+        looking, card = await bot.slack.wait_for("response_url", count=2)
+        assert looking.payload["text"] == notice_text(
+            bot, "looking_up", query="Email jane.doe@example.com"
+        )
+        assert "Jane Doe" in all_text(card)
 
 
 async def test_several_identities_give_one_card_each_up_to_the_cap(bot: RunningBot) -> None:
