@@ -722,6 +722,7 @@ async def unfurl_cards(services: Services, viewer: Viewer, urls: Iterable[str]) 
             reader=viewer.reader,
             surface="shared",
             app_unfurl_url=url,
+            place=Place(asker.channel_id, None) if asker.channel_id else None,
         )
         card = await render_card(services, request)
         if card.ok:

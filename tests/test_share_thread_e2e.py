@@ -226,3 +226,20 @@ async def test_send_to_my_dms_with_an_expired_token_sends_nothing(bot: RunningBo
     await settle(0.2)
     assert bot.slack.calls_to("chat.postMessage") == []
     assert [r for r in bot.audit() if r["action"] == "send_to_dm"] == []
+
+
+async def test_refresh_of_the_card_in_the_dms_offers_no_share_and_no_second_send(
+    bot: RunningBot,
+) -> None:
+    """The DM card was answered outside any conversation: refreshed there, it stays a card to
+    keep, with nothing to share from."""
+    card = await private_card(bot, "U0MANAGER")
+    await click(bot, ids.SEND_TO_DM, button(card, ids.SEND_TO_DM)["value"])
+    [dm] = await bot.slack.wait_for("chat.postMessage")
+    await bot.slack.wait_for("response_url", count=2)
+    await click_on(bot, dm, ids.REFRESH, user="U0MANAGER")
+    refreshed = (await bot.slack.wait_for("response_url", count=3))[-1]
+    assert refreshed.payload["replace_original"] is True
+    assert "Jane Doe" in all_text(refreshed)
+    assert ids.SHARE not in action_ids(refreshed)
+    assert ids.SEND_TO_DM not in action_ids(refreshed)

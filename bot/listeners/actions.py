@@ -77,12 +77,14 @@ def _click_place(body: dict[str, Any], asker: Asker) -> Place | None:
 
 def _answer_place(recalled: Recalled, body: dict[str, Any], asker: Asker) -> Place | None:
     """Where the card answering a click is answered: the place its token kept (a card from a
-    message shortcut or a mention keeps that message's thread), when it is the conversation
-    clicked in; else where the click happened."""
+    message shortcut or a mention keeps that message's thread), with the click's thread when the
+    token kept none. None for a card answered outside any conversation (a direct message from the
+    bot, the App Home), or a token of another conversation than the one clicked in: its answer
+    offers neither Share nor Send to my DMs."""
     place = recalled.place
-    if place is not None and place.channel_id == asker.channel_id:
-        return place
-    return _click_place(body, asker)
+    if place is None or place.channel_id != asker.channel_id:
+        return None
+    return place if place.thread_ts is not None else _click_place(body, asker)
 
 
 def _token(body: dict[str, Any]) -> str:
