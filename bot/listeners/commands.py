@@ -99,9 +99,10 @@ def register(app: AsyncApp, services: Services) -> None:
             slow = services.settings.bot_slow_answer_seconds
             await asyncio.wait_for(asyncio.shield(answer), slow)
         except TimeoutError:
-            # Posts the answer will need: its cards, a refusal and a note; "Looking up…" only
-            # when one is left of the response_url's five.
-            needed = len(shown) + 2
+            # Posts the answer will need: its cards, a refusal, the "N of M" note; "Looking up…"
+            # only when one is left of the response_url's five.
+            noted = len(shown) < found.count or found.capped
+            needed = len(shown) + bool(found.refused) + noted
             async with sending:
                 if not said[0] and needed < RESPONSE_URL_POSTS:
                     looking_up = services.cards.notice(
