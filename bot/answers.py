@@ -13,6 +13,7 @@ from typing import Any, Literal, assert_never
 from urllib.parse import quote, unquote, urlsplit
 
 from bot.aep.errors import AepError, RateLimited
+from bot.button_tokens import Place
 from bot.cards import (
     MODAL_EVENTS,
     CardContext,
@@ -31,6 +32,8 @@ from bot.layout import namespace_class
 from bot.lookup import Looked
 from bot.policy import (
     Access,
+    AudienceDecision,
+    Channel,
     Grants,
     Person,
     access_for,
@@ -38,8 +41,10 @@ from bot.policy import (
     how_to_get_access,
     more_access,
     redact,
+    share_access,
 )
 from bot.services import Services
+from bot.slack_web import SlackBusy
 from bot.vocabulary import (
     AuditAction,
     AuditOutcome,
@@ -350,6 +355,10 @@ class CardRequest:
     #: the viewer's policy roles, which choose a private card's key facts (a shared card reads
     #: the layout's default ones: its readers' roles differ)
     roles: tuple[str, ...] = ()
+    #: where the card is answered (its buttons' token keeps it: Share posts there)
+    place: Place | None = None
+    #: offer "Send to my DMs" (a private card answered in a conversation, which Slack forgets)
+    offer_dm: bool = False
 
 
 @dataclass(frozen=True)
@@ -419,7 +428,7 @@ async def _card_for(services: Services, request: CardRequest, customer: Customer
     """The card of `customer` as `request` asks for it (the rendering half of render_card)."""
     ref, classes = request.ref, request.classes
     redacted = redact(customer, classes)
-    token = await services.buttons.remember(ref)
+    token = await services.buttons.remember(ref, place=request.place)
     context = CardContext(
         surface=request.surface,
         now=now(),
@@ -427,6 +436,7 @@ async def _card_for(services: Services, request: CardRequest, customer: Customer
         reader=request.reader,
         withheld=frozenset(redacted.withheld),
         can_share=request.can_share and request.surface != "shared",
+        can_send_to_dm=request.offer_dm and request.surface != "shared",
         aep_url=aep_profile_url(services, customer),
         max_events=CARD_EVENTS,
         shared_by=request.shared_by,
@@ -483,6 +493,55 @@ async def audit_card(
     )
 
 
+@dataclass(frozen=True)
+class ShareCheck:
+    """Whether the viewer may share a card answered in `place`, and what the posted card would
+    show (`decision.classes`) and hide of what the viewer sees (`hidden`)."""
+
+    place: Place | None
+    channel: Channel | None
+    decision: AudienceDecision
+    hidden: Grants = frozenset()
+
+    @property
+    def refused(self) -> bool:
+        """True when Share cannot work there (said in `decision.reason`)."""
+        return self.decision.refused or not self.decision.classes
+
+
+async def share_check(services: Services, viewer: Viewer, place: Place | None) -> ShareCheck:
+    """May the viewer share a card answered in `place` into it: the policy's share right and
+    the audience decision for that conversation (Slack Connect and public caps, a conversation
+    the bot cannot see into). Asked when the card is rendered (no Share button otherwise), when
+    Share is clicked (before any modal) and when the modal is submitted."""
+    reader = viewer.reader
+    if place is None:
+        reason = reader.gettext(
+            "This card was not answered in a conversation, so it has nowhere to be shared. "
+            "Look the customer up in the conversation where you want to share the card."
+        )
+        return ShareCheck(
+            place=None,
+            channel=None,
+            decision=AudienceDecision(classes=frozenset(), refused=True, reason=reason),
+        )
+    channel = await services.directory.channel(viewer.asker.team_id or "", place.channel_id)
+    decision = share_access(services.policy, viewer.person, channel, reader)
+    hidden = frozenset(viewer.access.classes - decision.classes)
+    return ShareCheck(place=place, channel=channel, decision=decision, hidden=hidden)
+
+
+async def may_offer_share(services: Services, viewer: Viewer, place: Place | None) -> bool:
+    """Whether the viewer's private card answered in `place` carries a Share button. Slack
+    being busy answers no: the button is offered only where sharing is known to work."""
+    if not viewer.access.can_share or place is None:
+        return False
+    try:
+        return not (await share_check(services, viewer, place)).refused
+    except SlackBusy:
+        return False
+
+
 async def private_card(
     services: Services,
     viewer: Viewer,
@@ -492,19 +551,26 @@ async def private_card(
     refresh: bool,
     surface: AuditSurface = "private",
     soon: bool = False,
+    place: Place | None = None,
+    in_dm: bool = False,
 ) -> Card:
     """The card for `ref` as the viewer's own grants allow, audited as a private answer on
     `surface`. The caller has checked that the viewer is granted something (else `refuse`).
     With `soon` it comes before late events (see render_card); the audit records what the first
-    card showed, and the update adds no record: it shows the same classes to the same person."""
+    card showed, and the update adds no record: it shows the same classes to the same person.
+    `place` is the conversation (and thread) it is answered in: Share is offered only where it
+    can work, and "Send to my DMs" on every private card answered in a conversation (`in_dm`:
+    the card goes into the viewer's DM with the bot, which keeps it: neither is offered)."""
     request = CardRequest(
         ref=ref,
         classes=viewer.access.classes,
         reader=viewer.reader,
-        can_share=viewer.access.can_share,
+        can_share=not in_dm and await may_offer_share(services, viewer, place),
         refresh=refresh,
         soon=soon,
         roles=viewer.access.roles,
+        place=None if in_dm else place,
+        offer_dm=place is not None and not in_dm,
     )
     card = await render_card(services, request)
     await audit_card(services, viewer.asker, card, action=action, surface=surface)
@@ -666,6 +732,7 @@ async def unfurl_cards(services: Services, viewer: Viewer, urls: Iterable[str]) 
             reader=viewer.reader,
             surface="shared",
             app_unfurl_url=url,
+            place=Place(asker.channel_id, None) if asker.channel_id else None,
         )
         card = await render_card(services, request)
         if card.ok:

@@ -118,6 +118,9 @@ NOTICE_VALUES: dict[str, tuple[str, ...]] = {
     "more_identities": ("shown", "total", "capped"),
     "share_done": ("channel",),
     "share_not_allowed": (),
+    "share_refused": ("reason",),
+    "dm_sent": (),
+    "dm_failed": ("reason",),
     "events_not_granted": (),
     "window_failed": (),
     "incomplete_request": (),
@@ -243,6 +246,8 @@ class CardContext:
     reader: Reader
     withheld: frozenset[str] = frozenset()
     can_share: bool = False
+    #: offer "Send to my DMs" (a private card answered in a conversation)
+    can_send_to_dm: bool = False
     aep_url: str | None = None
     max_events: int = 5
     shared_by: str | None = None
@@ -535,10 +540,14 @@ class CardRenderer:
         channel_id: str,
         thread_ts: str | None,
         response_url: str | None,
-        audience_note: str,
         reader: Reader,
+        channel_name: str | None = None,
+        channel_kind: str = "private",
+        hidden: Iterable[str] = (),
     ) -> dict[str, Any]:
-        """A modal asking for a short reason before a card is shared to the channel or thread."""
+        """A modal asking for a short reason before a card is shared to the channel or thread:
+        it names the conversation (`channel_name`, from Slack, escaped; a DM by its kind) and
+        the classes the viewer sees that the posted card will hide (`hidden`)."""
         metadata = ShareMetadata(
             token=token, channel_id=channel_id, thread_ts=thread_ts, response_url=response_url
         ).to_json()
@@ -547,7 +556,9 @@ class CardRenderer:
             reader,
             metadata=metadata,
             in_thread=thread_ts is not None,
-            audience_note=audience_note,
+            channel_name=channel_name,
+            channel_kind=channel_kind,
+            hidden=_withheld_words(frozenset(hidden), reader) or "",
             reason_chars=SHARE_REASON_CHARS,
         )
         check_view(view)

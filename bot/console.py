@@ -43,6 +43,9 @@ HELP = """Type one of:
                           U0AGENT, U0SALES, U0MANAGER, U0BOTH, U0NOBODY, U0GUEST
   in <channel id>         move to another demo channel:
                           C0PUBLIC, C0PRIVATE, C0SUPPORT, C0CONNECT, D0MANAGER, G0MPIM, C0SECRET
+  thread [<ts>]           act inside the thread of message <ts> (shortcut and mention messages
+                          are replies in it; Slack sends no thread with a slash command);
+                          without <ts>, back to the channel
   help, quit"""
 
 BOT_TOKEN = "xoxb-console"  # noqa: S105 - the recorder accepts any token; nothing leaves the machine
@@ -61,10 +64,13 @@ class Console:
         out: TextIO,
         locale: str | None = None,
         tz: str | None = None,
+        thread: str | None = None,
     ):
         self.base_settings = settings
         self.user = user
         self.channel = channel
+        # The thread the console acts in (a message ts), or None: the channel itself.
+        self.thread = thread
         self.as_json = as_json
         self.out = out
         workspace = demo_workspace()
@@ -182,6 +188,7 @@ class Console:
                     user_id=self.user,
                     channel_id=self.channel,
                     response_url=response_url,
+                    **self._message_place("message_ts"),
                 )
             )
         elif word == "mention":
@@ -191,6 +198,7 @@ class Console:
                     user_id=self.user,
                     channel_id=self.channel,
                     event_id=f"Ev{time.monotonic_ns()}",
+                    **self._message_place("ts"),
                 )
             )
         elif word == "click":
@@ -225,10 +233,26 @@ class Console:
             print(f"(now acting as {rest})", file=self.out)
         elif word == "in" and rest:
             self.channel = rest
+            self.thread = None
             print(f"(now in channel {rest})", file=self.out)
+        elif word == "thread":
+            self.thread = rest or None
+            where = f"the thread {rest} of {self.channel}" if rest else f"channel {self.channel}"
+            print(f"(now in {where})", file=self.out)
         else:
             print(f"Not understood: {line!r}. Type help.", file=self.out)
         return True
+
+    def _message_place(self, ts_name: str) -> dict[str, str]:
+        """When the console acts inside a thread: a reply's own ts (as `ts_name`) and its
+        `thread_ts`; else nothing (a message at the top of the channel)."""
+        if self.thread is None:
+            return {}
+        try:
+            ts = f"{int(float(self.thread)) + 1}.{time.monotonic_ns() % 1_000_000:06d}"
+        except ValueError:
+            ts = self.thread
+        return {"thread_ts": self.thread, ts_name: ts}
 
     async def click(self, label: str, response_url: str) -> None:
         if self.last_card is None:
@@ -349,7 +373,8 @@ def _lines(stream: TextIO) -> Iterable[str]:
 async def console_main(
     settings: Settings, argv: Sequence[str], *, out: TextIO | None = None
 ) -> int:
-    """`python -m bot console [--json] [--as USER] [--channel C] [--locale nl-NL] [--tz ZONE]`:
+    """`python -m bot console [--json] [--as USER] [--channel C] [--thread TS] [--locale nl-NL]
+    [--tz ZONE]`:
     a REPL on a TTY, else stdin."""
     parser = argparse.ArgumentParser(
         prog="python -m bot console",
@@ -363,6 +388,9 @@ async def console_main(
     )
     parser.add_argument("--as", dest="user", default="U0MANAGER", help="acting Slack user id")
     parser.add_argument("--channel", default="C0PRIVATE", help="Slack channel id")
+    parser.add_argument(
+        "--thread", metavar="TS", help="act inside the thread of the message with this ts"
+    )
     parser.add_argument(
         "--locale",
         help="the acting user's Slack locale, e.g. nl-NL (default: the demo user's, en-US)",
@@ -385,6 +413,7 @@ async def console_main(
         out=out,
         locale=args.locale,
         tz=args.tz,
+        thread=args.thread,
     ) as console:
         if interactive:
             banner = "demo sandbox (demo data)" if console.services.demo else "your AEP org"

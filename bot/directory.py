@@ -105,6 +105,11 @@ def _text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and 0 < len(value) <= _TEXT_CHARS else None
 
 
+def _channel_name(value: Any) -> str | None:
+    """A conversation's name from Slack (at most 80 characters), else None (a DM has none)."""
+    return value if isinstance(value, str) and 0 < len(value) <= 80 else None
+
+
 def _error_code(exc: BaseException) -> str:
     if isinstance(exc, SlackApiError):
         return str(exc.response.get("error") or "slack_error")
@@ -296,6 +301,7 @@ class SlackDirectory:
                     kind=_KINDS[cached["kind"]],
                     external=bool(cached["external"]),
                     members=tuple(_person_from_json(p) for p in cached["members"]),
+                    name=_channel_name(cached.get("name")),
                 )
             except (KeyError, TypeError):
                 pass  # an entry of another shape: ask Slack again
@@ -318,10 +324,12 @@ class SlackDirectory:
             kind=_kind(data),
             external=_is_external_channel(data, team_id),
             members=tuple(p for p in people if not p.is_bot and not p.deleted),
+            name=_channel_name(data.get("name")),
         )
         await self._store.set_json(
             key,
             {
+                "name": channel.name,
                 "kind": channel.kind,
                 "external": channel.external,
                 "members": [_person_to_json(p) for p in channel.members],

@@ -23,6 +23,9 @@ REFRESH = "customer_refresh"
 MORE_EVENTS = "customer_more_events"
 SHARE = "customer_share"
 VIEW_DETAILS = "customer_view_details"
+#: "Send to my DMs": the clicker's private card again, as a direct message from the bot (an
+#: ephemeral card is gone when Slack reloads; a direct message stays).
+SEND_TO_DM = "customer_send_to_dm"
 OPEN_IN_AEP = "customer_open_in_aep"
 
 # The identity picker: one button per identity, action ids PICK_IDENTITY + "_<index>"

@@ -245,6 +245,8 @@ class Channel:
     inspectable: bool = True
     members: tuple[Person, ...] = ()
     error: str | None = None
+    #: its name as Slack gives it (channels have one; direct messages do not), untrusted text
+    name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     bot_crm_id_pattern: str = r"CRM-\d{6}"
     bot_events_limit: Annotated[int, Field(ge=1, le=100)] = 10
     bot_lookup_deadline: Annotated[float, Field(gt=0, le=60)] = 8.0
+    # /customer acknowledges with nothing and answers with the card alone; a "Looking up…" is
+    # said only when the card has not gone after this long (a slash command's response_url
+    # cannot replace it, so it would stay above the card).
+    bot_slow_answer_seconds: Annotated[float, Field(ge=0, le=60)] = 1.5
     # A response_url takes five posts: up to four cards leave room for the "and N more" note.
     bot_max_cards: Annotated[int, Field(ge=1, le=4)] = 3
     # Shared cards and unfurls carry a Slack Work Object (message metadata); on only once the

@@ -38,6 +38,9 @@ NoticeKind = Literal[
     "more_identities",
     "share_done",
     "share_not_allowed",
+    "share_refused",
+    "dm_sent",
+    "dm_failed",
     "events_not_granted",
     "window_failed",
     "incomplete_request",
@@ -73,10 +76,12 @@ AuditAction = Literal[
     "refresh",
     "unfurl",
     "clear_history",
+    "send_to_dm",
 ]
 
-#: What a private card answers: a lookup, the Refresh button, or View details on a shared card.
-PrivateAction = Literal["lookup", "refresh", "detail_view"]
+#: What a private card answers: a lookup, the Refresh button, View details on a shared card, or
+#: Send to my DMs (the card again, as a direct message from the bot).
+PrivateAction = Literal["lookup", "refresh", "detail_view", "send_to_dm"]
 
 #: What a person without grants tried: a private card, More events, or the entry point they
 #: came by.

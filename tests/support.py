@@ -63,6 +63,9 @@ def bot_settings(aep_url: str, slack_api_url: str, tmp_path: Path, **overrides: 
         "bot_audit_key": AUDIT_KEY,
         "bot_policy_file": DEFAULT_POLICY,
         "port": 3000,
+        # A test reads the card as the command's one message; on this busy machine a lookup may
+        # pass 1.5 s, and the "Looking up…" said then is tested on its own (set to 0).
+        "bot_slow_answer_seconds": 60,
     }
     values.update(overrides)
     return load_settings(**values)

@@ -690,15 +690,17 @@ def test_share_modal_asks_for_a_reason_and_carries_its_context(renderer: CardRen
         channel_id="C0123",
         thread_ts="1710400000.000100",
         response_url="https://hooks.slack.com/actions/T1/1/abc",
-        audience_note="Everyone in this channel sees basic details only.",
+        channel_name="support",
+        hidden={"financial", "sensitive"},
     )
     assert_view_valid(view)
     assert view["callback_id"] == ids.SHARE_MODAL
     assert view["submit"]["text"] == "Share"
     assert view["blocks"][0]["text"] == {
         "type": "plain_text",
-        "text": "Share this customer profile in this thread?",
+        "text": "Post to a thread in #support?",
     }
+    assert "Financial details and sensitive details will be hidden" in all_text(view)
     reason = next(b for b in view["blocks"] if b["type"] == "input")
     assert reason["block_id"] == ids.SHARE_REASON_BLOCK
     assert reason["element"]["action_id"] == ids.SHARE_REASON_INPUT
@@ -726,11 +728,29 @@ def test_share_modal_without_thread_and_with_hostile_text(renderer: CardRenderer
         channel_id="C0123",
         thread_ts=None,
         response_url=None,
-        audience_note=HOSTILE,
+        channel_name=HOSTILE,
     )
     assert_view_valid(view)
     assert_no_broadcast(view)
-    assert view["blocks"][0]["text"]["text"] == "Share this customer profile in this channel?"
+    assert view["blocks"][0]["text"]["text"].startswith("Post to #")
+    assert "will be hidden" not in all_text(view)
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"), [("im", "this direct message"), ("mpim", "this group direct message")]
+)
+def test_share_modal_names_a_conversation_without_a_name_by_its_kind(
+    renderer: CardRenderer, kind: str, words: str
+) -> None:
+    view = renderer.share_modal(
+        reader=EN,
+        token=TOKEN,
+        channel_id="D0123",
+        thread_ts=None,
+        response_url=None,
+        channel_kind=kind,
+    )
+    assert view["blocks"][0]["text"]["text"] == f"Post to {words}?"
 
 
 def test_share_modal_refuses_metadata_over_3000_characters(renderer: CardRenderer) -> None:
@@ -741,7 +761,6 @@ def test_share_modal_refuses_metadata_over_3000_characters(renderer: CardRendere
             channel_id="C0123",
             thread_ts=None,
             response_url="https://hooks.slack.com/" + "a" * 3000,
-            audience_note="note",
         )
 
 
@@ -797,6 +816,9 @@ def test_picker_needs_a_choice(renderer: CardRenderer) -> None:
 
 SAMPLE_VALUES: dict[str, dict[str, Any]] = {
     "looking_up": {"query": "email jane@example.com"},
+    "share_refused": {"reason": "Slack Connect channel: people from other organizations"},
+    "dm_sent": {},
+    "dm_failed": {"reason": "Slack did not answer in time."},
     "usage": {"usage": "Tell me which customer to look up: `/customer jane@example.com`"},
     "no_identity": {},
     "not_found": {"query": "email jane@example.com"},

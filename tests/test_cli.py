@@ -160,3 +160,18 @@ def test_console_details_without_a_work_object_says_how_to_get_one(tmp_path: Pat
     result = run_bot("console", stdin="details\n", tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "BOT_WORK_OBJECTS=true" in result.stdout
+
+
+def test_console_thread_flag_shares_a_shortcut_card_into_that_thread(tmp_path: Path) -> None:
+    script = (
+        "shortcut My refund has not arrived, jane.doe@example.com\nclick Share\nsubmit refund\n"
+    )
+    result = run_bot(
+        "console", "--json", "--thread", "1714000000.000100", stdin=script, tmp_path=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    calls = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    [modal] = [c for c in calls if c["method"] == "views.open"]
+    assert "Post to a thread in #" in json.dumps(modal["payload"], ensure_ascii=False)
+    [post] = [c for c in calls if c["method"] == "chat.postMessage"]
+    assert post["payload"]["thread_ts"] == "1714000000.000100"

@@ -60,6 +60,8 @@ def _run_session(tmp_path: Path) -> list[dict[str, Any]]:
     keep = {"PATH", "HOME", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR"}
     env = {k: v for k, v in os.environ.items() if k in keep}
     env.update({"BOT_AUDIT_KEY": "golden-audit-key", "BOT_AUDIT_FILE": str(tmp_path / "a.jsonl")})
+    # The session is the same on a loaded machine: no "Looking up…" for a lookup past 1.5 s.
+    env["BOT_SLOW_ANSWER_SECONDS"] = "60"
     result = subprocess.run(
         [sys.executable, "-m", "bot", "console", "--json"],
         input=SCRIPT.read_text(encoding="utf-8"),

@@ -17,7 +17,16 @@ from bot.demo.slack import RecordedCall, SlackRecorder
 from bot.identity import IdentityRef
 from bot.services import build_services
 from bot.settings import Settings
-from tests.support import JANE, RunningBot, all_text, button, click, command, start_bot
+from tests.support import (
+    JANE,
+    RunningBot,
+    all_text,
+    button,
+    click,
+    command,
+    settle,
+    start_bot,
+)
 
 LOADING = "Loading recent activity"
 NOT_AVAILABLE = "Recent activity is not available for this organisation"
@@ -108,9 +117,10 @@ async def test_more_events_on_each_edition(edition_bot: tuple[RunningBot, Editio
 async def test_late_events_come_as_an_update_of_the_private_card(
     edition_bot: tuple[RunningBot, Edition],
 ) -> None:
+    """On a message shortcut's response_url, which Slack lets replace what it posted."""
     bot, edition = edition_bot
     bot.sim.faults.set_latency("events", 400)
-    await bot.send(command(bot, JANE))
+    await bot.send(shortcut_on(bot, JANE))
     first, update = await bot.slack.wait_for("response_url", count=2)
     assert LOADING in all_text(first) and "Jane Doe" in all_text(first)
     assert update.payload["replace_original"] is True
@@ -150,11 +160,35 @@ async def test_events_failing_after_the_card_say_so_in_the_update(
         pytest.skip("Prime refuses events before any server error could happen")
     bot.sim.faults.set_latency("events", 300)
     bot.sim.faults.add("500", endpoint="events", count=2)
-    await bot.send(command(bot, JANE))
+    await bot.send(shortcut_on(bot, JANE))
     first, update = await bot.slack.wait_for("response_url", count=2)
     assert LOADING in all_text(first)
     assert "Recent activity could not be read" in all_text(update)
     assert bot.sim.stats["events"] == 2  # one retry, no more
+
+
+async def test_a_commands_card_waits_for_late_events_and_stays_one_message(
+    edition_bot: tuple[RunningBot, Edition],
+) -> None:
+    """A slash command's response_url cannot replace what it posted: its card waits."""
+    bot, edition = edition_bot
+    bot.sim.faults.set_latency("events", 400)
+    await bot.send(command(bot, JANE))
+    [card] = await bot.slack.wait_for("response_url")
+    assert LOADING not in all_text(card) and "Jane Doe" in all_text(card)
+    assert (NOT_AVAILABLE in all_text(card)) == (edition == "prime")
+    await settle(0.6)
+    assert bot.slack.calls_to("response_url") == [card]
+
+
+def shortcut_on(bot: RunningBot, text: str) -> str:
+    """The message shortcut on a message holding `text`, answered on the recording server."""
+    return slack_payloads.message_shortcut(
+        message_text=text,
+        user_id="U0MANAGER",
+        channel_id="C0PRIVATE",
+        response_url=bot.slack.response_url(),
+    )
 
 
 async def test_the_in_process_sandbox_follows_bot_demo_edition(tmp_path: Path) -> None:

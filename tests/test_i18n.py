@@ -431,11 +431,12 @@ def test_every_template_renders_in_both_languages(
             channel_id="C0PUBLIC",
             thread_ts="1.2",
             response_url=None,
-            audience_note=reader.gettext(
-                "The card posted will show only what everyone who can read this "
-                "conversation may see; anyone allowed more can click View details."
-            ),
+            channel_name="support",
+            hidden={"financial"},
             reader=reader,
+        ),
+        renderer.share_modal(
+            token="t", channel_id="D0X", thread_ts=None, response_url=None, reader=reader
         ),
         renderer.loading_modal(reader=reader),
         renderer.modal_from_notice(renderer.notice("expired", reader=reader), reader=reader),

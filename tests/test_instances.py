@@ -121,15 +121,19 @@ async def instances(
     await slack.start()
     audit_files = (workdir / "audit-a.jsonl", workdir / "audit-b.jsonl")
     envs = [
-        bot_environment(
-            port=free_port(),
-            slack_api_url=slack.api_url,
-            aep_url=sandbox.url,
-            signing_secret=SIGNING_SECRET,
-            audit_file=audit,
-            audit_key=AUDIT_KEY,
-            cache_url=shared_redis,
-        )
+        {
+            **bot_environment(
+                port=free_port(),
+                slack_api_url=slack.api_url,
+                aep_url=sandbox.url,
+                signing_secret=SIGNING_SECRET,
+                audit_file=audit,
+                audit_key=AUDIT_KEY,
+                cache_url=shared_redis,
+            ),
+            # The first post to a command's response_url is its card, however loaded the machine.
+            "BOT_SLOW_ANSWER_SECONDS": "60",
+        }
         for audit in audit_files
     ]
     started = await asyncio.gather(

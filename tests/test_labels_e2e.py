@@ -5,7 +5,9 @@ values as words, days without a made-up time, and events whose ages tell them ap
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +15,9 @@ import pytest
 from bot import answers, ids
 from bot.demo import payloads as slack_payloads
 from bot.demo.dataset import REFERENCE_TIME
-from bot.demo.slack import RecordedCall
-from tests.support import JANE, RunningBot, button, click, command
+from bot.demo.simulator import AepSimulator
+from bot.demo.slack import RecordedCall, SlackRecorder
+from tests.support import JANE, RunningBot, button, click, command, running_bot
 
 #: The card's clock: two and a half days after the demo dataset's reference time.
 NOW = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
@@ -55,13 +58,30 @@ def field_value(call: RecordedCall, label: str) -> str:
     raise AssertionError(f"no field {label!r} on the card")
 
 
+@pytest.fixture
+async def slow_bot(
+    sandbox: tuple[AepSimulator, str], slack: SlackRecorder, tmp_path: Path
+) -> AsyncIterator[RunningBot]:
+    """A bot that says "Looking up…" before every card (as it does when an answer is slow)."""
+    sim, aep_url = sandbox
+    async with running_bot(sim, aep_url, slack, tmp_path, bot_slow_answer_seconds=0) as running:
+        yield running
+
+
+async def looking_up(bot: RunningBot, text: str) -> tuple[str, RecordedCall]:
+    """The "Looking up…" said for /customer `text`, and the answer after it."""
+    count = len(bot.slack.calls_to("response_url"))
+    await bot.send(command(bot, text))
+    calls = await bot.slack.wait_for("response_url", count=count + 2)
+    return calls[count].payload["text"], calls[count + 1]
+
+
 async def test_the_acknowledgement_and_the_card_name_namespaces_not_their_codes(
-    bot: RunningBot,
+    slow_bot: RunningBot,
 ) -> None:
-    response = await bot.send(command(bot, "CRM-000123"))
-    assert "Looking up CRM ID CRM-000123" in response.text
-    assert "crmid" not in response.text
-    [card] = await bot.slack.wait_for("response_url")
+    said, card = await looking_up(slow_bot, "CRM-000123")
+    assert "Looking up CRM ID CRM-000123" in said
+    assert "crmid" not in said
     # The matched and primary identities on the card's face, the others in one line at its end.
     identities = "\n".join(
         t for t in texts(card) if t.startswith(("*Identities*", "Other identities"))
@@ -147,21 +167,22 @@ async def test_a_japanese_name_is_written_family_name_first(bot: RunningBot) -> 
     assert header["text"]["text"] == "山田花子"
 
 
-async def test_a_custom_namespace_is_named_as_the_sandbox_names_it(bot: RunningBot) -> None:
+async def test_a_custom_namespace_is_named_as_the_sandbox_names_it(slow_bot: RunningBot) -> None:
+    bot = slow_bot
     assert await bot.services.namespaces.load()
     assert bot.services.namespaces.names["acmemember"] == "Acme member number"
-    response = await bot.send(command(bot, "acmeMember:M-000001"))
-    assert "Looking up Acme member number M-000001" in response.text
-    [answer] = await bot.slack.wait_for("response_url")
+    said, answer = await looking_up(bot, "acmeMember:M-000001")
+    assert "Looking up Acme member number M-000001" in said
     assert "No customer profile found for Acme member number M-000001." in answer.payload["text"]
 
 
 async def test_without_the_sandboxs_names_the_bot_names_the_standard_ones_and_codes_the_rest(
-    bot: RunningBot,
+    slow_bot: RunningBot,
 ) -> None:
+    bot = slow_bot
     bot.sim.faults.add("500", endpoint="namespaces", count=10)
     assert not await bot.services.namespaces.load()
-    response = await bot.send(command(bot, "acmeMember:M-000001"))
-    assert "Looking up acmeMember M-000001" in response.text
-    response = await bot.send(command(bot, "loyaltyid:LY00000000"))
-    assert "Looking up Loyalty ID LY00000000" in response.text
+    said, _ = await looking_up(bot, "acmeMember:M-000001")
+    assert "Looking up acmeMember M-000001" in said
+    said, _ = await looking_up(bot, "loyaltyid:LY00000000")
+    assert "Looking up Loyalty ID LY00000000" in said

@@ -21,9 +21,11 @@ from bot.identity import IdentityRef
 from bot.layout import FIELD_CLASSES, label_text
 from tests.support import (
     RunningBot,
+    all_text,
     button,
     click,
     click_on,
+    notice_text,
     private_card,
     settle,
     share,
@@ -193,22 +195,63 @@ async def test_shared_card_shows_what_every_reader_may_see(
     assert record["actor"] == "U0MANAGER"
 
 
-async def test_slack_connect_channel_is_refused_privately_and_nothing_is_posted(
-    bot: RunningBot,
+def action_ids(card: RecordedCall) -> list[str]:
+    return [
+        e["action_id"]
+        for b in card.payload["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("channel", "why"),
+    [
+        ("C0CONNECT", "other organizations"),  # Slack Connect: the policy never posts there
+        ("C0SECRET", "cannot see who is in"),  # the bot is not in the channel
+    ],
+)
+async def test_share_is_not_offered_where_it_cannot_work_and_a_forged_click_opens_no_modal(
+    bot: RunningBot, channel: str, why: str
 ) -> None:
-    await share(bot, "U0MANAGER", "C0CONNECT")
+    """The manager may share, but not into this channel: the card has no Share button, and a
+    forged Share click is refused at once, in words, before any modal opens."""
+    card = await private_card(bot, "U0MANAGER", channel)
+    assert ids.SHARE not in action_ids(card)
+    assert ids.REFRESH in action_ids(card)
+    await click(bot, ids.SHARE, button(card, ids.REFRESH)["value"], channel=channel)
     calls = await bot.slack.wait_for("response_url", count=2)
-    assert "other organizations" in calls[1].payload["text"]
+    assert why in calls[1].payload["text"]
+    assert "cannot be shared here" in calls[1].payload["text"]
     await settle(0.2)
+    assert bot.slack.calls_to("views.open") == []
     assert bot.slack.calls_to("chat.postMessage") == []
     assert [r["outcome"] for r in bot.audit() if r["action"] == "refusal"] == ["channel_refused"]
 
 
-async def test_a_channel_the_bot_cannot_inspect_is_refused(bot: RunningBot) -> None:
-    await share(bot, "U0MANAGER", "C0SECRET")
+async def test_an_expired_card_is_refused_on_the_share_click_without_a_modal(
+    bot: RunningBot,
+) -> None:
+    card = await private_card(bot, "U0MANAGER")
+    assert ids.SHARE in action_ids(card)
+    await click(bot, ids.SHARE, "expired-or-unknown-token")
     calls = await bot.slack.wait_for("response_url", count=2)
-    assert "cannot see who is in" in calls[1].payload["text"]
+    assert calls[1].payload["text"] == notice_text(bot, "expired")
+    await settle(0.2)
+    assert bot.slack.calls_to("views.open") == []
     assert bot.slack.calls_to("chat.postMessage") == []
+
+
+async def test_the_share_modal_names_the_channel_and_what_the_posted_card_hides(
+    bot: RunningBot,
+) -> None:
+    """The manager sees scores and financial details; the support channel's agents do not."""
+    card = await private_card(bot, "U0MANAGER", "C0SUPPORT")
+    await click(bot, ids.SHARE, button(card, ids.SHARE)["value"], channel="C0SUPPORT")
+    [opened] = await bot.slack.wait_for("views.open")
+    view = opened.payload["view"]
+    assert view["blocks"][0]["text"]["text"] == "Post to #support?"
+    assert "Scores and financial details will be hidden" in all_text(opened)
 
 
 async def test_share_is_offered_only_to_roles_that_may_share(bot: RunningBot) -> None:

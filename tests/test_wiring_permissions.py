@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot import ids
+from bot.button_tokens import Place
 from bot.demo import payloads as slack_payloads
 from bot.demo.server import start_server
 from bot.demo.simulator import AepSimulator
@@ -254,7 +255,9 @@ async def test_a_pick_carrying_the_managers_picker_shows_the_clickers_grants(
         if ids.PICK_IDENTITY_ACTION.match(element["action_id"])
     ]
     assert picks, "a message holding two identities offers a picker"
-    jane = await bot.services.buttons.remember(IdentityRef("email", JANE))
+    # The picker's tokens keep the message's place: the card picked shares into its thread.
+    place = Place("C0PRIVATE", slack_payloads.DEFAULT_MESSAGE_TS)
+    jane = await bot.services.buttons.remember(IdentityRef("email", JANE), place=place)
     [pick] = [p for p in picks if p["value"] == jane]
     await bot.send(
         slack_payloads.block_action(

@@ -15,13 +15,17 @@ from bot import ids
 from bot.answers import (
     Asker,
     CardRequest,
+    audit_card,
     audit_refusal,
     events_view,
     reader_of,
+    refuse,
+    render_card,
+    share_check,
     viewer_of,
 )
+from bot.button_tokens import Place, Recalled
 from bot.i18n import Reader
-from bot.identity import IdentityRef
 from bot.listeners.common import (
     answer_privately,
     answerable_asker,
@@ -29,12 +33,13 @@ from bot.listeners.common import (
     post_card,
     private_teller,
     refuse_incomplete,
+    send_direct_message,
 )
 from bot.policy import share_access
 from bot.services import Services
 from bot.share_metadata import ShareMetadata
-from bot.slack_web import SlackBusy, busy_seconds, failure_code
-from bot.vocabulary import PrivateAction
+from bot.slack_web import SlackBusy, busy_seconds, failure_code, why_call_failed
+from bot.vocabulary import PostFailed, PrivateAction
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,29 @@ CARD_BUTTONS: dict[str | re.Pattern[str], CardButton] = {
     ids.PICK_IDENTITY_ACTION: CardButton("lookup", replace_original=True),
     ids.VIEW_DETAILS: CardButton("detail_view"),
 }
+
+
+def _click_place(body: dict[str, Any], asker: Asker) -> Place | None:
+    """Where a click happened, as Slack's signed payload says: the conversation, and the thread
+    of the message clicked on (a card in a thread)."""
+    if not asker.channel_id:
+        return None
+    container = body.get("container") or {}
+    message = body.get("message") or {}
+    thread_ts = container.get("thread_ts") or message.get("thread_ts")
+    return Place(asker.channel_id, str(thread_ts) if thread_ts else None)
+
+
+def _answer_place(recalled: Recalled, body: dict[str, Any], asker: Asker) -> Place | None:
+    """Where the card answering a click is answered: the place its token kept (a card from a
+    message shortcut or a mention keeps that message's thread), with the click's thread when the
+    token kept none. None for a card answered outside any conversation (a direct message from the
+    bot, the App Home), or a token of another conversation than the one clicked in: its answer
+    offers neither Share nor Send to my DMs."""
+    place = recalled.place
+    if place is None or place.channel_id != asker.channel_id:
+        return None
+    return place if place.thread_ts is not None else _click_place(body, asker)
 
 
 def _token(body: dict[str, Any]) -> str:
@@ -97,17 +125,18 @@ def register(app: AsyncApp, services: Services) -> None:
 
     async def clicked(
         ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
-    ) -> tuple[Asker, IdentityRef] | None:
-        """Acknowledge a click; then who clicked on which customer, or None when the click is
-        refused (said in words): no one to answer, or a token that has expired."""
+    ) -> tuple[Asker, Recalled] | None:
+        """Acknowledge a click; then who clicked on which customer (and where its card was
+        answered), or None when the click is refused (said in words): no one to answer, or a
+        token that has expired."""
         await ack()
         services.answer_in_progress()
         # Every card button answers on the click's response_url: none, no answer.
         asker = await answerable_asker(services, body, surface="button")
         if asker is None:
             return None
-        ref = await services.buttons.recall(_token(body))
-        if ref is None:
+        recalled = await services.buttons.recall_place(_token(body))
+        if recalled is None:
             # Said at once, before the clicker is looked up: in BOT_DEFAULT_LOCALE.
             await respond(
                 **services.cards.notice("expired", reader=services.default_reader),
@@ -115,7 +144,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 replace_original=False,
             )
             return None
-        return asker, ref
+        return asker, recalled
 
     @app.action(ids.OPEN_IN_AEP)
     async def open_in_aep(ack: AsyncAck) -> None:
@@ -129,14 +158,16 @@ def register(app: AsyncApp, services: Services) -> None:
             """Answer the click with the clicker's own card of the customer clicked on."""
             click = await clicked(ack, body, respond)
             if click is not None:
+                asker, recalled = click
                 await answer_privately(
                     services,
-                    await viewer_of(services, click[0]),
-                    click[1],
+                    await viewer_of(services, asker),
+                    recalled.ref,
                     respond,
                     action=button.action,
                     refresh=button.refresh,
                     replace_original=button.replace_original,
+                    place=_answer_place(recalled, body, asker),
                 )
 
         return answer_card_button
@@ -152,7 +183,7 @@ def register(app: AsyncApp, services: Services) -> None:
         click = await clicked(ack, body, respond)
         if click is None:
             return
-        asker, ref = click
+        asker, recalled = click
         # trigger_id lives about 3 s: open a loading modal now (before the clicker is looked up,
         # so in BOT_DEFAULT_LOCALE), fill it in their language when the data arrives.
         reader = services.default_reader
@@ -160,20 +191,65 @@ def register(app: AsyncApp, services: Services) -> None:
         view_id = await open_modal(services, body, respond, client, loading, reader)
         if view_id is None:
             return
-        view = await events_view(services, await viewer_of(services, asker), ref, _token(body))
+        viewer = await viewer_of(services, asker)
+        view = await events_view(services, viewer, recalled.ref, _token(body))
         await client.views_update(view_id=view_id, view=view)
+
+    @app.action(ids.SEND_TO_DM)
+    async def send_to_dm(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        """Send the clicker's own card (their grants, as on the private card) to their direct
+        messages with the bot, where it stays when Slack forgets the ephemeral card. Audited."""
+        click = await clicked(ack, body, respond)
+        if click is None:
+            return
+        asker, recalled = click
+        viewer = await viewer_of(services, asker)
+        if not viewer.access.classes:
+            refusal = await refuse(services, viewer, surface="private", at="send_to_dm")
+            await respond(**refusal, response_type="ephemeral", replace_original=False)
+            return
+        # Redacted for the clicker alone, as the private card was: the DM is theirs and the bot's.
+        request = CardRequest(ref=recalled.ref, classes=viewer.access.classes, reader=viewer.reader)
+        card = await render_card(services, request)
+        if not card.ok:
+            await audit_card(services, asker, card, action="send_to_dm", surface="private")
+            await respond(**card.message, response_type="ephemeral", replace_original=False)
+            return
+        failed = await send_direct_message(services, asker, card.message)
+        if failed is not None:
+            await audit_card(
+                services,
+                asker,
+                card,
+                action="send_to_dm",
+                surface="private",
+                outcome=PostFailed(failure_code(failed)),
+            )
+            notice = services.cards.notice(
+                "dm_failed", reader=viewer.reader, reason=why_call_failed(failed, viewer.reader)
+            )
+            await respond(**notice, response_type="ephemeral", replace_original=False)
+            return
+        await audit_card(
+            services, asker, card, action="send_to_dm", surface="private", outcome="posted"
+        )
+        await respond(
+            **services.cards.notice("dm_sent", reader=viewer.reader),
+            response_type="ephemeral",
+            replace_original=False,
+        )
 
     @app.action(ids.SHARE)
     async def share(
         ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
-        """Ask for a short reason before sharing the card where the lookup happened."""
-        await ack()
-        services.answer_in_progress()
-        # Every card button answers on the click's response_url: none, no answer.
-        asker = await answerable_asker(services, body, surface="button")
-        if asker is None:
+        """Check that Share can work here (the token, the share right, the conversation's
+        audience) BEFORE any modal opens: a refusal is said privately, in words. Then ask for a
+        short reason in a modal naming the conversation and what the posted card hides."""
+        click = await clicked(ack, body, respond)
+        if click is None:
             return
+        asker, recalled = click
         viewer = await viewer_of(services, asker)
         if not viewer.access.can_share:
             await audit_refusal(services, asker, outcome="share_not_allowed", surface="share")
@@ -183,18 +259,33 @@ def register(app: AsyncApp, services: Services) -> None:
                 replace_original=False,
             )
             return
-        container = body.get("container") or {}
-        message = body.get("message") or {}
-        thread_ts = container.get("thread_ts") or message.get("thread_ts")
+        place = recalled.place
+        if place is not None and place.channel_id != asker.channel_id:
+            # A card answered in one conversation is shared there or nowhere.
+            place = None
+        if place is not None and place.thread_ts is None:
+            place = _click_place(body, asker)
+        check = await share_check(services, viewer, place)
+        if check.refused or check.place is None or check.channel is None:
+            await audit_refusal(
+                services, asker, outcome="channel_refused", surface="share", ref=recalled.ref
+            )
+            await respond(
+                **services.cards.notice(
+                    "share_refused", reader=viewer.reader, reason=check.decision.reason
+                ),
+                response_type="ephemeral",
+                replace_original=False,
+            )
+            return
         view = services.cards.share_modal(
             token=_token(body),
-            channel_id=asker.channel_id or "",
-            thread_ts=thread_ts,
+            channel_id=check.place.channel_id,
+            thread_ts=check.place.thread_ts,
             response_url=body.get("response_url"),
-            audience_note=viewer.reader.gettext(
-                "The card posted will show only what everyone who can read this "
-                "conversation may see; anyone allowed more can click View details."
-            ),
+            channel_name=check.channel.name,
+            channel_kind=check.channel.kind,
+            hidden=check.hidden,
             reader=viewer.reader,
         )
         await open_modal(services, body, respond, client, view, viewer.reader)
@@ -203,7 +294,9 @@ def register(app: AsyncApp, services: Services) -> None:
     async def share_submitted(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
-        """Re-check everything at share time; the modal's metadata is not trusted for identity."""
+        """Re-check everything at share time; the modal's metadata is not trusted for identity
+        or place: both come from the token, and the sharer's right and the audience are asked
+        again."""
         await ack()
         services.answer_in_progress()
         try:
@@ -212,7 +305,7 @@ def register(app: AsyncApp, services: Services) -> None:
             # Slack returns the metadata we set; anything else is not a share of ours.
             log.warning("share submission with unreadable metadata: %s", exc)
             return
-        channel_id, thread_ts, response_url = meta.channel_id, meta.thread_ts, meta.response_url
+        response_url = meta.response_url
         clicker = interactive_asker(body)
         if clicker is None:
             await refuse_incomplete(
@@ -225,6 +318,7 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             return
         team_id = clicker.team_id
+        channel_id = meta.channel_id
         asker = Asker(team_id=team_id, user_id=clicker.user_id, channel_id=channel_id)
         values = view.get("state", {}).get("values", {})
         reason = (
@@ -244,10 +338,26 @@ def register(app: AsyncApp, services: Services) -> None:
         sharer = await services.directory.person(team_id or "", asker.user_id)
         # The card carries the sharer's words; its times are Slack date tokens for each reader.
         reader = reader_of(services, sharer)
-        ref = await services.buttons.recall(meta.token)
-        if ref is None:
+        recalled = await services.buttons.recall_place(meta.token)
+        if recalled is None:
             await tell(services.cards.notice("expired", reader=reader))
             return
+        ref = recalled.ref
+        place = recalled.place
+        # The place comes from the token: metadata naming another conversation, or another
+        # thread than the card's, is not a share of this card.
+        if (
+            place is None
+            or place.channel_id != channel_id
+            or (place.thread_ts is not None and place.thread_ts != meta.thread_ts)
+        ):
+            log.warning("share submission for another place than its card's refused")
+            await audit_refusal(
+                services, asker, outcome="channel_refused", surface="share", ref=ref
+            )
+            await tell(services.cards.notice("expired", reader=reader))
+            return
+        thread_ts = place.thread_ts or meta.thread_ts
         channel = await services.directory.channel(team_id or "", channel_id)
         # May this person share at all, and what may every reader of the channel see (never
         # more than the sharer sees)? Checked again now: the button is not trusted.
@@ -267,6 +377,7 @@ def register(app: AsyncApp, services: Services) -> None:
             surface="shared",
             shared_by=asker.user_id,
             share_reason=reason or None,
+            place=Place(channel_id, thread_ts),
         )
         posted = await post_card(
             services,

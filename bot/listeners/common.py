@@ -8,7 +8,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncRespond
 from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -25,6 +24,7 @@ from bot.answers import (
     render_card,
     viewer_of,
 )
+from bot.button_tokens import Place
 from bot.cards import HomeNotice
 from bot.i18n import Reader
 from bot.identity import IdentityRef
@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 #: Says a message privately to the asker, by whichever path the surface has.
 Tell = Callable[[Message], Awaitable[None]]
+
+#: Answers on a response_url (Bolt's `respond`, or the command's ordered wrapper of it).
+Reply = Callable[..., Awaitable[Any]]
 
 
 def interactive_asker(body: dict[str, Any]) -> Asker | None:
@@ -154,12 +157,13 @@ async def answer_privately(
     services: Services,
     viewer: Viewer,
     ref: IdentityRef,
-    respond: AsyncRespond,
+    respond: Reply,
     *,
     action: PrivateAction,
     refresh: bool = False,
     replace_original: bool = False,
     soon: bool = True,
+    place: Place | None = None,
 ) -> None:
     """The card for `ref` as the viewer's own grants allow, or a refusal, answered privately.
 
@@ -167,12 +171,15 @@ async def answer_privately(
     card says so and is replaced on the same response_url once they arrive (or fail). Slack
     honours `replace_original` on the response_url of an interaction with a message; on a slash
     command's it posts the update as a new message (bolt-python #1268), so the command passes
-    `soon=False` when its five response_url posts would not hold every update."""
+    `soon=False` so that its answer stays one message. `place` is the conversation (and thread)
+    the card is answered in: its Share button posts there."""
     if not viewer.access.classes:
         refusal = await refuse(services, viewer, surface="private", at=action)
         await respond(**refusal, response_type="ephemeral", replace_original=False)
         return
-    card = await private_card(services, viewer, ref, action=action, refresh=refresh, soon=soon)
+    card = await private_card(
+        services, viewer, ref, action=action, refresh=refresh, soon=soon, place=place
+    )
     await respond(**card.message, response_type="ephemeral", replace_original=replace_original)
     if card.later is not None:
         updated = await card.later()

@@ -18,6 +18,7 @@ from bot.answers import (
     refuse_identities,
     viewer_of,
 )
+from bot.button_tokens import Place
 from bot.identity import USAGE
 from bot.listeners.common import first_delivery, post_card, private_teller
 from bot.policy import audience_access
@@ -104,7 +105,13 @@ def register(app: AsyncApp, services: Services) -> None:
                 services,
                 client,
                 asker,
-                CardRequest(ref=ref, classes=classes, reader=reader, surface="shared"),
+                CardRequest(
+                    ref=ref,
+                    classes=classes,
+                    reader=reader,
+                    surface="shared",
+                    place=Place(channel_id, thread_ts),
+                ),
                 channel_id=channel_id,
                 thread_ts=thread_ts,
                 action="lookup",

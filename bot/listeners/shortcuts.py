@@ -8,6 +8,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot import ids
 from bot.answers import find_identities, refuse, refuse_identities, viewer_of
+from bot.button_tokens import Place
 from bot.cards import PICKER_CHOICES, identity_words
 from bot.listeners.common import answer_privately, answerable_asker
 from bot.services import Services
@@ -26,7 +27,16 @@ def register(app: AsyncApp, services: Services) -> None:
         asker = await answerable_asker(services, shortcut, surface="shortcut")
         if asker is None:
             return
-        text = (shortcut.get("message") or {}).get("text") or ""
+        message = shortcut.get("message") or {}
+        text = message.get("text") or ""
+        # The card answers this message: Share posts into its thread (the thread it is in, or
+        # the one it starts), kept with the buttons' token.
+        thread_ts = message.get("thread_ts") or message.get("ts") or shortcut.get("message_ts")
+        place = (
+            Place(asker.channel_id, str(thread_ts) if thread_ts else None)
+            if asker.channel_id
+            else None
+        )
         found = find_identities(services, text)
         refs = found.refs
         viewer = await viewer_of(services, asker)
@@ -43,7 +53,7 @@ def register(app: AsyncApp, services: Services) -> None:
             await respond(**notice, response_type="ephemeral")
             return
         if len(refs) == 1:
-            await answer_privately(services, viewer, refs[0], respond, action="lookup")
+            await answer_privately(services, viewer, refs[0], respond, action="lookup", place=place)
             return
         if not viewer.access.classes:
             refusal = await refuse(services, viewer, surface="private", at="shortcut")
@@ -59,7 +69,7 @@ def register(app: AsyncApp, services: Services) -> None:
                     names=services.cards.namespace_names,
                     sep=": ",
                 ),
-                await services.buttons.remember(ref),
+                await services.buttons.remember(ref, place=place),
             )
             for ref in refs[:PICKER_CHOICES]
         ]

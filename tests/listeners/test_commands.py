@@ -4,20 +4,33 @@ private answers on the response_url, refusals, and what reaches AEP."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from tests.support import JANE, RunningBot, all_text, command, notice_text, settle
+from bot.demo.simulator import AepSimulator
+from bot.demo.slack import SlackRecorder
+from tests.support import (
+    JANE,
+    RunningBot,
+    all_text,
+    command,
+    notice_text,
+    running_bot,
+    settle,
+)
 
 
 async def test_command_acks_at_once_then_answers_privately_with_the_card(bot: RunningBot) -> None:
+    """One message per answer: the ack shows nothing, the card is the only message (a slash
+    command's response_url cannot replace a "Looking up…" said first)."""
     response = await bot.send(command(bot, JANE))
     assert response.status_code == 200
-    ack = response.json()
-    assert ack["response_type"] == "ephemeral"
-    assert ack["text"] == notice_text(bot, "looking_up", query="Email jane.doe@example.com")
+    assert response.text == ""  # an empty ack: Slack shows nothing
 
     [card] = await bot.slack.wait_for("response_url")
+    await settle(0.2)
+    assert bot.slack.calls_to("response_url") == [card]
     assert card.payload["response_type"] == "ephemeral"
     assert "Jane Doe" in all_text(card)
     assert card.payload["text"]  # a plain-text fallback is always present
@@ -27,6 +40,20 @@ async def test_command_acks_at_once_then_answers_privately_with_the_card(bot: Ru
     assert record["actor"] == "U0MANAGER"
     assert record["outcome"] == "shown"
     assert JANE not in json.dumps(record)
+
+
+async def test_a_slow_answer_says_looking_up_first_so_nobody_waits_in_silence(
+    sandbox: tuple[AepSimulator, str], slack: SlackRecorder, tmp_path: Path
+) -> None:
+    sim, aep_url = sandbox
+    async with running_bot(sim, aep_url, slack, tmp_path, bot_slow_answer_seconds=0) as bot:
+        response = await bot.send(command(bot, JANE))
+        assert response.text == ""
+        looking, card = await bot.slack.wait_for("response_url", count=2)
+        assert looking.payload["text"] == notice_text(
+            bot, "looking_up", query="Email jane.doe@example.com"
+        )
+        assert "Jane Doe" in all_text(card)
 
 
 async def test_several_identities_give_one_card_each_up_to_the_cap(bot: RunningBot) -> None:
