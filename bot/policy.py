@@ -306,7 +306,7 @@ def audience_access(
         if not policy.external_channels:
             return _refuse(
                 r.gettext(
-                    "This is a %(label)s: people from other organizations can read it, and this "
+                    "This is a %(label)s, so people from other organizations can read it, and this "
                     "bot's policy never posts customer data there. %(todo)s",
                     label=label,
                     todo=r.gettext(_ASK_PRIVATELY),

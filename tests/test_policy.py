@@ -370,7 +370,7 @@ def test_each_channel_refusal_says_why_and_what_to_do(default: Policy) -> None:
         "Slack would not tell the bot who is in this conversation, so it cannot tell who would "
         "read a card there and posts no customer data. Ask for the card privately instead: "
         "/customer with the identity, typed anywhere, answers only you.",
-        "This is a Slack Connect private channel: people from other organizations can read it, "
+        "This is a Slack Connect private channel, so people from other organizations can read it, "
         "and this bot's policy never posts customer data there. Ask for the card privately "
         "instead: /customer with the identity, typed anywhere, answers only you.",
         "The bot found no people in this private channel to size a card for. Ask for the card "

@@ -169,8 +169,8 @@ async def test_a_dutch_mention_refused_in_a_slack_connect_channel_says_why_in_du
     [told] = await bot.slack.wait_for("chat.postEphemeral")
     text = all_text(told)
     assert (
-        "Klantprofielen kunnen hier niet worden getoond. Dit is een Slack Connect-openbaar kanaal: "
-        "mensen van andere organisaties kunnen het lezen"
+        "Klantprofielen kunnen hier niet worden getoond. Dit is een Slack Connect-openbaar kanaal, "
+        "dus mensen van andere organisaties kunnen het lezen"
     ) in text, text
     assert not POLICY_ENGLISH.search(text), POLICY_ENGLISH.search(text)
 
