@@ -460,6 +460,8 @@ def diagnose(text: str, rules: IdentityRules = DEFAULT_RULES) -> Diagnosis | Non
     token = _unwrap(_plain(text))
     if not token or not token.isprintable() or _problem(token) is not None:
         return None
+    if parse_identity(text, rules) is not None:
+        return None  # nothing wrong with it
     return (
         _diagnose_email(token, rules)
         or _diagnose_crm_id(token, rules)
@@ -492,11 +494,14 @@ def _diagnose_email(token: str, rules: IdentityRules) -> Diagnosis | None:
                 return _email_suggestion(token, local, candidate)
     best: tuple[int, str] | None = None
     for candidate in candidates:
-        distance = _edit_distance(domain, candidate, limit=2)
-        if 0 < distance <= (1 if len(candidate) < 8 else 2) and (
-            best is None or distance < best[0]
-        ):
-            best = (distance, candidate)
+        # A domain without its ending (`exmaple`) is also held against the name alone.
+        against = [candidate] if "." in domain else [candidate, candidate.split(".", 1)[0]]
+        for known in against:
+            distance = _edit_distance(domain, known, limit=2)
+            if 0 < distance <= (1 if len(known) < 8 else 2) and (
+                best is None or distance < best[0]
+            ):
+                best = (distance, candidate)
     if best is not None:
         return _email_suggestion(token, local, best[1])
     return None
