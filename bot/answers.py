@@ -32,6 +32,7 @@ from bot.identity import (
     Diagnosis,
     IdentityRef,
     Refusal,
+    misspelt_email_domain,
     profile_entity,
     read_identities,
     unknown_namespace,
@@ -200,6 +201,12 @@ def error_notice(
     query = f"{ref.namespace} {ref.value}" if shown else ref.namespace
     cause = exc.cause
     match cause:
+        case "not_found" if shown and ref.namespace == "Email":
+            # No one under the address as typed: a near miss of a known domain is worth a word.
+            slip = misspelt_email_domain(ref.value, services.rules)
+            if slip is None:
+                return notice(cause, query=query)
+            return notice(cause, query=query, domain=slip.domain, suggestion=slip.suggestion)
         case "not_found" | "too_many_identities":
             return notice(cause, query=query)
         case "rate_limited":

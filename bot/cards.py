@@ -104,7 +104,7 @@ NOTICE_VALUES: dict[str, tuple[str, ...]] = {
         "example_region",
         "known",
     ),
-    "not_found": ("query",),
+    "not_found": ("query", "domain", "suggestion"),
     "too_many_identities": ("query",),
     "rate_limited": ("seconds",),
     "unavailable": ("seconds",),

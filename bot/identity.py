@@ -479,14 +479,20 @@ def unknown_namespace(ref: IdentityRef, rules: IdentityRules = DEFAULT_RULES) ->
     return Diagnosis("unknown_namespace", typed=ref.namespace, known=known)
 
 
+def misspelt_email_domain(address: str, rules: IdentityRules = DEFAULT_RULES) -> Diagnosis | None:
+    """A Diagnosis when a well-formed address's domain is a near miss of a known one
+    (`jane@gmial.com`): said when AEP finds no one under the address as typed."""
+    return _diagnose_email(address, rules)
+
+
 def _diagnose_email(token: str, rules: IdentityRules) -> Diagnosis | None:
     local, at, domain = token.rpartition("@")
     if not at or not local or "@" in local or _EMAIL.fullmatch(f"{local}@example.com") is None:
         return None
     domain = domain.lower().rstrip(".")
     candidates = list(dict.fromkeys((*rules.email_domains, *COMMON_EMAIL_DOMAINS)))
-    if not domain:
-        return None
+    if not domain or domain in candidates:
+        return None  # nothing typed, or a domain the bot knows: nothing to correct
     # A domain without its ending (`example`, `gmail.`): the first known domain it begins.
     if "." not in domain:
         for candidate in candidates:

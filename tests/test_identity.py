@@ -24,6 +24,7 @@ from bot.identity import (
     Refusal,
     diagnose,
     extract_identities,
+    misspelt_email_domain,
     parse_identity,
     read_identities,
     unknown_namespace,
@@ -804,3 +805,10 @@ def test_the_orgs_email_domains_must_be_domains() -> None:
     assert IdentityRules(email_domains=(" Example.COM ",)).email_domains == ("example.com",)
     with pytest.raises(ValueError, match="not a domain"):
         IdentityRules(email_domains=("not a domain",))
+
+
+def test_a_well_formed_address_with_a_near_miss_domain_has_a_correction_for_later() -> None:
+    slip = misspelt_email_domain("jane@gmial.com", ORG)
+    assert slip is not None and (slip.domain, slip.suggestion) == ("gmail.com", "jane@gmail.com")
+    assert misspelt_email_domain("jane@gmail.com", ORG) is None
+    assert misspelt_email_domain("jane@acme-industries.com", ORG) is None

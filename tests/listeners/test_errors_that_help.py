@@ -154,3 +154,14 @@ async def test_a_channel_refusal_says_where_to_ask_without_codes_or_doubled_colo
     assert not RAW_CODE.search(text), text
     assert not DOUBLED_COLON.search(text) and text.count(": ") <= 1, text
     assert bot.slack.calls_to("chat.postMessage") == []
+
+
+async def test_a_well_formed_address_with_a_misspelt_domain_is_looked_up_then_corrected(
+    bot: RunningBot,
+) -> None:
+    response = await bot.send(command(bot, "jane.doe@gmial.com", user="U0AGENT"))
+    assert "Looking up" in response.json()["text"]  # it may be a real domain: AEP decides
+    [answer] = await bot.slack.wait_for("response_url")
+    text = answer.payload["text"]
+    assert text.startswith("No customer profile found for Email jane.doe@gmial.com.")
+    assert "Did you mean gmail.com? Type `/customer jane.doe@gmail.com`." in text
