@@ -7,10 +7,12 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, assert_never
 from urllib.parse import quote, unquote, urlsplit
+
+from babel import lists
 
 from bot.aep.errors import AepError, RateLimited
 from bot.button_tokens import Place
@@ -27,7 +29,16 @@ from bot.cards import (
 )
 from bot.customer import Customer
 from bot.i18n import N_, Reader, reader_for
-from bot.identity import MAX_IDENTITIES, IdentityRef, Refusal, profile_entity, read_identities
+from bot.identity import (
+    MAX_IDENTITIES,
+    Diagnosis,
+    IdentityRef,
+    Refusal,
+    misspelt_email_domain,
+    profile_entity,
+    read_identities,
+    unknown_namespace,
+)
 from bot.layout import namespace_class
 from bot.lookup import Looked
 from bot.policy import (
@@ -111,6 +122,9 @@ class Found:
     refs: list[IdentityRef]
     #: identity-like text that was not read (look-alikes, invisible characters, too long)
     refused: list[Refusal]
+    #: `namespace:value` in a namespace the org does not have: not looked up (see
+    #: identity.unknown_namespace)
+    unknown: list[Diagnosis] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -135,7 +149,41 @@ def find_identities(services: Services, text: str) -> Found:
     """Every identity in `text`, de-duplicated, in order (at most MAX_IDENTITIES), and the
     identity-like text refused with its reason."""
     reading = read_identities(text, services.rules)
-    return Found(refs=reading.refs, refused=reading.refused)
+    refs: list[IdentityRef] = []
+    unknown: list[Diagnosis] = []
+    for ref in reading.refs:
+        diagnosis = unknown_namespace(ref, services.rules)
+        if diagnosis is None:
+            refs.append(ref)
+        elif diagnosis not in unknown:
+            unknown.append(diagnosis)
+    return Found(refs=refs, refused=reading.refused, unknown=unknown)
+
+
+def _domain_cut_short(diagnosis: Diagnosis) -> bool:
+    """True when the typed address's domain is the suggested one without its end (`example`
+    for example.com), False when it is misspelt."""
+    typed = diagnosis.typed.rpartition("@")[2].lower().rstrip(".")
+    return bool(typed) and diagnosis.domain.startswith(typed + ".")
+
+
+def diagnosis_notice(services: Services, diagnosis: Diagnosis, reader: Reader) -> Message:
+    """What was wrong with text typed as one identity, and how to write it, in words."""
+    territories = reader.locale.territories
+    return services.cards.notice(
+        "not_an_identity",
+        reader=reader,
+        problem=diagnosis.reason,
+        # In a code span a backtick would end it early.
+        typed=diagnosis.typed.replace("`", "'"),
+        suggestion=diagnosis.suggestion.replace("`", "'"),
+        domain=diagnosis.domain,
+        missing=int(_domain_cut_short(diagnosis)),
+        region=diagnosis.region,
+        region_name=territories.get(diagnosis.region, diagnosis.region),
+        example_region=territories.get(diagnosis.example_region, diagnosis.example_region),
+        known=lists.format_list(list(diagnosis.known), locale=reader.locale),
+    )
 
 
 def now() -> datetime:
@@ -160,6 +208,12 @@ def error_notice(
     query = identity_words(ref.namespace, value, reader, names=services.cards.namespace_names)
     cause = exc.cause
     match cause:
+        case "not_found" if shown and ref.namespace == "Email":
+            # No one under the address as typed: a near miss of a known domain is worth a word.
+            slip = misspelt_email_domain(ref.value, services.rules)
+            if slip is None:
+                return notice(cause, query=query)
+            return notice(cause, query=query, domain=slip.domain, suggestion=slip.suggestion)
         case "not_found" | "too_many_identities":
             return notice(cause, query=query)
         case "rate_limited":

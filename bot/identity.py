@@ -26,16 +26,17 @@ MAX_DOMAIN_LABEL_CHARS = 63
 MAX_NAMESPACE_CHARS = 64
 MAX_VALUE_CHARS = 1024
 
-#: How to ask (English; listeners show `reader.gettext(USAGE)`, the CLI shows it as it is).
+#: How to ask (English; listeners show `reader.gettext(USAGE)`, the CLI shows it as it is). A
+#: bulleted list, not columns: Slack's proportional font does not keep space-aligned columns.
 USAGE = N_("""\
 Tell me which customer to look up, in one of these forms:
-  email            jane.doe@example.com
-  phone            +31 6 1234 5678 (with the country code), or (415) 555-0123 for a number in \
-the bot's home region
-  CRM id           CRM-000123
-  ECID             41234567890123456789012345678901234567 (the 38-digit Experience Cloud ID)
-  namespace:value  any AEP identity namespace code and a value, for example crmid:CRM-000123, \
-loyaltyId:L-99 or phone:+14155550123
+• an email address: jane.doe@example.com
+• a phone number with its country code: +31 6 1234 5678 (a number without one, such as \
+(415) 555-0123, is read as a number in the bot's home region)
+• a CRM id: CRM-000123
+• an ECID, the 38-digit Experience Cloud ID: 41234567890123456789012345678901234567
+• an AEP identity namespace code and a value: crmid:CRM-000123, loyaltyId:L-99 or \
+phone:+14155550123
 Example: /customer jane.doe@example.com""")
 
 
@@ -155,6 +156,13 @@ class IdentityRules:
     default_region: str = "US"
     crm_namespace: str = "crmid"
     crm_pattern: str = r"CRM-\d{6}"
+    #: The org's own email domains, suggested first when a typed address misses or misspells
+    #: its domain (see `diagnose`).
+    email_domains: tuple[str, ...] = ()
+    #: The org's identity namespace codes (its custom ones; AEP's standard codes and
+    #: `crm_namespace` are always known), or None when the bot does not know them: then every
+    #: `namespace:value` is looked up as typed (see `unknown_namespace`).
+    namespaces: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         # phonenumbers only knows upper-case region codes; `nl` in a config file means NL.
@@ -175,6 +183,35 @@ class IdentityRules:
             raise ValueError(f"crm_pattern is not a valid regular expression: {exc}") from None
         if crm.fullmatch(""):
             raise ValueError("crm_pattern must not match empty text")
+        domains = tuple(d.strip().lower().lstrip("@") for d in self.email_domains if d.strip())
+        for domain in domains:
+            if not re.fullmatch(rf"(?:{_LABEL}\.)+[a-z][a-z0-9-]*", domain):
+                raise ValueError(f"email domain {domain!r} is not a domain such as 'example.com'")
+        object.__setattr__(self, "email_domains", domains)
+
+    def known_namespaces(self) -> tuple[str, ...] | None:
+        """The namespace codes to name to a person: the org's own, its CRM namespace and the
+        three the bot reads without a prefix, sorted case-insensitively; None when the bot does
+        not know the org's namespaces."""
+        if self.namespaces is None:
+            return None
+        codes = {code.casefold(): code for code in sorted(self.namespaces)}
+        codes.update({code.casefold(): code for code in ("Email", "Phone", "ECID")})
+        codes[self.crm_namespace.casefold()] = self.crm_namespace
+        return tuple(sorted(codes.values(), key=str.casefold))
+
+    def knows_namespace(self, code: str) -> bool:
+        """Whether `code` is an identity namespace of this org (True when the bot cannot tell)."""
+        if self.namespaces is None:
+            return True
+        folded = code.casefold()
+        if not folded:
+            return True  # a profile's entity id, not a namespace someone typed
+        return (
+            folded in _WELL_KNOWN
+            or folded == self.crm_namespace.casefold()
+            or any(folded == known.casefold() for known in self.namespaces)
+        )
 
 
 DEFAULT_RULES = IdentityRules()
@@ -317,6 +354,243 @@ def read_identities(text: str, rules: IdentityRules = DEFAULT_RULES) -> Reading:
 def extract_identities(text: str, rules: IdentityRules = DEFAULT_RULES) -> list[IdentityRef]:
     """The identities `read_identities` finds in a message, without what it refused."""
     return read_identities(text, rules).refs
+
+
+# --- what went wrong with text that holds no identity ----------------------------------------
+
+#: Why text a person typed as one identity was not read as one, when a common slip explains it.
+DiagnosisReason = Literal[
+    "phone_without_country", "crm_id_format", "email_domain", "name", "unknown_namespace"
+]
+
+#: Email domains many customers have, suggested after the org's own (`email_domains`).
+COMMON_EMAIL_DOMAINS = (
+    "gmail.com",
+    "outlook.com",
+    "hotmail.com",
+    "yahoo.com",
+    "icloud.com",
+    "live.com",
+    "msn.com",
+    "aol.com",
+    "me.com",
+    "proton.me",
+    "protonmail.com",
+    "gmx.com",
+    "gmx.net",
+    "mail.com",
+)
+#: Regions a phone number without its country code is tried in, for an example of how to write
+#: it with one (the first where it is valid); any other region is tried after them.
+_EXAMPLE_REGIONS = ("NL", "GB", "DE", "FR", "BE", "ES", "IT", "US", "CA", "AU", "IN", "JP")
+_NAME = re.compile(r"[^\W\d_]+(?:['\u2019.-][^\W\d_]+)*\.?")
+_CRM_LIKE = re.compile(r"([A-Za-z]{1,12})[-_ ]?([0-9]{1,20})")
+_MOST_NAME_WORDS = 4
+#: Words of a request or a sentence, not of a name: text holding one is not read as a name.
+_NOT_NAME_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "can",
+        "customer",
+        "find",
+        "for",
+        "hello",
+        "help",
+        "hey",
+        "hi",
+        "how",
+        "i",
+        "identity",
+        "is",
+        "look",
+        "me",
+        "my",
+        "not",
+        "of",
+        "or",
+        "please",
+        "search",
+        "show",
+        "the",
+        "this",
+        "to",
+        "up",
+        "what",
+        "who",
+        "with",
+        "you",
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """What was wrong with text typed as one identity (as `reason` says), and how to write it.
+
+    It holds what the person typed and a correction made from it: it is said back to them only,
+    never logged or audited (the audit takes `reason`).
+    """
+
+    reason: DiagnosisReason
+    #: what was typed: the whole text, or for an unknown namespace its code
+    typed: str
+    #: the corrected identity ("CRM-000123", "jane.doe@example.com", "+31 6 12345678"), if any
+    suggestion: str = ""
+    #: a suggested email domain ("example.com")
+    domain: str = ""
+    #: the region a phone number without country code was read in (BOT_DEFAULT_REGION), and
+    #: the region the suggested international number is in
+    region: str = ""
+    example_region: str = ""
+    #: the namespace codes the bot knows, for an unknown namespace
+    known: tuple[str, ...] = ()
+
+
+def diagnose(text: str, rules: IdentityRules = DEFAULT_RULES) -> Diagnosis | None:
+    """Why `text`, which holds no identity the bot reads, holds none, when a common slip
+    explains it: a phone number without its country code, a CRM id in the wrong case or length,
+    an email address with a missing or misspelt domain, or a person's name. None otherwise.
+
+    Pure: the suggestions come from the rules (home region, CRM id format, the org's email
+    domains) and COMMON_EMAIL_DOMAINS, never from asking AEP.
+    """
+    token = _unwrap(_plain(text))
+    if not token or not token.isprintable() or _problem(token) is not None:
+        return None
+    if parse_identity(text, rules) is not None:
+        return None  # nothing wrong with it
+    return (
+        _diagnose_email(token, rules)
+        or _diagnose_crm_id(token, rules)
+        or _diagnose_phone(token, rules)
+        or _diagnose_name(token)
+    )
+
+
+def unknown_namespace(ref: IdentityRef, rules: IdentityRules = DEFAULT_RULES) -> Diagnosis | None:
+    """A Diagnosis when `ref` names a namespace the org does not have (`rules.namespaces`);
+    None when it has it, or when the bot does not know the org's namespaces."""
+    known = rules.known_namespaces()
+    if known is None or rules.knows_namespace(ref.namespace):
+        return None
+    return Diagnosis("unknown_namespace", typed=ref.namespace, known=known)
+
+
+def misspelt_email_domain(address: str, rules: IdentityRules = DEFAULT_RULES) -> Diagnosis | None:
+    """A Diagnosis when a well-formed address's domain is a near miss of a known one
+    (`jane@gmial.com`): said when AEP finds no one under the address as typed."""
+    return _diagnose_email(address, rules)
+
+
+def _diagnose_email(token: str, rules: IdentityRules) -> Diagnosis | None:
+    local, at, domain = token.rpartition("@")
+    if not at or not local or "@" in local or _EMAIL.fullmatch(f"{local}@example.com") is None:
+        return None
+    domain = domain.lower().rstrip(".")
+    candidates = list(dict.fromkeys((*rules.email_domains, *COMMON_EMAIL_DOMAINS)))
+    if not domain or domain in candidates:
+        return None  # nothing typed, or a domain the bot knows: nothing to correct
+    # A domain without its ending (`example`, `gmail.`): the first known domain it begins.
+    if "." not in domain:
+        for candidate in candidates:
+            if candidate.split(".", 1)[0] == domain:
+                return _email_suggestion(token, local, candidate)
+    best: tuple[int, str] | None = None
+    for candidate in candidates:
+        # A domain without its ending (`exmaple`) is also held against the name alone.
+        against = [candidate] if "." in domain else [candidate, candidate.split(".", 1)[0]]
+        for known in against:
+            distance = _edit_distance(domain, known, limit=2)
+            if 0 < distance <= (1 if len(known) < 8 else 2) and (
+                best is None or distance < best[0]
+            ):
+                best = (distance, candidate)
+    if best is not None:
+        return _email_suggestion(token, local, best[1])
+    return None
+
+
+def _email_suggestion(token: str, local: str, domain: str) -> Diagnosis:
+    return Diagnosis("email_domain", typed=token, suggestion=f"{local}@{domain}", domain=domain)
+
+
+def _diagnose_crm_id(token: str, rules: IdentityRules) -> Diagnosis | None:
+    match = _CRM_LIKE.fullmatch(token)
+    if match is None:
+        return None
+    prefix, digits = match.groups()
+    crm = _compiled(rules.crm_pattern)
+    significant = digits.lstrip("0") or "0"
+    for letters in dict.fromkeys((prefix.upper(), prefix, prefix.lower())):
+        for separator in dict.fromkeys(("-", token[len(prefix) : -len(digits)], "", "_")):
+            for width in range(len(significant), 21):
+                candidate = f"{letters}{separator}{significant.zfill(width)}"
+                if crm.fullmatch(candidate):
+                    return Diagnosis("crm_id_format", typed=token, suggestion=candidate)
+    return None
+
+
+def _diagnose_phone(token: str, rules: IdentityRules) -> Diagnosis | None:
+    if token.startswith("+") or not _PHONE_TEXT.fullmatch(token):
+        return None
+    digits = "".join(char for char in token if char.isdigit())
+    if not 6 <= len(digits) <= 15:
+        return None
+    others = sorted(phonenumbers.SUPPORTED_REGIONS - set(_EXAMPLE_REGIONS))
+    for region in (*_EXAMPLE_REGIONS, *others):
+        if region == rules.default_region:
+            continue
+        try:
+            number = phonenumbers.parse(token, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            international = phonenumbers.format_number(
+                number, phonenumbers.PhoneNumberFormat.INTERNATIONAL
+            )
+            return Diagnosis(
+                "phone_without_country",
+                typed=token,
+                suggestion=str(international),
+                region=rules.default_region,
+                example_region=region,
+            )
+    return Diagnosis("phone_without_country", typed=token, region=rules.default_region)
+
+
+def _diagnose_name(token: str) -> Diagnosis | None:
+    words = token.split()
+    if len(words) > _MOST_NAME_WORDS or not all(_NAME.fullmatch(word) for word in words):
+        return None
+    if any(word.casefold() in _NOT_NAME_WORDS for word in words):
+        return None
+    return Diagnosis("name", typed=token)
+
+
+def _edit_distance(a: str, b: str, *, limit: int) -> int:
+    """Optimal string alignment distance of `a` and `b` (a swap of two neighbours counts once),
+    or `limit + 1` once it is known to exceed `limit`."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    before: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, char_b in enumerate(b, 1):
+            current[j] = min(
+                previous[j] + 1,
+                current[j - 1] + 1,
+                previous[j - 1] + (char_a != char_b),
+            )
+            if i > 1 and j > 1 and char_a == b[j - 2] and a[i - 2] == char_b:
+                current[j] = min(current[j], before[j - 2] + 1)
+        if min(current) > limit:
+            return limit + 1
+        before, previous = previous, current
+    return previous[-1]
 
 
 @dataclass(frozen=True, slots=True)

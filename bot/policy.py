@@ -210,21 +210,34 @@ _KIND_LABEL: dict[str, str] = {
     "mpim": N_("group DM"),
 }
 
-_WHAT_TO_DO: dict[str, str] = {
-    "channel_not_found": N_(
-        "Invite the bot to the conversation (/invite), or ask for the card privately."
+#: Where and how to ask instead, when a card may not go into a conversation.
+_ASK_PRIVATELY = N_(
+    "Ask for the card privately instead: /customer with the identity, typed anywhere, answers "
+    "only you."
+)
+_INVITE = N_(
+    "Invite the bot with /invite and try again, or ask for the card privately: /customer with "
+    "the identity answers only you."
+)
+
+#: Why the bot cannot see who is in a conversation, by Slack's error code (never shown itself),
+#: and what to do.
+_UNSEEN: dict[str, tuple[str, str]] = {
+    "channel_not_found": (N_("The bot is not in this conversation"), _INVITE),
+    "not_in_channel": (N_("The bot is not in this conversation"), _INVITE),
+    "missing_scope": (
+        N_("The bot lacks the Slack permission to see who is in this kind of conversation"),
+        N_(
+            "Ask whoever runs the bot to reinstall it with the scopes in its manifest; until "
+            "then, ask for the card privately: /customer with the identity answers only you."
+        ),
     ),
-    "not_in_channel": N_(
-        "Invite the bot to the conversation (/invite), or ask for the card privately."
-    ),
-    "missing_scope": N_(
-        "The app lacks a Slack permission for this kind of conversation; ask whoever runs the "
-        "bot to reinstall it with the scopes in its manifest."
-    ),
-    "too_many_members": N_(
-        "The bot does not size cards for conversations that large; ask for the card privately."
+    "too_many_members": (
+        N_("This conversation is too large for the bot to size a card for"),
+        _ASK_PRIVATELY,
     ),
 }
+_UNSEEN_OTHER = (N_("Slack would not tell the bot who is in this conversation"), _ASK_PRIVATELY)
 
 #: The conversations a policy caps, as its reasons name them.
 _PUBLIC_CHANNELS = N_("public channels")
@@ -279,14 +292,14 @@ def audience_access(
     reason is in the reader's language (English when none is given: `policy check`)."""
     r = _english(reader)
     if not channel.inspectable:
-        code = channel.error or "unknown error"
-        todo = r.gettext(_WHAT_TO_DO.get(code, N_("Ask for the card privately instead.")))
+        # Slack's code goes to the log (directory.py), never into the words.
+        why, todo = _UNSEEN.get(channel.error or "", _UNSEEN_OTHER)
         return _refuse(
             r.gettext(
-                "The bot cannot see who is in this conversation (%(code)s), so it posts no "
-                "customer data there. %(todo)s",
-                code=code,
-                todo=todo,
+                "%(why)s, so it cannot tell who would read a card there and posts no customer "
+                "data. %(todo)s",
+                why=r.gettext(why),
+                todo=r.gettext(todo),
             )
         )
     label = r.gettext(_KIND_LABEL[channel.kind])
@@ -295,17 +308,18 @@ def audience_access(
         if not policy.external_channels:
             return _refuse(
                 r.gettext(
-                    "%(label)s: people from other organizations can read it, and this bot's "
-                    "policy never posts customer data there. Ask for the card privately instead.",
+                    "This is a %(label)s, so people from other organizations can read it, and this "
+                    "bot's policy never posts customer data there. %(todo)s",
                     label=label,
+                    todo=r.gettext(_ASK_PRIVATELY),
                 )
             )
     if not channel.members:
         return _refuse(
             r.gettext(
-                "%(label)s: the bot found no people in it to size a card for. Ask for the card "
-                "privately instead.",
+                "The bot found no people in this %(label)s to size a card for. %(todo)s",
                 label=label,
+                todo=r.gettext(_ASK_PRIVATELY),
             )
         )
     accesses = [(member, access_for(policy, member, r)) for member in channel.members]
@@ -368,8 +382,13 @@ def audience_access(
                 classes=class_names(common, r),
                 limits=limits(),
             )
-        todo = r.gettext("Ask for the card privately, or share it in a private channel.")
-    return _refuse(r.gettext("%(label)s: %(why)s. %(todo)s", label=label, why=why, todo=todo))
+        todo = r.gettext(
+            "Ask for the card privately (/customer with the identity answers only you), or "
+            "share it in a private channel."
+        )
+    return _refuse(
+        r.gettext("In this %(label)s, %(why)s. %(todo)s", label=label, why=why, todo=todo)
+    )
 
 
 def share_access(

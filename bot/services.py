@@ -21,7 +21,7 @@ from bot.audit import AuditLog
 from bot.button_tokens import ButtonTokens
 from bot.cache import CacheKeys, CacheTokenStore, DataCache, key_names_secret
 from bot.cards import CardRenderer
-from bot.demo.dataset import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from bot.demo.dataset import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EMAIL_DOMAINS, NAMESPACE_CODES
 from bot.demo.simulator import AepSimulator
 from bot.demo.transport import in_process_transport
 from bot.directory import SlackDirectory
@@ -260,6 +260,9 @@ def build_services(
             default_region=settings.bot_default_region,
             crm_namespace=settings.aep_crm_namespace,
             crm_pattern=settings.bot_crm_id_pattern,
+            # On demo data the sandbox's namespaces and domains stand in for the org's settings.
+            email_domains=settings.email_domains or (EMAIL_DOMAINS if demo else ()),
+            namespaces=settings.identity_namespaces or (NAMESPACE_CODES if demo else None),
         ),
         http=http,
         aep=aep,

@@ -27,6 +27,12 @@ DEFAULT_AEP_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 
 #: The IMS organization of the bundled demo sandbox (bot/demo/).
 DEMO_ORG_ID = "DEMO0000000000000000000@AdobeOrg"
+#: An email domain as BOT_EMAIL_DOMAINS takes it: labels and a top-level domain.
+_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z][a-z0-9-]*")
+
+
+def _comma_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 class ConfigError(Exception):
@@ -69,6 +75,12 @@ class Settings(BaseSettings):
     # The hub lookup API is meant for low-volume agent use (reference section 8): few in flight.
     aep_max_in_flight: Annotated[int, Field(ge=1, le=100)] = 5
     aep_crm_namespace: str = Field(default="crmid", pattern=r"^[A-Za-z][A-Za-z0-9_.]*$")
+    # The org's identity namespace codes (comma-separated). Set: a `namespace:value` in any
+    # other namespace (AEP's standard codes and AEP_CRM_NAMESPACE always count) is refused at
+    # once, naming the known ones. Unset: every namespace typed is looked up as it is.
+    aep_identity_namespaces: str = Field(
+        default="", pattern=r"^\s*([A-Za-z][A-Za-z0-9_.]*\s*(,\s*[A-Za-z][A-Za-z0-9_.]*\s*)*)?$"
+    )
     # Bytes of one answer's body; past it the bot stops reading and says the answer was too large.
     aep_max_response_bytes: Annotated[int, Field(ge=64 * 1024, le=1024 * 1024 * 1024)] = (
         DEFAULT_AEP_MAX_RESPONSE_BYTES
@@ -87,6 +99,9 @@ class Settings(BaseSettings):
         default="en-US", pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
     )
     bot_crm_id_pattern: str = r"CRM-\d{6}"
+    # The org's own email domains (comma-separated), suggested first when a typed address misses
+    # or misspells its domain; common ones (gmail.com, outlook.com...) come after them.
+    bot_email_domains: str = ""
     bot_events_limit: Annotated[int, Field(ge=1, le=100)] = 10
     bot_lookup_deadline: Annotated[float, Field(gt=0, le=60)] = 8.0
     # /customer acknowledges with nothing and answers with the card alone; a "Looking up…" is
@@ -180,6 +195,25 @@ class Settings(BaseSettings):
         except re.error as exc:
             raise ValueError(f"not a regular expression: {exc}") from None
         return value
+
+    @field_validator("bot_email_domains")
+    @classmethod
+    def _domains(cls, value: str) -> str:
+        for domain in _comma_list(value):
+            if not _DOMAIN.fullmatch(domain.lower()):
+                raise ValueError(f"{domain!r} is not an email domain such as example.com")
+        return value
+
+    @property
+    def email_domains(self) -> tuple[str, ...]:
+        """BOT_EMAIL_DOMAINS as a list, lower-case."""
+        return tuple(domain.lower() for domain in _comma_list(self.bot_email_domains))
+
+    @property
+    def identity_namespaces(self) -> frozenset[str] | None:
+        """AEP_IDENTITY_NAMESPACES as a set of codes, or None when unset."""
+        codes = _comma_list(self.aep_identity_namespaces)
+        return frozenset(codes) if codes else None
 
     @field_validator("bot_log_level")
     @classmethod

@@ -404,10 +404,10 @@ def why_post_failed(exc: SlackClientError, reader: Reader) -> str:
         return reader.gettext("Slack did not say why it refused the post. Try again in a minute.")
     if code in _POST_ERRORS:
         return reader.gettext(_POST_ERRORS[code])
-    words = code.replace("_", " ").strip()[:80]
+    # Slack's code is in the log and the audit record; the person reads what to do.
     return reader.gettext(
-        "Slack refused the post (%(code)s). Try again, or ask in a channel I am a member of.",
-        code=words,
+        "Slack refused the post. Try again, or ask for the card privately: /customer with the "
+        "identity answers only you."
     )
 
 

@@ -18,6 +18,7 @@ NoticeKind = Literal[
     "looking_up",
     "usage",
     "no_identity",
+    "not_an_identity",
     "not_found",
     "too_many_identities",
     "rate_limited",

@@ -342,7 +342,8 @@ async def test_channel_slack_will_not_describe_is_uninspectable(
     assert channel.inspectable is False and channel.error == "channel_not_found"
     assert channel.members == ()
     decision = audience_access(load_policy(None, demo=True), channel)
-    assert decision.refused and "channel_not_found" in decision.reason
+    assert decision.refused and "The bot is not in this conversation" in decision.reason
+    assert "channel_not_found" not in decision.reason
 
 
 async def test_members_error_is_uninspectable_and_not_cached(

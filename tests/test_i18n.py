@@ -242,6 +242,15 @@ _SAMPLE: dict[str, str | int | None] = {
     "total": 20,
     "capped": 0,
     "channel": "C0PUBLIC",
+    "problem": "phone_without_country",
+    "typed": "06 12345678",
+    "suggestion": "+31 6 12345678",
+    "domain": None,
+    "missing": 0,
+    "region": "US",
+    "region_name": "United States",
+    "example_region": "Netherlands",
+    "known": "crmid, ECID, Email, Phone",
 }
 
 

@@ -15,15 +15,19 @@ from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
 from bot.demo import payloads as slack_payloads
 from bot.identity import (
+    DEFAULT_RULES,
     MAX_IDENTITIES,
     USAGE,
     IdentityRef,
     IdentityRules,
     Reading,
     Refusal,
+    diagnose,
     extract_identities,
+    misspelt_email_domain,
     parse_identity,
     read_identities,
+    unknown_namespace,
 )
 from tests.support import RunningBot, settle
 
@@ -705,3 +709,106 @@ async def test_shortcut_on_a_message_with_a_bidi_control_is_refused_in_words(
     await settle()
     assert sum(bot.sim.stats.values()) == 0
     assert len(_identity_refusals(bot)) == 1
+
+
+# --- what was wrong with text that holds no identity (diagnose) ------------------------------
+
+ORG = IdentityRules(
+    email_domains=("example.com",), namespaces=frozenset({"loyaltyId", "CORE", "TNTID"})
+)
+
+
+@pytest.mark.parametrize(
+    ("typed", "reason", "suggestion"),
+    [
+        ("06 12345678", "phone_without_country", "+31 6 12345678"),
+        ("020 794 6095", "phone_without_country", "+31 20 794 6095"),
+        ("crm-000123", "crm_id_format", "CRM-000123"),
+        ("CRM-123", "crm_id_format", "CRM-000123"),
+        ("crm 123", "crm_id_format", "CRM-000123"),
+        ("CRM-0000123", "crm_id_format", "CRM-000123"),
+        ("jane.doe@example", "email_domain", "jane.doe@example.com"),
+        ("jane.doe@gmail", "email_domain", "jane.doe@gmail.com"),
+        ("jane@gmailcom", "email_domain", "jane@gmail.com"),
+        ("jane@hotmialcom", "email_domain", "jane@hotmail.com"),
+        ("jane@exmaple", "email_domain", "jane@example.com"),
+        ("jane doe", "name", ""),
+        ("Jan-Willem van der Berg", "name", ""),
+        ("山田 花子", "name", ""),
+    ],
+)
+def test_a_common_slip_is_diagnosed_with_a_correction(
+    typed: str, reason: str, suggestion: str
+) -> None:
+    diagnosis = diagnose(typed, ORG)
+    assert diagnosis is not None
+    assert (diagnosis.reason, diagnosis.suggestion, diagnosis.typed) == (reason, suggestion, typed)
+
+
+def test_a_phone_without_country_code_names_the_region_it_was_read_in() -> None:
+    us = diagnose("06 12345678", ORG)
+    assert us is not None and (us.region, us.example_region) == ("US", "NL")
+    # In the Netherlands the same number is valid: no slip, it is read.
+    dutch = IdentityRules(default_region="NL")
+    assert parse_identity("06 12345678", dutch) is not None
+    assert diagnose("06 12345678", dutch) is None
+    gb = diagnose("06 12345678", IdentityRules(default_region="GB"))
+    assert gb is not None and gb.region == "GB"
+
+
+def test_a_crm_id_is_corrected_to_the_configured_format() -> None:
+    rules = IdentityRules(crm_namespace="crm", crm_pattern=r"C\d{8}")
+    diagnosis = diagnose("c-1234", rules)
+    assert diagnosis is not None and diagnosis.suggestion == "C00001234"
+    # Nothing that fits the pattern: no guess.
+    assert diagnose("CRM-1234567", DEFAULT_RULES) is None
+
+
+def test_email_suggestions_put_the_orgs_own_domain_first_and_never_a_far_one() -> None:
+    assert (d := diagnose("jane@example", ORG)) is not None and d.domain == "example.com"
+    assert diagnose("jane@example", DEFAULT_RULES) is None  # not a domain the bot knows
+    assert diagnose("jane@totally-elsewhere", ORG) is None
+    # A well-formed address is read, not second-guessed here.
+    assert parse_identity("jane@gmial.com", ORG) == IdentityRef("Email", "jane@gmial.com")
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "",
+        "hello",  # one word of a sentence, not a name
+        "not an identity",
+        "who is the customer",
+        "one two three four five",  # too many words for a name
+        "12345",  # too few digits for a phone
+        "jane.doe@example.com",  # an identity, nothing wrong with it
+        "ma\u0430rtje@example",  # look-alike text is refused elsewhere, never corrected
+        "jane\u200bdoe",
+    ],
+)
+def test_text_that_no_common_slip_explains_gets_no_diagnosis(typed: str) -> None:
+    assert diagnose(typed, ORG) is None
+
+
+def test_an_unknown_namespace_is_diagnosed_only_when_the_orgs_namespaces_are_known() -> None:
+    diagnosis = unknown_namespace(IdentityRef("foo", "bar"), ORG)
+    assert diagnosis is not None and diagnosis.reason == "unknown_namespace"
+    assert diagnosis.typed == "foo"
+    assert diagnosis.known == ("CORE", "crmid", "ECID", "Email", "loyaltyId", "Phone", "TNTID")
+    for known in ("loyaltyid", "crmid", "Email", "ECID", "Phone_E.164", "AAID"):
+        assert unknown_namespace(IdentityRef(known, "x"), ORG) is None
+    # Without the org's namespaces the bot cannot tell: every namespace is looked up.
+    assert unknown_namespace(IdentityRef("foo", "bar"), DEFAULT_RULES) is None
+
+
+def test_the_orgs_email_domains_must_be_domains() -> None:
+    assert IdentityRules(email_domains=(" Example.COM ",)).email_domains == ("example.com",)
+    with pytest.raises(ValueError, match="not a domain"):
+        IdentityRules(email_domains=("not a domain",))
+
+
+def test_a_well_formed_address_with_a_near_miss_domain_has_a_correction_for_later() -> None:
+    slip = misspelt_email_domain("jane@gmial.com", ORG)
+    assert slip is not None and (slip.domain, slip.suggestion) == ("gmail.com", "jane@gmail.com")
+    assert misspelt_email_domain("jane@gmail.com", ORG) is None
+    assert misspelt_email_domain("jane@acme-industries.com", ORG) is None

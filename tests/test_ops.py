@@ -66,6 +66,13 @@ async def answer(bot: RunningBot, text: str, user: str = "U0MANAGER") -> Recorde
     return calls[before]
 
 
+async def refused_in_the_ack(bot: RunningBot, text: str, user: str) -> None:
+    """/customer `text` as `user`, who has no grants: the acknowledgement is the refusal."""
+    response = await bot.send(command(bot, text, user=user))
+    assert response.status_code == 200
+    assert response.json()["text"].startswith("You don't have access to customer profiles.")
+
+
 async def audited(bot: RunningBot, count: int) -> None:
     """Wait until `count` audit records were written and counted (a share is audited after its
     post; a record is on disk a moment before the coroutine that wrote it counts it)."""
@@ -90,8 +97,8 @@ async def test_a_scripted_session_is_counted_exactly(bot: RunningBot) -> None:
     # 3. AEP refuses a graph over 50 identities (422): an AEP failure, in words
     failed = await slash(bot, "big.graph@example.com")
     assert "Jane Doe" not in json.dumps(failed)
-    # 4. someone without a role: refused before any AEP call
-    await slash(bot, JANE, user="U0NOBODY")
+    # 4. someone without a role: refused before any AEP call, in the ack
+    await refused_in_the_ack(bot, JANE, user="U0NOBODY")
     # 5. a share: the private card (a cache hit), Share, the modal, the post in the thread
     card = await answer(bot, JANE)
     await bot.send(
@@ -316,7 +323,7 @@ async def test_json_log_lines_hold_no_personal_data(bot: RunningBot) -> None:
         await slash(bot, "hostile@example.com")
         await slash(bot, "+14155550123")
         await slash(bot, "big.graph@example.com")
-        await slash(bot, JANE, user="U0NOBODY")
+        await refused_in_the_ack(bot, JANE, user="U0NOBODY")
     text = stream.getvalue()
     assert text
     for line in text.splitlines():

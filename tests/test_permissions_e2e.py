@@ -150,15 +150,21 @@ async def test_people_without_grants_are_refused_with_no_aep_call(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     values = await class_values(bot)
-    answer = await private_card(bot, user)
-    text = answer.payload["text"].lower()
-    assert "access" in text
+    body = slack_payloads.slash_command(
+        text=JANE, user_id=user, channel_id="C0PRIVATE", response_url=bot.slack.response_url()
+    )
+    response = await bot.send(body)
+    # The refusal is the first and only answer: the acknowledgement itself, no "Looking up…".
+    ack = response.json()
+    text = ack["text"]
+    assert "You don't have access to customer profiles" in text and "Looking up" not in text
     if user == "U0NOBODY":
-        assert "@support-team" in text_of([answer])  # says which groups give access
+        assert "@support-team" in text  # says which groups give access
     else:
-        assert "@support-team" not in text_of([answer])  # a guest: groups give no access
+        assert "@support-team" not in text  # a guest: groups give no access
+    assert bot.slack.calls_to("response_url") == []
     assert bot.sim.stats["profile"] == 0
-    assert_shows_exactly(text_of(outgoing(bot)), values, set(), where=f"refusal for {user}")
+    assert_shows_exactly(text + text_of(outgoing(bot)), values, set(), where=f"refusal for {user}")
     [record] = bot.audit()
     assert record["action"] == "refusal"
 
@@ -208,7 +214,7 @@ def action_ids(card: RecordedCall) -> list[str]:
     ("channel", "why"),
     [
         ("C0CONNECT", "other organizations"),  # Slack Connect: the policy never posts there
-        ("C0SECRET", "cannot see who is in"),  # the bot is not in the channel
+        ("C0SECRET", "The bot is not in this conversation"),  # the bot is not in the channel
     ],
 )
 async def test_share_is_not_offered_where_it_cannot_work_and_a_forged_click_opens_no_modal(

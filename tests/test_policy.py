@@ -358,7 +358,7 @@ def test_explain_channel_heads_with_what_a_card_would_show(default: Policy) -> N
         "C1: cards show basic, contact, identifiers, activity, audiences\n  private channel"
     )
     refused = explain_channel(default, channel("private", BOSS, NOBODY))
-    assert refused.startswith("C1: refused\n  private channel: 1 of 2 people may not see")
+    assert refused.startswith("C1: refused\n  In this private channel, 1 of 2 people may not see")
 
 
 def test_each_channel_refusal_says_why_and_what_to_do(default: Policy) -> None:
@@ -367,12 +367,14 @@ def test_each_channel_refusal_says_why_and_what_to_do(default: Policy) -> None:
     connect = channel("private", BOSS, external=True)
     empty = channel("private")
     assert [audience_access(default, c).reason for c in (unseen, connect, empty)] == [
-        "The bot cannot see who is in this conversation (unknown error), so it posts no "
-        "customer data there. Ask for the card privately instead.",
-        "Slack Connect private channel: people from other organizations can read it, and this "
-        "bot's policy never posts customer data there. Ask for the card privately instead.",
-        "private channel: the bot found no people in it to size a card for. Ask for the card "
-        "privately instead.",
+        "Slack would not tell the bot who is in this conversation, so it cannot tell who would "
+        "read a card there and posts no customer data. Ask for the card privately instead: "
+        "/customer with the identity, typed anywhere, answers only you.",
+        "This is a Slack Connect private channel, so people from other organizations can read it, "
+        "and this bot's policy never posts customer data there. Ask for the card privately "
+        "instead: /customer with the identity, typed anywhere, answers only you.",
+        "The bot found no people in this private channel to size a card for. Ask for the card "
+        "privately instead: /customer with the identity, typed anywhere, answers only you.",
     ]
     assert audience_access(default, channel("im", BOSS)).reason.startswith(
         "direct message, 1 person:"
@@ -499,13 +501,24 @@ def test_slack_connect_capped_when_allowed(tmp_path: Path) -> None:
     assert blocked.refused
 
 
-@pytest.mark.parametrize("code", ["channel_not_found", "not_in_channel", "missing_scope"])
-def test_uninspectable_channel_is_refused(default: Policy, demo: Policy, code: str) -> None:
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("channel_not_found", "The bot is not in this conversation"),
+        ("not_in_channel", "Invite the bot with /invite"),
+        ("missing_scope", "reinstall it with the scopes in its manifest"),
+        ("fatal_error", "Slack would not tell the bot who is in this conversation"),
+    ],
+)
+def test_uninspectable_channel_is_refused_in_words_not_codes(
+    default: Policy, demo: Policy, code: str, words: str
+) -> None:
     closed = Channel(channel_id="C1", kind="private", external=False, inspectable=False, error=code)
     for policy in (default, demo):
         decision = audience_access(policy, closed)
         assert decision.refused and decision.classes == frozenset()
-        assert code in decision.reason
+        assert words in decision.reason
+        assert code not in decision.reason and "/customer" in decision.reason
 
 
 def test_channel_without_people_is_refused(demo: Policy) -> None:

@@ -75,6 +75,8 @@ def test_empty_values_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
         ("BOT_POLICY_FILE", "/no/such/policy.yml", "no such file"),
         ("BOT_CRM_ID_PATTERN", "CRM-(", "regular expression"),
         ("BOT_DEFAULT_REGION", "netherlands", "BOT_DEFAULT_REGION"),
+        ("BOT_EMAIL_DOMAINS", "acme.com, not a domain", "not an email domain"),
+        ("AEP_IDENTITY_NAMESPACES", "loyaltyId, 9lives", "AEP_IDENTITY_NAMESPACES"),
     ],
 )
 def test_a_bad_value_is_one_clear_error_naming_the_variable(
@@ -144,3 +146,12 @@ def test_the_demo_edition_is_ultimate_or_prime(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("BOT_DEMO_EDITION", "select")
     with pytest.raises(ConfigError, match="BOT_DEMO_EDITION"):
         load_settings()
+
+
+def test_the_orgs_email_domains_and_namespaces_are_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(_env_file=None).identity_namespaces is None
+    monkeypatch.setenv("BOT_EMAIL_DOMAINS", "Acme.com, acme.nl")
+    monkeypatch.setenv("AEP_IDENTITY_NAMESPACES", "loyaltyId, crmid")
+    settings = load_settings(_env_file=None)
+    assert settings.email_domains == ("acme.com", "acme.nl")
+    assert settings.identity_namespaces == frozenset({"loyaltyId", "crmid"})

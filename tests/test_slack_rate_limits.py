@@ -224,7 +224,7 @@ async def test_a_lookup_that_uses_the_whole_deadline_still_says_so_through_the_r
     ("fault", "words"),
     [
         ({"status": 500, "error": "internal_error", "count": 2}, "Slack did not answer"),
-        ({"error": "channel_is_frozen"}, "Slack refused the post (channel is frozen)"),
+        ({"error": "channel_is_frozen"}, "Slack refused the post. Try again, or ask for the card"),
         ({"error": "not_in_channel"}, "Invite me with /invite"),
     ],
 )
@@ -236,6 +236,7 @@ async def test_a_post_failure_is_said_in_words_never_none(
     [told] = await bot.slack.wait_for("chat.postEphemeral", timeout=DEADLINE)
     assert words in text_of(told)
     assert "None" not in text_of(told)
+    assert fault["error"] not in text_of(told) and "::" not in text_of(told)
 
 
 async def test_a_hanging_post_is_cut_off_and_said_in_words(bot: RunningBot) -> None:

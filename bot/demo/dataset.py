@@ -104,6 +104,11 @@ NAMESPACES: tuple[dict[str, Any], ...] = tuple(
     for nsid, code, name, id_type, custom in _NAMESPACE_ROWS
 )
 
+#: The namespace codes of the sandbox: the bot's known namespaces on demo data.
+NAMESPACE_CODES = frozenset(str(row["code"]) for row in NAMESPACES)
+#: The demo org's own email domains (what BOT_EMAIL_DOMAINS names for a real org).
+EMAIL_DOMAINS = ("example.com", "example.nl", "example.jp")
+
 
 def rfc3339(epoch_ms: int) -> str:
     """Epoch milliseconds -> RFC 3339 UTC with `Z`, as the entities API writes `lastModifiedAt`."""

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot import ids
+from bot import ids, request_id
 from bot.answers import (
     Asker,
     Found,
+    Viewer,
     audit_identity_refusals,
+    diagnosis_notice,
     find_identities,
     identity_refusal,
     refuse,
@@ -23,7 +26,7 @@ from bot.answers import (
 from bot.button_tokens import Place
 from bot.cards import identity_words
 from bot.i18n import Reader
-from bot.identity import USAGE, IdentityRef
+from bot.identity import USAGE, IdentityRef, diagnose
 from bot.listeners.common import Reply, answer_privately
 from bot.services import Services
 
@@ -33,6 +36,11 @@ log = logging.getLogger(__name__)
 RESPONSE_URL_POSTS = 5
 
 HELP_WORDS = frozenset({"", "help", "?", "-h", "--help"})
+
+#: Seconds after a request's arrival the acknowledgement waits for the asker's grants, so that a
+#: person without any is refused in it (no "Looking up…" first). Slack allows 3 s for the ack;
+#: past this the ack goes out and the decision follows it, as before.
+DECISION_BEFORE_ACK = 1.5
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -54,7 +62,13 @@ def register(app: AsyncApp, services: Services) -> None:
         found = find_identities(services, text)
         refs = found.refs
         if not refs and not found.refused:
-            await ack(**usage, response_type="ephemeral")
+            # Say what was wrong with this text when a common slip explains it.
+            diagnosis = found.unknown[0] if found.unknown else diagnose(text, services.rules)
+            if diagnosis is not None:
+                notice = diagnosis_notice(services, diagnosis, reader)
+                await ack(**notice, response_type="ephemeral")
+            else:
+                await ack(**usage, response_type="ephemeral")
             return
         user_id, response_url = command.get("user_id"), command.get("response_url")
         if not user_id or not response_url:
@@ -75,6 +89,15 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack(**refusal, response_type="ephemeral")
             await audit_identity_refusals(services, asker, found.refused, surface="private")
             return
+        # Who asks and what they may see is decided before the ack when it can be in time, so a
+        # person without grants is refused at once, not after a "Looking up…".
+        deciding = asyncio.ensure_future(viewer_of(services, asker))
+        decided = await _decided_in_time(deciding)
+        if decided is not None and not decided.access.classes:
+            # Refused once for the whole command, not once per identity.
+            refusal = await refuse(services, decided, surface="private", at="command")
+            await ack(**refusal, response_type="ephemeral")
+            return
         shown = refs[: services.settings.bot_max_cards]
         names = services.cards.namespace_names
         query = ", ".join(identity_words(r.namespace, r.value, reader, names=names) for r in shown)
@@ -94,7 +117,9 @@ def register(app: AsyncApp, services: Services) -> None:
                 said[0] = True
                 await respond(**message)
 
-        answer = asyncio.ensure_future(_answer(services, asker, found, shown, say, reader_now))
+        answer = asyncio.ensure_future(
+            _answer(services, asker, deciding, found, shown, say, reader_now)
+        )
         try:
             # Slack shows the empty ack as nothing at all: a slower answer says "Looking up…"
             # first, so nobody is left with silence.
@@ -104,7 +129,7 @@ def register(app: AsyncApp, services: Services) -> None:
             # Posts the answer will need: its cards, a refusal, the "N of M" note; "Looking up…"
             # only when one is left of the response_url's five.
             noted = len(shown) < found.count or found.capped
-            needed = len(shown) + bool(found.refused) + noted
+            needed = len(shown) + bool(found.refused) + bool(found.unknown) + noted
             async with sending:
                 if not said[0] and needed < RESPONSE_URL_POSTS:
                     looking_up = services.cards.notice(
@@ -117,6 +142,7 @@ def register(app: AsyncApp, services: Services) -> None:
 async def _answer(
     services: Services,
     asker: Asker,
+    deciding: asyncio.Future[Viewer],
     found: Found,
     shown: list[IdentityRef],
     say: Reply,
@@ -124,13 +150,17 @@ async def _answer(
 ) -> None:
     """The command's answer after its (empty) ack: a refusal, or a card per identity shown,
     each one message on the response_url (`say`)."""
-    viewer = await viewer_of(services, asker)
+    viewer = await deciding
     reader_now[0] = viewer.reader
     if not viewer.access.classes:
         # Refused once for the whole command, not once per identity.
         refusal = await refuse(services, viewer, surface="private", at="command")
         await say(**refusal, response_type="ephemeral")
         return
+    if found.unknown:
+        # The first only: a response_url takes five posts, and the cards come first.
+        notice = diagnosis_notice(services, found.unknown[0], viewer.reader)
+        await say(**notice, response_type="ephemeral", replace_original=False)
     if found.refused:
         refusal = await refuse_identities(
             services, asker, found.refused, surface="private", reader=viewer.reader
@@ -148,3 +178,16 @@ async def _answer(
     )
     if note is not None:
         await say(**note, response_type="ephemeral", replace_original=False)
+
+
+async def _decided_in_time(deciding: asyncio.Future[Viewer]) -> Viewer | None:
+    """The asker's viewer when it is known within DECISION_BEFORE_ACK of the request's arrival;
+    None when it is not (or failed: the failure is met again after the ack, as before)."""
+    scope = request_id.current()
+    elapsed = time.monotonic() - scope.started if scope is not None else 0.0
+    budget = DECISION_BEFORE_ACK - elapsed
+    if budget > 0:
+        await asyncio.wait({deciding}, timeout=budget)
+    if not deciding.done() or deciding.cancelled() or deciding.exception() is not None:
+        return None
+    return deciding.result()

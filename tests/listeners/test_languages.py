@@ -169,8 +169,8 @@ async def test_a_dutch_mention_refused_in_a_slack_connect_channel_says_why_in_du
     [told] = await bot.slack.wait_for("chat.postEphemeral")
     text = all_text(told)
     assert (
-        "Klantprofielen kunnen hier niet worden getoond: Slack Connect-openbaar kanaal: mensen van "
-        "andere organisaties kunnen het lezen"
+        "Klantprofielen kunnen hier niet worden getoond. Dit is een Slack Connect-openbaar kanaal, "
+        "dus mensen van andere organisaties kunnen het lezen"
     ) in text, text
     assert not POLICY_ENGLISH.search(text), POLICY_ENGLISH.search(text)
 
@@ -197,6 +197,6 @@ async def share_refusal(bot: RunningBot, user: str, channel: str) -> str:
 async def test_a_dutch_share_refused_by_the_policy_says_why_in_dutch(bot: RunningBot) -> None:
     speak(bot, "U0MANAGER", "nl-NL", "Europe/Amsterdam")
     text = await share_refusal(bot, "U0MANAGER", "C0SECRET")
-    assert "De bot kan niet zien wie er in dit gesprek zit (channel_not_found)" in text, text
-    assert "Nodig de bot uit in het gesprek (/invite)" in text
+    assert "De bot zit niet in dit gesprek" in text, text
+    assert "Nodig de bot uit met /invite" in text and "channel_not_found" not in text
     assert not POLICY_ENGLISH.search(text), POLICY_ENGLISH.search(text)
