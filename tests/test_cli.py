@@ -160,3 +160,29 @@ def test_console_details_without_a_work_object_says_how_to_get_one(tmp_path: Pat
     result = run_bot("console", stdin="details\n", tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "BOT_WORK_OBJECTS=true" in result.stdout
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["-h"], ["help"], ["run", "--help"]])
+def test_help_lists_every_command_with_one_line_each(tmp_path: Path, argv: list[str]) -> None:
+    # Without Slack credentials `run` starts the console, but its help is the list of commands.
+    result = run_bot(*argv, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    listed = {}
+    for line in result.stdout.splitlines():
+        if line.startswith("  ") and not line.startswith("   "):
+            name, _, what = line.strip().partition("  ")
+            listed[name.removesuffix(" (default)")] = what.strip()
+    commands = {"run", "console", "demo-aep", "lookup", "policy check", "doctor"}
+    assert set(listed) == commands, result.stdout
+    assert all(listed.values()), listed  # each says what it does on its own line
+    assert "/customer <text>" not in result.stdout  # not the console's help
+
+
+def test_console_help_gives_the_consoles_options_and_commands(tmp_path: Path) -> None:
+    result = run_bot("console", "--help", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for option in ("--json", "--as", "--channel", "--locale", "--tz"):
+        assert option in result.stdout
+    for command in ("/customer <text>", "shortcut", "click <button>", "as <user"):
+        assert command in result.stdout
+    assert "demo-aep" not in result.stdout
