@@ -183,6 +183,27 @@ def test_console_help_gives_the_consoles_options_and_commands(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     for option in ("--json", "--as", "--channel", "--locale", "--tz"):
         assert option in result.stdout
-    for command in ("/customer <text>", "shortcut", "click <button>", "as <user"):
+    for command in ("/customer <text>", "shortcut", "click <button>", "pick <number>", "as <user"):
         assert command in result.stdout
     assert "demo-aep" not in result.stdout
+
+
+def test_console_says_how_to_pick_and_refuses_a_number_off_the_picker(tmp_path: Path) -> None:
+    script = "pick 1\nshortcut CRM-000123 or +31 6 12345678?\npick 3\npick 2\n"
+    result = run_bot("console", stdin=script, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    # Without a terminal the console echoes each line ("> pick 1") above what it answered.
+    too_early, picker, off, picked = result.stdout.split("> ")[1:]
+    assert "No picker yet" in too_early
+    assert "pick 1 to pick 2" in picker
+    assert "buttons 1 to 2" in off and "--- " not in off  # nothing was clicked
+    assert "== Sanne de Vries ==" in picked
+
+
+def test_console_speaks_the_chosen_language_in_its_own_lines(tmp_path: Path) -> None:
+    result = run_bot(
+        "console", "--locale", "nl-NL", stdin="pick 1\nas U0AGENT\n", tmp_path=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Nog geen keuzelijst" in result.stdout
+    assert "je handelt nu als U0AGENT" in result.stdout
