@@ -1,4 +1,4 @@
-"""`python -m bot [run|console|demo-aep|lookup|policy check]`: parse args, load Settings, start."""
+"""`python -m bot [run|console|demo-aep|lookup|policy check|doctor]`: parse args, start."""
 
 from __future__ import annotations
 
@@ -18,17 +18,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bot")
 
-DESCRIPTION = """Customer context for Slack, live from Adobe Experience Platform.
+DESCRIPTION = """usage: python -m bot [COMMAND] [--help]
+
+Customer context for Slack, live from Adobe Experience Platform.
 
 commands:
-  run (default)   start the bot: Socket Mode with SLACK_APP_TOKEN, HTTP mode with SLACK_BOT_TOKEN
-                  and SLACK_SIGNING_SECRET, otherwise the offline console
-  console         type /customer, shortcut or mention lines and see the bot's Slack answers
-  demo-aep        serve the demo AEP sandbox over HTTP (python -m bot demo-aep --port 8080)
-  lookup          what the bot sees for one identity (python -m bot lookup jane.doe@example.com)
-  policy check    validate BOT_POLICY_FILE and explain what a user or channel would see
-  doctor          check the configuration against IMS, Platform, Slack, Redis and the audit
-                  file: one line per check, OK, WARN or FAIL (--json for one document)
+  run (default)  start the bot: Socket Mode, HTTP mode or, without Slack credentials, the console
+  console        the offline console: type Slack actions, see the bot's answers (console --help)
+  demo-aep       serve the demo AEP sandbox over HTTP (demo-aep --port 8080)
+  lookup         print what the bot sees for one identity (lookup jane.doe@example.com)
+  policy check   validate BOT_POLICY_FILE and explain what a user or channel would see
+  doctor         check the configuration against IMS, Platform, Slack, Redis and the audit file
 """
 
 
@@ -37,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = args[0] if args and not args[0].startswith("-") else "run"
     rest = args[1:] if args and args[0] == command else args
-    if command in {"-h", "--help", "help"}:
+    if command in {"-h", "--help", "help"} or (command == "run" and {"-h", "--help"} & set(rest)):
+        # `run` starts the console when there are no Slack credentials, but its help is this
+        # list of commands; the console's own options are under `console --help`.
         print(DESCRIPTION)
         return 0
     if command == "demo-aep":

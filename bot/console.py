@@ -21,16 +21,17 @@ from bot.app import create_app
 from bot.demo import payloads as slack_payloads
 from bot.demo.slack import RecordedCall, SlackRecorder
 from bot.demo.workspace import BOT_USER_ID, demo_workspace, with_reader
-from bot.i18n import parse_locale, parse_zone
+from bot.i18n import N_, Reader, parse_locale, parse_zone, reader_for
 from bot.services import build_services, slack_client
 from bot.settings import Settings
 from bot.verify import INVALID, Refusal, gate_for
 
-HELP = """Type one of:
+HELP = N_("""Type one of:
   /customer <text>        the slash command, e.g. /customer jane.doe@example.com
   shortcut <message text> the "Look up customer" message shortcut on a message with that text
   mention <text>          @customer-context <text> in the current channel (answers in a thread)
   click <button>          click a button of the last card: Refresh, More events, Share, View details
+  pick <number>           pick an identity on the last picker: pick 1 for its first button
   submit <reason>         submit the open Share modal with that reason
   paste [<url>]           paste a link in the current channel (Slack sends link_shared); without
                           a URL, the Experience Platform profile link of the last card's customer
@@ -46,7 +47,8 @@ HELP = """Type one of:
   thread [<ts>]           act inside the thread of message <ts> (shortcut and mention messages
                           are replies in it; Slack sends no thread with a slash command);
                           without <ts>, back to the channel
-  help, quit"""
+  help, quit
+Lines starting with # are comments.""")
 
 BOT_TOKEN = "xoxb-console"  # noqa: S105 - the recorder accepts any token; nothing leaves the machine
 
@@ -62,6 +64,7 @@ class Console:
         channel: str,
         as_json: bool,
         out: TextIO,
+        notes: TextIO | None = None,
         locale: str | None = None,
         tz: str | None = None,
         thread: str | None = None,
@@ -73,6 +76,11 @@ class Console:
         self.thread = thread
         self.as_json = as_json
         self.out = out
+        self.locale = locale
+        self.tz = tz
+        # What the console itself says (not a Slack call): with --json stdout holds only the
+        # JSON lines of Slack calls, so these go to `notes` (stderr); otherwise in line with them.
+        self.notes = notes if notes is not None else (sys.stderr if as_json else out)
         workspace = demo_workspace()
         if (locale or tz) and user in workspace.users:
             # The acting demo user reads this Slack locale and time zone (users.info says so).
@@ -81,6 +89,8 @@ class Console:
         self.recorder = SlackRecorder(workspace)
         self.secret = secrets.token_hex(16)
         self.last_card: RecordedCall | None = None
+        # The last identity picker shown: its buttons, in order, for `pick N`.
+        self.last_picker: tuple[RecordedCall, list[dict[str, Any]]] | None = None
         # The last Work Object the bot posted or unfurled, and the channel it is in.
         self.last_entity: tuple[dict[str, Any], str] | None = None
         self.last_view: dict[str, Any] | None = None
@@ -98,6 +108,18 @@ class Console:
         self.app = create_app(settings, self.services, process_before_response=True)
         self.gate = gate_for(settings, self.services)
         return self
+
+    @property
+    def reader(self) -> Reader:
+        """The console's own language: --locale's, else the acting user's Slack locale."""
+        user = self.recorder.workspace.users.get(self.user)
+        locale = self.locale or (user.locale if user else None)
+        return reader_for(locale, self.tz or (user.tz if user else None))
+
+    def say(self, text: str) -> None:
+        """A line of the console's own (a note, a hint, an echo): never on stdout with --json."""
+        print(text, file=self.notes)
+        self.notes.flush()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.services.aclose()
@@ -141,6 +163,9 @@ class Console:
                 b.get("type") == "actions" for b in call.payload["blocks"]
             ):
                 self.last_card = call
+                picker = _picker_buttons(call)
+                if picker:
+                    self.last_picker = (call, picker)
             entity = _work_object(call)
             if entity is not None:
                 self.last_entity = (entity, str(call.payload.get("channel") or self.channel))
@@ -157,10 +182,18 @@ class Console:
             else:
                 print(render_text(method, payload), file=self.out)
         self.out.flush()
+        if self.last_picker is not None and self.last_picker[0] in self.recorder.calls[before:]:
+            self.say(
+                self.reader.gettext(
+                    "(To pick one, type pick and its number: pick 1 to pick %(last)s.)",
+                    last=len(self.last_picker[1]),
+                )
+            )
 
     async def handle_line(self, line: str) -> bool:
-        """Run one console line; False when the session should end."""
-        line = line.strip()
+        """Run one console line; False when the session should end. A leading prompt ("> ", as
+        the README's tour shows each line) is not part of the line, so the tour can be pasted."""
+        line = line.strip().removeprefix(">").strip()
         if not line or line.startswith("#"):
             return True
         word, _, rest = line.partition(" ")
@@ -169,7 +202,7 @@ class Console:
         if word in {"quit", "exit"}:
             return False
         if word == "help":
-            print(HELP, file=self.out)
+            self.say(self.reader.gettext(HELP))
         elif word.startswith("/"):
             await self.dispatch(
                 slack_payloads.slash_command(
@@ -203,6 +236,8 @@ class Console:
             )
         elif word == "click":
             await self.click(rest, response_url)
+        elif word == "pick":
+            await self.pick(rest, response_url)
         elif word == "submit":
             await self.submit(rest)
         elif word == "paste":
@@ -230,17 +265,25 @@ class Console:
             )
         elif word == "as" and rest:
             self.user = rest
-            print(f"(now acting as {rest})", file=self.out)
+            self.say(self.reader.gettext("(now acting as %(user)s)", user=rest))
         elif word == "in" and rest:
             self.channel = rest
             self.thread = None
-            print(f"(now in channel {rest})", file=self.out)
+            self.say(self.reader.gettext("(now in channel %(channel)s)", channel=rest))
         elif word == "thread":
             self.thread = rest or None
-            where = f"the thread {rest} of {self.channel}" if rest else f"channel {self.channel}"
-            print(f"(now in {where})", file=self.out)
+            if rest:
+                self.say(
+                    self.reader.gettext(
+                        "(now in the thread %(thread)s of %(channel)s)",
+                        thread=rest,
+                        channel=self.channel,
+                    )
+                )
+            else:
+                self.say(self.reader.gettext("(now in channel %(channel)s)", channel=self.channel))
         else:
-            print(f"Not understood: {line!r}. Type help.", file=self.out)
+            self.say(self.reader.gettext("Not understood: %(line)s. Type help.", line=repr(line)))
         return True
 
     def _message_place(self, ts_name: str) -> dict[str, str]:
@@ -256,36 +299,61 @@ class Console:
 
     async def click(self, label: str, response_url: str) -> None:
         if self.last_card is None:
-            print("No card with buttons yet.", file=self.out)
+            self.say(self.reader.gettext("No card with buttons yet."))
             return
         for block in self.last_card.payload.get("blocks", []):
             for element in block.get("elements", []) if block.get("type") == "actions" else []:
                 text = (element.get("text") or {}).get("text", "")
                 if text.lower() == label.lower() or element.get("action_id") == label:
-                    is_shared = self.last_card.method == "chat.postMessage"
-                    await self.dispatch(
-                        slack_payloads.block_action(
-                            action_id=element["action_id"],
-                            value=element.get("value", ""),
-                            user_id=self.user,
-                            channel_id=str(self.last_card.payload.get("channel") or self.channel),
-                            response_url=response_url,
-                            is_ephemeral=not is_shared,
-                            thread_ts=self.last_card.payload.get("thread_ts"),
-                        )
-                    )
+                    await self._press(self.last_card, element, response_url)
                     return
-        print(f"The last card has no {label!r} button.", file=self.out)
+        self.say(self.reader.gettext("The last card has no %(label)s button.", label=repr(label)))
+
+    async def pick(self, number: str, response_url: str) -> None:
+        """Click the identity picker's button `number` (1 for the first), as a person would."""
+        if self.last_picker is None:
+            self.say(
+                self.reader.gettext(
+                    "No picker yet: a shortcut on a message with several identities shows one."
+                )
+            )
+            return
+        call, buttons = self.last_picker
+        if not number.isdigit() or not 1 <= int(number) <= len(buttons):
+            self.say(
+                self.reader.gettext(
+                    "The picker has buttons 1 to %(last)s: type pick and one of those numbers.",
+                    last=len(buttons),
+                )
+            )
+            return
+        await self._press(call, buttons[int(number) - 1], response_url)
+
+    async def _press(self, card: RecordedCall, element: dict[str, Any], response_url: str) -> None:
+        """Dispatch the click on one button of a message the bot sent."""
+        await self.dispatch(
+            slack_payloads.block_action(
+                action_id=element["action_id"],
+                value=element.get("value", ""),
+                user_id=self.user,
+                channel_id=str(card.payload.get("channel") or self.channel),
+                response_url=response_url,
+                is_ephemeral=card.method != "chat.postMessage",
+                thread_ts=card.payload.get("thread_ts"),
+            )
+        )
 
     async def paste(self, url: str) -> None:
         """Post a message holding `url` in the current channel: Slack sends link_shared."""
         if not url:
             link = await self._last_profile_link()
             if link is None:
-                print("No card yet: look a customer up first, or paste a URL.", file=self.out)
+                self.say(
+                    self.reader.gettext("No card yet: look a customer up first, or paste a URL.")
+                )
                 return
             url = link
-            print(f"(pasting {url})", file=self.out)
+            self.say(self.reader.gettext("(pasting %(url)s)", url=url))
         await self.dispatch(
             slack_payloads.link_shared(
                 urls=[url],
@@ -299,10 +367,11 @@ class Console:
     async def details(self) -> None:
         """Open the flexpane of the last Work Object as the acting user."""
         if self.last_entity is None:
-            print(
-                "No Work Object yet: start the console with BOT_WORK_OBJECTS=true, then share a "
-                "card, mention the bot or paste a profile link.",
-                file=self.out,
+            self.say(
+                self.reader.gettext(
+                    "No Work Object yet: start the console with BOT_WORK_OBJECTS=true, then "
+                    "share a card, mention the bot or paste a profile link."
+                )
             )
             return
         entity, channel = self.last_entity
@@ -332,7 +401,7 @@ class Console:
     async def submit(self, reason: str) -> None:
         view = self.last_view
         if view is None or not view.get("callback_id"):
-            print("No modal is open.", file=self.out)
+            self.say(self.reader.gettext("No modal is open."))
             return
         values: dict[str, dict[str, dict[str, Any]]] = {}
         for block in view.get("blocks", []):
@@ -350,6 +419,17 @@ class Console:
                 user_id=self.user,
             )
         )
+
+
+def _picker_buttons(call: RecordedCall) -> list[dict[str, Any]]:
+    """The buttons of an identity picker, in order; none when the message is no picker."""
+    return [
+        element
+        for block in call.payload.get("blocks", [])
+        if block.get("type") == "actions" and block.get("block_id") == ids.PICKER_ACTIONS_BLOCK
+        for element in block.get("elements", [])
+        if ids.PICK_IDENTITY_ACTION.match(str(element.get("action_id", "")))
+    ]
 
 
 def _work_object(call: RecordedCall) -> dict[str, Any] | None:
@@ -371,11 +451,16 @@ def _lines(stream: TextIO) -> Iterable[str]:
 
 
 async def console_main(
-    settings: Settings, argv: Sequence[str], *, out: TextIO | None = None
+    settings: Settings,
+    argv: Sequence[str],
+    *,
+    out: TextIO | None = None,
+    notes: TextIO | None = None,
 ) -> int:
     """`python -m bot console [--json] [--as USER] [--channel C] [--thread TS] [--locale nl-NL]
-    [--tz ZONE]`:
-    a REPL on a TTY, else stdin."""
+    [--tz ZONE]`: a REPL on a TTY, else stdin, each line echoed before its answer. The Slack calls
+    go to `out` (stdout); the console's own lines go there too, or with --json to `notes`
+    (stderr)."""
     parser = argparse.ArgumentParser(
         prog="python -m bot console",
         description=HELP,
@@ -384,7 +469,8 @@ async def console_main(
     parser.add_argument(
         "--json",
         action="store_true",
-        help='print every outgoing Slack call as {"method": ..., "payload": ...}',
+        help='print only JSON on stdout: every outgoing Slack call as one line {"method": ..., '
+        '"payload": ...}; the console\'s own notes go to stderr',
     )
     parser.add_argument("--as", dest="user", default="U0MANAGER", help="acting Slack user id")
     parser.add_argument("--channel", default="C0PRIVATE", help="Slack channel id")
@@ -411,16 +497,27 @@ async def console_main(
         channel=args.channel,
         as_json=args.json,
         out=out,
+        notes=notes,
         locale=args.locale,
         tz=args.tz,
         thread=args.thread,
     ) as console:
         if interactive:
-            banner = "demo sandbox (demo data)" if console.services.demo else "your AEP org"
-            print(
-                f"Customer bot console, answering from the {banner}. Acting as {args.user} "
-                f"in {args.channel}. Type help.",
-                file=out,
+            reader = console.reader
+            console.say(
+                reader.gettext(
+                    "Customer bot console, answering from the demo sandbox (demo data). "
+                    "Acting as %(user)s in %(channel)s. Type help.",
+                    user=args.user,
+                    channel=args.channel,
+                )
+                if console.services.demo
+                else reader.gettext(
+                    "Customer bot console, answering from your AEP organization. "
+                    "Acting as %(user)s in %(channel)s. Type help.",
+                    user=args.user,
+                    channel=args.channel,
+                )
             )
             while True:
                 try:
@@ -431,6 +528,10 @@ async def console_main(
                     break
         else:
             for line in _lines(sys.stdin):
+                # A script's transcript shows what was typed above each answer, as the REPL does.
+                if line.strip():
+                    shown = line.strip().removeprefix(">").strip()
+                    console.say(shown if shown.startswith("#") else f"> {shown}")
                 if not await console.handle_line(line):
                     break
     return 0
@@ -443,9 +544,10 @@ def _plain(text: str) -> str:
 
 def render_text(method: str, payload: dict[str, Any]) -> str:
     """A terminal rendering of a Slack message or view, close to what Slack would show."""
-    lines = [
-        f"--- {method}" + (f" (channel {payload['channel']})" if payload.get("channel") else "")
-    ]
+    where = [f"channel {payload['channel']}"] if payload.get("channel") else []
+    if payload.get("thread_ts"):
+        where.append(f"thread {payload['thread_ts']}")
+    lines = [f"--- {method}" + (f" ({', '.join(where)})" if where else "")]
     if method == "entity.presentDetails":
         return "\n".join([*lines, *_render_flexpane(payload)])
     unfurls = payload.get("unfurls")
@@ -455,6 +557,10 @@ def render_text(method: str, payload: dict[str, Any]) -> str:
             inner = render_text("card", unfurl if isinstance(unfurl, dict) else {})
             lines.extend(inner.splitlines()[1:])
         return "\n".join(lines)
+    errors = payload.get("errors") if payload.get("response_action") == "errors" else None
+    if isinstance(errors, dict):
+        # A modal's answer that the input is wrong: Slack shows each under its input.
+        return "\n".join([*lines, *(f"[error] {_plain(str(e))}" for e in errors.values())])
     view = payload.get("view") if isinstance(payload.get("view"), dict) else None
     if view:
         title = (view.get("title") or {}).get("text", "")

@@ -175,3 +175,50 @@ def test_console_thread_flag_shares_a_shortcut_card_into_that_thread(tmp_path: P
     assert "Post to a thread in #" in json.dumps(modal["payload"], ensure_ascii=False)
     [post] = [c for c in calls if c["method"] == "chat.postMessage"]
     assert post["payload"]["thread_ts"] == "1714000000.000100"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["-h"], ["help"], ["run", "--help"]])
+def test_help_lists_every_command_with_one_line_each(tmp_path: Path, argv: list[str]) -> None:
+    # Without Slack credentials `run` starts the console, but its help is the list of commands.
+    result = run_bot(*argv, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    listed = {}
+    for line in result.stdout.splitlines():
+        if line.startswith("  ") and not line.startswith("   "):
+            name, _, what = line.strip().partition("  ")
+            listed[name.removesuffix(" (default)")] = what.strip()
+    commands = {"run", "console", "demo-aep", "lookup", "policy check", "doctor"}
+    assert set(listed) == commands, result.stdout
+    assert all(listed.values()), listed  # each says what it does on its own line
+    assert "/customer <text>" not in result.stdout  # not the console's help
+
+
+def test_console_help_gives_the_consoles_options_and_commands(tmp_path: Path) -> None:
+    result = run_bot("console", "--help", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for option in ("--json", "--as", "--channel", "--locale", "--tz"):
+        assert option in result.stdout
+    for command in ("/customer <text>", "shortcut", "click <button>", "pick <number>", "as <user"):
+        assert command in result.stdout
+    assert "demo-aep" not in result.stdout
+
+
+def test_console_says_how_to_pick_and_refuses_a_number_off_the_picker(tmp_path: Path) -> None:
+    script = "pick 1\nshortcut CRM-000123 or +31 6 12345678?\npick 3\npick 2\n"
+    result = run_bot("console", stdin=script, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    # Without a terminal the console echoes each line ("> pick 1") above what it answered.
+    too_early, picker, off, picked = result.stdout.split("> ")[1:]
+    assert "No picker yet" in too_early
+    assert "pick 1 to pick 2" in picker
+    assert "buttons 1 to 2" in off and "--- " not in off  # nothing was clicked
+    assert "== Sanne de Vries ==" in picked
+
+
+def test_console_speaks_the_chosen_language_in_its_own_lines(tmp_path: Path) -> None:
+    result = run_bot(
+        "console", "--locale", "nl-NL", stdin="pick 1\nas U0AGENT\n", tmp_path=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Nog geen keuzelijst" in result.stdout
+    assert "je handelt nu als U0AGENT" in result.stdout

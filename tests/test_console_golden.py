@@ -74,8 +74,8 @@ def _run_session(tmp_path: Path) -> list[dict[str, Any]]:
     )
     assert result.returncode == 0, result.stderr
     masked = _mask(result.stdout)
-    # The console also prints "(now acting as ...)" lines between the JSON ones.
-    return [json.loads(line) for line in masked.splitlines() if line.startswith("{")]
+    # With --json stdout holds only JSON lines; "(now acting as ...)" and the like go to stderr.
+    return [json.loads(line) for line in masked.splitlines()]
 
 
 def test_a_scripted_console_session_sends_what_it_sent_before(tmp_path: Path) -> None:
