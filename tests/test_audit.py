@@ -178,3 +178,27 @@ def test_unusable_sink_or_key_is_a_clear_error(tmp_path: Path) -> None:
         AuditLog(sink=str(tmp_path / "missing" / "audit.jsonl"), key=KEY)
     with pytest.raises(AuditError, match="BOT_AUDIT_KEY"):
         AuditLog(sink="-", key=b"")
+
+
+async def test_a_record_the_os_takes_in_pieces_is_written_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipe or a busy disk may take fewer bytes than asked: the rest is written after, so the
+    trail holds the whole record once, never half of one."""
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(sink=str(path), key=KEY)
+    real_write = os.write
+    calls: list[int] = []
+
+    def seven_bytes_at_a_time(fd: int, data: Any) -> int:
+        calls.append(len(data))
+        return real_write(fd, bytes(data[:7]))
+
+    monkeypatch.setattr(os, "write", seven_bytes_at_a_time)
+    await record(log)
+    monkeypatch.undo()
+    await log.aclose()
+    (entry,) = lines(path)
+    assert entry["actor"] == "U0AGENT" and entry["outcome"] == "ok"
+    size = len(path.read_bytes())
+    assert len(calls) == -(-size // 7)
