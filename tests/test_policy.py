@@ -9,6 +9,7 @@ import pytest
 
 from bot.aep.models import Audience, EventPage, ExperienceEvent, ProfileEntity, ProfileIdentity
 from bot.customer import Customer, build_customer
+from bot.i18n import reader_for
 from bot.identity import IdentityRef
 from bot.layout import FIELD_CLASSES, FieldClass, load_layout
 from bot.policy import (
@@ -18,9 +19,11 @@ from bot.policy import (
     Policy,
     access_for,
     audience_access,
+    class_names,
     explain_channel,
     explain_person,
     how_to_get_access,
+    more_access,
     redact,
     share_access,
 )
@@ -556,6 +559,63 @@ def test_a_group_that_gives_two_roles_names_both(tmp_path: Path) -> None:
     assert (
         how_to_get_access(policy_from(tmp_path, text)) == "Ask to be added to @x (a, b) or @y (b)."
     )
+
+
+def test_lists_in_a_refusal_are_in_the_readers_language(tmp_path: Path) -> None:
+    """A Dutch reader's refusal joins the groups and roles with Dutch words ("of"), not English."""
+    dutch = reader_for("nl-NL")
+    assert how_to_get_access(load_policy(None, demo=False), dutch) == (
+        "Vraag of je wordt toegevoegd aan @support-team (support), @sales (sales) of "
+        "@cs-managers (manager)."
+    )
+    text = (
+        "roles:\n  ops: {users: [U0OPS], see: [basic]}\n  audit: {users: [U0A], see: [basic]}\n"
+        "  sup: {usergroups: [s], see: [basic]}\n"
+    )
+    assert how_to_get_access(policy_from(tmp_path, text), dutch) == (
+        "Vraag of je wordt toegevoegd aan @s (sup). De rollen ops of audit worden in het beleid "
+        "van de bot per gebruikers-id toegekend: vraag het aan wie de bot beheert."
+    )
+    assert class_names([], dutch) == "niets"
+    assert class_names(["scores", "basic"], dutch) == "basic, scores"
+    sharers = (
+        "roles:\n  lead: {usergroups: [leads], see: [scores], share: true}\n"
+        "  ops: {users: [U0ONE], see: [scores], share: true}\n"
+        "  rep: {users: [U0TWO], see: [basic]}\n"
+    )
+    rep = person("U0TWO")
+    assert share_access(
+        policy_from(tmp_path, sharers), rep, channel("private", rep), dutch
+    ).reason == (
+        "Alleen de rollen lead (@leads) of ops (bij gebruikers-id genoemd) mogen kaarten delen in "
+        "gesprekken."
+    )
+    no_public = policy_from(tmp_path, "roles:\n  m: {usergroups: [m], see: [basic]}\n")
+    assert audience_access(no_public, channel("public", person("U1", "m")), dutch).reason == (
+        "openbaar kanaal: het beleid van deze bot plaatst geen klantgegevens in openbare kanalen. "
+        "Vraag de kaart privé op, of deel hem in een privékanaal."
+    )
+
+
+def test_the_home_offers_only_group_roles_that_would_show_more(tmp_path: Path) -> None:
+    """App Home's "ask to join" list: roles given by user group, not held, adding a class."""
+    text = (
+        "roles:\n"
+        "  ops: {users: [U0OPS], see: [financial]}\n"
+        "  support: {usergroups: [support-team], see: [basic, contact]}\n"
+        "  lite: {usergroups: [lite], see: [basic]}\n"
+        "  sales: {usergroups: [sales, deals], see: [basic, scores]}\n"
+    )
+    policy = policy_from(tmp_path, text)
+    offers = more_access(policy, access_for(policy, AGENT))
+    assert [(o.name, o.usergroups, o.adds) for o in offers] == [
+        ("sales", ("sales", "deals"), frozenset({"scores"}))
+    ]
+    assert [o.name for o in more_access(policy, access_for(policy, NOBODY))] == [
+        "support",
+        "lite",
+        "sales",
+    ]
 
 
 _UNSEEN = (
