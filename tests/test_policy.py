@@ -263,6 +263,11 @@ _ASSIGN = (
             "[support-team], not 's'",
         ),
         (
+            "roles:\n  support: {users: {U1AA: x}, see: [basic]}\n",
+            "roles.support.users: must be a list of Slack user ids such as [U012AB3CD], "
+            "not {'U1AA': 'x'}",
+        ),
+        (
             "roles:\n  support: {usergroups: [3], see: [basic]}\n",
             "roles.support.usergroups: 3 is not text; list user group handles such as "
             "[support-team]",
@@ -575,6 +580,16 @@ def test_lists_in_a_refusal_are_in_the_readers_language(tmp_path: Path) -> None:
     assert how_to_get_access(policy_from(tmp_path, text), dutch) == (
         "Vraag of je wordt toegevoegd aan @s (sup). De rollen ops of audit worden in het beleid "
         "van de bot per gebruikers-id toegekend: vraag het aan wie de bot beheert."
+    )
+    default = load_policy(None, demo=False)
+    assert access_for(default, NOBODY, dutch).why == (
+        "geen rol, en dit beleid geeft mensen zonder rol niets"
+    )
+    assert access_for(default, AGENT, dutch).why == "rol support (gebruikersgroep @support-team)"
+    assert audience_access(default, channel("private", BOSS, NOBODY), dutch).reason.endswith(
+        "(U0NOBODY). Deel hem waar iedereen toegang heeft, of vraag hen toegang te regelen. "
+        "Vraag of je wordt toegevoegd aan @support-team (support), @sales (sales) of "
+        "@cs-managers (manager)."
     )
     assert class_names([], dutch) == "niets"
     assert class_names(["scores", "basic"], dutch) == "basic, scores"
