@@ -114,7 +114,7 @@ def test_mrkdwn_clip_cuts_at_the_last_whole_character_that_fits() -> None:
     assert mrkdwn_clip("abcdef", 4) == "abc…"
     assert mrkdwn_clip("abc", 1) == "…"
     assert mrkdwn_clip("", 0) == ""
-    with pytest.raises(ValueError, match="limit must be at least 1"):
+    with pytest.raises(ValueError, match=r"^limit must be at least 1$"):
         mrkdwn_clip("abc", 0)
 
 
@@ -122,7 +122,7 @@ def test_truncate_cuts_to_exactly_its_limit() -> None:
     assert truncate("abcdef", 4) == "abc…"
     assert truncate("abcde", 5) == "abcde"
     assert truncate("abc", 1) == "…"
-    with pytest.raises(ValueError, match="limit must be at least 1"):
+    with pytest.raises(ValueError, match=r"^limit must be at least 1$"):
         truncate("", 0)
 
 
