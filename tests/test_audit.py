@@ -202,3 +202,39 @@ async def test_a_record_the_os_takes_in_pieces_is_written_whole(
     assert entry["actor"] == "U0AGENT" and entry["outcome"] == "ok"
     size = len(path.read_bytes())
     assert len(calls) == -(-size // 7)
+
+
+async def test_problem_says_why_the_trail_cannot_take_a_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What /readyz tells the operator about the audit trail, in each state it can be in."""
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(sink=str(path), key=KEY)
+    assert log.problem() is None
+
+    def disk_full(fd: int, data: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_full)
+    with pytest.raises(OSError):
+        await record(log)
+    monkeypatch.undo()
+    assert log.problem() == "the last audit record could not be written (No space left on device)"
+    await record(log)
+    assert log.problem() is None
+
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert log.problem() == "BOT_AUDIT_FILE is not writable"
+    monkeypatch.undo()
+
+    path.rename(tmp_path / "rotated.jsonl")
+    path.write_text("", "utf-8")
+    assert log.problem() == (
+        "BOT_AUDIT_FILE was moved or replaced; restart the bot to write the new file"
+    )
+    path.unlink()
+    assert log.problem() == "BOT_AUDIT_FILE cannot be read (No such file or directory)"
+
+    await log.aclose()
+    assert log.problem() == "the audit log is closed"
+    assert AuditLog(sink="-", key=KEY).problem() is None
