@@ -169,8 +169,9 @@ async def test_closed_log_refuses_records_and_closes_twice(tmp_path: Path) -> No
     log = AuditLog(sink=str(tmp_path / "audit.jsonl"), key=KEY)
     await log.aclose()
     await log.aclose()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(RuntimeError, match=r"^the audit log is closed$"):
         await record(log)
+    assert log.last_failure == "the audit log is closed"
 
 
 def test_unusable_sink_or_key_is_a_clear_error(tmp_path: Path) -> None:
