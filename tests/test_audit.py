@@ -221,6 +221,15 @@ async def test_problem_says_why_the_trail_cannot_take_a_record(
         await record(log)
     monkeypatch.undo()
     assert log.problem() == "the last audit record could not be written (No space left on device)"
+
+    def unexplained(fd: int, data: Any) -> int:
+        raise OSError
+
+    monkeypatch.setattr(os, "write", unexplained)
+    with pytest.raises(OSError):
+        await record(log)
+    monkeypatch.undo()
+    assert log.problem() == "the last audit record could not be written (OSError)"
     await record(log)
     assert log.problem() is None
 
