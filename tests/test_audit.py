@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bot import request_id
 from bot.audit import AuditError, AuditLog
 from bot.identity import IdentityRef
 
@@ -248,3 +249,22 @@ async def test_problem_says_why_the_trail_cannot_take_a_record(
     await log.aclose()
     assert log.problem() == "the audit log is closed"
     assert AuditLog(sink="-", key=KEY).problem() is None
+
+
+async def test_a_request_audited_carries_its_outcome_and_id_into_its_log_lines(
+    tmp_path: Path,
+) -> None:
+    """The request's log lines say how it ended (the outcome's first word, no identity) and the
+    audit record carries the request's id, so an operator can go from one to the other."""
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(sink=str(path), key=KEY)
+
+    async def in_a_request() -> request_id.RequestScope:
+        scope = request_id.begin("command", request_id="0123456789abcdef")
+        await record(log, outcome="not_found: jane.doe@example.com")
+        return scope
+
+    scope = await asyncio.create_task(in_a_request())
+    await log.aclose()
+    assert scope.outcome == "not_found"
+    assert lines(path)[0]["request_id"] == "0123456789abcdef"
