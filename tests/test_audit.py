@@ -17,6 +17,7 @@ import pytest
 from bot import request_id
 from bot.audit import AuditError, AuditLog
 from bot.identity import IdentityRef
+from bot.metrics import Metrics
 
 KEY = b"k" * 32
 EMAIL = IdentityRef(namespace="email", value="jane.doe@example.com")
@@ -178,8 +179,9 @@ async def test_closed_log_refuses_records_and_closes_twice(tmp_path: Path) -> No
 def test_unusable_sink_or_key_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(AuditError, match=r"BOT_AUDIT_FILE: cannot open .*missing"):
         AuditLog(sink=str(tmp_path / "missing" / "audit.jsonl"), key=KEY)
-    with pytest.raises(AuditError, match="BOT_AUDIT_KEY"):
+    with pytest.raises(AuditError) as empty:
         AuditLog(sink="-", key=b"")
+    assert str(empty.value) == ("the audit key is empty: set BOT_AUDIT_KEY to a long random secret")
 
 
 async def test_a_record_the_os_takes_in_pieces_is_written_whole(
@@ -268,3 +270,29 @@ async def test_a_request_audited_carries_its_outcome_and_id_into_its_log_lines(
     await log.aclose()
     assert scope.outcome == "not_found"
     assert lines(path)[0]["request_id"] == "0123456789abcdef"
+
+
+async def test_each_record_written_or_failed_is_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/metrics counts the records written, by surface and outcome, the refusals by reason, and
+    the records that could not be written."""
+    metrics = Metrics()
+    log = AuditLog(sink=str(tmp_path / "audit.jsonl"), key=KEY, metrics=metrics)
+    await record(log, outcome="shown", surface="private")
+    await record(log, action="refusal", outcome="no_grants:lookup", surface="home")
+
+    def disk_full(fd: int, data: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_full)
+    with pytest.raises(OSError):
+        await record(log)
+    monkeypatch.undo()
+    await log.aclose()
+    sample = metrics.registry.get_sample_value
+    assert sample("bot_audit_records_written_total") == 2
+    assert sample("bot_audit_records_failed_total") == 1
+    assert sample("bot_lookups_total", {"surface": "private", "outcome": "shown"}) == 1
+    assert sample("bot_lookups_total", {"surface": "home", "outcome": "no_grants"}) == 1
+    assert sample("bot_permission_refusals_total", {"reason": "no_grants"}) == 1
