@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 
+from bot import request_id
 from bot.audit import AuditError, AuditLog
 from bot.identity import IdentityRef
+from bot.metrics import Metrics
 
 KEY = b"k" * 32
 EMAIL = IdentityRef(namespace="email", value="jane.doe@example.com")
@@ -169,12 +171,128 @@ async def test_closed_log_refuses_records_and_closes_twice(tmp_path: Path) -> No
     log = AuditLog(sink=str(tmp_path / "audit.jsonl"), key=KEY)
     await log.aclose()
     await log.aclose()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(RuntimeError, match=r"^the audit log is closed$"):
         await record(log)
+    assert log.last_failure == "the audit log is closed"
 
 
 def test_unusable_sink_or_key_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(AuditError, match=r"BOT_AUDIT_FILE: cannot open .*missing"):
         AuditLog(sink=str(tmp_path / "missing" / "audit.jsonl"), key=KEY)
-    with pytest.raises(AuditError, match="BOT_AUDIT_KEY"):
+    with pytest.raises(AuditError) as empty:
         AuditLog(sink="-", key=b"")
+    assert str(empty.value) == ("the audit key is empty: set BOT_AUDIT_KEY to a long random secret")
+
+
+async def test_a_record_the_os_takes_in_pieces_is_written_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipe or a busy disk may take fewer bytes than asked: the rest is written after, so the
+    trail holds the whole record once, never half of one."""
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(sink=str(path), key=KEY)
+    real_write = os.write
+    calls: list[int] = []
+
+    def seven_bytes_at_a_time(fd: int, data: Any) -> int:
+        calls.append(len(data))
+        return real_write(fd, bytes(data[:7]))
+
+    monkeypatch.setattr(os, "write", seven_bytes_at_a_time)
+    await record(log)
+    monkeypatch.undo()
+    await log.aclose()
+    (entry,) = lines(path)
+    assert entry["actor"] == "U0AGENT" and entry["outcome"] == "ok"
+    size = len(path.read_bytes())
+    assert len(calls) == -(-size // 7)
+
+
+async def test_problem_says_why_the_trail_cannot_take_a_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What /readyz tells the operator about the audit trail, in each state it can be in."""
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(sink=str(path), key=KEY)
+    assert log.problem() is None
+
+    def disk_full(fd: int, data: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_full)
+    with pytest.raises(OSError):
+        await record(log)
+    monkeypatch.undo()
+    assert log.problem() == "the last audit record could not be written (No space left on device)"
+
+    def unexplained(fd: int, data: Any) -> int:
+        raise OSError
+
+    monkeypatch.setattr(os, "write", unexplained)
+    with pytest.raises(OSError):
+        await record(log)
+    monkeypatch.undo()
+    assert log.problem() == "the last audit record could not be written (OSError)"
+    await record(log)
+    assert log.problem() is None
+
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert log.problem() == "BOT_AUDIT_FILE is not writable"
+    monkeypatch.undo()
+
+    path.rename(tmp_path / "rotated.jsonl")
+    path.write_text("", "utf-8")
+    assert log.problem() == (
+        "BOT_AUDIT_FILE was moved or replaced; restart the bot to write the new file"
+    )
+    path.unlink()
+    assert log.problem() == "BOT_AUDIT_FILE cannot be read (No such file or directory)"
+
+    await log.aclose()
+    assert log.problem() == "the audit log is closed"
+    assert AuditLog(sink="-", key=KEY).problem() is None
+
+
+async def test_a_request_audited_carries_its_outcome_and_id_into_its_log_lines(
+    tmp_path: Path,
+) -> None:
+    """The request's log lines say how it ended (the outcome's first word, no identity) and the
+    audit record carries the request's id, so an operator can go from one to the other."""
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(sink=str(path), key=KEY)
+
+    async def in_a_request() -> request_id.RequestScope:
+        scope = request_id.begin("command", request_id="0123456789abcdef")
+        await record(log, outcome="not_found: jane.doe@example.com")
+        return scope
+
+    scope = await asyncio.create_task(in_a_request())
+    await log.aclose()
+    assert scope.outcome == "not_found"
+    assert lines(path)[0]["request_id"] == "0123456789abcdef"
+
+
+async def test_each_record_written_or_failed_is_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/metrics counts the records written, by surface and outcome, the refusals by reason, and
+    the records that could not be written."""
+    metrics = Metrics()
+    log = AuditLog(sink=str(tmp_path / "audit.jsonl"), key=KEY, metrics=metrics)
+    await record(log, outcome="shown", surface="private")
+    await record(log, action="refusal", outcome="no_grants:lookup", surface="home")
+
+    def disk_full(fd: int, data: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_full)
+    with pytest.raises(OSError):
+        await record(log)
+    monkeypatch.undo()
+    await log.aclose()
+    sample = metrics.registry.get_sample_value
+    assert sample("bot_audit_records_written_total") == 2
+    assert sample("bot_audit_records_failed_total") == 1
+    assert sample("bot_lookups_total", {"surface": "private", "outcome": "shown"}) == 1
+    assert sample("bot_lookups_total", {"surface": "home", "outcome": "no_grants"}) == 1
+    assert sample("bot_permission_refusals_total", {"reason": "no_grants"}) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 import logging
 import time
@@ -146,6 +147,45 @@ def test_key_components_cannot_run_together() -> None:
     one = CacheKeys(org="a:b@AdobeOrg", sandbox="c", merge_policy=None)
     two = CacheKeys(org="a@AdobeOrg", sandbox="b:c", merge_policy=None)
     assert one.audiences() != two.audiences()
+
+
+def test_every_key_has_the_layout_all_instances_of_one_version_share() -> None:
+    """Instances of one CACHE_VERSION share Redis during a rolling upgrade: the event
+    de-duplication, the replay refusal and the button tokens hold across them only if every
+    instance builds the same key. The layout is therefore a contract, changed only with the
+    version."""
+    secret = b"s" * 32
+    prefix = f"ccb:{CACHE_VERSION}:1234@AdobeOrg:prod:-"
+    jane = IdentityRef("email", "jane.doe@example.com")
+    data = b"email\x00jane.doe@example.com"
+    for key_secret, digest in (
+        (None, hashlib.sha256(data).hexdigest()[:32]),
+        (secret, hmac.new(secret, data, hashlib.sha256).hexdigest()[:32]),
+    ):
+        keys = CacheKeys(org="1234@AdobeOrg", sandbox="prod", merge_policy=None, secret=key_secret)
+        assert keys.prefix == prefix
+        assert keys.profile(jane) == f"{prefix}:profile:email:{digest}"
+        assert keys.events(jane, 5) == f"{prefix}:events:5:email:{digest}"
+        assert keys.not_found(jane) == f"{prefix}:notfound:email:{digest}"
+        assert keys.lookup(jane, 5) == f"{prefix}:lookup:5:email:{digest}"
+    keys = CacheKeys(org="1234@AdobeOrg", sandbox="prod", merge_policy=None)
+    assert keys.audiences() == f"{prefix}:audiences"
+    assert keys.audience("seg/1 x") == f"{prefix}:audience:seg%2F1%20x"
+    assert keys.token() == f"{prefix}:ims-token"
+    assert keys.token("cid") == f"{prefix}:ims-token:{hashlib.sha256(b'cid').hexdigest()[:16]}"
+    assert keys.lookup_token("t:k") == f"{prefix}:ref:t%3Ak"
+    assert keys.history("", "U1") == f"{prefix}:history:-:U1"
+    assert keys.history("T1", "U1") == f"{prefix}:history:T1:U1"
+    assert keys.home_open("", "U1") == f"{prefix}:home-open:-:U1"
+    assert keys.home_open("T1", "U1") == f"{prefix}:home-open:T1:U1"
+    assert keys.event("Ev:1") == f"{prefix}:slack-event:Ev%3A1"
+    signature = hashlib.sha256(b"v0=abc").hexdigest()[:32]
+    assert keys.request("v0=abc") == f"{prefix}:slack-request:{signature}"
+    odd = CacheKeys(org="a:b/c", sandbox="s b", merge_policy="mp-1")
+    assert odd.prefix == f"ccb:{CACHE_VERSION}:a%3Ab%2Fc:s%20b:mp-1"
+    ns = IdentityRef("Team X/1", "1")
+    digest = hashlib.sha256(b"Team X/1\x001").hexdigest()[:32]
+    assert odd.profile(ns) == f"{odd.prefix}:profile:Team%20X%2F1:{digest}"
 
 
 # -- the memory cache -----------------------------------------------------------------------------

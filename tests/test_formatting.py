@@ -106,6 +106,28 @@ def test_mrkdwn_clip_stays_within_its_limit_and_never_leaks_control_characters(
         assert clipped.endswith("…")
 
 
+def test_mrkdwn_clip_cuts_at_the_last_whole_character_that_fits() -> None:
+    """What a card shows of a long AEP value: escaped, cut before the piece that would not fit,
+    no space left before the ellipsis, and never more than the limit."""
+    assert mrkdwn_clip("a<b", 6) == "a&lt;b"
+    assert mrkdwn_clip("a<b", 5) == "a…"
+    assert mrkdwn_clip("ab<cd", 7) == "ab&lt;…"
+    assert mrkdwn_clip("word word word", 6) == "word…"
+    assert mrkdwn_clip("abcdef", 4) == "abc…"
+    assert mrkdwn_clip("abc", 1) == "…"
+    assert mrkdwn_clip("", 0) == ""
+    with pytest.raises(ValueError, match=r"^limit must be at least 1$"):
+        mrkdwn_clip("abc", 0)
+
+
+def test_truncate_cuts_to_exactly_its_limit() -> None:
+    assert truncate("abcdef", 4) == "abc…"
+    assert truncate("abcde", 5) == "abcde"
+    assert truncate("abc", 1) == "…"
+    with pytest.raises(ValueError, match=r"^limit must be at least 1$"):
+        truncate("", 0)
+
+
 def test_one_line_folds_newlines_and_runs_of_space() -> None:
     assert one_line("  Jane\n\n• fake line\tDoe ") == "Jane • fake line Doe"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -769,6 +770,24 @@ async def test_cards_of_one_customer_share_one_token_so_buttons_do_not_crowd_the
     tokens = {await lookup.remember(JANE) for _ in range(50)}
     assert len(tokens) == 1
     assert await lookup.recall(tokens.pop()) == JANE
+
+
+async def test_a_button_token_is_short_url_safe_and_bound_to_its_instance(
+    memory: DataCache,
+) -> None:
+    """A token is 22 URL-safe characters (128 bits, no padding) whatever the identity, so a
+    button value never grows with an email; another instance's key gives another token, and the
+    namespace counts in any case: `Email` and `email` are one identity, `crmid` another."""
+    one = ButtonTokens(cache=memory, keys=lookup_keys())
+    other = ButtonTokens(cache=memory, keys=lookup_keys())
+    long_email = IdentityRef("email", "a" * 300 + "@example.com")
+    for ref in (JANE, long_email, IdentityRef("crmid", "1")):
+        token = await one.remember(ref)
+        assert re.fullmatch(r"[A-Za-z0-9_-]{22}", token), token
+        assert await other.remember(ref) != token
+    same = IdentityRef("EMAIL", JANE.value)
+    assert await one.remember(same) == await one.remember(IdentityRef("email", JANE.value))
+    assert await one.recall(await one.remember(same)) == same
 
 
 # -- Redis ----------------------------------------------------------------------------------------

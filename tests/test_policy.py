@@ -9,6 +9,7 @@ import pytest
 
 from bot.aep.models import Audience, EventPage, ExperienceEvent, ProfileEntity, ProfileIdentity
 from bot.customer import Customer, build_customer
+from bot.i18n import reader_for
 from bot.identity import IdentityRef
 from bot.layout import FIELD_CLASSES, FieldClass, load_layout
 from bot.policy import (
@@ -18,9 +19,11 @@ from bot.policy import (
     Policy,
     access_for,
     audience_access,
+    class_names,
     explain_channel,
     explain_person,
     how_to_get_access,
+    more_access,
     redact,
     share_access,
 )
@@ -202,14 +205,144 @@ def test_validation_errors_name_the_problem(tmp_path: Path, text: str, expected:
     assert expected.replace("Value error, ", "") in message
 
 
+_CLASSES = "basic, contact, identifiers, activity, audiences, scores, financial, sensitive"
+_ASSIGN = (
+    "no way to be assigned: give usergroups (Slack user group handles) or users (Slack user ids)"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("everyone: [basic, vip]\n", f"everyone: unknown class 'vip'; use one of {_CLASSES}"),
+        (
+            "everyone: basic\n",
+            "everyone: must be a list of classes such as [basic, contact], not 'basic'",
+        ),
+        (
+            "public_channels: 3\n",
+            "public_channels: must be a list of classes such as [basic, contact], not 3",
+        ),
+        (
+            "roles:\n  a: {users: [U1AA], see: [basic]}\nevryone: []\n",
+            "evryone: unknown key; a policy has roles, everyone, public_channels, "
+            "external_channels",
+        ),
+        ("roles:\n  support: {see: [basic]}\n", f"roles.support: {_ASSIGN}"),
+        (
+            "roles:\n  support: {usergroups: [s]}\n",
+            "roles.support.see: missing; list the classes this role may see, such as "
+            "[basic, contact]",
+        ),
+        (
+            "roles:\n  a:\n",
+            "roles.a.see: missing; list the classes this role may see, such as [basic, contact]",
+        ),
+        (
+            "roles: [support, sales]\n",
+            "roles: must be a mapping from a role name to its usergroups, users, see",
+        ),
+        (
+            "roles:\n  support: {users: [alice], see: [basic]}\n",
+            "roles.support.users: 'alice' is not a Slack user id (such as U012AB3CD: in Slack, "
+            "open the person's profile, then More > Copy member ID)",
+        ),
+        (
+            "roles:\n  support: {usergroups: [S0614TZR7], see: [basic]}\n",
+            "roles.support.usergroups: 'S0614TZR7' looks like a user group id; give the group's "
+            "handle (the name after @, such as support-team)",
+        ),
+        (
+            "roles:\n  support: {usergroups: ['bad handle!'], see: [basic]}\n",
+            "roles.support.usergroups: 'bad handle!' is not a user group handle (lower-case "
+            "letters, digits, '-', '_' or '.', such as support-team)",
+        ),
+        (
+            "roles:\n  support: {usergroups: s, see: [basic]}\n",
+            "roles.support.usergroups: must be a list of user group handles such as "
+            "[support-team], not 's'",
+        ),
+        (
+            "roles:\n  support: {users: {U1AA: x}, see: [basic]}\n",
+            "roles.support.users: must be a list of Slack user ids such as [U012AB3CD], "
+            "not {'U1AA': 'x'}",
+        ),
+        (
+            "roles:\n  support: {usergroups: [3], see: [basic]}\n",
+            "roles.support.usergroups: 3 is not text; list user group handles such as "
+            "[support-team]",
+        ),
+        (
+            "roles:\n  support: {usergroups: [s], see: [basic], share: 'yes'}\n",
+            "roles.support.share: must be true or false, not 'yes'",
+        ),
+        (
+            "roles:\n  '-x': {usergroups: [s], see: [basic]}\n",
+            "roles.-x.name: '-x' is not a role name: use letters, digits, '-', '_' or '.', "
+            "starting with a letter or digit",
+        ),
+        (
+            "roles:\n  3: {usergroups: [s], see: [basic]}\n",
+            "roles.3: a role name must be text, not 3",
+        ),
+        ("roles:\n  a: [s]\n", "roles.a: must be a mapping with usergroups, users, see, share"),
+        (
+            "everyone: []\n",
+            "the policy grants nothing to anyone: add a role with `see`, or classes under "
+            "`everyone`",
+        ),
+    ],
+)
+def test_each_policy_problem_is_said_in_full(tmp_path: Path, text: str, problem: str) -> None:
+    """What the operator reads when the bot refuses to start on a wrong policy file."""
+    path = write(tmp_path, text)
+    with pytest.raises(PolicyError) as raised:
+        load_policy(path, demo=False)
+    assert str(raised.value) == f"BOT_POLICY_FILE {path} has problems:\n  {problem}"
+
+
+def test_a_policy_file_that_is_not_a_mapping_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "- support\n- sales\n")
+    with pytest.raises(PolicyError) as raised:
+        load_policy(path, demo=False)
+    assert str(raised.value) == (
+        f"BOT_POLICY_FILE {path} must be a mapping with the keys roles, everyone, public_channels, "
+        "external_channels, not list"
+    )
+
+
+def test_an_empty_policy_file_grants_nothing_and_says_so(tmp_path: Path) -> None:
+    path = write(tmp_path, "")
+    with pytest.raises(PolicyError) as raised:
+        load_policy(path, demo=False)
+    assert "the policy grants nothing to anyone" in str(raised.value)
+
+
+def test_a_role_defined_twice_is_refused() -> None:
+    role = {"name": "a", "users": ["U1AA"], "see": ["basic"]}
+    with pytest.raises(ValueError, match="role a is defined twice"):
+        Policy.model_validate({"roles": [role, role], "source": "test"})
+
+
+def test_user_ids_and_handles_are_kept_once_in_their_order(tmp_path: Path) -> None:
+    text = "roles:\n  a: {users: [' U2BB', U1AA, U2BB], usergroups: [b, '@A', a], see: [basic]}\n"
+    role = policy_from(tmp_path, text).roles[0]
+    assert role.users == ("U2BB", "U1AA")
+    assert role.usergroups == ("b", "a")
+    assert role.share is False
+
+
 def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
     text = "roles:\n  a: {see: [basic]}\n  b: {usergroups: [x], see: [nope]}\nextra: 1\n"
     with pytest.raises(PolicyError) as raised:
         load_policy(write(tmp_path, text), demo=False)
     message = str(raised.value)
-    assert "roles.a: no way to be assigned" in message
-    assert "roles.b.see: unknown class 'nope'" in message
-    assert "extra: unknown key" in message
+    # One problem a line, indented under the file's name.
+    assert message.splitlines()[1:] == [
+        "  extra: unknown key; a policy has roles, everyone, public_channels, external_channels",
+        f"  roles.a: {_ASSIGN}",
+        f"  roles.b.see: unknown class 'nope'; use one of {_CLASSES}",
+    ]
 
 
 def test_unreadable_file_is_named(tmp_path: Path) -> None:
@@ -413,6 +546,214 @@ def test_the_people_without_access_are_listed_up_to_five(default: Policy) -> Non
     assert "(U0, U1, U2, U3, U4)." in audience_access(default, five).reason
     six = channel("private", *(person(f"U{i}") for i in range(6)))
     assert "(U0, U1, U2, U3, U4 and 1 more)." in audience_access(default, six).reason
+
+
+def test_why_people_without_a_role_see_what_they_see(default: Policy, demo: Policy) -> None:
+    """The reasons a refused person or `policy explain` reads, word for word."""
+    assert (
+        access_for(demo, NOBODY).why
+        == "everyone may see basic, contact, activity, audiences, scores"
+    )
+    assert access_for(default, GUEST).why == (
+        "guest account: guests see customer data only when the policy names them by user id"
+    )
+    assert access_for(default, NOBODY).why == (
+        "no role, and this policy gives people without a role nothing"
+    )
+
+
+def test_a_group_that_gives_two_roles_names_both(tmp_path: Path) -> None:
+    text = (
+        "roles:\n  a: {usergroups: [x], see: [basic]}\n  b: {usergroups: [x, y], see: [scores]}\n"
+    )
+    assert (
+        how_to_get_access(policy_from(tmp_path, text)) == "Ask to be added to @x (a, b) or @y (b)."
+    )
+
+
+def test_lists_in_a_refusal_are_in_the_readers_language(tmp_path: Path) -> None:
+    """A Dutch reader's refusal joins the groups and roles with Dutch words ("of"), not English."""
+    dutch = reader_for("nl-NL")
+    assert how_to_get_access(load_policy(None, demo=False), dutch) == (
+        "Vraag of je wordt toegevoegd aan @support-team (support), @sales (sales) of "
+        "@cs-managers (manager)."
+    )
+    text = (
+        "roles:\n  ops: {users: [U0OPS], see: [basic]}\n  audit: {users: [U0A], see: [basic]}\n"
+        "  sup: {usergroups: [s], see: [basic]}\n"
+    )
+    assert how_to_get_access(policy_from(tmp_path, text), dutch) == (
+        "Vraag of je wordt toegevoegd aan @s (sup). De rollen ops of audit worden in het beleid "
+        "van de bot per gebruikers-id toegekend: vraag het aan wie de bot beheert."
+    )
+    default = load_policy(None, demo=False)
+    assert access_for(default, NOBODY, dutch).why == (
+        "geen rol, en dit beleid geeft mensen zonder rol niets"
+    )
+    assert access_for(default, AGENT, dutch).why == "rol support (gebruikersgroep @support-team)"
+    assert audience_access(default, channel("private", BOSS, NOBODY), dutch).reason.endswith(
+        "(U0NOBODY). Deel hem waar iedereen toegang heeft, of vraag hen toegang te regelen. "
+        "Vraag of je wordt toegevoegd aan @support-team (support), @sales (sales) of "
+        "@cs-managers (manager)."
+    )
+    assert class_names([], dutch) == "niets"
+    assert class_names(["scores", "basic"], dutch) == "basic, scores"
+    sharers = (
+        "roles:\n  lead: {usergroups: [leads], see: [scores], share: true}\n"
+        "  ops: {users: [U0ONE], see: [scores], share: true}\n"
+        "  rep: {users: [U0TWO], see: [basic]}\n"
+    )
+    rep = person("U0TWO")
+    assert share_access(
+        policy_from(tmp_path, sharers), rep, channel("private", rep), dutch
+    ).reason == (
+        "Alleen de rollen lead (@leads) of ops (bij gebruikers-id genoemd) mogen kaarten delen in "
+        "gesprekken."
+    )
+    no_public = policy_from(tmp_path, "roles:\n  m: {usergroups: [m], see: [basic]}\n")
+    assert audience_access(no_public, channel("public", person("U1", "m")), dutch).reason == (
+        "openbaar kanaal: het beleid van deze bot plaatst geen klantgegevens in openbare kanalen. "
+        "Vraag de kaart privé op, of deel hem in een privékanaal."
+    )
+
+
+def test_the_home_offers_only_group_roles_that_would_show_more(tmp_path: Path) -> None:
+    """App Home's "ask to join" list: roles given by user group, not held, adding a class."""
+    text = (
+        "roles:\n"
+        "  ops: {users: [U0OPS], see: [financial]}\n"
+        "  support: {usergroups: [support-team], see: [basic, contact]}\n"
+        "  lite: {usergroups: [lite], see: [basic]}\n"
+        "  sales: {usergroups: [sales, deals], see: [basic, scores]}\n"
+    )
+    policy = policy_from(tmp_path, text)
+    offers = more_access(policy, access_for(policy, AGENT))
+    assert [(o.name, o.usergroups, o.adds) for o in offers] == [
+        ("sales", ("sales", "deals"), frozenset({"scores"}))
+    ]
+    assert [o.name for o in more_access(policy, access_for(policy, NOBODY))] == [
+        "support",
+        "lite",
+        "sales",
+    ]
+
+
+_UNSEEN = (
+    "The bot cannot see who is in this conversation ({code}), so it posts no customer data there. "
+)
+_INVITE = "Invite the bot to the conversation (/invite), or ask for the card privately."
+
+
+@pytest.mark.parametrize(
+    ("code", "todo"),
+    [
+        ("channel_not_found", _INVITE),
+        ("not_in_channel", _INVITE),
+        (
+            "missing_scope",
+            "The app lacks a Slack permission for this kind of conversation; ask whoever runs the "
+            "bot to reinstall it with the scopes in its manifest.",
+        ),
+        (
+            "too_many_members",
+            "The bot does not size cards for conversations that large; ask for the card privately.",
+        ),
+        ("ratelimited", "Ask for the card privately instead."),
+    ],
+)
+def test_a_conversation_the_bot_cannot_see_into_says_what_to_do_for_slacks_error(
+    default: Policy, code: str, todo: str
+) -> None:
+    closed = Channel(channel_id="C1", kind="private", external=False, inspectable=False, error=code)
+    assert audience_access(default, closed).reason == _UNSEEN.format(code=code) + todo
+
+
+def test_each_audience_reason_word_for_word(default: Policy, tmp_path: Path) -> None:
+    """What a sharer reads when a card goes into a conversation, or why it may not."""
+    connect = policy_from(
+        tmp_path, EXAMPLE.replace("external_channels: []", "external_channels: [basic, contact]")
+    )
+    disjoint = (
+        "roles:\n  a: {usergroups: [a], see: [scores]}\n  b: {usergroups: [b], see: [contact]}\n"
+    )
+    no_public = "roles:\n  m: {usergroups: [m], see: [basic]}\n"
+    capped_out = "roles:\n  a: {usergroups: [a], see: [scores]}\npublic_channels: [basic]\n"
+    cases = [
+        (
+            default,
+            channel("public", AGENT, BOSS),
+            "public channel, 2 people: what every reader may see: basic "
+            "(public channels capped at basic)",
+        ),
+        (
+            connect,
+            channel("public", AGENT, BOSS, external=True),
+            "Slack Connect public channel, 2 people: what every reader may see: basic "
+            "(public channels capped at basic; Slack Connect channels capped at basic, contact)",
+        ),
+        (
+            connect,
+            channel("private", AGENT, BOSS, external=True),
+            "Slack Connect private channel, 2 people: what every reader may see: basic, contact "
+            "(Slack Connect channels capped at basic, contact)",
+        ),
+        (
+            default,
+            channel("private", BOSS, NOBODY),
+            "private channel: 1 of 2 people may not see customer data (U0NOBODY). Share it where "
+            "everyone has access, or ask them to get access. Ask to be added to @support-team "
+            "(support), @sales (sales), or @cs-managers (manager).",
+        ),
+        (
+            policy_from(tmp_path, disjoint),
+            channel("private", person("U1", "a"), person("U2", "b")),
+            "private channel: its people may see customer data, but no class that all of them "
+            "may see. Share it in a conversation with people who have the same access.",
+        ),
+        (
+            policy_from(tmp_path, no_public),
+            channel("public", person("U1", "m")),
+            "public channel: this bot's policy posts no customer data in public channels. Ask "
+            "for the card privately, or share it in a private channel.",
+        ),
+        (
+            policy_from(tmp_path, capped_out),
+            channel("public", person("U1", "a")),
+            "public channel: everyone may see scores, but public channels capped at basic. Ask "
+            "for the card privately, or share it in a private channel.",
+        ),
+    ]
+    for policy, room, reason in cases:
+        assert audience_access(policy, room).reason == reason
+
+
+def test_each_share_reason_word_for_word(default: Policy, tmp_path: Path) -> None:
+    refused = share_access(default, AGENT, channel("private", AGENT))
+    assert (refused.classes, refused.refused, refused.reason) == (
+        frozenset(),
+        True,
+        "Only role manager (@cs-managers) may share cards into conversations.",
+    )
+    text = (
+        "roles:\n  lead: {usergroups: [leads], see: [basic], share: true}\n"
+        "  m: {usergroups: [m], see: [basic, scores]}\n"
+    )
+    limited = share_access(
+        policy_from(tmp_path, text), person("U0L", "leads"), channel("private", person("U1", "m"))
+    )
+    assert (limited.classes, limited.refused, limited.reason) == (
+        frozenset({"basic"}),
+        False,
+        "private channel, 1 person: what every reader may see: basic, scores; limited to what "
+        "you may see: basic",
+    )
+    full = share_access(default, BOSS, channel("im", BOSS))
+    assert (full.classes, full.refused, full.reason) == (
+        MANAGER,
+        False,
+        "direct message, 1 person: what every reader may see: basic, contact, identifiers, "
+        "activity, audiences, scores, financial",
+    )
 
 
 # --- channel audiences ----------------------------------------------------------------------
