@@ -612,8 +612,9 @@ def test_lists_in_a_refusal_are_in_the_readers_language(tmp_path: Path) -> None:
     )
     no_public = policy_from(tmp_path, "roles:\n  m: {usergroups: [m], see: [basic]}\n")
     assert audience_access(no_public, channel("public", person("U1", "m")), dutch).reason == (
-        "openbaar kanaal: het beleid van deze bot plaatst geen klantgegevens in openbare kanalen. "
-        "Vraag de kaart privé op, of deel hem in een privékanaal."
+        "Dit gesprek is een openbaar kanaal en het beleid van deze bot plaatst geen klantgegevens "
+        "in openbare kanalen. Vraag de kaart privé op (/customer met de identiteit antwoordt "
+        "alleen jou), of deel hem in een privékanaal."
     )
 
 
@@ -638,34 +639,48 @@ def test_the_home_offers_only_group_roles_that_would_show_more(tmp_path: Path) -
     ]
 
 
-_UNSEEN = (
-    "The bot cannot see who is in this conversation ({code}), so it posts no customer data there. "
+_NO_DATA = ", so it cannot tell who would read a card there and posts no customer data. "
+_NOT_IN = "The bot is not in this conversation" + _NO_DATA
+_INVITE = (
+    "Invite the bot with /invite and try again, or ask for the card privately: /customer with "
+    "the identity answers only you."
 )
-_INVITE = "Invite the bot to the conversation (/invite), or ask for the card privately."
+_PRIVATELY = (
+    "Ask for the card privately instead: /customer with the identity, typed anywhere, answers "
+    "only you."
+)
 
 
 @pytest.mark.parametrize(
-    ("code", "todo"),
+    ("code", "reason"),
     [
-        ("channel_not_found", _INVITE),
-        ("not_in_channel", _INVITE),
+        ("channel_not_found", _NOT_IN + _INVITE),
+        ("not_in_channel", _NOT_IN + _INVITE),
         (
             "missing_scope",
-            "The app lacks a Slack permission for this kind of conversation; ask whoever runs the "
-            "bot to reinstall it with the scopes in its manifest.",
+            "The bot lacks the Slack permission to see who is in this kind of conversation"
+            + _NO_DATA
+            + "Ask whoever runs the bot to reinstall it with the scopes in its manifest; until "
+            "then, ask for the card privately: /customer with the identity answers only you.",
         ),
         (
             "too_many_members",
-            "The bot does not size cards for conversations that large; ask for the card privately.",
+            "This conversation is too large for the bot to size a card for" + _NO_DATA + _PRIVATELY,
         ),
-        ("ratelimited", "Ask for the card privately instead."),
+        (
+            "ratelimited",
+            "Slack would not tell the bot who is in this conversation" + _NO_DATA + _PRIVATELY,
+        ),
     ],
 )
 def test_a_conversation_the_bot_cannot_see_into_says_what_to_do_for_slacks_error(
-    default: Policy, code: str, todo: str
+    default: Policy, code: str, reason: str
 ) -> None:
+    """In words, with what to do: never Slack's error code."""
     closed = Channel(channel_id="C1", kind="private", external=False, inspectable=False, error=code)
-    assert audience_access(default, closed).reason == _UNSEEN.format(code=code) + todo
+    decision = audience_access(default, closed)
+    assert decision.reason == reason
+    assert code not in decision.reason
 
 
 def test_each_audience_reason_word_for_word(default: Policy, tmp_path: Path) -> None:
@@ -700,27 +715,29 @@ def test_each_audience_reason_word_for_word(default: Policy, tmp_path: Path) -> 
         (
             default,
             channel("private", BOSS, NOBODY),
-            "private channel: 1 of 2 people may not see customer data (U0NOBODY). Share it where "
-            "everyone has access, or ask them to get access. Ask to be added to @support-team "
-            "(support), @sales (sales), or @cs-managers (manager).",
+            "In this private channel, 1 of 2 people may not see customer data (U0NOBODY). Share it "
+            "where everyone has access, or ask them to get access. Ask to be added to "
+            "@support-team (support), @sales (sales), or @cs-managers (manager).",
         ),
         (
             policy_from(tmp_path, disjoint),
             channel("private", person("U1", "a"), person("U2", "b")),
-            "private channel: its people may see customer data, but no class that all of them "
-            "may see. Share it in a conversation with people who have the same access.",
+            "In this private channel, its people may see customer data, but no class that all of "
+            "them may see. Share it in a conversation with people who have the same access.",
         ),
         (
             policy_from(tmp_path, no_public),
             channel("public", person("U1", "m")),
-            "public channel: this bot's policy posts no customer data in public channels. Ask "
-            "for the card privately, or share it in a private channel.",
+            "In this public channel, this bot's policy posts no customer data in public channels. "
+            "Ask for the card privately (/customer with the identity answers only you), or share "
+            "it in a private channel.",
         ),
         (
             policy_from(tmp_path, capped_out),
             channel("public", person("U1", "a")),
-            "public channel: everyone may see scores, but public channels capped at basic. Ask "
-            "for the card privately, or share it in a private channel.",
+            "In this public channel, everyone may see scores, but public channels capped at basic. "
+            "Ask for the card privately (/customer with the identity answers only you), or share "
+            "it in a private channel.",
         ),
     ]
     for policy, room, reason in cases:
