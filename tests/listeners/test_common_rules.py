@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 from slack_sdk.errors import SlackClientError
 
-from bot.listeners.common import interactive_asker, post_failure_notice, refuse_incomplete
+from bot.answers import Card
+from bot.identity import IdentityRef
+from bot.listeners.common import (
+    _update_posted,
+    interactive_asker,
+    post_failure_notice,
+    refuse_incomplete,
+)
 from bot.services import Services, build_services
 from bot.slack_web import SlackBusy, SlackNoAnswer
 from tests.support import bot_settings
@@ -186,3 +193,60 @@ def test_any_other_refused_post_says_it_was_not_posted_and_why(services: Service
     busy = services.cards.notice("slack_busy", reader=services.default_reader, seconds=1)
     assert message["text"] != busy["text"]
     assert message["text"]
+
+
+# --- a posted card whose events came late is updated in place -----------------------------------
+
+
+class FakeUpdates:
+    """Records chat.update; fails it when told to."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.updates: list[dict[str, Any]] = []
+        self.fail = fail
+
+    async def chat_update(self, **kwargs: Any) -> dict[str, Any]:
+        self.updates.append(kwargs)
+        if self.fail:
+            raise SlackNoAnswer(method="chat.update", cause="test")
+        return {"ok": True}
+
+
+JANE = IdentityRef(namespace="email", value="jane.doe@example.com")
+WITH_EVENTS = Card(message={"text": "card with events", "blocks": []}, ref=JANE)
+
+
+async def _later() -> Card:
+    return WITH_EVENTS
+
+
+async def test_a_posted_card_is_replaced_by_its_version_with_events_in_the_same_message() -> None:
+    client = FakeUpdates()
+    card = Card(message={"text": "events loading"}, ref=JANE, later=_later)
+    await _update_posted(client, card, channel="C0CH", ts="1700000000.000100")  # type: ignore[arg-type]
+    assert client.updates == [
+        {"channel": "C0CH", "ts": "1700000000.000100", "text": "card with events", "blocks": []}
+    ]
+
+
+@pytest.mark.parametrize("ts", [None, "", 1700000000])
+async def test_without_the_posted_messages_ts_nothing_is_updated(ts: object) -> None:
+    client = FakeUpdates()
+    card = Card(message={"text": "events loading"}, ref=JANE, later=_later)
+    await _update_posted(client, card, channel="C0CH", ts=ts)  # type: ignore[arg-type]
+    assert client.updates == []
+
+
+async def test_a_card_without_late_events_is_not_updated() -> None:
+    client = FakeUpdates()
+    await _update_posted(client, WITH_EVENTS, channel="C0CH", ts="1.2")  # type: ignore[arg-type]
+    assert client.updates == []
+
+
+async def test_a_failed_update_is_logged_and_never_raised(caplog: pytest.LogCaptureFixture) -> None:
+    client = FakeUpdates(fail=True)
+    card = Card(message={"text": "events loading"}, ref=JANE, later=_later)
+    await _update_posted(client, card, channel="C0CH", ts="1.2")  # type: ignore[arg-type]
+    assert len(client.updates) == 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert "could not update a posted card with its events: no_answer" in messages
