@@ -10,7 +10,7 @@ import pytest
 
 from bot.aep import errors
 from bot.aep.errors import AepError
-from bot.answers import Card, error_notice
+from bot.answers import Asker, Card, clear_history, error_notice, read_search
 from bot.identity import IdentityRef
 from bot.services import Services, build_services
 from bot.vocabulary import IdentityRefused, NoGrants, PostFailed
@@ -86,3 +86,36 @@ def test_composite_outcomes_read_as_the_audit_file_always_had_them() -> None:
     assert str(NoGrants("lookup")) == "no_grants:lookup"
     assert str(IdentityRefused("mixed_script")) == "identity_refused:mixed_script"
     assert str(PostFailed("not_in_channel")) == "post_failed:not_in_channel"
+
+
+# --- issue 15, mutation testing: rules of the use case that no end-to-end test pinned ----------
+
+
+@pytest.mark.parametrize("team_id", [None, "T0TEAM"])
+async def test_clear_history_forgets_the_askers_lookups_with_or_without_a_team(
+    services: Services, team_id: str | None
+) -> None:
+    jane = IdentityRef(namespace="email", value="jane.doe@example.com")
+    await services.history.record(team_id or "", "U0AGENT", jane, surface="private")
+    await services.history.record(team_id or "", "U0OTHER", jane, surface="private")
+    await clear_history(services, Asker(team_id=team_id, user_id="U0AGENT", channel_id=None))
+    assert await services.history.recent(team_id or "", "U0AGENT") == []
+    # Someone else's history stays.
+    assert len(await services.history.recent(team_id or "", "U0OTHER")) == 1
+
+
+@pytest.mark.parametrize(
+    "text", ["Phone_E.164:+31612345678", "Phone:+31612345678", "+31 6 12345678"]
+)
+def test_a_phone_in_either_phone_namespace_is_the_phone_kind_in_the_search(
+    services: Services, text: str
+) -> None:
+    found = read_search(services, text, "phone")
+    assert isinstance(found, IdentityRef), found
+    assert found.namespace.lower().startswith("phone")
+
+
+def test_a_phone_is_not_taken_as_an_email_in_the_search(services: Services) -> None:
+    found = read_search(services, "Phone_E.164:+31612345678", "email")
+    assert not isinstance(found, IdentityRef)
+    assert found.kind == "wrong_kind"
