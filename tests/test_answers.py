@@ -10,8 +10,17 @@ import pytest
 
 from bot.aep import errors
 from bot.aep.errors import AepError
-from bot.answers import Asker, Card, clear_history, error_notice, read_search
-from bot.identity import IdentityRef
+from bot.answers import (
+    Asker,
+    Card,
+    SearchProblem,
+    clear_history,
+    error_notice,
+    identity_refusal,
+    read_search,
+    search_reader,
+)
+from bot.identity import IdentityRef, Refusal
 from bot.services import Services, build_services
 from bot.vocabulary import IdentityRefused, NoGrants, PostFailed
 from tests.support import bot_settings
@@ -119,3 +128,32 @@ def test_a_phone_is_not_taken_as_an_email_in_the_search(services: Services) -> N
     found = read_search(services, "Phone_E.164:+31612345678", "email")
     assert not isinstance(found, IdentityRef)
     assert found.kind == "wrong_kind"
+
+
+TWO_REFUSALS = (Refusal("email address", "mixed_script"), Refusal("phone number", "invisible"))
+
+
+def test_every_reason_an_identity_was_refused_is_said_one_after_another(
+    services: Services,
+) -> None:
+    reader = services.default_reader
+    first, second = (refusal.words(reader) for refusal in TWO_REFUSALS)
+    told = identity_refusal(services, TWO_REFUSALS, reader)["text"]
+    assert f"{first} {second}" in told
+    shown = SearchProblem("refused", refused=TWO_REFUSALS).words(services, reader)
+    assert f"{first} {second}" in shown
+
+
+@pytest.mark.parametrize("metadata", ["", "not json", "[]", '"nl"', '{"locale": 7}', "{}"])
+async def test_the_search_modal_without_a_readable_locale_reads_the_default_language(
+    tmp_path: Path, metadata: str
+) -> None:
+    settings = bot_settings(
+        "http://aep.invalid", "http://slack.invalid", tmp_path, bot_default_locale="nl"
+    )
+    built = build_services(settings)
+    try:
+        assert search_reader(built, metadata).locale.language == "nl"
+        assert search_reader(built, '{"locale": "en-US"}').locale.language == "en"
+    finally:
+        await built.aclose()
