@@ -15,12 +15,14 @@ from bot.answers import (
     Card,
     SearchProblem,
     clear_history,
+    diagnosis_notice,
     error_notice,
     identity_refusal,
     read_search,
     search_reader,
 )
-from bot.identity import IdentityRef, Refusal
+from bot.i18n import reader_for
+from bot.identity import Diagnosis, IdentityRef, Refusal, unknown_namespace
 from bot.services import Services, build_services
 from bot.vocabulary import IdentityRefused, NoGrants, PostFailed
 from tests.support import bot_settings
@@ -157,3 +159,75 @@ async def test_the_search_modal_without_a_readable_locale_reads_the_default_lang
         assert search_reader(built, '{"locale": "en-US"}').locale.language == "en"
     finally:
         await built.aclose()
+
+
+def _email_slip(typed: str) -> Diagnosis:
+    return Diagnosis(
+        "email_domain", typed=typed, suggestion="jane@example.com", domain="example.com"
+    )
+
+
+@pytest.mark.parametrize("typed", ["jane@example", "jane@Example.", "a@b@example"])
+def test_an_address_whose_domain_lacks_its_end_is_told_so(services: Services, typed: str) -> None:
+    text = diagnosis_notice(services, _email_slip(typed), services.default_reader)["text"]
+    assert f"`{typed}` has no complete domain after the @" in text
+    assert "misspelt" not in text
+    assert "Did you mean example.com?" in text and "`/customer jane@example.com`" in text
+
+
+@pytest.mark.parametrize("typed", ["jane@exmaple.com", "jane@", "jane@.example"])
+def test_an_address_with_another_domain_is_told_it_looks_misspelt(
+    services: Services, typed: str
+) -> None:
+    text = diagnosis_notice(services, _email_slip(typed), services.default_reader)["text"]
+    assert f"The domain of `{typed}` looks misspelt" in text
+    assert "no complete domain" not in text
+
+
+def test_a_backtick_typed_cannot_end_the_code_span_early(services: Services) -> None:
+    slip = Diagnosis(
+        "email_domain", typed="ja`ne@example", suggestion="ja`ne@example.com", domain="example.com"
+    )
+    text = diagnosis_notice(services, slip, services.default_reader)["text"]
+    assert "`ja'ne@example` has no complete domain" in text
+    assert "`/customer ja'ne@example.com`" in text
+
+
+@pytest.mark.parametrize(
+    ("region", "example", "words"),
+    [
+        ("US", "NL", "BOT_DEFAULT_REGION is US (United States)"),
+        ("QQ", "QQ", "BOT_DEFAULT_REGION is QQ (QQ)"),
+    ],
+)
+def test_a_phone_without_country_names_the_regions_in_words(
+    services: Services, region: str, example: str, words: str
+) -> None:
+    slip = Diagnosis(
+        "phone_without_country",
+        typed="06 12345678",
+        suggestion="+31 6 12345678",
+        region=region,
+        example_region=example,
+    )
+    text = diagnosis_notice(services, slip, services.default_reader)["text"]
+    assert words in text
+    shown = "Netherlands" if example == "NL" else example
+    assert f"for example ({shown}) `/customer +31 6 12345678`" in text
+
+
+def test_the_diagnosis_is_said_in_the_readers_language(services: Services) -> None:
+    dutch = reader_for("nl-NL")
+    slip = Diagnosis(
+        "phone_without_country",
+        typed="06 12345678",
+        suggestion="+31 6 12345678",
+        region="US",
+        example_region="NL",
+    )
+    text = diagnosis_notice(services, slip, dutch)["text"]
+    assert "(Verenigde Staten)" in text and "bijvoorbeeld (Nederland)" in text
+    unknown = unknown_namespace(IdentityRef("loyalty", "x1"), services.rules)
+    assert unknown is not None
+    listed = diagnosis_notice(services, unknown, dutch)["text"]
+    assert "loyaltyId, Phone en TNTID" in listed
