@@ -148,6 +148,7 @@ async def test_four_viewers_get_four_flexpanes_redacted_by_their_own_grants(
     assert "metadata" not in nobody
     assert nobody["error"]["status"] == "custom"
     assert "don't have access" in nobody["error"]["custom_message"]
+    assert nobody["error"]["custom_title"] == "No access to customer profiles"
 
     records = [r for r in wo_bot.audit() if r["surface"] == "flexpane"]
     assert sorted(r["outcome"] for r in records if r["action"] == "detail_view") == ["shown"] * 3
@@ -162,6 +163,7 @@ async def test_a_forged_external_ref_is_refused_in_words_without_a_lookup(
     assert "metadata" not in pane
     assert pane["error"]["status"] == "custom"
     assert "expired" in pane["error"]["custom_message"]
+    assert pane["error"]["custom_title"] == "This card has expired"
     assert wo_bot.sim.stats["profile"] == 0
     [record] = wo_bot.audit()
     assert (record["action"], record["outcome"], record["surface"]) == (
