@@ -141,6 +141,8 @@ async def test_four_viewers_get_four_flexpanes_redacted_by_their_own_grants(
     # sales: contact, scores, financial; no identifiers or activity
     assert {"Email", "Churn risk", "Lifetime value"} <= sales.keys()
     assert not {"ECID", "Open tickets", "Last event"} & sales.keys()
+    # and the flexpane says what it left out, in the viewer's terms
+    assert sales["Hidden"].endswith("are not shown to you.")
     # support agent: contact, identifiers, activity; no scores or financial
     assert {"Email", "ECID", "Open tickets"} <= agent.keys()
     assert not {"Churn risk", "Lifetime value"} & agent.keys()
