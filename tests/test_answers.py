@@ -10,8 +10,19 @@ import pytest
 
 from bot.aep import errors
 from bot.aep.errors import AepError
-from bot.answers import Card, error_notice
-from bot.identity import IdentityRef
+from bot.answers import (
+    Asker,
+    Card,
+    SearchProblem,
+    clear_history,
+    diagnosis_notice,
+    error_notice,
+    identity_refusal,
+    read_search,
+    search_reader,
+)
+from bot.i18n import reader_for
+from bot.identity import Diagnosis, IdentityRef, Refusal, unknown_namespace
 from bot.services import Services, build_services
 from bot.vocabulary import IdentityRefused, NoGrants, PostFailed
 from tests.support import bot_settings
@@ -86,3 +97,137 @@ def test_composite_outcomes_read_as_the_audit_file_always_had_them() -> None:
     assert str(NoGrants("lookup")) == "no_grants:lookup"
     assert str(IdentityRefused("mixed_script")) == "identity_refused:mixed_script"
     assert str(PostFailed("not_in_channel")) == "post_failed:not_in_channel"
+
+
+# --- issue 15, mutation testing: rules of the use case that no end-to-end test pinned ----------
+
+
+@pytest.mark.parametrize("team_id", [None, "T0TEAM"])
+async def test_clear_history_forgets_the_askers_lookups_with_or_without_a_team(
+    services: Services, team_id: str | None
+) -> None:
+    jane = IdentityRef(namespace="email", value="jane.doe@example.com")
+    await services.history.record(team_id or "", "U0AGENT", jane, surface="private")
+    await services.history.record(team_id or "", "U0OTHER", jane, surface="private")
+    await clear_history(services, Asker(team_id=team_id, user_id="U0AGENT", channel_id=None))
+    assert await services.history.recent(team_id or "", "U0AGENT") == []
+    # Someone else's history stays.
+    assert len(await services.history.recent(team_id or "", "U0OTHER")) == 1
+
+
+@pytest.mark.parametrize(
+    "text", ["Phone_E.164:+31612345678", "Phone:+31612345678", "+31 6 12345678"]
+)
+def test_a_phone_in_either_phone_namespace_is_the_phone_kind_in_the_search(
+    services: Services, text: str
+) -> None:
+    found = read_search(services, text, "phone")
+    assert isinstance(found, IdentityRef), found
+    assert found.namespace.lower().startswith("phone")
+
+
+def test_a_phone_is_not_taken_as_an_email_in_the_search(services: Services) -> None:
+    found = read_search(services, "Phone_E.164:+31612345678", "email")
+    assert not isinstance(found, IdentityRef)
+    assert found.kind == "wrong_kind"
+
+
+TWO_REFUSALS = (Refusal("email address", "mixed_script"), Refusal("phone number", "invisible"))
+
+
+def test_every_reason_an_identity_was_refused_is_said_one_after_another(
+    services: Services,
+) -> None:
+    reader = services.default_reader
+    first, second = (refusal.words(reader) for refusal in TWO_REFUSALS)
+    told = identity_refusal(services, TWO_REFUSALS, reader)["text"]
+    assert f"{first} {second}" in told
+    shown = SearchProblem("refused", refused=TWO_REFUSALS).words(services, reader)
+    assert f"{first} {second}" in shown
+
+
+@pytest.mark.parametrize("metadata", ["", "not json", "[]", '"nl"', '{"locale": 7}', "{}"])
+async def test_the_search_modal_without_a_readable_locale_reads_the_default_language(
+    tmp_path: Path, metadata: str
+) -> None:
+    settings = bot_settings(
+        "http://aep.invalid", "http://slack.invalid", tmp_path, bot_default_locale="nl"
+    )
+    built = build_services(settings)
+    try:
+        assert search_reader(built, metadata).locale.language == "nl"
+        assert search_reader(built, '{"locale": "en-US"}').locale.language == "en"
+    finally:
+        await built.aclose()
+
+
+def _email_slip(typed: str) -> Diagnosis:
+    return Diagnosis(
+        "email_domain", typed=typed, suggestion="jane@example.com", domain="example.com"
+    )
+
+
+@pytest.mark.parametrize("typed", ["jane@example", "jane@Example.", "a@b@example"])
+def test_an_address_whose_domain_lacks_its_end_is_told_so(services: Services, typed: str) -> None:
+    text = diagnosis_notice(services, _email_slip(typed), services.default_reader)["text"]
+    assert f"`{typed}` has no complete domain after the @" in text
+    assert "misspelt" not in text
+    assert "Did you mean example.com?" in text and "`/customer jane@example.com`" in text
+
+
+@pytest.mark.parametrize("typed", ["jane@exmaple.com", "jane@", "jane@.example"])
+def test_an_address_with_another_domain_is_told_it_looks_misspelt(
+    services: Services, typed: str
+) -> None:
+    text = diagnosis_notice(services, _email_slip(typed), services.default_reader)["text"]
+    assert f"The domain of `{typed}` looks misspelt" in text
+    assert "no complete domain" not in text
+
+
+def test_a_backtick_typed_cannot_end_the_code_span_early(services: Services) -> None:
+    slip = Diagnosis(
+        "email_domain", typed="ja`ne@example", suggestion="ja`ne@example.com", domain="example.com"
+    )
+    text = diagnosis_notice(services, slip, services.default_reader)["text"]
+    assert "`ja'ne@example` has no complete domain" in text
+    assert "`/customer ja'ne@example.com`" in text
+
+
+@pytest.mark.parametrize(
+    ("region", "example", "words"),
+    [
+        ("US", "NL", "BOT_DEFAULT_REGION is US (United States)"),
+        ("QQ", "QQ", "BOT_DEFAULT_REGION is QQ (QQ)"),
+    ],
+)
+def test_a_phone_without_country_names_the_regions_in_words(
+    services: Services, region: str, example: str, words: str
+) -> None:
+    slip = Diagnosis(
+        "phone_without_country",
+        typed="06 12345678",
+        suggestion="+31 6 12345678",
+        region=region,
+        example_region=example,
+    )
+    text = diagnosis_notice(services, slip, services.default_reader)["text"]
+    assert words in text
+    shown = "Netherlands" if example == "NL" else example
+    assert f"for example ({shown}) `/customer +31 6 12345678`" in text
+
+
+def test_the_diagnosis_is_said_in_the_readers_language(services: Services) -> None:
+    dutch = reader_for("nl-NL")
+    slip = Diagnosis(
+        "phone_without_country",
+        typed="06 12345678",
+        suggestion="+31 6 12345678",
+        region="US",
+        example_region="NL",
+    )
+    text = diagnosis_notice(services, slip, dutch)["text"]
+    assert "(Verenigde Staten)" in text and "bijvoorbeeld (Nederland)" in text
+    unknown = unknown_namespace(IdentityRef("loyalty", "x1"), services.rules)
+    assert unknown is not None
+    listed = diagnosis_notice(services, unknown, dutch)["text"]
+    assert "loyaltyId, Phone en TNTID" in listed

@@ -11,6 +11,7 @@ import pytest
 
 from bot import ids
 from bot.aep.errors import MalformedResponse
+from bot.cards import MODAL_EVENTS
 from bot.demo import payloads as slack_payloads
 from bot.identity import IdentityRef
 from tests.support import (
@@ -139,3 +140,15 @@ async def test_a_click_slack_sent_without_a_user_is_refused_in_words_on_its_resp
         False,
     )
     assert bot.sim.stats["profile"] == 0
+
+
+async def test_more_events_lists_more_events_than_the_card_holds(bot: RunningBot) -> None:
+    """Jane has over a thousand events; the card shows the first BOT_EVENTS_LIMIT (10), the
+    More events modal MODAL_EVENTS (50), each its own section (issue 15: a modal asking AEP for
+    the card's number of events survived mutation testing)."""
+    await bot.send(command(bot, JANE))
+    [card] = await bot.slack.wait_for("response_url")
+    await click(bot, ids.MORE_EVENTS, button(card, ids.MORE_EVENTS)["value"])
+    [updated] = await bot.slack.wait_for("views.update")
+    sections = [b for b in updated.payload["view"]["blocks"] if b["type"] == "section"]
+    assert len(sections) == MODAL_EVENTS

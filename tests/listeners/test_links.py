@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bot import ids
+from bot.aep.errors import MalformedResponse
 from bot.answers import profile_link
 from bot.demo import payloads as slack_payloads
 from bot.demo.dataset import load_dataset
@@ -140,6 +141,8 @@ async def test_four_viewers_get_four_flexpanes_redacted_by_their_own_grants(
     # sales: contact, scores, financial; no identifiers or activity
     assert {"Email", "Churn risk", "Lifetime value"} <= sales.keys()
     assert not {"ECID", "Open tickets", "Last event"} & sales.keys()
+    # and the flexpane says what it left out, in the viewer's terms
+    assert sales["Hidden"].endswith("are not shown to you.")
     # support agent: contact, identifiers, activity; no scores or financial
     assert {"Email", "ECID", "Open tickets"} <= agent.keys()
     assert not {"Churn risk", "Lifetime value"} & agent.keys()
@@ -148,6 +151,7 @@ async def test_four_viewers_get_four_flexpanes_redacted_by_their_own_grants(
     assert "metadata" not in nobody
     assert nobody["error"]["status"] == "custom"
     assert "don't have access" in nobody["error"]["custom_message"]
+    assert nobody["error"]["custom_title"] == "No access to customer profiles"
 
     records = [r for r in wo_bot.audit() if r["surface"] == "flexpane"]
     assert sorted(r["outcome"] for r in records if r["action"] == "detail_view") == ["shown"] * 3
@@ -162,6 +166,7 @@ async def test_a_forged_external_ref_is_refused_in_words_without_a_lookup(
     assert "metadata" not in pane
     assert pane["error"]["status"] == "custom"
     assert "expired" in pane["error"]["custom_message"]
+    assert pane["error"]["custom_title"] == "This card has expired"
     assert wo_bot.sim.stats["profile"] == 0
     [record] = wo_bot.audit()
     assert (record["action"], record["outcome"], record["surface"]) == (
@@ -310,3 +315,27 @@ async def test_an_unfurl_speaks_the_posters_language_with_utc_times(wo_bot: Runn
     assert "Laatste evenement" in fields and "Last event" not in fields
     # entity fields take no Slack date tokens: a conversation's times read in UTC
     assert fields["Laatste evenement"].endswith(" UTC"), fields["Laatste evenement"]
+
+
+async def test_a_flexpane_whose_lookup_fails_says_why_and_is_audited_as_a_detail_view(
+    wo_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15 (mutation testing): the flexpane's AEP failure path had no test."""
+    _, entity = await shared_entity(wo_bot)
+
+    async def malformed(*args: Any, **kwargs: Any) -> Any:
+        raise MalformedResponse("Platform answered with an unreadable body", status=200)
+
+    monkeypatch.setattr(wo_bot.services.lookup, "lookup", malformed)
+    pane = await flexpane_of(wo_bot, "U0MANAGER", entity["external_ref"])
+    assert "metadata" not in pane
+    assert pane["error"]["status"] == "custom"
+    assert pane["error"]["custom_title"] == "The profile could not be shown"
+    assert "could not read" in pane["error"]["custom_message"].lower()
+    [record] = [r for r in wo_bot.audit() if r["surface"] == "flexpane"]
+    assert (record["action"], record["outcome"], record["actor"]) == (
+        "detail_view",
+        "malformed",
+        "U0MANAGER",
+    )
+    assert record["identity_hmac"] == wo_bot.services.audit.identity_hmac(JANE)
