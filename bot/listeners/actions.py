@@ -259,13 +259,8 @@ def register(app: AsyncApp, services: Services) -> None:
                 replace_original=False,
             )
             return
-        place = recalled.place
-        if place is not None and place.channel_id != asker.channel_id:
-            # A card answered in one conversation is shared there or nowhere.
-            place = None
-        if place is not None and place.thread_ts is None:
-            place = _click_place(body, asker)
-        check = await share_check(services, viewer, place)
+        # A card answered in one conversation is shared there (in its thread) or nowhere.
+        check = await share_check(services, viewer, _answer_place(recalled, body, asker))
         if check.refused or check.place is None or check.channel is None:
             await audit_refusal(
                 services, asker, outcome="channel_refused", surface="share", ref=recalled.ref
