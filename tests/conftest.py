@@ -13,9 +13,11 @@ from bot.demo.server import start_server
 from bot.demo.simulator import AepSimulator
 from bot.demo.slack import SlackRecorder
 from bot.logs import quiet_libraries
+from bot.services import Services, build_services
 from tests.support import (
     AUDIT_FILES,
     RunningBot,
+    bot_settings,
     personal_values,
     running_bot,
 )
@@ -97,6 +99,17 @@ async def slack() -> AsyncIterator[SlackRecorder]:
         yield recorder
     finally:
         await recorder.close()
+
+
+@pytest.fixture
+async def services(tmp_path: Path) -> AsyncIterator[Services]:
+    """The bot's services with nothing behind them (AEP and Slack at unroutable addresses): for
+    the use case's and the listeners' rules that need no network."""
+    built = build_services(bot_settings("http://aep.invalid", "http://slack.invalid", tmp_path))
+    try:
+        yield built
+    finally:
+        await built.aclose()
 
 
 @pytest.fixture

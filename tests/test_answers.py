@@ -3,7 +3,6 @@ the named vocabularies match the tables they name."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -46,15 +45,6 @@ ERRORS: list[tuple[type[AepError], str, str]] = [
     (errors.ResponseTooLarge, "malformed", "too large"),
     (AepError, "error", "reference"),
 ]
-
-
-@pytest.fixture
-async def services(tmp_path: Path) -> AsyncIterator[Services]:
-    built = build_services(bot_settings("http://aep.invalid", "http://slack.invalid", tmp_path))
-    try:
-        yield built
-    finally:
-        await built.aclose()
 
 
 def test_every_error_class_of_the_client_is_covered() -> None:

@@ -5,8 +5,6 @@ these pin the cases they leave open (a user without a channel, a busy Slack's se
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,18 +18,8 @@ from bot.listeners.common import (
     post_failure_notice,
     refuse_incomplete,
 )
-from bot.services import Services, build_services
+from bot.services import Services
 from bot.slack_web import SlackBusy, SlackNoAnswer
-from tests.support import bot_settings
-
-
-@pytest.fixture
-async def services(tmp_path: Path) -> AsyncIterator[Services]:
-    built = build_services(bot_settings("http://aep.invalid", "http://slack.invalid", tmp_path))
-    try:
-        yield built
-    finally:
-        await built.aclose()
 
 
 class FakeSlack:
