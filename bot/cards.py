@@ -805,10 +805,9 @@ def _event_title(context: Context, event: CustomerEvent) -> str:
 def _event_detail(context: Context, event: CustomerEvent) -> str:
     """The event's detail line, with a purchase's total in the reader's currency format."""
     detail = event.detail or ""
-    if event.amount is not None:
-        money = format_money(event.amount, event.currency or "", _reader(context))
-        if money:
-            detail = f"{detail} ({money})" if detail else money
+    money = _order_total(context, event)
+    if money:
+        detail = f"{detail} ({money})" if detail else money
     return detail
 
 
