@@ -120,160 +120,156 @@ async def open_modal(
     return str(opened["view"]["id"])
 
 
-def register(app: AsyncApp, services: Services) -> None:
-    """Register the card buttons and the share modal."""
+class ActionHandlers:
+    """The card buttons' and the share modal's listeners, one method each, with the services
+    they answer with. Methods of a module-level class, so that mutation testing reaches them
+    (mutmut 3 skips functions nested in functions); Bolt injects a listener's arguments by
+    parameter name and skips a bound method's leading `self`."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     async def clicked(
-        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
+        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
     ) -> tuple[Asker, Recalled] | None:
         """Acknowledge a click; then who clicked on which customer (and where its card was
         answered), or None when the click is refused (said in words): no one to answer, or a
         token that has expired."""
         await ack()
-        services.answer_in_progress()
+        self.services.answer_in_progress()
         # Every card button answers on the click's response_url: none, no answer.
-        asker = await answerable_asker(services, body, surface="button")
+        asker = await answerable_asker(self.services, body, surface="button")
         if asker is None:
             return None
-        recalled = await services.buttons.recall_place(_token(body))
+        recalled = await self.services.buttons.recall_place(_token(body))
         if recalled is None:
             # Said at once, before the clicker is looked up: in BOT_DEFAULT_LOCALE.
             await respond(
-                **services.cards.notice("expired", reader=services.default_reader),
+                **self.services.cards.notice("expired", reader=self.services.default_reader),
                 response_type="ephemeral",
                 replace_original=False,
             )
             return None
         return asker, recalled
 
-    @app.action(ids.OPEN_IN_AEP)
-    async def open_in_aep(ack: AsyncAck) -> None:
+    async def open_in_aep(self, ack: AsyncAck) -> None:
         """A link button: Slack opens the URL; the click only needs acknowledging."""
         await ack()
 
-    def card_button(button: CardButton) -> Any:
-        async def answer_card_button(
-            ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
-        ) -> None:
-            """Answer the click with the clicker's own card of the customer clicked on."""
-            click = await clicked(ack, body, respond)
-            if click is not None:
-                asker, recalled = click
-                await answer_privately(
-                    services,
-                    await viewer_of(services, asker),
-                    recalled.ref,
-                    respond,
-                    action=button.action,
-                    refresh=button.refresh,
-                    replace_original=button.replace_original,
-                    place=_answer_place(recalled, body, asker),
-                )
+    async def answer_card_button(
+        self, button: CardButton, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        """Answer the click with the clicker's own card of the customer clicked on."""
+        click = await self.clicked(ack, body, respond)
+        if click is not None:
+            asker, recalled = click
+            await answer_privately(
+                self.services,
+                await viewer_of(self.services, asker),
+                recalled.ref,
+                respond,
+                action=button.action,
+                refresh=button.refresh,
+                replace_original=button.replace_original,
+                place=_answer_place(recalled, body, asker),
+            )
 
-        return answer_card_button
-
-    for action_id, button in CARD_BUTTONS.items():
-        app.action(action_id)(card_button(button))
-
-    @app.action(ids.MORE_EVENTS)
     async def more_events(
-        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
         """Open a modal with the customer's recent events, as far as the clicker may see them."""
-        click = await clicked(ack, body, respond)
+        click = await self.clicked(ack, body, respond)
         if click is None:
             return
         asker, recalled = click
         # trigger_id lives about 3 s: open a loading modal now (before the clicker is looked up,
         # so in BOT_DEFAULT_LOCALE), fill it in their language when the data arrives.
-        reader = services.default_reader
-        loading = services.cards.loading_modal(reader=reader)
-        view_id = await open_modal(services, body, respond, client, loading, reader)
+        reader = self.services.default_reader
+        loading = self.services.cards.loading_modal(reader=reader)
+        view_id = await open_modal(self.services, body, respond, client, loading, reader)
         if view_id is None:
             return
-        viewer = await viewer_of(services, asker)
-        view = await events_view(services, viewer, recalled.ref, _token(body))
+        viewer = await viewer_of(self.services, asker)
+        view = await events_view(self.services, viewer, recalled.ref, _token(body))
         await client.views_update(view_id=view_id, view=view)
 
-    @app.action(ids.SEND_TO_DM)
-    async def send_to_dm(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def send_to_dm(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         """Send the clicker's own card (their grants, as on the private card) to their direct
         messages with the bot, where it stays when Slack forgets the ephemeral card. Audited."""
-        click = await clicked(ack, body, respond)
+        click = await self.clicked(ack, body, respond)
         if click is None:
             return
         asker, recalled = click
-        viewer = await viewer_of(services, asker)
+        viewer = await viewer_of(self.services, asker)
         if not viewer.access.classes:
-            refusal = await refuse(services, viewer, surface="private", at="send_to_dm")
+            refusal = await refuse(self.services, viewer, surface="private", at="send_to_dm")
             await respond(**refusal, response_type="ephemeral", replace_original=False)
             return
         # Redacted for the clicker alone, as the private card was: the DM is theirs and the bot's.
         request = CardRequest(ref=recalled.ref, classes=viewer.access.classes, reader=viewer.reader)
-        card = await render_card(services, request)
+        card = await render_card(self.services, request)
         if not card.ok:
-            await audit_card(services, asker, card, action="send_to_dm", surface="private")
+            await audit_card(self.services, asker, card, action="send_to_dm", surface="private")
             await respond(**card.message, response_type="ephemeral", replace_original=False)
             return
-        failed = await send_direct_message(services, asker, card.message)
+        failed = await send_direct_message(self.services, asker, card.message)
         if failed is not None:
             await audit_card(
-                services,
+                self.services,
                 asker,
                 card,
                 action="send_to_dm",
                 surface="private",
                 outcome=PostFailed(failure_code(failed)),
             )
-            notice = services.cards.notice(
+            notice = self.services.cards.notice(
                 "dm_failed", reader=viewer.reader, reason=why_call_failed(failed, viewer.reader)
             )
             await respond(**notice, response_type="ephemeral", replace_original=False)
             return
         await audit_card(
-            services, asker, card, action="send_to_dm", surface="private", outcome="posted"
+            self.services, asker, card, action="send_to_dm", surface="private", outcome="posted"
         )
         await respond(
-            **services.cards.notice("dm_sent", reader=viewer.reader),
+            **self.services.cards.notice("dm_sent", reader=viewer.reader),
             response_type="ephemeral",
             replace_original=False,
         )
 
-    @app.action(ids.SHARE)
     async def share(
-        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
         """Check that Share can work here (the token, the share right, the conversation's
         audience) BEFORE any modal opens: a refusal is said privately, in words. Then ask for a
         short reason in a modal naming the conversation and what the posted card hides."""
-        click = await clicked(ack, body, respond)
+        click = await self.clicked(ack, body, respond)
         if click is None:
             return
         asker, recalled = click
-        viewer = await viewer_of(services, asker)
+        viewer = await viewer_of(self.services, asker)
         if not viewer.access.can_share:
-            await audit_refusal(services, asker, outcome="share_not_allowed", surface="share")
+            await audit_refusal(self.services, asker, outcome="share_not_allowed", surface="share")
             await respond(
-                **services.cards.notice("share_not_allowed", reader=viewer.reader),
+                **self.services.cards.notice("share_not_allowed", reader=viewer.reader),
                 response_type="ephemeral",
                 replace_original=False,
             )
             return
         # A card answered in one conversation is shared there (in its thread) or nowhere.
-        check = await share_check(services, viewer, _answer_place(recalled, body, asker))
+        check = await share_check(self.services, viewer, _answer_place(recalled, body, asker))
         if check.refused or check.place is None or check.channel is None:
             await audit_refusal(
-                services, asker, outcome="channel_refused", surface="share", ref=recalled.ref
+                self.services, asker, outcome="channel_refused", surface="share", ref=recalled.ref
             )
             await respond(
-                **services.cards.notice(
+                **self.services.cards.notice(
                     "share_refused", reader=viewer.reader, reason=check.decision.reason
                 ),
                 response_type="ephemeral",
                 replace_original=False,
             )
             return
-        view = services.cards.share_modal(
+        view = self.services.cards.share_modal(
             token=_token(body),
             channel_id=check.place.channel_id,
             thread_ts=check.place.thread_ts,
@@ -283,17 +279,16 @@ def register(app: AsyncApp, services: Services) -> None:
             hidden=check.hidden,
             reader=viewer.reader,
         )
-        await open_modal(services, body, respond, client, view, viewer.reader)
+        await open_modal(self.services, body, respond, client, view, viewer.reader)
 
-    @app.view(ids.SHARE_MODAL)
     async def share_submitted(
-        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+        self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
         """Re-check everything at share time; the modal's metadata is not trusted for identity
         or place: both come from the token, and the sharer's right and the audience are asked
         again."""
         await ack()
-        services.answer_in_progress()
+        self.services.answer_in_progress()
         try:
             meta = ShareMetadata.parse(view.get("private_metadata") or "")
         except ValueError as exc:
@@ -304,7 +299,7 @@ def register(app: AsyncApp, services: Services) -> None:
         clicker = interactive_asker(body)
         if clicker is None:
             await refuse_incomplete(
-                services,
+                self.services,
                 surface="share",
                 missing="user",
                 response_url=response_url,
@@ -323,19 +318,19 @@ def register(app: AsyncApp, services: Services) -> None:
             or ""
         ).strip()
         tell = private_teller(
-            services,
+            self.services,
             client,
             user_id=asker.user_id,
             channel_id=channel_id,
             response_url=response_url,
         )
 
-        sharer = await services.directory.person(team_id or "", asker.user_id)
+        sharer = await self.services.directory.person(team_id or "", asker.user_id)
         # The card carries the sharer's words; its times are Slack date tokens for each reader.
-        reader = reader_of(services, sharer)
-        recalled = await services.buttons.recall_place(meta.token)
+        reader = reader_of(self.services, sharer)
+        recalled = await self.services.buttons.recall_place(meta.token)
         if recalled is None:
-            await tell(services.cards.notice("expired", reader=reader))
+            await tell(self.services.cards.notice("expired", reader=reader))
             return
         ref = recalled.ref
         place = recalled.place
@@ -348,21 +343,21 @@ def register(app: AsyncApp, services: Services) -> None:
         ):
             log.warning("share submission for another place than its card's refused")
             await audit_refusal(
-                services, asker, outcome="channel_refused", surface="share", ref=ref
+                self.services, asker, outcome="channel_refused", surface="share", ref=ref
             )
-            await tell(services.cards.notice("expired", reader=reader))
+            await tell(self.services.cards.notice("expired", reader=reader))
             return
         thread_ts = place.thread_ts or meta.thread_ts
-        channel = await services.directory.channel(team_id or "", channel_id)
+        channel = await self.services.directory.channel(team_id or "", channel_id)
         # May this person share at all, and what may every reader of the channel see (never
         # more than the sharer sees)? Checked again now: the button is not trusted.
-        decision = share_access(services.policy, sharer, channel, reader)
+        decision = share_access(self.services.policy, sharer, channel, reader)
         if decision.refused or not decision.classes:
             await audit_refusal(
-                services, asker, outcome="channel_refused", surface="share", ref=ref
+                self.services, asker, outcome="channel_refused", surface="share", ref=ref
             )
             await tell(
-                services.cards.notice("refused_channel", reader=reader, reason=decision.reason)
+                self.services.cards.notice("refused_channel", reader=reader, reason=decision.reason)
             )
             return
         request = CardRequest(
@@ -375,7 +370,7 @@ def register(app: AsyncApp, services: Services) -> None:
             place=Place(channel_id, thread_ts),
         )
         posted = await post_card(
-            services,
+            self.services,
             client,
             asker,
             request,
@@ -386,4 +381,35 @@ def register(app: AsyncApp, services: Services) -> None:
             tell=tell,
         )
         if posted:
-            await tell(services.cards.notice("share_done", reader=reader, channel=channel_id))
+            await tell(self.services.cards.notice("share_done", reader=reader, channel=channel_id))
+
+
+class CardButtonListener:
+    """ActionHandlers.answer_card_button with one CardButton, registered as the bound method
+    `answer_card_button` (the name Bolt gives the listener and its logger). Bolt injects a
+    listener's arguments by the parameter names it reads from the callable, skipping a leading
+    `self`: so not functools.partial (no such names), nor an object with `__call__` (under
+    mutmut's trampoline Bolt reads no names from it, where it reads a bound method's through
+    `__wrapped__`)."""
+
+    def __init__(self, handlers: ActionHandlers, button: CardButton) -> None:
+        self.handlers = handlers
+        self.button = button
+
+    async def answer_card_button(
+        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        """Answer the click with the clicker's own card of the customer clicked on."""
+        await self.handlers.answer_card_button(self.button, ack, body, respond)
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Register the card buttons and the share modal."""
+    h = ActionHandlers(services)
+    app.action(ids.OPEN_IN_AEP)(h.open_in_aep)
+    for action_id, button in CARD_BUTTONS.items():
+        app.action(action_id)(CardButtonListener(h, button).answer_card_button)
+    app.action(ids.MORE_EVENTS)(h.more_events)
+    app.action(ids.SEND_TO_DM)(h.send_to_dm)
+    app.action(ids.SHARE)(h.share)
+    app.view(ids.SHARE_MODAL)(h.share_submitted)

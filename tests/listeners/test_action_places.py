@@ -1,7 +1,7 @@
 """bot.listeners.actions at unit level (issue 15, mutation testing): where the answer to a click
 goes (its Share button posts there, so a wrong place would post a card into another
-conversation or thread), and which token a click carries. The handlers themselves are closures
-in register() that mutmut 3 does not mutate; the signed-request tests cover them."""
+conversation or thread), and which token a click carries. The handlers themselves (methods of
+ActionHandlers) are driven by the signed-request tests."""
 
 from __future__ import annotations
 
