@@ -34,21 +34,26 @@ def _external_token(event: dict[str, Any]) -> str:
     return token if isinstance(token, str) else ""
 
 
-def register(app: AsyncApp, services: Services) -> None:
-    """Register the flexpane and link unfurling listeners."""
+class LinkHandlers:
+    """The flexpane and link unfurling listeners, one method each, with the services they
+    answer with. Methods of a module-level class, so that mutation testing reaches them (mutmut 3
+    skips functions nested in functions); Bolt injects a listener's arguments by parameter name
+    and skips a bound method's leading `self`."""
 
-    @app.event("entity_details_requested")
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
     async def on_entity_details(
-        event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient
+        self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient
     ) -> None:
         """Fill the flexpane with what this viewer's own grants allow, or say why not."""
-        services.answer_in_progress()
+        self.services.answer_in_progress()
         trigger_id, user_id = event.get("trigger_id"), event.get("user")
         if not isinstance(trigger_id, str) or not trigger_id or not isinstance(user_id, str):
             # No trigger: nothing can answer the flexpane. No user: no one to check grants for.
             log.warning("entity_details_requested without trigger_id or user ignored")
             return
-        if not await first_delivery(services, body, names=f"trigger/{trigger_id}"):
+        if not await first_delivery(self.services, body, names=f"trigger/{trigger_id}"):
             return
         channel = event.get("channel")
         asker = Asker(
@@ -56,7 +61,9 @@ def register(app: AsyncApp, services: Services) -> None:
             user_id=user_id,
             channel_id=channel if isinstance(channel, str) else None,
         )
-        pane = await flexpane(services, await viewer_of(services, asker), _external_token(event))
+        pane = await flexpane(
+            self.services, await viewer_of(self.services, asker), _external_token(event)
+        )
         try:
             if pane.metadata is not None:
                 await client.entity_presentDetails(trigger_id=trigger_id, metadata=pane.metadata)
@@ -65,12 +72,11 @@ def register(app: AsyncApp, services: Services) -> None:
         except SlackClientError as exc:
             log.warning("could not fill a Work Object's flexpane: %s", failure_code(exc))
 
-    @app.event("link_shared")
     async def on_link_shared(
-        event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient
+        self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient
     ) -> None:
         """Unfurl pasted profile links into the channel-safe card (and Work Object)."""
-        services.answer_in_progress()
+        self.services.answer_in_progress()
         channel_id, user_id = event.get("channel"), event.get("user")
         links = event.get("links")
         links = links if isinstance(links, list) else []
@@ -83,11 +89,11 @@ def register(app: AsyncApp, services: Services) -> None:
             log.info("link_shared outside a conversation: not unfurled")
             return
         if not await first_delivery(
-            services, body, names=f"links/{channel_id}/{event.get('message_ts')}"
+            self.services, body, names=f"links/{channel_id}/{event.get('message_ts')}"
         ):
             return
         asker = Asker(team_id=body.get("team_id"), user_id=user_id, channel_id=channel_id)
-        answer = await unfurl_cards(services, await viewer_of(services, asker), urls)
+        answer = await unfurl_cards(self.services, await viewer_of(self.services, asker), urls)
         if not answer.cards:
             if answer.refused and answer.refused != "no_profile_links":
                 log.info("profile links not unfurled: %s", answer.refused)
@@ -111,10 +117,17 @@ def register(app: AsyncApp, services: Services) -> None:
             log.warning("could not unfurl profile links: %s", outcome.code)
         for card in answer.cards.values():
             await audit_card(
-                services,
+                self.services,
                 asker,
                 card,
                 action="unfurl",
                 surface="unfurl",
                 outcome=outcome or "posted",
             )
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Register the flexpane and link unfurling listeners."""
+    h = LinkHandlers(services)
+    app.event("entity_details_requested")(h.on_entity_details)
+    app.event("link_shared")(h.on_link_shared)
