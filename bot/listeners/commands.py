@@ -43,29 +43,51 @@ HELP_WORDS = frozenset({"", "help", "?", "-h", "--help"})
 DECISION_BEFORE_ACK = 1.5
 
 
-def register(app: AsyncApp, services: Services) -> None:
-    """Register the /customer command."""
+class ResponseUrlPosts:
+    """The posts of one command's answer on its response_url: one at a time, in order, and
+    whether the answer has begun (a "Looking up…" is then not said). A module-level class, not a
+    closure in the handler, so that mutation testing reaches `say`."""
 
-    @app.command(ids.COMMAND)
+    def __init__(self, respond: AsyncRespond) -> None:
+        self.respond = respond
+        self.sending = asyncio.Lock()
+        self.said = False
+
+    async def say(self, **message: Any) -> None:
+        """One post on the response_url, in order; marks the answer as begun."""
+        async with self.sending:
+            self.said = True
+            await self.respond(**message)
+
+
+class CommandHandlers:
+    """The /customer command's listener, a method with the services it answers with: a method
+    of a module-level class, so that mutation testing reaches it (mutmut 3 skips functions nested
+    in functions); Bolt injects a listener's arguments by parameter name and skips a bound
+    method's leading `self`."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
     async def customer_command(
-        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond
+        self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond
     ) -> None:
         """/customer jane@example.com | +31 6 1234 5678 | CRM-000123 | <ECID> | namespace:value"""
         text = (command.get("text") or "").strip()
         # The ack is due within 3 s, before the asker is known: it speaks BOT_DEFAULT_LOCALE.
         # Everything after it speaks the asker's own language.
-        reader = services.default_reader
-        usage = services.cards.notice("usage", reader=reader, usage=reader.gettext(USAGE))
+        reader = self.services.default_reader
+        usage = self.services.cards.notice("usage", reader=reader, usage=reader.gettext(USAGE))
         if text.lower() in HELP_WORDS:
             await ack(**usage, response_type="ephemeral")
             return
-        found = find_identities(services, text)
+        found = find_identities(self.services, text)
         refs = found.refs
         if not refs and not found.refused:
             # Say what was wrong with this text when a common slip explains it.
-            diagnosis = found.unknown[0] if found.unknown else diagnose(text, services.rules)
+            diagnosis = found.unknown[0] if found.unknown else diagnose(text, self.services.rules)
             if diagnosis is not None:
-                notice = diagnosis_notice(services, diagnosis, reader)
+                notice = diagnosis_notice(self.services, diagnosis, reader)
                 await ack(**notice, response_type="ephemeral")
             else:
                 await ack(**usage, response_type="ephemeral")
@@ -75,7 +97,7 @@ def register(app: AsyncApp, services: Services) -> None:
             # No one to check the policy for, or nowhere to send cards: say so in the ack.
             missing = "user_id" if not user_id else "response_url"
             log.warning("/customer request without %s refused", missing)
-            notice = services.cards.notice("incomplete_request", reader=reader)
+            notice = self.services.cards.notice("incomplete_request", reader=reader)
             await ack(**notice, response_type="ephemeral")
             return
         asker = Asker(
@@ -85,54 +107,46 @@ def register(app: AsyncApp, services: Services) -> None:
         )
         if not refs:
             # Look-alike or over-long text only: refused in words before any AEP call.
-            refusal = identity_refusal(services, found.refused, reader)
+            refusal = identity_refusal(self.services, found.refused, reader)
             await ack(**refusal, response_type="ephemeral")
-            await audit_identity_refusals(services, asker, found.refused, surface="private")
+            await audit_identity_refusals(self.services, asker, found.refused, surface="private")
             return
         # Who asks and what they may see is decided before the ack when it can be in time, so a
         # person without grants is refused at once, not after a "Looking up…".
-        deciding = asyncio.ensure_future(viewer_of(services, asker))
+        deciding = asyncio.ensure_future(viewer_of(self.services, asker))
         decided = await _decided_in_time(deciding)
         if decided is not None and not decided.access.classes:
             # Refused once for the whole command, not once per identity.
-            refusal = await refuse(services, decided, surface="private", at="command")
+            refusal = await refuse(self.services, decided, surface="private", at="command")
             await ack(**refusal, response_type="ephemeral")
             return
-        shown = refs[: services.settings.bot_max_cards]
-        names = services.cards.namespace_names
+        shown = refs[: self.services.settings.bot_max_cards]
+        names = self.services.cards.namespace_names
         query = ", ".join(identity_words(r.namespace, r.value, reader, names=names) for r in shown)
         # An empty ack: Slack shows nothing, and the card (posted on the response_url) is the
         # only message of the answer. A slash command's response_url cannot replace what it
         # posted (replace_original is not honoured there), so a "Looking up…" said first would
         # stay above the card: it is said only when the answer is slow (BOT_SLOW_ANSWER_SECONDS).
         await ack()
-        services.answer_in_progress()
-        sending = asyncio.Lock()
-        said: list[bool] = [False]
+        self.services.answer_in_progress()
+        posts = ResponseUrlPosts(respond)
         reader_now: list[Reader] = [reader]
-
-        async def say(**message: Any) -> None:
-            """One post on the response_url, in order; marks the answer as begun."""
-            async with sending:
-                said[0] = True
-                await respond(**message)
-
         answer = asyncio.ensure_future(
-            _answer(services, asker, deciding, found, shown, say, reader_now)
+            _answer(self.services, asker, deciding, found, shown, posts.say, reader_now)
         )
         try:
             # Slack shows the empty ack as nothing at all: a slower answer says "Looking up…"
             # first, so nobody is left with silence.
-            slow = services.settings.bot_slow_answer_seconds
+            slow = self.services.settings.bot_slow_answer_seconds
             await asyncio.wait_for(asyncio.shield(answer), slow)
         except TimeoutError:
             # Posts the answer will need: its cards, a refusal, the "N of M" note; "Looking up…"
             # only when one is left of the response_url's five.
             noted = len(shown) < found.count or found.capped
             needed = len(shown) + bool(found.refused) + bool(found.unknown) + noted
-            async with sending:
-                if not said[0] and needed < RESPONSE_URL_POSTS:
-                    looking_up = services.cards.notice(
+            async with posts.sending:
+                if not posts.said and needed < RESPONSE_URL_POSTS:
+                    looking_up = self.services.cards.notice(
                         "looking_up", reader=reader_now[0], query=query
                     )
                     await respond(**looking_up, response_type="ephemeral", replace_original=False)
@@ -191,3 +205,9 @@ async def _decided_in_time(deciding: asyncio.Future[Viewer]) -> Viewer | None:
     if not deciding.done() or deciding.cancelled() or deciding.exception() is not None:
         return None
     return deciding.result()
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Register the /customer command."""
+    h = CommandHandlers(services)
+    app.command(ids.COMMAND)(h.customer_command)
