@@ -119,6 +119,32 @@ async def answerable_asker(
     return None
 
 
+@dataclasses.dataclass(frozen=True)
+class PrivateTeller:
+    """Says something privately to `user_id`: on the response_url when Slack gave one, else as
+    an ephemeral message in the conversation (in `thread_ts`); a failure is logged. A class (not
+    a closure) so that mutation testing reaches `tell`."""
+
+    services: Services
+    client: AsyncWebClient
+    user_id: str
+    channel_id: str | None
+    thread_ts: str | None
+    response_url: str | None
+
+    async def tell(self, message: Message) -> None:
+        if self.response_url:
+            reply = {**message, "response_type": "ephemeral", "replace_original": False}
+            await self.services.send_reply(self.response_url, reply)
+        elif self.channel_id:
+            try:
+                await self.client.chat_postEphemeral(
+                    channel=self.channel_id, user=self.user_id, thread_ts=self.thread_ts, **message
+                )
+            except SlackClientError as exc:
+                log.warning("could not answer privately: %s", failure_code(exc))
+
+
 def private_teller(
     services: Services,
     client: AsyncWebClient,
@@ -128,22 +154,8 @@ def private_teller(
     thread_ts: str | None = None,
     response_url: str | None = None,
 ) -> Tell:
-    """How to say something privately to `user_id`: on the response_url when Slack gave one,
-    else as an ephemeral message in the conversation (in `thread_ts`); a failure is logged."""
-
-    async def tell(message: Message) -> None:
-        if response_url:
-            reply = {**message, "response_type": "ephemeral", "replace_original": False}
-            await services.send_reply(response_url, reply)
-        elif channel_id:
-            try:
-                await client.chat_postEphemeral(
-                    channel=channel_id, user=user_id, thread_ts=thread_ts, **message
-                )
-            except SlackClientError as exc:
-                log.warning("could not answer privately: %s", failure_code(exc))
-
-    return tell
+    """How to say something privately to `user_id` (see PrivateTeller)."""
+    return PrivateTeller(services, client, user_id, channel_id, thread_ts, response_url).tell
 
 
 def post_failure_notice(services: Services, exc: SlackClientError, reader: Reader) -> Message:
