@@ -1,23 +1,34 @@
 """bot.listeners.common at unit level (issue 15, mutation testing): who an interactivity payload
 says is asking, what a person is told when Slack's request lacks what its answer needs, and the
 words for a card Slack did not take. The end-to-end tests reach these through signed requests;
-these pin the cases they leave open (a user without a channel, a busy Slack's seconds)."""
+these pin the cases they leave open (a user without a channel, a busy Slack's seconds, a card
+posted before its events, the log lines that say which Slack call failed)."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from slack_sdk.errors import SlackClientError
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.answers import Card
+from bot.answers import Asker, Card, CardRequest, Viewer
+from bot.customer import Customer
+from bot.directory import Person
 from bot.identity import IdentityRef
 from bot.listeners.common import (
     _update_posted,
     interactive_asker,
+    post_card,
     post_failure_notice,
+    publish_home,
     refuse_incomplete,
+    send_direct_message,
 )
+from bot.lookup import Looked
+from bot.policy import access_for
 from bot.services import Services
 from bot.slack_web import SlackBusy, SlackNoAnswer
 
@@ -238,3 +249,233 @@ async def test_a_failed_update_is_logged_and_never_raised(caplog: pytest.LogCapt
     assert len(client.updates) == 1
     messages = [r.getMessage() for r in caplog.records]
     assert "could not update a posted card with its events: no_answer" in messages
+
+
+# --- a card posted into a conversation ----------------------------------------------------------
+
+ASKER = Asker(team_id="T0TEAM", user_id="U0AGENT", channel_id="C0CH")
+LOADING = "Loading recent activity"
+
+
+def slack_error(code: str) -> SlackApiError:
+    failed = AsyncSlackResponse(
+        client=None,
+        http_verb="POST",
+        api_url="https://slack.com/api/test",
+        req_args={},
+        data={"ok": False, "error": code},
+        headers={},
+        status_code=200,
+    )
+    return SlackApiError(f"The request failed: {code}", failed)
+
+
+class FakePosts:
+    """Records chat.postMessage and chat.update; chat.postMessage raises `fail` when given."""
+
+    def __init__(self, fail: SlackClientError | None = None) -> None:
+        self.posted: list[dict[str, Any]] = []
+        self.updates: list[dict[str, Any]] = []
+        self.fail = fail
+
+    async def chat_postMessage(self, **kwargs: Any) -> dict[str, Any]:
+        self.posted.append(kwargs)
+        if self.fail is not None:
+            raise self.fail
+        return {"ok": True, "channel": kwargs["channel"], "ts": "1700000000.000300"}
+
+    async def chat_update(self, **kwargs: Any) -> dict[str, Any]:
+        self.updates.append(kwargs)
+        return {"ok": True}
+
+
+def events_late(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The profile is ready at once and its events come later (lookup_soon); a lookup that
+    waits for everything answers with the events already in."""
+    loading = Customer(
+        profile_id="p-1",
+        name=None,
+        query=JANE,
+        events_status="loading",
+        fetched_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )
+    complete = loading.model_copy(update={"events_status": "shown"})
+
+    async def arrived() -> Customer:
+        return complete
+
+    async def lookup_soon(ref: IdentityRef, **kwargs: Any) -> Looked:
+        return Looked(loading, later=arrived)
+
+    async def lookup(ref: IdentityRef, **kwargs: Any) -> Customer:
+        return complete
+
+    monkeypatch.setattr(services.lookup, "lookup_soon", lookup_soon)
+    monkeypatch.setattr(services.lookup, "lookup", lookup)
+
+
+async def share(services: Services, client: FakePosts, told: list[dict[str, Any]]) -> bool:
+    async def tell(message: dict[str, Any]) -> None:
+        told.append(message)
+
+    request = CardRequest(
+        ref=JANE,
+        classes=frozenset({"basic", "contact", "activity"}),
+        reader=services.default_reader,
+        surface="shared",
+    )
+    return await post_card(
+        services,
+        client,  # type: ignore[arg-type]
+        ASKER,
+        request,
+        channel_id="C0CH",
+        thread_ts=None,
+        action="share",
+        surface="share",
+        tell=tell,
+    )
+
+
+def all_text(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, ensure_ascii=False)
+
+
+async def test_a_posted_card_goes_before_its_late_events_which_then_replace_it_in_place(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events_late(services, monkeypatch)
+    client = FakePosts()
+    told: list[dict[str, Any]] = []
+    assert await share(services, client, told) is True
+    [post] = client.posted
+    [update] = client.updates
+    assert LOADING in all_text(post)
+    assert (update["channel"], update["ts"]) == ("C0CH", "1700000000.000300")
+    assert LOADING not in all_text(update)
+    assert told == []
+
+
+async def test_a_post_slack_refused_is_logged_with_the_surface_and_slacks_code(
+    services: Services, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    events_late(services, monkeypatch)
+    client = FakePosts(fail=slack_error("not_in_channel"))
+    told: list[dict[str, Any]] = []
+    assert await share(services, client, told) is False
+    messages = [r.getMessage() for r in caplog.records if r.name == "bot.listeners.common"]
+    assert messages == ["could not post a card into a conversation (share): not_in_channel"]
+    assert told == [
+        post_failure_notice(services, slack_error("not_in_channel"), services.default_reader)
+    ]
+
+
+# --- the App Home and direct messages -----------------------------------------------------------
+
+
+class FakeTeamSlack:
+    """Records which workspace each call was made for, and the calls; fails what it is told."""
+
+    def __init__(
+        self,
+        *,
+        publish_fails: SlackClientError | None = None,
+        opened: dict[str, Any] | None = None,
+        post_fails: SlackClientError | None = None,
+    ) -> None:
+        self.teams: list[str | None] = []
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.publish_fails = publish_fails
+        self.opened = opened if opened is not None else {"ok": True, "channel": {"id": "D0DM"}}
+        self.post_fails = post_fails
+
+    def for_team(self, team_id: str | None) -> FakeTeamSlack:
+        self.teams.append(team_id)
+        return self
+
+    async def views_publish(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("views.publish", kwargs))
+        if self.publish_fails is not None:
+            raise self.publish_fails
+        return {"ok": True}
+
+    async def conversations_open(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("conversations.open", kwargs))
+        return self.opened
+
+    async def chat_postMessage(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("chat.postMessage", kwargs))
+        if self.post_fails is not None:
+            raise self.post_fails
+        return {"ok": True}
+
+
+def viewer(services: Services) -> Viewer:
+    person = Person(user_id=ASKER.user_id, usergroups=frozenset())
+    return Viewer(
+        asker=ASKER,
+        person=person,
+        access=access_for(services.policy, person),
+        reader=services.default_reader,
+    )
+
+
+async def test_the_home_is_published_to_the_viewer_in_their_own_workspace(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slack = FakeTeamSlack()
+    monkeypatch.setattr(services, "slack", slack)
+    await publish_home(services, viewer(services))
+    assert slack.teams == ["T0TEAM"]
+    [(method, call)] = slack.calls
+    assert (method, call["user_id"]) == ("views.publish", "U0AGENT")
+
+
+async def test_a_home_slack_would_not_publish_is_logged_with_slacks_code_and_never_raised(
+    services: Services, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    slack = FakeTeamSlack(publish_fails=slack_error("not_enabled"))
+    monkeypatch.setattr(services, "slack", slack)
+    await publish_home(services, viewer(services))
+    messages = [r.getMessage() for r in caplog.records if r.name == "bot.listeners.common"]
+    assert messages == ["could not publish the App Home: not_enabled"]
+
+
+async def test_a_direct_message_goes_to_the_dm_slack_opens_in_the_askers_workspace(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slack = FakeTeamSlack()
+    monkeypatch.setattr(services, "slack", slack)
+    assert await send_direct_message(services, ASKER, {"text": "your card"}) is None
+    assert slack.teams == ["T0TEAM"]
+    assert slack.calls == [
+        ("conversations.open", {"users": "U0AGENT"}),
+        ("chat.postMessage", {"channel": "D0DM", "text": "your card"}),
+    ]
+
+
+@pytest.mark.parametrize("channel", [{}, {"id": ""}, {"id": None}, {"id": 7}])
+async def test_a_dm_slack_opened_without_naming_it_posts_nothing_and_is_logged(
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    channel: dict[str, Any],
+) -> None:
+    slack = FakeTeamSlack(opened={"ok": True, "channel": channel})
+    monkeypatch.setattr(services, "slack", slack)
+    failed = await send_direct_message(services, ASKER, {"text": "your card"})
+    assert isinstance(failed, SlackNoAnswer)
+    assert [method for method, _ in slack.calls] == ["conversations.open"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "bot.listeners.common"]
+    assert messages == ["conversations.open named no conversation"]
+
+
+async def test_a_direct_message_slack_refused_is_logged_with_slacks_code_and_returned(
+    services: Services, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    refused = slack_error("messages_tab_disabled")
+    slack = FakeTeamSlack(post_fails=refused)
+    monkeypatch.setattr(services, "slack", slack)
+    assert await send_direct_message(services, ASKER, {"text": "your card"}) is refused
+    messages = [r.getMessage() for r in caplog.records if r.name == "bot.listeners.common"]
+    assert messages == ["could not send a direct message: messages_tab_disabled"]
