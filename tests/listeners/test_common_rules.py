@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,8 @@ from bot.directory import Person
 from bot.identity import IdentityRef
 from bot.listeners.common import (
     _update_posted,
+    answerable_asker,
+    first_delivery,
     interactive_asker,
     post_card,
     post_failure_notice,
@@ -337,6 +340,11 @@ async def share(services: Services, client: FakePosts, told: list[dict[str, Any]
     )
 
 
+def audit_records(services: Services) -> list[dict[str, Any]]:
+    path = Path(services.settings.bot_audit_file)
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
 def all_text(payload: dict[str, Any]) -> str:
     return json.dumps(payload, ensure_ascii=False)
 
@@ -354,6 +362,8 @@ async def test_a_posted_card_goes_before_its_late_events_which_then_replace_it_i
     assert (update["channel"], update["ts"]) == ("C0CH", "1700000000.000300")
     assert LOADING not in all_text(update)
     assert told == []
+    [record] = audit_records(services)
+    assert (record["action"], record["surface"], record["outcome"]) == ("share", "share", "posted")
 
 
 async def test_a_post_slack_refused_is_logged_with_the_surface_and_slacks_code(
@@ -441,6 +451,44 @@ async def test_a_home_slack_would_not_publish_is_logged_with_slacks_code_and_nev
     assert messages == ["could not publish the App Home: not_enabled"]
 
 
+@pytest.mark.parametrize(("action", "published"), [("lookup", True), ("share", False)])
+async def test_a_posted_lookup_refreshes_the_home_its_asker_has_open_and_a_share_does_not(
+    services: Services, monkeypatch: pytest.MonkeyPatch, action: str, published: bool
+) -> None:
+    events_late(services, monkeypatch)
+    slack = FakeTeamSlack()
+    monkeypatch.setattr(services, "slack", slack)
+
+    async def person(team_id: str, user_id: str) -> Person:
+        return Person(user_id=user_id, usergroups=frozenset())
+
+    monkeypatch.setattr(services.directory, "person", person)
+    await services.history.home_opened("T0TEAM", "U0AGENT")
+    request = CardRequest(
+        ref=JANE,
+        classes=frozenset({"basic", "contact"}),
+        reader=services.default_reader,
+        surface="shared",
+    )
+
+    async def tell(message: dict[str, Any]) -> None:
+        raise AssertionError(message)
+
+    assert await post_card(
+        services,
+        FakePosts(),  # type: ignore[arg-type]
+        ASKER,
+        request,
+        channel_id="C0CH",
+        thread_ts=None,
+        action=action,  # type: ignore[arg-type]
+        surface="mention" if action == "lookup" else "share",
+        tell=tell,
+    )
+    publishes = [call for method, call in slack.calls if method == "views.publish"]
+    assert [call["user_id"] for call in publishes] == (["U0AGENT"] if published else [])
+
+
 async def test_a_direct_message_goes_to_the_dm_slack_opens_in_the_askers_workspace(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -479,3 +527,49 @@ async def test_a_direct_message_slack_refused_is_logged_with_slacks_code_and_ret
     assert await send_direct_message(services, ASKER, {"text": "your card"}) is refused
     messages = [r.getMessage() for r in caplog.records if r.name == "bot.listeners.common"]
     assert messages == ["could not send a direct message: messages_tab_disabled"]
+
+
+# --- a click that cannot be answered says which part Slack left out -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "missing"),
+    [
+        ({"response_url": "https://hooks.example/r", "channel": {"id": "C0CH"}}, "user"),
+        ({"user": {"id": "U0AGENT"}, "channel": {"id": "C0CH"}}, "response_url"),
+    ],
+)
+async def test_an_unanswerable_click_is_logged_with_what_slack_left_out(
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    body: dict[str, Any],
+    missing: str,
+) -> None:
+    wire(services, monkeypatch, reply_ok=True, slack=FakeSlack())
+    assert await answerable_asker(services, body, surface="button") is None
+    messages = [r.getMessage() for r in caplog.records if r.name == "bot.listeners.common"]
+    assert messages == [f"button request without {missing} refused"]
+
+
+# --- Slack's repeated deliveries of an event are answered once ----------------------------------
+
+
+async def test_an_event_is_answered_once_by_its_event_id_whatever_it_is_about(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert await first_delivery(services, {"event_id": "Ev01"}, names="message 1.1") is True
+    assert await first_delivery(services, {"event_id": "Ev01"}, names="message 2.2") is False
+    assert await first_delivery(services, {"event_id": "Ev02"}, names="message 1.1") is True
+    messages = [r.getMessage() for r in caplog.records if r.name == "bot.listeners.common"]
+    assert messages == ["repeated delivery of event Ev01 ignored"]
+
+
+async def test_events_without_an_event_id_are_told_apart_by_what_they_are_about(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert await first_delivery(services, {}, names="message 1.1") is True
+    assert await first_delivery(services, {}, names="message 2.2") is True
+    assert await first_delivery(services, {"event_id": None}, names="message 1.1") is False
+    messages = [r.getMessage() for r in caplog.records if r.name == "bot.listeners.common"]
+    assert messages == ["repeated delivery of event (without event_id) ignored"]
