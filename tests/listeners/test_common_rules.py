@@ -26,6 +26,7 @@ from bot.listeners.common import (
     interactive_asker,
     post_card,
     post_failure_notice,
+    private_teller,
     publish_home,
     refuse_incomplete,
     send_direct_message,
@@ -172,6 +173,68 @@ async def test_a_failed_ephemeral_refusal_is_logged_with_the_surface_and_never_r
     messages = [r.getMessage() for r in caplog.records]
     assert "shortcut request without response_url refused" in messages
     assert "could not say that the shortcut request was refused: SlackNoAnswer" in messages
+
+
+# --- said privately: on the response_url, else ephemerally in the thread -----------------------
+
+
+async def test_a_private_answer_on_the_response_url_is_ephemeral_and_leaves_the_card_alone(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slack = FakeSlack()
+    replies = wire(services, monkeypatch, reply_ok=True, slack=slack)
+    tell = private_teller(
+        services,
+        slack,  # type: ignore[arg-type]
+        user_id="U0AGENT",
+        channel_id="C0CH",
+        thread_ts="1700000000.000100",
+        response_url="https://hooks.example/r",
+    )
+    await tell({"text": "only for you"})
+    assert replies == [
+        (
+            "https://hooks.example/r",
+            {"text": "only for you", "response_type": "ephemeral", "replace_original": False},
+        )
+    ]
+    assert slack.posted == []
+
+
+async def test_without_a_response_url_the_answer_is_ephemeral_in_the_askers_thread(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slack = FakeSlack()
+    replies = wire(services, monkeypatch, reply_ok=True, slack=slack)
+    tell = private_teller(
+        services,
+        slack,  # type: ignore[arg-type]
+        user_id="U0AGENT",
+        channel_id="C0CH",
+        thread_ts="1700000000.000100",
+    )
+    await tell({"text": "only for you"})
+    assert slack.posted == [
+        {
+            "channel": "C0CH",
+            "user": "U0AGENT",
+            "thread_ts": "1700000000.000100",
+            "text": "only for you",
+        }
+    ]
+    assert replies == []
+
+
+async def test_a_private_answer_slack_refused_is_logged_with_its_code_and_never_raised(
+    services: Services, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    slack = FakeSlack(fail=True)
+    wire(services, monkeypatch, reply_ok=True, slack=slack)
+    tell = private_teller(services, slack, user_id="U0AGENT", channel_id="C0CH")  # type: ignore[arg-type]
+    await tell({"text": "only for you"})
+    assert len(slack.posted) == 1
+    messages = [r.getMessage() for r in caplog.records if r.name == "bot.listeners.common"]
+    assert messages == ["could not answer privately: no_answer"]
 
 
 # --- a card Slack did not take ------------------------------------------------------------------
