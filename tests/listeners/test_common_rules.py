@@ -21,6 +21,7 @@ from bot.directory import Person
 from bot.identity import IdentityRef
 from bot.listeners.common import (
     _update_posted,
+    answer_privately,
     answerable_asker,
     first_delivery,
     interactive_asker,
@@ -32,7 +33,7 @@ from bot.listeners.common import (
     send_direct_message,
 )
 from bot.lookup import Looked
-from bot.policy import access_for
+from bot.policy import Access, access_for
 from bot.services import Services
 from bot.slack_web import SlackBusy, SlackNoAnswer
 
@@ -636,3 +637,52 @@ async def test_events_without_an_event_id_are_told_apart_by_what_they_are_about(
     assert await first_delivery(services, {"event_id": None}, names="message 1.1") is False
     messages = [r.getMessage() for r in caplog.records if r.name == "bot.listeners.common"]
     assert messages == ["repeated delivery of event (without event_id) ignored"]
+
+
+# --- a card answered privately ------------------------------------------------------------------
+
+
+class Responses:
+    """Records what was answered on the response_url (Bolt's `respond`)."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    async def __call__(self, **kwargs: Any) -> None:
+        self.sent.append(kwargs)
+
+
+def granted(services: Services, *classes: str) -> Viewer:
+    person = Person(user_id=ASKER.user_id, usergroups=frozenset())
+    return Viewer(
+        asker=ASKER,
+        person=person,
+        access=Access(classes=frozenset(classes), roles=(), can_share=False, why="test"),  # type: ignore[arg-type]
+        reader=services.default_reader,
+    )
+
+
+async def test_someone_granted_nothing_is_refused_ephemerally_beside_what_they_clicked(
+    services: Services,
+) -> None:
+    respond = Responses()
+    await answer_privately(services, granted(services), JANE, respond, action="lookup")
+    [refusal] = respond.sent
+    assert (refusal["response_type"], refusal["replace_original"]) == ("ephemeral", False)
+    assert refusal["text"]
+    [record] = audit_records(services)
+    assert record["outcome"] == "no_grants:lookup"
+
+
+async def test_a_private_card_comes_before_its_late_events_which_then_replace_it(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events_late(services, monkeypatch)
+    respond = Responses()
+    viewer = granted(services, "basic", "contact", "activity")
+    await answer_privately(services, viewer, JANE, respond, action="lookup")
+    first, update = respond.sent
+    assert (first["response_type"], first["replace_original"]) == ("ephemeral", False)
+    assert LOADING in all_text(first)
+    assert (update["response_type"], update["replace_original"]) == ("ephemeral", True)
+    assert LOADING not in all_text(update)
