@@ -15,6 +15,7 @@ import pytest
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from bot.aep.errors import MalformedResponse
 from bot.answers import Asker, Card, CardRequest, Viewer
 from bot.customer import Customer
 from bot.directory import Person
@@ -29,6 +30,7 @@ from bot.listeners.common import (
     post_failure_notice,
     private_teller,
     publish_home,
+    refresh_home,
     refuse_incomplete,
     send_direct_message,
 )
@@ -686,3 +688,48 @@ async def test_a_private_card_comes_before_its_late_events_which_then_replace_it
     assert LOADING in all_text(first)
     assert (update["response_type"], update["replace_original"]) == ("ephemeral", True)
     assert LOADING not in all_text(update)
+
+
+@pytest.mark.parametrize(
+    ("action", "found", "published"),
+    [("lookup", True, True), ("refresh", True, False), ("lookup", False, False)],
+)
+async def test_a_private_lookup_that_found_someone_refreshes_the_home_its_viewer_has_open(
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+    action: str,
+    found: bool,
+    published: bool,
+) -> None:
+    events_late(services, monkeypatch)
+    if not found:
+
+        async def malformed(*args: Any, **kwargs: Any) -> Any:
+            raise MalformedResponse("Platform answered with an unreadable body")
+
+        monkeypatch.setattr(services.lookup, "lookup_soon", malformed)
+        monkeypatch.setattr(services.lookup, "lookup", malformed)
+    slack = FakeTeamSlack()
+    monkeypatch.setattr(services, "slack", slack)
+    await services.history.home_opened("T0TEAM", "U0AGENT")
+    viewer = granted(services, "basic", "contact")
+    await answer_privately(services, viewer, JANE, Responses(), action=action)  # type: ignore[arg-type]
+    publishes = [call for method, call in slack.calls if method == "views.publish"]
+    assert [call["user_id"] for call in publishes] == (["U0AGENT"] if published else [])
+
+
+async def test_the_home_of_someone_slack_named_no_team_for_is_refreshed_too(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slack = FakeTeamSlack()
+    monkeypatch.setattr(services, "slack", slack)
+
+    async def person(team_id: str, user_id: str) -> Person:
+        return Person(user_id=user_id, usergroups=frozenset())
+
+    monkeypatch.setattr(services.directory, "person", person)
+    await services.history.home_opened("", "U0AGENT")
+    await refresh_home(
+        services, None, asker=Asker(team_id=None, user_id="U0AGENT", channel_id=None)
+    )
+    assert [method for method, _ in slack.calls] == ["views.publish"]
