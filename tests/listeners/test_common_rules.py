@@ -733,3 +733,15 @@ async def test_the_home_of_someone_slack_named_no_team_for_is_refreshed_too(
         services, None, asker=Asker(team_id=None, user_id="U0AGENT", channel_id=None)
     )
     assert [method for method, _ in slack.calls] == ["views.publish"]
+
+
+async def test_with_history_off_or_nobody_named_no_home_is_published(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slack = FakeTeamSlack()
+    monkeypatch.setattr(services, "slack", slack)
+    await services.history.home_opened("T0TEAM", "U0AGENT")
+    await refresh_home(services, None)
+    monkeypatch.setattr(services.history, "ttl", 0)  # BOT_HISTORY_TTL=0: the Home lists nothing
+    await refresh_home(services, None, asker=ASKER)
+    assert slack.calls == []
