@@ -17,11 +17,13 @@ from bot.answers import (
     diagnosis_notice,
     error_notice,
     identity_refusal,
+    profile_in_link,
+    profile_link,
     read_search,
     search_reader,
 )
 from bot.i18n import reader_for
-from bot.identity import Diagnosis, IdentityRef, Refusal, unknown_namespace
+from bot.identity import Diagnosis, IdentityRef, IdentityRules, Refusal, unknown_namespace
 from bot.services import Services, build_services
 from bot.vocabulary import IdentityRefused, NoGrants, PostFailed
 from tests.support import bot_settings
@@ -221,3 +223,155 @@ def test_the_diagnosis_is_said_in_the_readers_language(services: Services) -> No
     assert unknown is not None
     listed = diagnosis_notice(services, unknown, dutch)["text"]
     assert "loyaltyId, Phone en TNTID" in listed
+
+
+# --- issue 15, the words of a failed lookup --------------------------------------------------
+
+
+def _failed(services: Services, exc: AepError, ref: IdentityRef, classes: frozenset[str]) -> str:
+    text: str = error_notice(services, exc, ref, classes, services.default_reader)["text"]
+    return text
+
+
+def test_an_unknown_address_of_a_near_miss_domain_suggests_the_orgs_own_domain(
+    services: Services,
+) -> None:
+    ref = IdentityRef(namespace="Email", value="jane@exampel.com")
+    text = _failed(services, errors.ProfileNotFound("x"), ref, frozenset({"contact"}))
+    assert text.startswith("No customer profile found for Email jane@exampel.com.")
+    assert "example.com" in text.replace("exampel.com", "")
+
+
+def test_an_unknown_address_hidden_from_the_reader_suggests_no_domain(
+    services: Services,
+) -> None:
+    # Someone who may not see contact details (a button's token named the address, not them)
+    # learns neither the address nor a spelling of it.
+    ref = IdentityRef(namespace="Email", value="jane@exampel.com")
+    text = _failed(services, errors.ProfileNotFound("x"), ref, frozenset({"basic"}))
+    assert text == (
+        "No customer profile found for Email. Check the spelling, or try another identity of "
+        "theirs, such as an email address or phone number."
+    )
+
+
+def test_a_failed_lookup_names_a_custom_namespace_as_the_sandbox_names_it(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services.cards, "namespace_names", {"acmemember": "ACME member number"})
+    ref = IdentityRef(namespace="acmeMember", value="M-1")
+    text = _failed(services, errors.ProfileNotFound("x"), ref, frozenset({"identifiers"}))
+    assert text.startswith("No customer profile found for ACME member number M-1.")
+
+
+async def test_no_answer_in_time_names_the_configured_deadline(tmp_path: Path) -> None:
+    settings = bot_settings(
+        "http://aep.invalid", "http://slack.invalid", tmp_path, bot_lookup_deadline=4.6
+    )
+    built = build_services(settings)
+    try:
+        ref = IdentityRef(namespace="Email", value="jane.doe@example.com")
+        text = _failed(built, errors.AepUnavailable("x"), ref, frozenset({"contact"}))
+        assert text.startswith("Adobe Experience Platform did not answer within 5 seconds.")
+    finally:
+        await built.aclose()
+
+
+def test_a_rejected_lookup_says_what_platform_said(services: Services) -> None:
+    ref = IdentityRef(namespace="Email", value="jane.doe@example.com")
+    text = _failed(services, errors.LookupRejected("Platform says no"), ref, frozenset())
+    assert text.startswith("Adobe Experience Platform rejected the lookup: Platform says no. ")
+
+
+@pytest.mark.parametrize(("request_id", "reference"), [("req-1", "req-1"), (None, "none")])
+def test_an_internal_error_gives_its_request_id_or_none_as_the_reference(
+    services: Services, request_id: str | None, reference: str
+) -> None:
+    ref = IdentityRef(namespace="Email", value="jane.doe@example.com")
+    text = _failed(services, AepError("x", request_id=request_id), ref, frozenset())
+    assert text.endswith(f"give them the reference `{reference}`.")
+
+
+# --- issue 15, profile links -----------------------------------------------------------------
+
+FRAGMENT = "/@DEMO0000000000000000000%40AdobeOrg/sname:prod/platform/profile/browse/"
+
+
+async def test_a_profile_link_has_one_slash_after_an_aep_ui_url_ending_in_slashes(
+    tmp_path: Path,
+) -> None:
+    settings = bot_settings(
+        "http://aep.invalid", "http://slack.invalid", tmp_path, aep_ui_url="https://aep.test//"
+    )
+    built = build_services(settings)
+    try:
+        link = profile_link(built, "A1")
+        assert link == f"https://aep.test/#{FRAGMENT}A1"
+        assert profile_in_link(built, link) == "A1"
+    finally:
+        await built.aclose()
+
+
+@pytest.mark.parametrize(
+    ("url", "profile_id"),
+    [
+        (f"https://experience.adobe.com/#{FRAGMENT}A1", "A1"),
+        (f"https://experience.adobe.com/#{FRAGMENT}A1/", "A1"),
+        (f"https://experience.adobe.com#{FRAGMENT}A1", "A1"),
+        (f"https://experience.adobe.com/?x=1#{FRAGMENT}A1", None),
+        (f"https://experience.adobe.com/other#{FRAGMENT}A1", None),
+        (f"https://experience.adobe.com/#{FRAGMENT}A%201", None),
+    ],
+)
+def test_only_a_profile_link_of_the_bots_own_form_names_a_profile(
+    services: Services, url: str, profile_id: str | None
+) -> None:
+    assert profile_in_link(services, url) == profile_id
+
+
+# --- issue 15, the search modal --------------------------------------------------------------
+
+
+def test_namespace_value_chosen_as_another_kind_is_read_as_typed(services: Services) -> None:
+    assert read_search(services, "loyaltyId:L-1", "other") == IdentityRef("loyaltyId", "L-1")
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "found"),
+    [
+        ("ACME-1234", None, IdentityRef("acmeCRM", "ACME-1234")),
+        ("X-77", "crm", IdentityRef("acmeCRM", "X-77")),
+        ("612345678", "phone", IdentityRef("Phone", "+31612345678")),
+    ],
+)
+def test_the_search_reads_by_the_orgs_rules(
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+    text: str,
+    kind: str | None,
+    found: IdentityRef,
+) -> None:
+    rules = IdentityRules(default_region="NL", crm_namespace="acmeCRM", crm_pattern=r"ACME-\d{4}")
+    monkeypatch.setattr(services, "rules", rules)
+    assert read_search(services, text, kind) == found
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"), [("jane\u200b@example.com", "email"), ("ab\u200bc", "crm")]
+)
+def test_a_refused_search_says_why_under_the_input(
+    services: Services, text: str, kind: str
+) -> None:
+    found = read_search(services, text, kind)
+    assert isinstance(found, SearchProblem)
+    words = found.words(services, services.default_reader)
+    assert words.startswith("Not looked up, so that no other customer is shown by mistake. ")
+    assert "contains an invisible character" in words
+
+
+def test_text_that_cannot_be_the_kind_chosen_names_the_kind(services: Services) -> None:
+    found = read_search(services, "12345", "phone")
+    assert isinstance(found, SearchProblem)
+    assert found.words(services, services.default_reader) == (
+        "That does not read as a phone number. Check what you typed, or leave the kind empty."
+    )
