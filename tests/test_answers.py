@@ -4,18 +4,22 @@ the named vocabularies match the tables they name."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.aep import errors
 from bot.aep.errors import AepError
+from bot.aep.models import MergePolicy
 from bot.answers import (
     Asker,
     Card,
     SearchProblem,
+    Viewer,
     clear_history,
     diagnosis_notice,
     error_notice,
+    home_view,
     identity_refusal,
     profile_in_link,
     profile_link,
@@ -24,6 +28,7 @@ from bot.answers import (
 )
 from bot.i18n import reader_for
 from bot.identity import Diagnosis, IdentityRef, IdentityRules, Refusal, unknown_namespace
+from bot.policy import Person, access_for
 from bot.services import Services, build_services
 from bot.vocabulary import IdentityRefused, NoGrants, PostFailed
 from tests.support import bot_settings
@@ -375,3 +380,146 @@ def test_text_that_cannot_be_the_kind_chosen_names_the_kind(services: Services) 
     assert found.words(services, services.default_reader) == (
         "That does not read as a phone number. Check what you typed, or leave the kind empty."
     )
+
+
+# --- issue 15, the App Home ------------------------------------------------------------------
+
+SALES = Person("U0SALES", frozenset({"sales"}))
+
+
+def _viewer(services: Services, person: Person, team_id: str | None = None) -> Viewer:
+    reader = reader_for(person.locale, default_locale=services.settings.bot_default_locale)
+    return Viewer(
+        asker=Asker(team_id=team_id, user_id=person.user_id, channel_id=None),
+        person=person,
+        access=access_for(services.policy, person),
+        reader=reader,
+    )
+
+
+def _texts(view: Any) -> str:
+    """Every text of a Block Kit view, one a line."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if key == "text" and isinstance(inner, str):
+                    found.append(inner)
+                else:
+                    walk(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner)
+
+    walk(view)
+    return "\n".join(found)
+
+
+async def _home(services: Services, viewer: Viewer) -> str:
+    return _texts(await home_view(services, viewer))
+
+
+async def test_a_home_without_a_team_lists_the_lookups_and_withholds_what_the_role_may_not_see(
+    services: Services,
+) -> None:
+    ecid = "12345678901234567890123456789012345678"
+    await services.history.record("", SALES.user_id, IdentityRef("ECID", ecid), surface="private")
+    await services.history.record(
+        "", SALES.user_id, IdentityRef("Email", "jane@example.com"), surface="private"
+    )
+    home = await _home(services, _viewer(services, SALES))
+    assert "Email `jane@example.com`" in home
+    # Sales may not see identifiers: the ECID looked up before is not shown again.
+    assert "ECID (hidden: not part of what your role may see)" in home
+    assert ecid not in home
+
+
+async def test_a_home_names_a_custom_namespace_as_the_sandbox_names_it(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services.cards, "namespace_names", {"acmemember": "ACME member number"})
+    support = Person("U0AGENT", frozenset({"support-team"}))
+    await services.history.record(
+        "T0TEAM", support.user_id, IdentityRef("acmeMember", "M-1"), surface="private"
+    )
+    home = await _home(services, _viewer(services, support, "T0TEAM"))
+    assert "ACME member number `M-1`" in home
+
+
+@pytest.mark.parametrize(
+    "person",
+    [
+        Person("U0GUEST", frozenset({"sales"}), is_restricted=True),
+        Person("U0SINGLE", frozenset({"sales"}), is_ultra_restricted=True),
+        Person("U0OTHERORG", frozenset({"sales"}), external=True),
+        Person("U0UNKNOWN", frozenset(), known=False),
+    ],
+    ids=["guest", "single_channel_guest", "other_org", "unknown"],
+)
+async def test_no_group_is_offered_to_whom_groups_grant_nothing(
+    services: Services, person: Person
+) -> None:
+    home = await _home(services, _viewer(services, person))
+    assert "Groups that grant more" not in home
+    assert "@sales" not in home and "@support-team" not in home
+
+
+async def test_a_home_without_grants_names_the_groups_to_join(services: Services) -> None:
+    nobody = Person("U0NOBODY", frozenset())
+    home = await _home(services, _viewer(services, nobody))
+    assert (
+        ":no_entry: You don't have access to customer profiles. Ask to be added to "
+        "@support-team (support), @sales (sales), or @cs-managers (manager)."
+    ) in home
+
+
+async def test_a_home_without_grants_for_someone_slack_did_not_describe_says_try_again(
+    services: Services,
+) -> None:
+    home = await _home(services, _viewer(services, Person("U0UNKNOWN", frozenset(), known=False)))
+    assert (
+        ":no_entry: You don't have access to customer profiles. Slack did not tell the bot who "
+        "you are just now, so it shows no customer data. Try again in a minute; if it keeps "
+        "happening, tell whoever runs the bot."
+    ) in home
+
+
+async def test_a_dutch_home_without_grants_says_how_to_get_access_in_dutch(
+    services: Services,
+) -> None:
+    dutch = Person("U0NOBODY", frozenset(), locale="nl-NL")
+    home = await _home(services, _viewer(services, dutch))
+    assert "Vraag of je wordt toegevoegd aan" in home
+
+
+@pytest.mark.parametrize(("ttl", "days"), [(129600.0, "2 days"), (3600.0, "1 day")])
+async def test_an_empty_history_says_how_many_days_lookups_stay(
+    services: Services, monkeypatch: pytest.MonkeyPatch, ttl: float, days: str
+) -> None:
+    monkeypatch.setattr(services.history, "ttl", ttl)
+    home = await _home(services, _viewer(services, SALES))
+    assert f"Lookups you make appear here for {days}, newest first" in home
+
+
+@pytest.mark.parametrize(
+    ("policy", "configured", "shown"),
+    [
+        (MergePolicy(id="mp-1", name="Customer view"), None, "`Customer view (mp-1)`"),
+        (MergePolicy(id="mp-1", name=""), None, "`mp-1`"),
+        (None, "mp-2", "`mp-2`"),
+    ],
+)
+async def test_the_home_names_the_merge_policy_lookups_use(
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+    policy: MergePolicy | None,
+    configured: str | None,
+    shown: str,
+) -> None:
+    monkeypatch.setattr(services, "demo", False)
+    monkeypatch.setattr(services.aep, "_merge_policy", policy)
+    settings = services.settings.model_copy(update={"aep_merge_policy_id": configured})
+    monkeypatch.setattr(services, "settings", settings)
+    home = await _home(services, _viewer(services, SALES))
+    assert f"Data source: Adobe Experience Platform, sandbox `prod`, merge policy {shown}." in home
