@@ -21,17 +21,21 @@ from bot.answers import (
     error_notice,
     home_view,
     identity_refusal,
+    lookup_card,
     profile_in_link,
     profile_link,
     read_search,
+    replay,
     search_reader,
+    unfurl_cards,
 )
+from bot.demo.simulator import AepSimulator
 from bot.i18n import reader_for
 from bot.identity import Diagnosis, IdentityRef, IdentityRules, Refusal, unknown_namespace
-from bot.policy import Person, access_for
+from bot.policy import Channel, Person, access_for
 from bot.services import Services, build_services
 from bot.vocabulary import IdentityRefused, NoGrants, PostFailed
-from tests.support import bot_settings
+from tests.support import JANE, bot_settings
 
 # Every error class, its audit outcome (a subclass keeps its family's) and the notice it reads as.
 ERRORS: list[tuple[type[AepError], str, str]] = [
@@ -523,3 +527,85 @@ async def test_the_home_names_the_merge_policy_lookups_use(
     monkeypatch.setattr(services, "settings", settings)
     home = await _home(services, _viewer(services, SALES))
     assert f"Data source: Adobe Experience Platform, sandbox `prod`, merge policy {shown}." in home
+
+
+# --- issue 15, replays, lookups and unfurls through the use case -----------------------------
+
+
+async def test_a_team_less_replay_finds_the_lookup_and_runs_it_again(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def not_found(*args: Any, **kwargs: Any) -> Any:
+        raise errors.ProfileNotFound("no one")
+
+    monkeypatch.setattr(services.lookup, "lookup", not_found)
+    await services.history.record(
+        "", SALES.user_id, IdentityRef("Email", "jane@example.com"), surface="private"
+    )
+    [entry] = await services.history.recent("", SALES.user_id)
+    answer = await replay(services, _viewer(services, SALES), entry.id)
+    assert answer["text"].startswith("No customer profile found for Email jane@example.com.")
+
+
+async def test_a_lookup_from_the_home_is_answered_from_the_cache_the_second_time(
+    sandbox: tuple[AepSimulator, str], tmp_path: Path
+) -> None:
+    sim, aep_url = sandbox
+    built = build_services(bot_settings(aep_url, "http://slack.invalid", tmp_path))
+    try:
+        viewer = _viewer(built, SALES)
+        jane = IdentityRef("Email", JANE)
+        first = await lookup_card(built, viewer, jane, surface="home")
+        second = await lookup_card(built, viewer, jane, surface="home")
+        assert first["blocks"] and second["blocks"]
+        # Only the Refresh button bypasses the cache: Platform was asked once.
+        assert sim.stats["profile"] == 1
+    finally:
+        await built.aclose()
+
+
+DISJOINT_POLICY = """
+roles:
+  contact:
+    usergroups: [contact-team]
+    see: [basic, contact]
+  scores:
+    usergroups: [scores-team]
+    see: [scores]
+everyone: []
+public_channels: [basic]
+external_channels: []
+"""
+
+
+async def test_a_link_pasted_where_the_readers_see_nothing_the_poster_sees_does_not_unfurl(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The channel's one member (the poster is not among them, say: members cached before
+    # they joined) sees only scores; the poster sees no scores: nothing both may see.
+    policy = tmp_path / "policy.yml"
+    policy.write_text(DISJOINT_POLICY)
+    settings = bot_settings(
+        "http://aep.invalid", "http://slack.invalid", tmp_path, bot_policy_file=str(policy)
+    )
+    built = build_services(settings)
+    try:
+        reader = Person("U0READER", frozenset({"scores-team"}))
+        room = Channel("C0ROOM", "private", external=False, members=(reader,))
+
+        async def channel(team_id: str, channel_id: str) -> Channel:
+            return room
+
+        monkeypatch.setattr(built.directory, "channel", channel)
+        poster = Person("U0POSTER", frozenset({"contact-team"}))
+        viewer = _viewer(built, poster, "T0TEAM")
+        viewer = Viewer(
+            asker=Asker("T0TEAM", poster.user_id, "C0ROOM"),
+            person=poster,
+            access=viewer.access,
+            reader=viewer.reader,
+        )
+        answer = await unfurl_cards(built, viewer, [profile_link(built, "A1")])
+        assert (answer.cards, answer.refused) == ({}, "channel_refused")
+    finally:
+        await built.aclose()
