@@ -27,6 +27,7 @@ from bot.answers import (
     read_search,
     replay,
     search_reader,
+    share_check,
     unfurl_cards,
 )
 from bot.demo.simulator import AepSimulator
@@ -609,3 +610,15 @@ async def test_a_link_pasted_where_the_readers_see_nothing_the_poster_sees_does_
         assert (answer.cards, answer.refused) == ({}, "channel_refused")
     finally:
         await built.aclose()
+
+
+async def test_a_card_answered_outside_a_conversation_says_it_has_nowhere_to_be_shared(
+    services: Services,
+) -> None:
+    manager = Person("U0MANAGER", frozenset({"cs-managers"}))
+    check = await share_check(services, _viewer(services, manager), None)
+    assert check.refused
+    assert check.decision.reason == (
+        "This card was not answered in a conversation, so it has nowhere to be shared. "
+        "Look the customer up in the conversation where you want to share the card."
+    )
