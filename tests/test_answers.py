@@ -29,8 +29,12 @@ from bot.answers import (
     search_reader,
     share_check,
     unfurl_cards,
+    viewer_of,
 )
+from bot.button_tokens import Place
+from bot.demo.dataset import load_dataset
 from bot.demo.simulator import AepSimulator
+from bot.demo.slack import SlackRecorder
 from bot.i18n import reader_for
 from bot.identity import Diagnosis, IdentityRef, IdentityRules, Refusal, unknown_namespace
 from bot.policy import Channel, Person, access_for
@@ -622,3 +626,24 @@ async def test_a_card_answered_outside_a_conversation_says_it_has_nowhere_to_be_
         "This card was not answered in a conversation, so it has nowhere to be shared. "
         "Look the customer up in the conversation where you want to share the card."
     )
+
+
+async def test_a_team_less_asker_in_a_private_channel_may_unfurl_and_share(
+    sandbox: tuple[AepSimulator, str], slack: SlackRecorder, tmp_path: Path
+) -> None:
+    # A payload without a team (an org-wide install's, say) reads the channel as the
+    # workspace's own, as the directory does for people: not as another organization's.
+    _, aep_url = sandbox
+    built = build_services(bot_settings(aep_url, slack.api_url, tmp_path))
+    try:
+        asker = Asker(team_id=None, user_id="U0MANAGER", channel_id="C0PRIVATE")
+        viewer = await viewer_of(built, asker)
+        customer = load_dataset().find("email", JANE)
+        assert customer is not None
+        link = profile_link(built, customer.entity_id)
+        answer = await unfurl_cards(built, viewer, [link])
+        assert (list(answer.cards), answer.refused) == ([link], None)
+        check = await share_check(built, viewer, Place("C0PRIVATE", None))
+        assert not check.refused
+    finally:
+        await built.aclose()
