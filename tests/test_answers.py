@@ -22,6 +22,7 @@ from bot.answers import (
     home_view,
     identity_refusal,
     lookup_card,
+    may_offer_share,
     profile_in_link,
     profile_link,
     read_search,
@@ -645,5 +646,18 @@ async def test_a_team_less_asker_in_a_private_channel_may_unfurl_and_share(
         assert (list(answer.cards), answer.refused) == ([link], None)
         check = await share_check(built, viewer, Place("C0PRIVATE", None))
         assert not check.refused
+    finally:
+        await built.aclose()
+
+
+async def test_a_card_of_someone_who_may_not_share_asks_slack_nothing_about_the_channel(
+    slack: SlackRecorder, tmp_path: Path
+) -> None:
+    # No Share button for sales: whether the conversation would take a card is not asked.
+    built = build_services(bot_settings("http://aep.invalid", slack.api_url, tmp_path))
+    try:
+        viewer = _viewer(built, SALES, "T0TEAM")
+        assert not await may_offer_share(built, viewer, Place("C0PRIVATE", None))
+        assert slack.calls_to("conversations.info") == []
     finally:
         await built.aclose()
