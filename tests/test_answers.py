@@ -3,6 +3,7 @@ the named vocabularies match the tables they name."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from bot.aep.models import MergePolicy
 from bot.answers import (
     Asker,
     Card,
+    CardRequest,
     SearchProblem,
     Viewer,
     clear_history,
@@ -23,9 +25,11 @@ from bot.answers import (
     identity_refusal,
     lookup_card,
     may_offer_share,
+    private_card,
     profile_in_link,
     profile_link,
     read_search,
+    render_card,
     replay,
     search_reader,
     share_check,
@@ -40,6 +44,7 @@ from bot.i18n import reader_for
 from bot.identity import Diagnosis, IdentityRef, IdentityRules, Refusal, unknown_namespace
 from bot.policy import Channel, Person, access_for
 from bot.services import Services, build_services
+from bot.slack_web import SlackBusy
 from bot.vocabulary import IdentityRefused, NoGrants, PostFailed
 from tests.support import JANE, bot_settings
 
@@ -661,3 +666,101 @@ async def test_a_card_of_someone_who_may_not_share_asks_slack_nothing_about_the_
         assert slack.calls_to("conversations.info") == []
     finally:
         await built.aclose()
+
+
+# --- issue 15, a private card's buttons and a shared card's words ----------------------------
+
+MANAGER = Person("U0MANAGER", frozenset({"cs-managers"}))
+
+
+@pytest.fixture
+async def looked_up(
+    sandbox: tuple[AepSimulator, str], slack: SlackRecorder, tmp_path: Path
+) -> AsyncIterator[Services]:
+    """The services with the demo sandbox and the recording Slack server behind them."""
+    _, aep_url = sandbox
+    built = build_services(bot_settings(aep_url, slack.api_url, tmp_path))
+    try:
+        yield built
+    finally:
+        await built.aclose()
+
+
+def _buttons(message: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        b["text"]["text"]: b
+        for block in message["blocks"]
+        for b in block.get("elements", [])
+        if b.get("type") == "button"
+    }
+
+
+@pytest.mark.parametrize(
+    ("place", "in_dm", "offered"),
+    [
+        (Place("C0PRIVATE", None), False, True),
+        (Place("C0PRIVATE", None), True, False),
+        (None, False, False),
+    ],
+    ids=["in_a_channel", "in_the_dm", "on_the_home"],
+)
+async def test_send_to_my_dms_is_offered_only_on_a_card_answered_in_a_conversation(
+    looked_up: Services, place: Place | None, in_dm: bool, offered: bool
+) -> None:
+    viewer = _viewer(looked_up, MANAGER, "T0TEAM")
+    card = await private_card(
+        looked_up,
+        viewer,
+        IdentityRef("Email", JANE),
+        action="lookup",
+        refresh=False,
+        place=place,
+        in_dm=in_dm,
+    )
+    buttons = _buttons(card.message)
+    assert ("Send to my DMs" in buttons) is offered
+    # A card in the DM keeps no conversation: its buttons lead back to none.
+    recalled = await looked_up.buttons.recall_place(buttons["More events"]["value"])
+    assert recalled is not None
+    assert recalled.place == (None if in_dm else place)
+
+
+@pytest.mark.parametrize("demo", [True, False])
+async def test_open_in_aep_links_the_profile_except_in_the_demo(
+    looked_up: Services, monkeypatch: pytest.MonkeyPatch, demo: bool
+) -> None:
+    monkeypatch.setattr(looked_up, "demo", demo)
+    viewer = _viewer(looked_up, MANAGER)
+    card = await private_card(
+        looked_up, viewer, IdentityRef("Email", JANE), action="lookup", refresh=False
+    )
+    button = _buttons(card.message).get("Open in AEP")
+    if demo:
+        assert button is None
+    else:
+        assert button is not None and card.profile_id is not None
+        assert button["url"] == profile_link(looked_up, card.profile_id)
+
+
+async def test_a_shared_card_carries_the_sharers_reason(looked_up: Services) -> None:
+    request = CardRequest(
+        ref=IdentityRef("Email", JANE),
+        classes=frozenset({"basic"}),
+        reader=looked_up.default_reader,
+        surface="shared",
+        shared_by="U0MANAGER",
+        share_reason="escalation",
+    )
+    card = await render_card(looked_up, request)
+    assert "Shared by <@U0MANAGER>: “escalation”" in _texts(card.message)
+
+
+async def test_no_share_button_while_slack_is_too_busy_to_check_the_channel(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def busy(team_id: str, channel_id: str) -> Channel:
+        raise SlackBusy(method="conversations.info", retry_after=30)
+
+    monkeypatch.setattr(services.directory, "channel", busy)
+    viewer = _viewer(services, MANAGER, "T0TEAM")
+    assert not await may_offer_share(services, viewer, Place("C0PRIVATE", None))
