@@ -764,3 +764,41 @@ async def test_no_share_button_while_slack_is_too_busy_to_check_the_channel(
     monkeypatch.setattr(services.directory, "channel", busy)
     viewer = _viewer(services, MANAGER, "T0TEAM")
     assert not await may_offer_share(services, viewer, Place("C0PRIVATE", None))
+
+
+async def test_a_slow_events_answer_holds_back_only_a_card_asked_for_soon(
+    sandbox: tuple[AepSimulator, str], looked_up: Services
+) -> None:
+    sim, _ = sandbox
+    sim.faults.set_latency("events", 300)
+    viewer = _viewer(looked_up, MANAGER)
+    jane = IdentityRef("Email", JANE)
+    # The Home's and the search's card is sent once: it waits for the events.
+    whole = _texts(await lookup_card(looked_up, viewer, jane, surface="home"))
+    assert "Loading recent activity" not in whole
+    assert "Older events are in Adobe Experience Platform." in whole
+    # /customer's card comes at once, and again with its events.
+    soon = await private_card(looked_up, viewer, jane, action="lookup", refresh=True, soon=True)
+    assert "_Loading recent activity…_" in _texts(soon.message)
+    assert soon.later is not None
+
+
+@pytest.mark.parametrize(
+    ("person", "facts"),
+    [
+        (SALES, ["Lifetime value", "Churn risk", "Upsell propensity"]),
+        (MANAGER, ["Lifetime value", "Churn risk", "Open tickets", "Last order"]),
+    ],
+)
+async def test_a_private_cards_key_facts_are_the_viewers_roles(
+    looked_up: Services, person: Person, facts: list[str]
+) -> None:
+    card = await private_card(
+        looked_up,
+        _viewer(looked_up, person),
+        IdentityRef("Email", JANE),
+        action="lookup",
+        refresh=False,
+    )
+    section = next(b for b in card.message["blocks"][1:] if b["type"] == "section")
+    assert [f["text"].split("*")[1] for f in section.get("fields", [])] == facts
