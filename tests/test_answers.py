@@ -802,3 +802,19 @@ async def test_a_private_cards_key_facts_are_the_viewers_roles(
     )
     section = next(b for b in card.message["blocks"][1:] if b["type"] == "section")
     assert [f["text"].split("*")[1] for f in section.get("fields", [])] == facts
+
+
+async def test_a_private_card_says_what_the_customer_is_likely_writing_about(
+    looked_up: Services,
+) -> None:
+    agent = Person("U0AGENT", frozenset({"support-team"}))
+    card = await private_card(
+        looked_up,
+        _viewer(looked_up, agent),
+        IdentityRef("Email", JANE),
+        action="lookup",
+        refresh=False,
+    )
+    assert ":speech_balloon: Likely about: *returns* — “Returns and refunds” viewed 6 times" in (
+        _texts(card.message)
+    )
