@@ -3,6 +3,7 @@ the named vocabularies match the tables they name."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,11 @@ from bot.answers import (
     CardRequest,
     SearchProblem,
     Viewer,
+    audit_card,
     clear_history,
     diagnosis_notice,
     error_notice,
+    find_identities,
     home_view,
     identity_refusal,
     lookup_card,
@@ -41,11 +44,18 @@ from bot.demo.dataset import load_dataset
 from bot.demo.simulator import AepSimulator
 from bot.demo.slack import SlackRecorder
 from bot.i18n import reader_for
-from bot.identity import Diagnosis, IdentityRef, IdentityRules, Refusal, unknown_namespace
+from bot.identity import (
+    MAX_IDENTITIES,
+    Diagnosis,
+    IdentityRef,
+    IdentityRules,
+    Refusal,
+    unknown_namespace,
+)
 from bot.policy import Channel, Person, access_for
 from bot.services import Services, build_services
 from bot.slack_web import SlackBusy
-from bot.vocabulary import IdentityRefused, NoGrants, PostFailed
+from bot.vocabulary import AuditOutcome, IdentityRefused, NoGrants, PostFailed
 from tests.support import JANE, bot_settings
 
 # Every error class, its audit outcome (a subclass keeps its family's) and the notice it reads as.
@@ -818,3 +828,49 @@ async def test_a_private_card_says_what_the_customer_is_likely_writing_about(
     assert ":speech_balloon: Likely about: *returns* — “Returns and refunds” viewed 6 times" in (
         _texts(card.message)
     )
+
+
+def test_a_message_with_more_identities_than_the_bot_reads_says_it_may_hold_more(
+    services: Services,
+) -> None:
+    text = " ".join(f"user{i}@example.com" for i in range(MAX_IDENTITIES + 3))
+    found = find_identities(services, text)
+    note = found.note(services, 3, services.default_reader)
+    assert note is not None
+    assert note["text"].startswith(
+        f"Showing 3 of the first {MAX_IDENTITIES} identities found (the message may hold more)."
+    )
+
+
+async def test_a_private_card_is_audited_with_the_profile_and_classes_and_kept_in_history(
+    looked_up: Services, tmp_path: Path
+) -> None:
+    viewer = _viewer(looked_up, SALES)  # no team
+    card = await private_card(
+        looked_up, viewer, IdentityRef("Email", JANE), action="lookup", refresh=False
+    )
+    [record] = [
+        json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines() if line
+    ]
+    assert card.profile_id is not None
+    assert (record["action"], record["outcome"], record["profile_id"]) == (
+        "lookup",
+        "shown",
+        card.profile_id,
+    )
+    assert record["shown"] == ["audiences", "basic", "contact", "financial", "scores"]
+    assert record["withheld"] == ["activity", "identifiers", "sensitive"]
+    [entry] = await looked_up.history.recent("", SALES.user_id)
+    assert entry.value == JANE
+
+
+@pytest.mark.parametrize(
+    ("outcome", "kept"), [("posted", True), (PostFailed("not_in_channel"), False)]
+)
+async def test_a_lookup_posted_into_a_conversation_is_kept_in_history_only_once_posted(
+    services: Services, outcome: AuditOutcome, kept: bool
+) -> None:
+    asker = Asker(team_id="T0TEAM", user_id=SALES.user_id, channel_id="C0PRIVATE")
+    card = Card(message={}, ref=IdentityRef("Email", JANE))
+    await audit_card(services, asker, card, action="lookup", surface="mention", outcome=outcome)
+    assert len(await services.history.recent("T0TEAM", SALES.user_id)) == int(kept)
