@@ -554,10 +554,10 @@ async def test_the_home_names_the_merge_policy_lookups_use(
 
 
 async def test_a_team_less_replay_finds_the_lookup_and_runs_it_again(
-    services: Services, monkeypatch: pytest.MonkeyPatch
+    services: Services, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def not_found(*args: Any, **kwargs: Any) -> Any:
-        raise errors.ProfileNotFound("no one")
+        raise errors.ProfileNotFound("no one", status=404)
 
     monkeypatch.setattr(services.lookup, "lookup", not_found)
     await services.history.record(
@@ -566,6 +566,9 @@ async def test_a_team_less_replay_finds_the_lookup_and_runs_it_again(
     [entry] = await services.history.recent("", SALES.user_id)
     answer = await replay(services, _viewer(services, SALES), entry.id)
     assert answer["text"].startswith("No customer profile found for Email jane@example.com.")
+    # the operator reads which failure it was, and no address
+    [line] = [m for m in caplog.messages if m.startswith("lookup failed")]
+    assert line == "lookup failed: ProfileNotFound (status 404)"
 
 
 async def test_a_lookup_from_the_home_is_answered_from_the_cache_the_second_time(
@@ -581,6 +584,8 @@ async def test_a_lookup_from_the_home_is_answered_from_the_cache_the_second_time
         assert first["blocks"] and second["blocks"]
         # Only the Refresh button bypasses the cache: Platform was asked once.
         assert sim.stats["profile"] == 1
+        await private_card(built, viewer, jane, action="refresh", refresh=True)
+        assert sim.stats["profile"] == 2
     finally:
         await built.aclose()
 
