@@ -782,7 +782,7 @@ async def test_no_share_button_while_slack_is_too_busy_to_check_the_channel(
 
 
 async def test_a_slow_events_answer_holds_back_only_a_card_asked_for_soon(
-    sandbox: tuple[AepSimulator, str], looked_up: Services
+    sandbox: tuple[AepSimulator, str], looked_up: Services, tmp_path: Path
 ) -> None:
     sim, _ = sandbox
     sim.faults.set_latency("events", 300)
@@ -796,6 +796,47 @@ async def test_a_slow_events_answer_holds_back_only_a_card_asked_for_soon(
     soon = await private_card(looked_up, viewer, jane, action="lookup", refresh=True, soon=True)
     assert "_Loading recent activity…_" in _texts(soon.message)
     assert soon.later is not None
+    # audited with what the first card showed
+    assert soon.profile_id is not None
+    assert (soon.shown, soon.withheld) == (
+        frozenset(
+            {"basic", "contact", "identifiers", "activity", "audiences", "scores", "financial"}
+        ),
+        frozenset({"sensitive"}),
+    )
+    record = json.loads((tmp_path / "audit.jsonl").read_text().splitlines()[-1])
+    assert (record["profile_id"], record["withheld"]) == (soon.profile_id, ["sensitive"])
+
+
+async def test_a_shared_card_asked_for_soon_carries_its_work_object(
+    sandbox: tuple[AepSimulator, str], tmp_path: Path
+) -> None:
+    sim, aep_url = sandbox
+    sim.faults.set_latency("events", 300)
+    settings = bot_settings(aep_url, "http://slack.invalid", tmp_path, bot_work_objects=True)
+    built = build_services(settings)
+    try:
+        request = CardRequest(
+            ref=IdentityRef("Email", JANE),
+            classes=frozenset({"basic", "activity"}),
+            reader=built.default_reader,
+            surface="shared",
+            soon=True,
+        )
+        card = await render_card(built, request)
+        assert card.later is not None and card.entity is not None
+        assert card.entity["entity_payload"]["attributes"]["title"]["text"] == "Jane Doe"
+    finally:
+        await built.aclose()
+
+
+def test_identities_are_found_by_the_orgs_rules(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = IdentityRules(crm_namespace="acmeCRM", crm_pattern=r"ACME-\d{4}")
+    monkeypatch.setattr(services, "rules", rules)
+    found = find_identities(services, "customer ACME-1234 asks")
+    assert found.refs == [IdentityRef("acmeCRM", "ACME-1234")]
 
 
 @pytest.mark.parametrize(
@@ -873,9 +914,17 @@ async def test_a_private_card_is_audited_with_the_profile_and_classes_and_kept_i
     ("outcome", "kept"), [("posted", True), (PostFailed("not_in_channel"), False)]
 )
 async def test_a_lookup_posted_into_a_conversation_is_kept_in_history_only_once_posted(
-    services: Services, outcome: AuditOutcome, kept: bool
+    services: Services, tmp_path: Path, outcome: AuditOutcome, kept: bool
 ) -> None:
     asker = Asker(team_id="T0TEAM", user_id=SALES.user_id, channel_id="C0PRIVATE")
     card = Card(message={}, ref=IdentityRef("Email", JANE))
     await audit_card(services, asker, card, action="lookup", surface="mention", outcome=outcome)
     assert len(await services.history.recent("T0TEAM", SALES.user_id)) == int(kept)
+    [record] = [
+        json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines() if line
+    ]
+    assert (record["team"], record["actor"], record["channel"]) == (
+        "T0TEAM",
+        SALES.user_id,
+        "C0PRIVATE",
+    )
