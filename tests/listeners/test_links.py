@@ -5,6 +5,7 @@ Platform profile links unfurled (link_shared -> chat.unfurl), through signed req
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from bot import ids
 from bot.aep.errors import MalformedResponse
 from bot.answers import profile_link
+from bot.button_tokens import Place
 from bot.demo import payloads as slack_payloads
 from bot.demo.dataset import load_dataset
 from bot.demo.simulator import AepSimulator
@@ -156,6 +158,14 @@ async def test_four_viewers_get_four_flexpanes_redacted_by_their_own_grants(
     records = [r for r in wo_bot.audit() if r["surface"] == "flexpane"]
     assert sorted(r["outcome"] for r in records if r["action"] == "detail_view") == ["shown"] * 3
     assert [r["outcome"] for r in records if r["action"] == "refusal"] == ["no_grants:detail_view"]
+    # each detail view is audited with whose profile it was and what that viewer saw and not
+    [sales_record] = [r for r in records if r["actor"] == "U0SALES"]
+    customer = load_dataset().find("email", JANE)
+    assert customer is not None
+    assert sales_record["identity_hmac"] == wo_bot.services.audit.identity_hmac(JANE)
+    assert sales_record["profile_id"] == customer.entity_id
+    assert sales_record["shown"] == ["audiences", "basic", "contact", "financial", "scores"]
+    assert sales_record["withheld"] == ["activity", "identifiers", "sensitive"]
 
 
 async def test_a_forged_external_ref_is_refused_in_words_without_a_lookup(
@@ -212,6 +222,15 @@ async def test_a_pasted_profile_link_unfurls_in_a_private_channel(wo_bot: Runnin
         await settle(0.05)
     [record] = records
     assert (record["surface"], record["outcome"]) == ("unfurl", "posted")
+    # the unfurled card's buttons lead back to the conversation it was pasted in
+    [token] = [
+        b["value"]
+        for block in call.payload["unfurls"][link]["blocks"]
+        for b in block.get("elements", [])
+        if b.get("action_id") == ids.VIEW_DETAILS
+    ]
+    recalled = await wo_bot.services.buttons.recall_place(token)
+    assert recalled is not None and recalled.place == Place("C0PRIVATE", None)
 
 
 async def test_a_profile_link_unfurls_as_blocks_alone_with_work_objects_off(
@@ -223,21 +242,29 @@ async def test_a_profile_link_unfurls_as_blocks_alone_with_work_objects_off(
 
 
 @pytest.mark.parametrize(
-    ("user", "channel", "why"),
+    ("user", "channel", "why", "logged"),
     [
-        ("U0MANAGER", "C0CONNECT", "channel_refused"),  # Slack Connect
-        ("U0MANAGER", "C0SECRET", "channel_refused"),  # the bot cannot size it
-        ("U0NOBODY", "C0PUBLIC", "no_grants:unfurl"),  # the poster has no grants
+        ("U0MANAGER", "C0CONNECT", "channel_refused", "channel_refused"),  # Slack Connect
+        ("U0MANAGER", "C0SECRET", "channel_refused", "channel_refused"),  # cannot size it
+        ("U0NOBODY", "C0PUBLIC", "no_grants:unfurl", "no_grants"),  # the poster has no grants
     ],
 )
 async def test_nothing_unfurls_where_the_share_rule_refuses(
-    wo_bot: RunningBot, user: str, channel: str, why: str
+    wo_bot: RunningBot,
+    caplog: pytest.LogCaptureFixture,
+    user: str,
+    channel: str,
+    why: str,
+    logged: str,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="bot.listeners.links")
     await paste(wo_bot, user, channel)
     await settle(0.5)
     assert wo_bot.slack.calls_to("chat.unfurl") == []
     [record] = wo_bot.audit()
     assert (record["surface"], record["outcome"]) == ("unfurl", why)
+    # the operator reads why nothing unfurled
+    assert f"profile links not unfurled: {logged}" in caplog.messages
 
 
 async def test_a_link_still_in_the_composer_does_not_unfurl(wo_bot: RunningBot) -> None:
@@ -318,7 +345,7 @@ async def test_an_unfurl_speaks_the_posters_language_with_utc_times(wo_bot: Runn
 
 
 async def test_a_flexpane_whose_lookup_fails_says_why_and_is_audited_as_a_detail_view(
-    wo_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+    wo_bot: RunningBot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Issue 15 (mutation testing): the flexpane's AEP failure path had no test."""
     _, entity = await shared_entity(wo_bot)
@@ -327,7 +354,10 @@ async def test_a_flexpane_whose_lookup_fails_says_why_and_is_audited_as_a_detail
         raise MalformedResponse("Platform answered with an unreadable body", status=200)
 
     monkeypatch.setattr(wo_bot.services.lookup, "lookup", malformed)
+    caplog.set_level(logging.INFO, logger="bot.answers")
     pane = await flexpane_of(wo_bot, "U0MANAGER", entity["external_ref"])
+    # the operator reads which failure it was
+    assert "lookup failed: MalformedResponse (status 200)" in caplog.messages
     assert "metadata" not in pane
     assert pane["error"]["status"] == "custom"
     assert pane["error"]["custom_title"] == "The profile could not be shown"
