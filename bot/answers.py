@@ -864,7 +864,11 @@ def read_search(services: Services, text: str, kind: str | None) -> IdentityRef 
             return ref
         return SearchProblem("wrong_kind", expected=expected)
     # Text the bot does not recognise by itself (a CRM id of another shape, say) is taken as
-    # the kind chosen: AEP then says whether such a customer exists.
+    # the kind chosen, whole: AEP then says whether such a customer exists. A value stops at a
+    # space, so text with one would be looked up by its first word ("jane doe" as `crmid:jane`,
+    # someone else); only a phone number is read across its spaces.
+    if any(char.isspace() for char in text) and not _same_kind(namespace, "phone"):
+        return SearchProblem("wrong_kind", expected=expected)
     prefixed = read_identities(f"{namespace}:{text}", services.rules)
     if prefixed.refused:
         return SearchProblem("refused", refused=tuple(prefixed.refused))

@@ -407,6 +407,34 @@ def test_text_that_cannot_be_the_kind_chosen_names_the_kind(services: Services) 
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "kind", "expected"),
+    [
+        ("jane doe", "crm", "a CRM id"),
+        ("foo bar", "email", "an email address"),
+        ("Email:foo bar", "other", None),
+    ],
+)
+def test_text_with_a_space_is_never_looked_up_by_its_first_word(
+    services: Services, text: str, kind: str, expected: str | None
+) -> None:
+    """The search field holds one identity: "jane doe" chosen as a CRM id is not `crmid:jane`
+    (someone else's profile); it is said not to read as the kind chosen."""
+    found = read_search(services, text, kind)
+    if expected is None:
+        # `namespace:value` typed as such reads as the bot reads it anywhere: up to the space.
+        assert found == IdentityRef("Email", "foo")
+        return
+    assert isinstance(found, SearchProblem)
+    assert found.words(services, services.default_reader) == (
+        f"That does not read as {expected}. Check what you typed, or leave the kind empty."
+    )
+
+
+def test_a_phone_number_chosen_as_a_phone_is_read_across_its_spaces(services: Services) -> None:
+    assert read_search(services, "+31 20 123 4567", "phone") == IdentityRef("Phone", "+31201234567")
+
+
 # --- issue 15, the App Home ------------------------------------------------------------------
 
 SALES = Person("U0SALES", frozenset({"sales"}))
