@@ -864,10 +864,11 @@ def read_search(services: Services, text: str, kind: str | None) -> IdentityRef 
             return ref
         return SearchProblem("wrong_kind", expected=expected)
     # Text the bot does not recognise by itself (a CRM id of another shape, say) is taken as
-    # the kind chosen, whole: AEP then says whether such a customer exists. A value stops at a
-    # space, so text with one would be looked up by its first word ("jane doe" as `crmid:jane`,
-    # someone else); only a phone number is read across its spaces.
-    if any(char.isspace() for char in text) and not _same_kind(namespace, "phone"):
+    # the kind chosen, whole: AEP then says whether such a customer exists. Text with a space
+    # is not one value: read so, it would be looked up by a part of it ("jane doe" as
+    # `crmid:jane`; "44 20 7946 0958" as +1 207-946-0958), someone else. A phone number the bot
+    # reads by itself (with its spaces) was answered above.
+    if any(char.isspace() for char in text):
         return SearchProblem("wrong_kind", expected=expected)
     prefixed = read_identities(f"{namespace}:{text}", services.rules)
     if prefixed.refused:

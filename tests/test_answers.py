@@ -412,14 +412,16 @@ def test_text_that_cannot_be_the_kind_chosen_names_the_kind(services: Services) 
     [
         ("jane doe", "crm", "a CRM id"),
         ("foo bar", "email", "an email address"),
+        ("44 20 7946 0958", "phone", "a phone number"),
         ("Email:foo bar", "other", None),
     ],
 )
 def test_text_with_a_space_is_never_looked_up_by_its_first_word(
     services: Services, text: str, kind: str, expected: str | None
 ) -> None:
-    """The search field holds one identity: "jane doe" chosen as a CRM id is not `crmid:jane`
-    (someone else's profile); it is said not to read as the kind chosen."""
+    """The search field holds one identity: "jane doe" chosen as a CRM id is not `crmid:jane`,
+    nor a UK number typed without its + a US one (someone else's profile); it is said not to
+    read as the kind chosen."""
     found = read_search(services, text, kind)
     if expected is None:
         # `namespace:value` typed as such reads as the bot reads it anywhere: up to the space.
