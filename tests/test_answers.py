@@ -32,6 +32,7 @@ from bot.answers import (
     profile_in_link,
     profile_link,
     read_search,
+    reader_of,
     render_card,
     replay,
     search_reader,
@@ -179,6 +180,25 @@ async def test_the_search_modal_without_a_readable_locale_reads_the_default_lang
     try:
         assert search_reader(built, metadata).locale.language == "nl"
         assert search_reader(built, '{"locale": "en-US"}').locale.language == "en"
+    finally:
+        await built.aclose()
+
+
+async def test_someone_slack_gives_no_locale_reads_the_deployments_default_language(
+    tmp_path: Path,
+) -> None:
+    """BOT_DEFAULT_LOCALE is the language of everyone whose Slack locale is unknown; a locale
+    Slack gives wins, and a time zone Slack gives is kept."""
+    settings = bot_settings(
+        "http://aep.invalid", "http://slack.invalid", tmp_path, bot_default_locale="nl"
+    )
+    built = build_services(settings)
+    try:
+        unknown = Person("U0NOLOCALE", frozenset({"support"}))
+        assert reader_of(built, unknown).locale.language == "nl"
+        english = Person("U0EN", frozenset({"support"}), locale="en-US", tz="Europe/Amsterdam")
+        assert reader_of(built, english).locale.language == "en"
+        assert str(reader_of(built, english).zone) == "Europe/Amsterdam"
     finally:
         await built.aclose()
 
