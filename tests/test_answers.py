@@ -4,7 +4,9 @@ the named vocabularies match the tables they name."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ from bot.answers import (
     unfurl_cards,
     viewer_of,
 )
+from bot.answers import now as answers_now
 from bot.button_tokens import Place
 from bot.demo.dataset import load_dataset
 from bot.demo.simulator import AepSimulator
@@ -201,6 +204,22 @@ async def test_someone_slack_gives_no_locale_reads_the_deployments_default_langu
         assert str(reader_of(built, english).zone) == "Europe/Amsterdam"
     finally:
         await built.aclose()
+
+
+def test_the_clock_cards_are_dated_by_is_utc_whatever_the_hosts_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ "Fetched just now" and every relative time are counted from an aware UTC clock: on a
+    host set to UTC+14 a naive local clock would be read as UTC, fourteen hours ahead."""
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")
+    time.tzset()
+    try:
+        clock = answers_now()
+        assert clock.utcoffset() == timedelta(0)
+        assert abs(clock - datetime.now(UTC)) < timedelta(minutes=1)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def _email_slip(typed: str) -> Diagnosis:
