@@ -515,3 +515,46 @@ async def test_links_that_are_not_profiles_are_not_logged_as_refused(
     await settle(0.3)
     assert [r.getMessage() for r in caplog.records if r.name == "bot.listeners.links"] == []
     assert wo_bot.slack.calls_to("chat.unfurl") == []
+
+
+async def test_an_unfurl_answers_on_the_unfurl_id_slack_gave(wo_bot: RunningBot) -> None:
+    body = slack_payloads.link_shared(
+        urls=[jane_link(wo_bot)], user_id="U0MANAGER", channel_id="C0PRIVATE"
+    )
+    event = json.loads(body)["event"]
+
+    await wo_bot.send(body)
+
+    [call] = await wo_bot.slack.wait_for("chat.unfurl")
+    where = {k: v for k, v in call.payload.items() if k not in ("unfurls", "metadata", "team_id")}
+    assert where == {"unfurl_id": event["unfurl_id"], "source": "conversations_history"}
+
+
+@pytest.mark.parametrize("missing", ["unfurl_id", "source"])
+async def test_without_an_unfurl_id_and_source_an_unfurl_answers_on_the_message(
+    wo_bot: RunningBot, missing: str
+) -> None:
+    body = slack_payloads.link_shared(
+        urls=[jane_link(wo_bot)],
+        user_id="U0MANAGER",
+        channel_id="C0PRIVATE",
+        message_ts="1700000000.000300",
+    )
+
+    await wo_bot.send(edited(body, **{missing: None}))
+
+    [call] = await wo_bot.slack.wait_for("chat.unfurl")
+    assert call.response["ok"], call.response
+    where = {k: v for k, v in call.payload.items() if k not in ("unfurls", "metadata", "team_id")}
+    assert where == {"channel": "C0PRIVATE", "ts": "1700000000.000300"}
+
+
+async def test_an_unfurl_slack_did_not_take_is_logged_with_its_code(
+    wo_bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    wo_bot.slack.fail_next("chat.unfurl", error="cannot_unfurl_url")
+
+    await paste(wo_bot, "U0MANAGER", "C0PRIVATE")
+
+    await wo_bot.slack.wait_for("chat.unfurl")
+    assert await logged(caplog) == ["could not unfurl profile links: cannot_unfurl_url"]
