@@ -558,3 +558,18 @@ async def test_an_unfurl_slack_did_not_take_is_logged_with_its_code(
 
     await wo_bot.slack.wait_for("chat.unfurl")
     assert await logged(caplog) == ["could not unfurl profile links: cannot_unfurl_url"]
+
+
+async def test_a_link_in_the_composer_asks_slack_nothing_and_audits_no_refusal(
+    wo_bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Slack sends a link still in the composer with the channel "COMPOSER", which has the shape
+    of a conversation id: it was once looked up in Slack and audited as a refused channel."""
+    caplog.set_level(logging.INFO, logger="bot.listeners.links")
+
+    await paste(wo_bot, "U0MANAGER", "C0PRIVATE", source="composer")
+
+    assert await logged(caplog) == ["link_shared outside a conversation: not unfurled"]
+    await settle(0.1)
+    assert [c.method for c in wo_bot.slack.calls if c.method != "auth.test"] == []
+    assert wo_bot.audit() == []
