@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from slack_bolt.async_app import AsyncBoltContext
 from slack_sdk.models.views import View
 
 from bot import ids
@@ -573,3 +574,23 @@ async def test_a_home_click_without_a_user_is_refused_and_logged(
     assert ack.calls == [{}]
     messages = [r.getMessage() for r in caplog.records if r.name == "bot.listeners.home"]
     assert messages == ["Home click without a user refused"]
+
+
+async def test_a_home_opened_by_no_one_publishes_nothing(bot: RunningBot) -> None:
+    await bot.send(slack_payloads.app_home_opened(user_id=""))
+    await settle(0.1)
+
+    assert [c.method for c in bot.slack.calls if c.method != "auth.test"] == []
+
+
+async def test_a_home_opened_without_a_team_counts_as_open_for_the_next_lookups_refresh(
+    bot: RunningBot,
+) -> None:
+    """refresh_home reads a Home opened by someone Slack named no team for under team ""."""
+    event = {"type": "app_home_opened", "tab": "home", "user": "U0MANAGER"}
+
+    await HomeHandlers(bot.services).home_opened(event, AsyncBoltContext())
+
+    [published] = bot.slack.calls_to("views.publish")
+    assert published.payload["user_id"] == "U0MANAGER"
+    assert await bot.services.history.home_open_recently("", "U0MANAGER")
