@@ -26,7 +26,7 @@ from bot.identity import IdentityRef
 from bot.listeners.home import HomeHandlers
 from bot.services import Services
 from bot.settings import load_settings
-from tests.support import JANE, RunningBot, command, running_bot, settle, start_bot
+from tests.support import JANE, RunningBot, command, logged, running_bot, settle, start_bot
 
 
 def parsed(view: dict[str, Any]) -> dict[str, Any]:
@@ -487,16 +487,6 @@ async def test_the_search_modal_is_put_into_the_openers_language_only_if_nobody_
     # The hash of the modal as opened: Slack refuses the update if the modal changed since.
     assert updated.payload["view_id"] == opened.response["view"]["id"]
     assert updated.payload["hash"] == opened.response["view"]["hash"]
-
-
-async def logged(caplog: pytest.LogCaptureFixture, logger: str) -> list[str]:
-    """The messages `logger` logged, once it logged any (the listener runs after the ack)."""
-    for _ in range(100):
-        messages = [r.getMessage() for r in caplog.records if r.name == logger]
-        if messages:
-            return messages
-        await settle(0.02)
-    return []
 
 
 async def test_a_modal_left_in_the_default_language_is_logged_with_slacks_code(

@@ -21,7 +21,9 @@ from bot.demo.dataset import load_dataset
 from bot.demo.simulator import AepSimulator
 from bot.demo.slack import RecordedCall, SlackRecorder
 from bot.demo.workspace import BOT_USER_ID, with_reader
-from tests.support import JANE, RunningBot, button, running_bot, settle, share
+from tests.support import JANE, RunningBot, button, logged, running_bot, settle, share
+
+LINKS = "bot.listeners.links"
 
 
 @pytest.fixture
@@ -387,16 +389,6 @@ def edited(body: str, *, envelope: dict[str, Any] | None = None, **event: Any) -
     return json.dumps(data)
 
 
-async def logged(caplog: pytest.LogCaptureFixture, logger: str = "bot.listeners.links") -> list:
-    """The messages `logger` logged, once it logged any (the listener runs after the ack)."""
-    for _ in range(100):
-        messages = [r.getMessage() for r in caplog.records if r.name == logger]
-        if messages:
-            return messages
-        await settle(0.02)
-    return []
-
-
 def details_body(bot: RunningBot, external_ref: dict[str, Any], **event: Any) -> str:
     body = slack_payloads.entity_details_requested(
         external_ref=external_ref,
@@ -437,7 +429,9 @@ async def test_a_flexpane_request_with_an_empty_trigger_is_ignored_and_logged(
 ) -> None:
     await wo_bot.send(details_body(wo_bot, FORGED, trigger_id=""))
 
-    assert await logged(caplog) == ["entity_details_requested without trigger_id or user ignored"]
+    assert await logged(caplog, LINKS) == [
+        "entity_details_requested without trigger_id or user ignored"
+    ]
     await settle(0.1)
     assert wo_bot.slack.calls_to("entity.presentDetails") == []
     assert wo_bot.audit() == []
@@ -451,7 +445,9 @@ async def test_a_flexpane_slack_did_not_take_is_logged_with_its_code(
     await wo_bot.send(details_body(wo_bot, FORGED))
 
     await wo_bot.slack.wait_for("entity.presentDetails")
-    assert await logged(caplog) == ["could not fill a Work Object's flexpane: trigger_expired"]
+    assert await logged(caplog, LINKS) == [
+        "could not fill a Work Object's flexpane: trigger_expired"
+    ]
 
 
 async def test_a_link_without_a_url_is_skipped_and_the_profile_link_still_unfurls(
@@ -528,7 +524,7 @@ async def test_profile_links_not_unfurled_are_logged_with_why(
 
     await paste(wo_bot, user, channel)
 
-    assert await logged(caplog) == [f"profile links not unfurled: {why}"]
+    assert await logged(caplog, LINKS) == [f"profile links not unfurled: {why}"]
 
 
 async def test_links_that_are_not_profiles_are_not_logged_as_refused(
@@ -586,7 +582,7 @@ async def test_an_unfurl_slack_did_not_take_is_logged_with_its_code(
     await paste(wo_bot, "U0MANAGER", "C0PRIVATE")
 
     await wo_bot.slack.wait_for("chat.unfurl")
-    assert await logged(caplog) == ["could not unfurl profile links: cannot_unfurl_url"]
+    assert await logged(caplog, LINKS) == ["could not unfurl profile links: cannot_unfurl_url"]
 
 
 async def test_a_link_in_the_composer_asks_slack_nothing_and_audits_no_refusal(
@@ -598,7 +594,7 @@ async def test_a_link_in_the_composer_asks_slack_nothing_and_audits_no_refusal(
 
     await paste(wo_bot, "U0MANAGER", "C0PRIVATE", source="composer")
 
-    assert await logged(caplog) == ["link_shared outside a conversation: not unfurled"]
+    assert await logged(caplog, LINKS) == ["link_shared outside a conversation: not unfurled"]
     await settle(0.1)
     assert [c.method for c in wo_bot.slack.calls if c.method != "auth.test"] == []
     assert wo_bot.audit() == []
