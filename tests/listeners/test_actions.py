@@ -13,6 +13,7 @@ from bot import ids
 from bot.aep.errors import MalformedResponse
 from bot.cards import MODAL_EVENTS
 from bot.demo import payloads as slack_payloads
+from bot.demo.slack import RecordedCall
 from bot.identity import IdentityRef
 from tests.support import (
     JANE,
@@ -152,3 +153,73 @@ async def test_more_events_lists_more_events_than_the_card_holds(bot: RunningBot
     [updated] = await bot.slack.wait_for("views.update")
     sections = [b for b in updated.payload["view"]["blocks"] if b["type"] == "section"]
     assert len(sections) == MODAL_EVENTS
+
+
+# --- Send to my DMs: what the clicker is told, privately, under the card they clicked ----------
+
+
+def assert_told_privately(call: RecordedCall, text: str) -> None:
+    """`call` says `text` to the clicker alone, as a new message under their card (the card
+    stays where it was)."""
+    assert call.payload["text"] == text
+    assert (call.payload["response_type"], call.payload["replace_original"]) == (
+        "ephemeral",
+        False,
+    )
+
+
+async def test_send_to_my_dms_tells_the_clicker_privately_that_it_went(bot: RunningBot) -> None:
+    await bot.send(command(bot, JANE))
+    [card] = await bot.slack.wait_for("response_url")
+    await click(bot, ids.SEND_TO_DM, button(card, ids.SEND_TO_DM)["value"])
+    await bot.slack.wait_for("chat.postMessage")
+    told = await bot.slack.wait_for("response_url", count=2)
+    assert_told_privately(told[1], notice_text(bot, "dm_sent"))
+
+
+async def test_send_to_my_dms_slack_refused_says_why_privately_and_audits_slacks_code(
+    bot: RunningBot,
+) -> None:
+    await bot.send(command(bot, JANE))
+    [card] = await bot.slack.wait_for("response_url")
+    bot.slack.fail_next("chat.postMessage", error="channel_not_found")
+    await click(bot, ids.SEND_TO_DM, button(card, ids.SEND_TO_DM)["value"])
+    told = await bot.slack.wait_for("response_url", count=2)
+    reason = "Slack refused it (channel not found). Try again in a minute."
+    assert_told_privately(told[1], notice_text(bot, "dm_failed", reason=reason))
+    [record] = [r for r in bot.audit() if r["action"] == "send_to_dm"]
+    assert (record["surface"], record["outcome"]) == ("private", "post_failed:channel_not_found")
+
+
+async def test_send_to_my_dms_whose_lookup_fails_says_so_privately_and_sends_nothing(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await bot.send(command(bot, JANE))
+    [card] = await bot.slack.wait_for("response_url")
+
+    async def malformed(*args: Any, **kwargs: Any) -> Any:
+        raise MalformedResponse("Platform answered with an unreadable body")
+
+    monkeypatch.setattr(bot.services.lookup, "lookup", malformed)
+    monkeypatch.setattr(bot.services.lookup, "lookup_soon", malformed)
+    await click(bot, ids.SEND_TO_DM, button(card, ids.SEND_TO_DM)["value"])
+    told = await bot.slack.wait_for("response_url", count=2)
+    assert_told_privately(told[1], notice_text(bot, "malformed"))
+    assert bot.slack.calls_to("chat.postMessage") == []
+    [record] = [r for r in bot.audit() if r["action"] == "send_to_dm"]
+    assert (record["surface"], record["outcome"]) == ("private", "malformed")
+
+
+async def test_send_to_my_dms_by_someone_without_grants_is_refused_privately(
+    bot: RunningBot,
+) -> None:
+    """A card's token clicked by someone who may see nothing (say, their group was left since):
+    nothing goes to their DMs; they are told privately how to get access."""
+    token = await bot.services.buttons.remember(IdentityRef(namespace="email", value=JANE))
+    await click(bot, ids.SEND_TO_DM, token, user="U0NOBODY")
+    [told] = await bot.slack.wait_for("response_url")
+    how = "Ask to be added to @support-team (support), @sales (sales), or @cs-managers (manager)."
+    assert_told_privately(told, notice_text(bot, "refused_no_grants", how=how))
+    await settle(0.1)
+    assert bot.slack.calls_to("conversations.open") == []
+    assert bot.slack.calls_to("chat.postMessage") == []
