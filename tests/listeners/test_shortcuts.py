@@ -150,3 +150,46 @@ async def test_an_identity_too_long_to_look_up_is_refused_privately_under_the_me
     await settle(0.1)
     assert bot.slack.calls_to("response_url") == [told]
     assert bot.sim.stats["profile"] == 0
+
+
+async def test_a_message_without_identity_is_said_privately_in_words(bot: RunningBot) -> None:
+    await bot.send(shortcut_body(bot, "Can someone call the customer back?", lambda p: None))
+    [answer] = await bot.slack.wait_for("response_url")
+    assert answer.payload["text"] == notice_text(bot, "no_identity")
+    assert answer.payload["response_type"] == "ephemeral"
+
+
+async def test_several_identities_for_someone_without_grants_is_a_private_refusal_not_a_picker(
+    bot: RunningBot,
+) -> None:
+    body = slack_payloads.message_shortcut(
+        message_text=f"Is {JANE} the same person as CRM-000123?",
+        user_id="U0NOBODY",
+        channel_id="C0PRIVATE",
+        response_url=bot.slack.response_url(),
+    )
+    await bot.send(body)
+    [told] = await bot.slack.wait_for("response_url")
+    how = "Ask to be added to @support-team (support), @sales (sales), or @cs-managers (manager)."
+    assert told.payload["text"] == notice_text(bot, "refused_no_grants", how=how)
+    assert told.payload["response_type"] == "ephemeral"
+    assert "blocks" not in told.payload or not any(
+        b["type"] == "actions" for b in told.payload["blocks"]
+    )
+    [record] = bot.audit()
+    assert (record["action"], record["outcome"]) == ("refusal", "no_grants:shortcut")
+
+
+async def test_the_picker_names_a_custom_namespace_as_the_sandbox_names_it(
+    bot: RunningBot,
+) -> None:
+    assert await bot.services.namespaces.load()
+    await bot.send(shortcut_body(bot, f"Is {JANE} acmeMember:M-000001?", lambda p: None))
+    [picker] = await bot.slack.wait_for("response_url")
+    labels = [
+        e["text"]["text"]
+        for b in picker.payload["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+    ]
+    assert labels == [f"Email: {JANE}", "Acme member number: M-000001"]
