@@ -193,3 +193,26 @@ async def test_the_picker_names_a_custom_namespace_as_the_sandbox_names_it(
         for e in b["elements"]
     ]
     assert labels == [f"Email: {JANE}", "Acme member number: M-000001"]
+
+
+@pytest.mark.parametrize(
+    ("found", "note"),
+    [
+        (14, "Showing 10 of 14 identities found (+4 more)."),
+        # The parser stops at 20: the message may hold more than it counted.
+        (25, "Showing 10 of the first 20 identities found (the message may hold more)."),
+    ],
+)
+async def test_the_picker_of_a_message_with_many_identities_says_how_many_it_found(
+    bot: RunningBot, found: int, note: str
+) -> None:
+    text = " ".join(f"customer{n}@example.com" for n in range(found))
+    await bot.send(shortcut_body(bot, text, lambda p: None))
+    [picker] = await bot.slack.wait_for("response_url")
+    assert picker.payload["response_type"] == "ephemeral"
+    [buttons] = [b["elements"] for b in picker.payload["blocks"] if b["type"] == "actions"]
+    assert len(buttons) == 10
+    [context] = [b for b in picker.payload["blocks"] if b["type"] == "context"]
+    assert context["elements"][0]["text"] == (
+        f"_{note} To look up another one, run `/customer` with it._"
+    )
