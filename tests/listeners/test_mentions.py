@@ -3,6 +3,7 @@ once however often Slack delivers the event, and every failure told privately an
 
 from __future__ import annotations
 
+import json
 import time
 
 from bot.demo import payloads as slack_payloads
@@ -84,3 +85,22 @@ async def test_a_mention_whose_lookup_fails_posts_nothing_and_is_audited(bot: Ru
     assert bot.slack.calls_to("chat.postMessage") == []
     [record] = [r for r in bot.audit() if r["action"] == "lookup"]
     assert (record["surface"], record["outcome"]) == ("mention", "not_found")
+
+
+async def test_a_mention_posted_by_an_app_is_not_answered(bot: RunningBot) -> None:
+    """Another app's or a workflow's message (Slack marks it with `bot_id`) that mentions the
+    bot sets off no lookup, even when it carries a user with grants: bots do not talk bots
+    into posting customer cards."""
+    envelope = json.loads(
+        slack_payloads.app_mention(
+            text=f"<@U0BOT> {JANE}", user_id="U0MANAGER", channel_id="C0PRIVATE", event_id="Ev-app"
+        )
+    )
+    envelope["event"]["bot_id"] = "B0WORKFLOW"
+    response = await bot.send(json.dumps(envelope))
+    assert response.status_code == 200
+    await settle(0.2)
+    assert bot.slack.calls_to("chat.postMessage") == []
+    assert bot.slack.calls_to("chat.postEphemeral") == []
+    assert bot.sim.stats["profile"] == 0
+    assert bot.audit() == []
