@@ -4,7 +4,10 @@ once however often Slack delivers the event, and every failure told privately an
 from __future__ import annotations
 
 import json
+import logging
 import time
+
+import pytest
 
 from bot.demo import payloads as slack_payloads
 from tests.support import JANE, RunningBot, all_text, settle
@@ -104,3 +107,27 @@ async def test_a_mention_posted_by_an_app_is_not_answered(bot: RunningBot) -> No
     assert bot.slack.calls_to("chat.postEphemeral") == []
     assert bot.sim.stats["profile"] == 0
     assert bot.audit() == []
+
+
+@pytest.mark.parametrize("missing", ["channel", "ts", "user"])
+async def test_a_mention_slack_sent_without_channel_ts_or_user_is_ignored_and_logged(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture, missing: str
+) -> None:
+    """Nowhere to answer, or no one to check the policy for: nothing is said, and the operator
+    reads why in the log."""
+    caplog.set_level(logging.WARNING, logger="bot.listeners.mentions")
+    envelope = json.loads(
+        slack_payloads.app_mention(
+            text=f"<@U0BOT> {JANE}",
+            user_id="U0MANAGER",
+            channel_id="C0PRIVATE",
+            event_id=f"Ev-no-{missing}",
+        )
+    )
+    del envelope["event"][missing]
+    await bot.send(json.dumps(envelope))
+    await settle(0.2)
+    assert "app_mention event without channel, ts or user ignored" in caplog.messages
+    assert bot.slack.calls_to("chat.postMessage") == []
+    assert bot.slack.calls_to("chat.postEphemeral") == []
+    assert bot.sim.stats["profile"] == 0
