@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -131,3 +133,31 @@ async def test_a_mention_slack_sent_without_channel_ts_or_user_is_ignored_and_lo
     assert bot.slack.calls_to("chat.postMessage") == []
     assert bot.slack.calls_to("chat.postEphemeral") == []
     assert bot.sim.stats["profile"] == 0
+
+
+@pytest.mark.parametrize(
+    "drop",
+    [
+        lambda envelope: envelope["event"].pop("team"),  # the envelope's team_id is enough
+        lambda envelope: envelope.pop("team_id"),  # and so is the event's team
+    ],
+    ids=["event-without-team", "envelope-without-team_id"],
+)
+async def test_a_mentions_lookup_is_audited_with_its_workspace_person_and_channel(
+    bot: RunningBot, drop: Callable[[dict[str, Any]], object]
+) -> None:
+    envelope = json.loads(
+        slack_payloads.app_mention(
+            text=f"<@U0BOT> {JANE}", user_id="U0MANAGER", channel_id="C0PRIVATE", event_id="Ev-t"
+        )
+    )
+    drop(envelope)
+    await bot.send(json.dumps(envelope))
+    await bot.slack.wait_for("chat.postMessage")
+    [record] = [r for r in bot.audit() if r["action"] == "lookup"]
+    assert (record["team"], record["actor"], record["channel"], record["surface"]) == (
+        slack_payloads.TEAM_ID,
+        "U0MANAGER",
+        "C0PRIVATE",
+        "mention",
+    )
