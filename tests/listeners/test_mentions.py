@@ -11,8 +11,11 @@ from typing import Any
 
 import pytest
 
+from bot.answers import audience_access
 from bot.demo import payloads as slack_payloads
-from tests.support import JANE, RunningBot, all_text, settle
+from bot.demo.slack import RecordedCall
+from bot.identity import USAGE, Refusal
+from tests.support import JANE, RunningBot, all_text, notice_text, settle
 
 
 async def test_mention_replies_in_the_thread_of_the_mention(bot: RunningBot) -> None:
@@ -161,3 +164,97 @@ async def test_a_mentions_lookup_is_audited_with_its_workspace_person_and_channe
         "C0PRIVATE",
         "mention",
     )
+
+
+# --- what a mention says privately: to the person who wrote it, in the mention's thread -------
+
+THREAD_TS = "1700000000.000001"
+TOO_LONG = "a" * 65 + "@example.com"  # a local part longer than email allows (64)
+HOW = "Ask to be added to @support-team (support), @sales (sales), or @cs-managers (manager)."
+
+
+async def mention(
+    bot: RunningBot, text: str, user: str = "U0MANAGER", channel: str = "C0PRIVATE"
+) -> None:
+    await bot.send(
+        slack_payloads.app_mention(
+            text=f"<@U0BOT> {text}",
+            user_id=user,
+            channel_id=channel,
+            ts="1700000000.000100",
+            thread_ts=THREAD_TS,
+        )
+    )
+
+
+def assert_told(
+    call: RecordedCall, text: str, user: str = "U0MANAGER", channel: str = "C0PRIVATE"
+) -> None:
+    assert (call.payload["channel"], call.payload["user"], call.payload["thread_ts"]) == (
+        channel,
+        user,
+        THREAD_TS,
+    )
+    assert call.payload["text"] == text
+
+
+def refusals(bot: RunningBot) -> list[tuple[str, str, str]]:
+    return [
+        (r["actor"], r["surface"], r["outcome"]) for r in bot.audit() if r["action"] == "refusal"
+    ]
+
+
+async def test_a_mention_without_identity_is_told_how_to_ask(bot: RunningBot) -> None:
+    await mention(bot, "hello there")
+    [told] = await bot.slack.wait_for("chat.postEphemeral")
+    assert_told(told, notice_text(bot, "usage", usage=USAGE))
+    assert bot.slack.calls_to("chat.postMessage") == []
+
+
+async def test_a_mention_of_only_refused_identities_says_why_and_audits_each(
+    bot: RunningBot,
+) -> None:
+    await mention(bot, TOO_LONG)
+    [told] = await bot.slack.wait_for("chat.postEphemeral")
+    reasons = Refusal("email address", "too_long").words(bot.services.default_reader)
+    assert_told(told, notice_text(bot, "refused_identity", reasons=reasons))
+    await settle(0.2)
+    assert bot.slack.calls_to("chat.postEphemeral") == [told]
+    assert bot.slack.calls_to("chat.postMessage") == []
+    assert refusals(bot) == [("U0MANAGER", "mention", "identity_refused:too_long")]
+
+
+async def test_a_mention_of_a_refused_and_a_good_identity_says_why_and_posts_the_card(
+    bot: RunningBot,
+) -> None:
+    await mention(bot, f"{TOO_LONG} or {JANE}")
+    [told] = await bot.slack.wait_for("chat.postEphemeral")
+    reasons = Refusal("email address", "too_long").words(bot.services.default_reader)
+    assert_told(told, notice_text(bot, "refused_identity", reasons=reasons))
+    [post] = await bot.slack.wait_for("chat.postMessage")
+    assert "Jane Doe" in all_text(post)
+    assert refusals(bot) == [("U0MANAGER", "mention", "identity_refused:too_long")]
+
+
+async def test_a_mention_by_someone_without_grants_is_refused_privately(bot: RunningBot) -> None:
+    await mention(bot, JANE, user="U0NOBODY")
+    [told] = await bot.slack.wait_for("chat.postEphemeral")
+    assert_told(told, notice_text(bot, "refused_no_grants", how=HOW), user="U0NOBODY")
+    assert refusals(bot) == [("U0NOBODY", "mention", "no_grants:mention")]
+
+
+async def test_a_mention_in_a_channel_that_may_see_nothing_is_refused_privately(
+    bot: RunningBot,
+) -> None:
+    await mention(bot, JANE, channel="C0CONNECT")
+    [told] = await bot.slack.wait_for("chat.postEphemeral")
+    channel = await bot.services.directory.channel(slack_payloads.TEAM_ID, "C0CONNECT")
+    reason = audience_access(bot.services.policy, channel, bot.services.default_reader).reason
+    assert reason and "other organizations" in reason
+    assert_told(told, notice_text(bot, "refused_channel", reason=reason), channel="C0CONNECT")
+    await settle(0.2)
+    assert bot.slack.calls_to("chat.postMessage") == []
+    assert bot.sim.stats["profile"] == 0
+    assert refusals(bot) == [("U0MANAGER", "mention", "channel_refused")]
+    [record] = bot.audit()
+    assert record["namespace"] == "Email"
