@@ -7,15 +7,25 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.answers import audience_access
 from bot.demo import payloads as slack_payloads
-from bot.demo.slack import RecordedCall
+from bot.demo.simulator import AepSimulator
+from bot.demo.slack import RecordedCall, SlackRecorder
 from bot.identity import USAGE, Refusal
-from tests.support import JANE, RunningBot, all_text, notice_text, settle
+from tests.support import (
+    DEFAULT_POLICY,
+    JANE,
+    RunningBot,
+    all_text,
+    notice_text,
+    running_bot,
+    settle,
+)
 
 
 async def test_mention_replies_in_the_thread_of_the_mention(bot: RunningBot) -> None:
@@ -258,3 +268,41 @@ async def test_a_mention_in_a_channel_that_may_see_nothing_is_refused_privately(
     assert refusals(bot) == [("U0MANAGER", "mention", "channel_refused")]
     [record] = bot.audit()
     assert record["namespace"] == "Email"
+
+
+async def test_a_mention_naming_more_identities_than_cards_says_how_many_privately(
+    bot: RunningBot,
+) -> None:
+    await mention(bot, f"{JANE} sanne.de.vries@example.nl hanako.yamada@example.jp x@y.com")
+    posts = await bot.slack.wait_for("chat.postMessage", count=3)
+    [told] = await bot.slack.wait_for("chat.postEphemeral")
+    assert_told(told, notice_text(bot, "more_identities", shown=3, total=4, capped=False))
+    assert "Jane Doe" in " ".join(all_text(post) for post in posts)
+
+
+async def test_a_mention_by_someone_the_channels_readers_share_no_class_with_posts_nothing(
+    sandbox: tuple[AepSimulator, str], slack: SlackRecorder, tmp_path: Path
+) -> None:
+    """Never more than the person who asked may see: a sales person who sees only scores and
+    financial data, in a channel whose known readers (support, manager) share none of those
+    with them, is refused (the channel's own decision, without them, is not)."""
+    policy = tmp_path / "policy.yml"
+    policy.write_text(
+        DEFAULT_POLICY.read_text().replace(
+            "see: [basic, contact, audiences, scores, financial]", "see: [scores, financial]", 1
+        )
+    )
+    sim, aep_url = sandbox
+    async with running_bot(sim, aep_url, slack, tmp_path, bot_policy_file=policy) as bot:
+        await mention(bot, JANE, user="U0SALES", channel="C0PRIVATE")
+        [told] = await bot.slack.wait_for("chat.postEphemeral")
+        channel = await bot.services.directory.channel(slack_payloads.TEAM_ID, "C0PRIVATE")
+        decision = audience_access(bot.services.policy, channel, bot.services.default_reader)
+        assert not decision.refused  # the channel alone could see a card
+        assert_told(
+            told, notice_text(bot, "refused_channel", reason=decision.reason), user="U0SALES"
+        )
+        await settle(0.2)
+        assert bot.slack.calls_to("chat.postMessage") == []
+        assert bot.sim.stats["profile"] == 0
+        assert refusals(bot) == [("U0SALES", "mention", "channel_refused")]
