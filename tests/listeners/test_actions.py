@@ -4,6 +4,7 @@ More events and Share, clicked through signed interactivity payloads."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -223,3 +224,74 @@ async def test_send_to_my_dms_by_someone_without_grants_is_refused_privately(
     await settle(0.1)
     assert bot.slack.calls_to("conversations.open") == []
     assert bot.slack.calls_to("chat.postMessage") == []
+
+
+# --- the share modal's submission ------------------------------------------------------------
+
+
+async def managers_share_modal(bot: RunningBot) -> dict[str, Any]:
+    """The manager's Share modal for Jane's card in C0PRIVATE, as the bot opened it."""
+    await bot.send(command(bot, JANE))
+    [card] = await bot.slack.wait_for("response_url")
+    await click(bot, ids.SHARE, button(card, ids.SHARE)["value"])
+    [opened] = await bot.slack.wait_for("views.open")
+    view: dict[str, Any] = opened.payload["view"]
+    return view
+
+
+@pytest.mark.parametrize(
+    ("metadata", "why"),
+    [
+        ("", "private_metadata is not JSON"),
+        ("[]", "private_metadata is not an object"),
+        ('{"token": "t"}', "private_metadata lacks token or channel"),
+    ],
+)
+async def test_a_share_submission_with_unreadable_metadata_posts_nothing_and_logs_why(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture, metadata: str, why: str
+) -> None:
+    caplog.set_level(logging.WARNING, logger="bot.listeners.actions")
+    view = {"callback_id": ids.SHARE_MODAL, "private_metadata": metadata}
+    response = await submit_share(bot, view, "U0MANAGER", "escalation")
+    assert response.status_code == 200
+    await settle(0.2)
+    assert f"share submission with unreadable metadata: {why}" in caplog.messages
+    for method in ("chat.postMessage", "chat.postEphemeral", "response_url"):
+        assert bot.slack.calls_to(method) == []
+    assert bot.audit() == []
+
+
+async def test_a_share_submission_slack_sent_without_a_user_is_refused_on_the_cards_url(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="bot.listeners.common")
+    view = await managers_share_modal(bot)
+    body = slack_payloads.view_submission(
+        callback_id=view["callback_id"],
+        private_metadata=view["private_metadata"],
+        values={},
+        user_id="U0MANAGER",
+    )
+    payload = json.loads(parse_qs(body)["payload"][0])
+    del payload["user"]
+    await bot.send(urlencode({"payload": json.dumps(payload)}))
+    told = (await bot.slack.wait_for("response_url", count=2))[-1]
+    assert told.payload["text"] == notice_text(bot, "incomplete_request")
+    assert "share request without user refused" in caplog.messages
+    await settle(0.2)
+    assert bot.slack.calls_to("chat.postMessage") == []
+    assert [r for r in bot.audit() if r["action"] == "share"] == []
+
+
+async def test_a_share_is_audited_with_its_workspace_sharer_and_channel(bot: RunningBot) -> None:
+    view = await managers_share_modal(bot)
+    await submit_share(bot, view, "U0MANAGER", "escalation")
+    await bot.slack.wait_for("chat.postMessage")
+    await bot.slack.wait_for("response_url", count=2)
+    [record] = [r for r in bot.audit() if r["action"] == "share"]
+    assert (record["team"], record["actor"], record["channel"], record["outcome"]) == (
+        "T0DEMO",
+        "U0MANAGER",
+        "C0PRIVATE",
+        "posted",
+    )
