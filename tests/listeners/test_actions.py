@@ -295,3 +295,27 @@ async def test_a_share_is_audited_with_its_workspace_sharer_and_channel(bot: Run
         "C0PRIVATE",
         "posted",
     )
+
+
+@pytest.mark.parametrize(
+    ("reason", "said"),
+    [
+        ("  refund question  ", "Shared by <@U0MANAGER>: “refund question”"),  # trimmed
+        ("   ", "Shared by <@U0MANAGER>"),  # blank: no reason
+        (None, "Shared by <@U0MANAGER>"),  # the optional field left empty
+    ],
+)
+async def test_the_shared_card_carries_the_sharers_words(
+    bot: RunningBot, reason: str | None, said: str
+) -> None:
+    view = await managers_share_modal(bot)
+    await submit_share(bot, view, "U0MANAGER", reason)
+    [post] = await bot.slack.wait_for("chat.postMessage")
+    contexts = [
+        e["text"]
+        for b in post.payload["blocks"]
+        if b["type"] == "context"
+        for e in b["elements"]
+        if ":busts_in_silhouette:" in e["text"]
+    ]
+    assert contexts == [f":busts_in_silhouette: {said}"]
