@@ -12,10 +12,13 @@ import pytest
 
 from bot import ids
 from bot.aep.errors import MalformedResponse
+from bot.button_tokens import Place
 from bot.cards import MODAL_EVENTS
 from bot.demo import payloads as slack_payloads
 from bot.demo.slack import RecordedCall
 from bot.identity import IdentityRef
+from bot.policy import share_access
+from bot.share_metadata import ShareMetadata
 from tests.support import (
     JANE,
     RunningBot,
@@ -319,3 +322,121 @@ async def test_the_shared_card_carries_the_sharers_words(
         if ":busts_in_silhouette:" in e["text"]
     ]
     assert contexts == [f":busts_in_silhouette: {said}"]
+
+
+def told_after_share(call: RecordedCall) -> tuple[str, str, bool]:
+    return call.payload["text"], call.payload["response_type"], call.payload["replace_original"]
+
+
+async def test_a_share_says_privately_where_it_went(bot: RunningBot) -> None:
+    view = await managers_share_modal(bot)
+    await submit_share(bot, view, "U0MANAGER", "escalation")
+    await bot.slack.wait_for("chat.postMessage")
+    told = (await bot.slack.wait_for("response_url", count=2))[-1]
+    assert told_after_share(told) == (
+        notice_text(bot, "share_done", channel="C0PRIVATE"),
+        "ephemeral",
+        False,
+    )
+
+
+async def test_a_share_of_a_card_whose_token_expired_says_so_and_posts_nothing(
+    bot: RunningBot,
+) -> None:
+    metadata = ShareMetadata(
+        token="no-such-token",
+        channel_id="C0PRIVATE",
+        thread_ts=None,
+        response_url=bot.slack.response_url(),
+    ).to_json()
+    await submit_share(bot, {"callback_id": ids.SHARE_MODAL, "private_metadata": metadata})
+    [told] = await bot.slack.wait_for("response_url")
+    assert told_after_share(told) == (notice_text(bot, "expired"), "ephemeral", False)
+    await settle(0.2)
+    assert bot.slack.calls_to("chat.postMessage") == []
+    assert bot.audit() == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"channel": "C0SUPPORT"}, {"thread_ts": "1714000999.000100"}],
+    ids=["another-channel", "another-thread"],
+)
+async def test_a_share_whose_metadata_names_another_place_than_the_cards_is_refused(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture, change: dict[str, str]
+) -> None:
+    """The place comes from the card's token: a submission naming another conversation (or
+    another thread than the card's) posts nothing, is audited as refused and logged."""
+    caplog.set_level(logging.WARNING, logger="bot.listeners.actions")
+    card_place = {"channel": "C0PRIVATE", "thread_ts": "1714000500.000200"}
+    token = await bot.services.buttons.remember(
+        IdentityRef(namespace="Email", value=JANE),
+        place=Place(card_place["channel"], card_place["thread_ts"]),
+    )
+    metadata = json.dumps(
+        {"token": token, **card_place, "response_url": bot.slack.response_url(), **change}
+    )
+    await submit_share(bot, {"callback_id": ids.SHARE_MODAL, "private_metadata": metadata})
+    [told] = await bot.slack.wait_for("response_url")
+    assert told_after_share(told) == (notice_text(bot, "expired"), "ephemeral", False)
+    assert "share submission for another place than its card's refused" in caplog.messages
+    await settle(0.2)
+    assert bot.slack.calls_to("chat.postMessage") == []
+    [record] = bot.audit()
+    assert (record["action"], record["surface"], record["outcome"], record["namespace"]) == (
+        "refusal",
+        "share",
+        "channel_refused",
+        "Email",
+    )
+
+
+async def test_a_share_by_someone_who_may_not_share_there_says_why_exactly(
+    bot: RunningBot,
+) -> None:
+    view = await managers_share_modal(bot)
+    await submit_share(bot, view, "U0AGENT", "forged")
+    told = (await bot.slack.wait_for("response_url", count=2))[-1]
+    agent = await bot.services.directory.person("T0DEMO", "U0AGENT")
+    channel = await bot.services.directory.channel("T0DEMO", "C0PRIVATE")
+    reader = bot.services.default_reader
+    reason = share_access(bot.services.policy, agent, channel, reader).reason
+    assert reason
+    assert told_after_share(told) == (
+        notice_text(bot, "refused_channel", reason=reason),
+        "ephemeral",
+        False,
+    )
+
+
+async def test_a_share_without_a_response_url_is_told_as_an_ephemeral_in_the_channel(
+    bot: RunningBot,
+) -> None:
+    view = await managers_share_modal(bot)
+    metadata = json.loads(view["private_metadata"])
+    metadata["response_url"] = None
+    view = {**view, "private_metadata": json.dumps(metadata)}
+    await submit_share(bot, view, "U0MANAGER", "escalation")
+    await bot.slack.wait_for("chat.postMessage")
+    [told] = await bot.slack.wait_for("chat.postEphemeral")
+    assert (told.payload["channel"], told.payload["user"], told.payload["text"]) == (
+        "C0PRIVATE",
+        "U0MANAGER",
+        notice_text(bot, "share_done", channel="C0PRIVATE"),
+    )
+    assert told.payload.get("thread_ts") is None
+
+
+async def test_a_share_whose_private_answer_slack_refuses_logs_slacks_code(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="bot.listeners.common")
+    view = await managers_share_modal(bot)
+    metadata = json.loads(view["private_metadata"])
+    metadata["response_url"] = None
+    view = {**view, "private_metadata": json.dumps(metadata)}
+    bot.slack.fail_next("chat.postEphemeral", error="user_not_in_channel")
+    await submit_share(bot, view, "U0MANAGER", "escalation")
+    await bot.slack.wait_for("chat.postEphemeral")
+    await settle(0.2)
+    assert "could not answer privately: user_not_in_channel" in caplog.messages
