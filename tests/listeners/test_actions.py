@@ -440,3 +440,84 @@ async def test_a_share_whose_private_answer_slack_refuses_logs_slacks_code(
     await bot.slack.wait_for("chat.postEphemeral")
     await settle(0.2)
     assert "could not answer privately: user_not_in_channel" in caplog.messages
+
+
+# --- the Share click: checked before any modal opens ------------------------------------------
+
+
+async def test_the_share_modal_names_the_conversation_and_what_the_posted_card_hides(
+    bot: RunningBot,
+) -> None:
+    """The manager sees scores and financial data; #escalations' readers (an agent too) may
+    not: the modal says so, and keeps the card's token, place and the click's response_url."""
+    await bot.send(command(bot, JANE))
+    [card] = await bot.slack.wait_for("response_url")
+    token = button(card, ids.SHARE)["value"]
+    url = bot.slack.response_url()
+    await bot.send(
+        slack_payloads.block_action(
+            action_id=ids.SHARE,
+            value=token,
+            user_id="U0MANAGER",
+            channel_id="C0PRIVATE",
+            response_url=url,
+        )
+    )
+    [opened] = await bot.slack.wait_for("views.open")
+    expected = bot.services.cards.share_modal(
+        token=token,
+        channel_id="C0PRIVATE",
+        thread_ts=None,
+        response_url=url,
+        channel_name="escalations",
+        channel_kind="private",
+        hidden={"scores", "financial"},
+        reader=bot.services.default_reader,
+    )
+    assert opened.payload["view"] == expected
+
+
+async def test_a_share_click_by_someone_who_may_not_share_is_refused_privately_and_audited(
+    bot: RunningBot,
+) -> None:
+    # The agent's card offers no Share: a forged click with a token of Jane's card.
+    token = await bot.services.buttons.remember(
+        IdentityRef(namespace="Email", value=JANE), place=Place("C0PRIVATE", None)
+    )
+    await click(bot, ids.SHARE, token, user="U0AGENT")
+    [told] = await bot.slack.wait_for("response_url")
+    assert told_after_share(told) == (notice_text(bot, "share_not_allowed"), "ephemeral", False)
+    await settle(0.2)
+    assert bot.slack.calls_to("views.open") == []
+    [record] = [r for r in bot.audit() if r["action"] == "refusal"]
+    assert (record["actor"], record["surface"], record["outcome"]) == (
+        "U0AGENT",
+        "share",
+        "share_not_allowed",
+    )
+
+
+async def test_a_share_click_where_the_card_may_not_go_says_why_exactly_and_is_audited(
+    bot: RunningBot,
+) -> None:
+    await bot.send(command(bot, JANE, channel="C0CONNECT"))
+    [card] = await bot.slack.wait_for("response_url")
+    await click(bot, ids.SHARE, button(card, ids.REFRESH)["value"], channel="C0CONNECT")
+    told = (await bot.slack.wait_for("response_url", count=2))[-1]
+    manager = await bot.services.directory.person("T0DEMO", "U0MANAGER")
+    channel = await bot.services.directory.channel("T0DEMO", "C0CONNECT")
+    reason = share_access(bot.services.policy, manager, channel, bot.services.default_reader)
+    assert reason.reason
+    assert told_after_share(told) == (
+        notice_text(bot, "share_refused", reason=reason.reason),
+        "ephemeral",
+        False,
+    )
+    await settle(0.2)
+    assert bot.slack.calls_to("views.open") == []
+    [record] = [r for r in bot.audit() if r["action"] == "refusal"]
+    assert (record["surface"], record["outcome"], record["namespace"]) == (
+        "share",
+        "channel_refused",
+        "Email",
+    )
