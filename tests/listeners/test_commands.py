@@ -189,10 +189,10 @@ async def test_only_refused_identities_are_refused_in_the_ack_and_audited(
         notice_text(bot, "refused_identity", reasons=reasons),
         "ephemeral",
     )
+    await settle()  # audited after the ack
     assert refusals(bot) == [
         ("T0DEMO", "U0MANAGER", "C0PRIVATE", "private", "identity_refused:too_long")
     ]
-    await settle()
     assert bot.slack.calls_to("response_url") == []
     assert bot.sim.stats["profile"] == 0
 
