@@ -12,10 +12,12 @@ import pytest
 
 from bot import ids
 from bot.aep.errors import MalformedResponse
+from bot.answers import reader_of
 from bot.button_tokens import Place
 from bot.cards import MODAL_EVENTS
 from bot.demo import payloads as slack_payloads
 from bot.demo.slack import RecordedCall
+from bot.demo.workspace import with_reader
 from bot.identity import IdentityRef
 from bot.policy import share_access
 from bot.share_metadata import ShareMetadata
@@ -521,3 +523,19 @@ async def test_a_share_click_where_the_card_may_not_go_says_why_exactly_and_is_a
         "channel_refused",
         "Email",
     )
+
+
+async def test_a_share_refused_to_a_dutch_sharer_says_why_in_dutch(bot: RunningBot) -> None:
+    bot.slack.workspace = with_reader(
+        bot.slack.workspace, "U0AGENT", locale="nl-NL", tz="Europe/Amsterdam"
+    )
+    view = await managers_share_modal(bot)
+    await submit_share(bot, view, "U0AGENT", "forged")
+    told = (await bot.slack.wait_for("response_url", count=2))[-1]
+    agent = await bot.services.directory.person("T0DEMO", "U0AGENT")
+    channel = await bot.services.directory.channel("T0DEMO", "C0PRIVATE")
+    dutch = reader_of(bot.services, agent)
+    reason = share_access(bot.services.policy, agent, channel, dutch).reason
+    assert reason != share_access(bot.services.policy, agent, channel).reason  # not English
+    expected = bot.services.cards.notice("refused_channel", reader=dutch, reason=reason)
+    assert told.payload["text"] == expected["text"]
