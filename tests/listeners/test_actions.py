@@ -409,6 +409,14 @@ async def test_a_share_by_someone_who_may_not_share_there_says_why_exactly(
         "ephemeral",
         False,
     )
+    [record] = [r for r in bot.audit() if r["action"] == "refusal"]
+    assert (record["actor"], record["surface"], record["outcome"], record["namespace"]) == (
+        "U0AGENT",
+        "share",
+        "channel_refused",
+        "Email",
+    )
+    assert record["identity_hmac"] == bot.services.audit.identity_hmac(JANE)
 
 
 async def test_a_share_without_a_response_url_is_told_as_an_ephemeral_in_the_channel(
