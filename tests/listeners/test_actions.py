@@ -547,3 +547,26 @@ async def test_a_share_refused_to_a_dutch_sharer_says_why_in_dutch(bot: RunningB
     assert reason != share_access(bot.services.policy, agent, channel).reason  # not English
     expected = bot.services.cards.notice("refused_channel", reader=dutch, reason=reason)
     assert told.payload["text"] == expected["text"]
+
+
+async def test_a_modal_slack_would_not_open_is_said_exactly_and_logged_with_slacks_code(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="bot.listeners.actions")
+    await bot.send(command(bot, JANE))
+    [card] = await bot.slack.wait_for("response_url")
+    bot.slack.fail_next("views.open", error="expired_trigger_id")
+    await click(bot, ids.SHARE, button(card, ids.SHARE)["value"])
+    told = (await bot.slack.wait_for("response_url", count=2))[-1]
+    assert told_after_share(told) == (notice_text(bot, "window_failed"), "ephemeral", False)
+    assert "could not open a modal: expired_trigger_id" in caplog.messages
+
+
+async def test_open_in_aep_is_acknowledged_and_nothing_else(bot: RunningBot) -> None:
+    """A link button: Slack opens the URL; the bot only acknowledges the click."""
+    token = await bot.services.buttons.remember(IdentityRef(namespace="Email", value=JANE))
+    response = await click(bot, ids.OPEN_IN_AEP, token)
+    assert (response.status_code, response.text) == (200, "")
+    await settle(0.2)
+    assert bot.slack.calls_to("response_url") == []
+    assert bot.sim.stats["profile"] == 0
