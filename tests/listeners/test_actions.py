@@ -26,6 +26,7 @@ from tests.support import (
     RunningBot,
     button,
     click,
+    click_on,
     command,
     notice_text,
     settle,
@@ -570,3 +571,23 @@ async def test_open_in_aep_is_acknowledged_and_nothing_else(bot: RunningBot) -> 
     await settle(0.2)
     assert bot.slack.calls_to("response_url") == []
     assert bot.sim.stats["profile"] == 0
+
+
+async def test_view_details_on_a_shared_card_offers_share_and_send_to_my_dms_there(
+    bot: RunningBot,
+) -> None:
+    """The posted card keeps where it was shared: a sharer's View details on it answers with a
+    card that may be shared there again, or sent to their DMs."""
+    view = await managers_share_modal(bot)
+    await submit_share(bot, view, "U0MANAGER", "escalation")
+    [post] = await bot.slack.wait_for("chat.postMessage")
+    await bot.slack.wait_for("response_url", count=2)
+    await click_on(bot, post, ids.VIEW_DETAILS, user="U0MANAGER")
+    details = (await bot.slack.wait_for("response_url", count=3))[-1]
+    offered = [
+        e["action_id"]
+        for b in details.payload["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+    ]
+    assert ids.SHARE in offered and ids.SEND_TO_DM in offered
