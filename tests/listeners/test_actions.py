@@ -295,12 +295,13 @@ async def test_a_share_is_audited_with_its_workspace_sharer_and_channel(bot: Run
     await bot.slack.wait_for("chat.postMessage")
     await bot.slack.wait_for("response_url", count=2)
     [record] = [r for r in bot.audit() if r["action"] == "share"]
-    assert (record["team"], record["actor"], record["channel"], record["outcome"]) == (
-        "T0DEMO",
-        "U0MANAGER",
-        "C0PRIVATE",
-        "posted",
-    )
+    assert (
+        record["team"],
+        record["actor"],
+        record["channel"],
+        record["surface"],
+        record["outcome"],
+    ) == ("T0DEMO", "U0MANAGER", "C0PRIVATE", "share", "posted")
 
 
 @pytest.mark.parametrize(
