@@ -592,3 +592,16 @@ async def test_view_details_on_a_shared_card_offers_share_and_send_to_my_dms_the
         for e in b["elements"]
     ]
     assert ids.SHARE in offered and ids.SEND_TO_DM in offered
+
+
+async def test_a_modal_slack_is_too_busy_to_open_says_when_to_try_again(bot: RunningBot) -> None:
+    await bot.send(command(bot, JANE))
+    [card] = await bot.slack.wait_for("response_url")
+    bot.slack.fail_next("views.open", status=429, retry_after=30)
+    await click(bot, ids.SHARE, button(card, ids.SHARE)["value"])
+    told = (await bot.slack.wait_for("response_url", count=2))[-1]
+    assert told_after_share(told) == (
+        notice_text(bot, "slack_busy", seconds=30),
+        "ephemeral",
+        False,
+    )
