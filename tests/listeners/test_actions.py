@@ -55,6 +55,7 @@ async def test_more_events_opens_a_modal_with_the_events(bot: RunningBot) -> Non
     [opened] = await bot.slack.wait_for("views.open")
     assert opened.payload["view"]["type"] == "modal"  # a loading modal, opened at once
     [updated] = await bot.slack.wait_for("views.update")
+    assert updated.payload["view_id"] == opened.response["view"]["id"]  # the modal it opened
     assert updated.payload["view"]["type"] == "modal"
     assert len(updated.payload["view"]["blocks"]) > 5
 
