@@ -86,6 +86,10 @@ async def test_an_expired_button_says_so(bot: RunningBot) -> None:
     await click(bot, ids.REFRESH, "no-such-token")
     [answer] = await bot.slack.wait_for("response_url")
     assert answer.payload["text"] == notice_text(bot, "expired")
+    assert (answer.payload["response_type"], answer.payload["replace_original"]) == (
+        "ephemeral",
+        False,
+    )
 
 
 async def test_a_modal_slack_would_not_open_is_said_privately(bot: RunningBot) -> None:
@@ -130,8 +134,9 @@ async def test_a_share_whose_lookup_fails_is_said_privately_and_audited_as_a_sha
 
 
 async def test_a_click_slack_sent_without_a_user_is_refused_in_words_on_its_response_url(
-    bot: RunningBot,
+    bot: RunningBot, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="bot.listeners.common")
     body = slack_payloads.block_action(
         action_id=ids.REFRESH,
         value=await bot.services.buttons.remember(IdentityRef(namespace="email", value=JANE)),
@@ -149,6 +154,7 @@ async def test_a_click_slack_sent_without_a_user_is_refused_in_words_on_its_resp
         False,
     )
     assert bot.sim.stats["profile"] == 0
+    assert "button request without user refused" in caplog.messages
 
 
 async def test_more_events_lists_more_events_than_the_card_holds(bot: RunningBot) -> None:
@@ -458,12 +464,25 @@ async def test_a_share_whose_private_answer_slack_refuses_logs_slacks_code(
 # --- the Share click: checked before any modal opens ------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("channel", "name", "kind", "hidden"),
+    [
+        ("C0PRIVATE", "escalations", "private", {"scores", "financial"}),
+        # A public channel: capped at basic by the policy.
+        (
+            "C0PUBLIC",
+            "deals",
+            "public",
+            {"contact", "identifiers", "activity", "audiences", "scores", "financial"},
+        ),
+    ],
+)
 async def test_the_share_modal_names_the_conversation_and_what_the_posted_card_hides(
-    bot: RunningBot,
+    bot: RunningBot, channel: str, name: str, kind: str, hidden: set[str]
 ) -> None:
     """The manager sees scores and financial data; #escalations' readers (an agent too) may
     not: the modal says so, and keeps the card's token, place and the click's response_url."""
-    await bot.send(command(bot, JANE))
+    await bot.send(command(bot, JANE, channel=channel))
     [card] = await bot.slack.wait_for("response_url")
     token = button(card, ids.SHARE)["value"]
     url = bot.slack.response_url()
@@ -472,19 +491,19 @@ async def test_the_share_modal_names_the_conversation_and_what_the_posted_card_h
             action_id=ids.SHARE,
             value=token,
             user_id="U0MANAGER",
-            channel_id="C0PRIVATE",
+            channel_id=channel,
             response_url=url,
         )
     )
     [opened] = await bot.slack.wait_for("views.open")
     expected = bot.services.cards.share_modal(
         token=token,
-        channel_id="C0PRIVATE",
+        channel_id=channel,
         thread_ts=None,
         response_url=url,
-        channel_name="escalations",
-        channel_kind="private",
-        hidden={"scores", "financial"},
+        channel_name=name,
+        channel_kind=kind,
+        hidden=hidden,
         reader=bot.services.default_reader,
     )
     assert opened.payload["view"] == expected
