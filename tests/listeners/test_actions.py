@@ -475,6 +475,7 @@ async def test_a_share_whose_private_answer_slack_refuses_logs_slacks_code(
             "public",
             {"contact", "identifiers", "activity", "audiences", "scores", "financial"},
         ),
+        ("D0MANAGER", "", "im", set()),  # a DM has no name: named by its kind
     ],
 )
 async def test_the_share_modal_names_the_conversation_and_what_the_posted_card_hides(
