@@ -864,7 +864,12 @@ def read_search(services: Services, text: str, kind: str | None) -> IdentityRef 
             return ref
         return SearchProblem("wrong_kind", expected=expected)
     # Text the bot does not recognise by itself (a CRM id of another shape, say) is taken as
-    # the kind chosen: AEP then says whether such a customer exists.
+    # the kind chosen, whole: AEP then says whether such a customer exists. Text with a space
+    # is not one value: read so, it would be looked up by a part of it ("jane doe" as
+    # `crmid:jane`; "44 20 7946 0958" as +1 207-946-0958), someone else. A phone number the bot
+    # reads by itself (with its spaces) was answered above.
+    if any(char.isspace() for char in text):
+        return SearchProblem("wrong_kind", expected=expected)
     prefixed = read_identities(f"{namespace}:{text}", services.rules)
     if prefixed.refused:
         return SearchProblem("refused", refused=tuple(prefixed.refused))

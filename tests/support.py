@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from aiohttp import web
 
 from bot import ids
@@ -147,6 +148,16 @@ async def running_bot(
 async def settle(seconds: float = 0.05) -> None:
     """Let background listener tasks run (used only where nothing is expected to happen)."""
     await asyncio.sleep(seconds)
+
+
+async def logged(caplog: pytest.LogCaptureFixture, logger: str) -> list[str]:
+    """The messages `logger` logged, once it logged any (a listener runs after its ack)."""
+    for _ in range(100):
+        messages = [r.getMessage() for r in caplog.records if r.name == logger]
+        if messages:
+            return messages
+        await settle(0.02)
+    return []
 
 
 def all_text(call: RecordedCall) -> str:

@@ -20,8 +20,9 @@ from bot.vocabulary import PostFailed
 
 log = logging.getLogger(__name__)
 
-#: A conversation id the bot can size; a link still in the composer comes with "COMPOSER".
-_CONVERSATION = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
+#: A conversation id the bot can size; a link still in the composer comes with "COMPOSER",
+#: which has a conversation id's shape (C and capitals) and so is named to be excluded.
+_CONVERSATION = re.compile(r"^(?!COMPOSER$)[CGD][A-Z0-9]{2,20}$")
 
 
 def _external_token(event: dict[str, Any]) -> str:

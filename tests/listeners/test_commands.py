@@ -4,12 +4,16 @@ private answers on the response_url, refusals, and what reaches AEP."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode
 
+import httpx
 import pytest
 
 from bot.demo.simulator import AepSimulator
-from bot.demo.slack import SlackRecorder
+from bot.demo.slack import RecordedCall, SlackRecorder
+from bot.identity import USAGE, Refusal
 from tests.support import (
     JANE,
     RunningBot,
@@ -53,6 +57,10 @@ async def test_a_slow_answer_says_looking_up_first_so_nobody_waits_in_silence(
         assert looking.payload["text"] == notice_text(
             bot, "looking_up", query="Email jane.doe@example.com"
         )
+        assert (looking.payload["response_type"], looking.payload["replace_original"]) == (
+            "ephemeral",
+            False,
+        )
         assert "Jane Doe" in all_text(card)
 
 
@@ -95,3 +103,153 @@ async def test_slack_not_describing_the_asker_is_a_refusal_that_says_try_again(
     await settle()
     assert bot.slack.calls_to("response_url") == []
     assert bot.sim.stats["profile"] == 0
+
+
+# --- what the ack says, exactly, and what is said after it ----------------------------------
+
+TOO_LONG = "a" * 65 + "@example.com"  # a local part longer than email allows (64)
+HOW = "Ask to be added to @support-team (support), @sales (sales), or @cs-managers (manager)."
+NO_DOMAIN = (
+    "`jane.doe@example` has no complete domain after the @. Did you mean example.com? "
+    "Type `/customer jane.doe@example.com`.\nType `/customer help` for every form the bot reads."
+)
+NO_NAMESPACE = (
+    "`foo` is not an identity namespace; known ones are acmeMember, CORE, crmid, ECID, Email, "
+    "loyaltyId, Phone, and TNTID. Write one of them before the colon, for example "
+    "`/customer Email:jane.doe@example.com`.\nType `/customer help` for every form the bot reads."
+)
+
+
+def said_in_ack(response: httpx.Response) -> tuple[str, str]:
+    answer = response.json()
+    return answer["text"], answer["response_type"]
+
+
+def said_after(call: RecordedCall) -> tuple[str, str, bool]:
+    return call.payload["text"], call.payload["response_type"], call.payload["replace_original"]
+
+
+def refusals(bot: RunningBot) -> list[tuple[str, str, str, str, str]]:
+    return [
+        (r["team"], r["actor"], r["channel"], r["surface"], r["outcome"])
+        for r in bot.audit()
+        if r["action"] == "refusal"
+    ]
+
+
+@pytest.mark.parametrize("text", ["", "help", "HELP", "?", "-h", "--help", "  help  "])
+async def test_the_help_words_give_the_usage_in_the_ack(bot: RunningBot, text: str) -> None:
+    response = await bot.send(command(bot, text))
+    assert said_in_ack(response) == (notice_text(bot, "usage", usage=USAGE), "ephemeral")
+    await settle()
+    assert bot.slack.calls_to("response_url") == []
+    assert sum(bot.sim.stats.values()) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("hello there", None),  # nothing like an identity: the usage
+        ("jane.doe@example", NO_DOMAIN),  # a common slip: what was wrong and the fix
+        ("foo:bar", NO_NAMESPACE),  # a namespace the sandbox does not have
+    ],
+)
+async def test_text_without_identity_says_in_the_ack_what_was_wrong(
+    bot: RunningBot, text: str, said: str | None
+) -> None:
+    response = await bot.send(command(bot, text))
+    expected = said or notice_text(bot, "usage", usage=USAGE)
+    assert said_in_ack(response) == (expected, "ephemeral")
+    await settle()
+    assert bot.slack.calls_to("response_url") == []
+    assert sum(bot.sim.stats.values()) == 0
+
+
+@pytest.mark.parametrize("missing", ["user_id", "response_url"])
+async def test_a_command_slack_sent_without_user_or_response_url_is_refused_in_the_ack(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture, missing: str
+) -> None:
+    caplog.set_level(logging.WARNING, logger="bot.listeners.commands")
+    fields = {k: v[0] for k, v in parse_qs(command(bot, JANE)).items()}
+    del fields[missing]
+    response = await bot.send(urlencode(fields))
+    assert said_in_ack(response) == (notice_text(bot, "incomplete_request"), "ephemeral")
+    assert f"/customer request without {missing} refused" in caplog.messages
+    await settle()
+    assert bot.sim.stats["profile"] == 0
+    assert bot.audit() == []
+
+
+async def test_only_refused_identities_are_refused_in_the_ack_and_audited(
+    bot: RunningBot,
+) -> None:
+    response = await bot.send(command(bot, TOO_LONG))
+    reasons = Refusal("email address", "too_long").words(bot.services.default_reader)
+    assert said_in_ack(response) == (
+        notice_text(bot, "refused_identity", reasons=reasons),
+        "ephemeral",
+    )
+    await settle()  # audited after the ack
+    assert refusals(bot) == [
+        ("T0DEMO", "U0MANAGER", "C0PRIVATE", "private", "identity_refused:too_long")
+    ]
+    assert bot.slack.calls_to("response_url") == []
+    assert bot.sim.stats["profile"] == 0
+
+
+async def test_someone_without_grants_is_refused_in_the_ack_once(bot: RunningBot) -> None:
+    response = await bot.send(command(bot, f"{JANE} CRM-000123", user="U0NOBODY"))
+    assert said_in_ack(response) == (
+        notice_text(bot, "refused_no_grants", how=HOW),
+        "ephemeral",
+    )
+    assert refusals(bot) == [("T0DEMO", "U0NOBODY", "C0PRIVATE", "private", "no_grants:command")]
+    await settle()
+    assert bot.slack.calls_to("response_url") == []
+    assert bot.sim.stats["profile"] == 0
+
+
+async def test_beside_the_cards_an_unknown_namespace_a_refusal_and_the_note_are_said_privately(
+    bot: RunningBot,
+) -> None:
+    """After the (empty) ack: what was wrong with `foo:bar`, why the long address was refused,
+    the three cards, then how many were left out, each its own private message under the
+    command."""
+    text = f"foo:bar {TOO_LONG} {JANE} sanne.de.vries@example.nl hanako.yamada@example.jp x@y.com"
+    response = await bot.send(command(bot, text))
+    assert response.text == ""
+    calls = await bot.slack.wait_for("response_url", count=6)
+    await settle(0.2)
+    assert len(bot.slack.calls_to("response_url")) == 6
+    reasons = Refusal("email address", "too_long").words(bot.services.default_reader)
+    assert said_after(calls[0]) == (NO_NAMESPACE, "ephemeral", False)
+    assert said_after(calls[1]) == (
+        notice_text(bot, "refused_identity", reasons=reasons),
+        "ephemeral",
+        False,
+    )
+    assert said_after(calls[5]) == (
+        notice_text(bot, "more_identities", shown=3, total=4, capped=False),
+        "ephemeral",
+        False,
+    )
+    assert "Jane Doe" in " ".join(all_text(c) for c in calls[2:5])
+    assert refusals(bot) == [
+        ("T0DEMO", "U0MANAGER", "C0PRIVATE", "private", "identity_refused:too_long")
+    ]
+
+
+async def test_a_slow_answer_that_needs_all_five_posts_of_the_response_url_says_no_looking_up(
+    sandbox: tuple[AepSimulator, str], slack: SlackRecorder, tmp_path: Path
+) -> None:
+    """Three cards, a refusal and the "3 of 4" note are five posts, all a response_url takes:
+    no "Looking up…" takes the place of one of them."""
+    sim, aep_url = sandbox
+    async with running_bot(sim, aep_url, slack, tmp_path, bot_slow_answer_seconds=0) as bot:
+        text = f"{TOO_LONG} {JANE} sanne.de.vries@example.nl hanako.yamada@example.jp x@y.com"
+        await bot.send(command(bot, text))
+        calls = await bot.slack.wait_for("response_url", count=5)
+        await settle(0.2)
+        assert len(bot.slack.calls_to("response_url")) == 5
+        looking = notice_text(bot, "looking_up", query="x")[:10]
+        assert not any(c.payload["text"].startswith(looking) for c in calls)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from slack_bolt.async_app import AsyncBoltContext
 from slack_sdk.models.views import View
 
 from bot import ids
@@ -22,8 +23,10 @@ from bot.demo.slack import RecordedCall, SlackRecorder
 from bot.demo.workspace import with_reader
 from bot.history import HISTORY_SIZE
 from bot.identity import IdentityRef
+from bot.listeners.home import HomeHandlers
+from bot.services import Services
 from bot.settings import load_settings
-from tests.support import JANE, RunningBot, command, running_bot, settle, start_bot
+from tests.support import JANE, RunningBot, command, logged, running_bot, settle, start_bot
 
 
 def parsed(view: dict[str, Any]) -> dict[str, Any]:
@@ -443,3 +446,141 @@ async def test_the_console_shows_the_home_and_finds_through_the_search_modal() -
     assert errors["response_action"] == "errors"
     [home] = [line["payload"]["view"] for line in sent if line["method"] == "views.publish"]
     assert "CRM-000123" in text_of(parsed(home))
+
+
+# --- Issue 15 (mutation testing): what the listeners' edges show and log ----------------------
+
+EMPTY_SEARCH = "Type an email address, a phone number, a CRM id, an ECID or namespace:value."
+
+
+@pytest.mark.parametrize("typed", ["", None])
+async def test_an_empty_search_box_asks_for_an_identity_not_for_a_readable_one(
+    bot: RunningBot, typed: str | None
+) -> None:
+    """Slack sends an input left empty as `"value": null`: the same words as an empty text."""
+    typed_in = {"type": "plain_text_input", "value": typed}
+    values = {ids.SEARCH_IDENTITY_BLOCK: {ids.SEARCH_IDENTITY_INPUT: typed_in}}
+    body = slack_payloads.view_submission(
+        callback_id=ids.SEARCH_MODAL, private_metadata="", values=values, user_id="U0AGENT"
+    )
+    response = await bot.send(body)
+
+    assert response.json()["errors"] == {ids.SEARCH_IDENTITY_BLOCK: EMPTY_SEARCH}
+
+
+async def dutch_shortcut(bot: RunningBot) -> None:
+    """U0AGENT, who reads Dutch, uses the find_customer shortcut."""
+    bot.slack.workspace = with_reader(
+        bot.slack.workspace, "U0AGENT", locale="nl-NL", tz="Europe/Amsterdam"
+    )
+    body = slack_payloads.global_shortcut(callback_id=ids.FIND_SHORTCUT, user_id="U0AGENT")
+    assert (await bot.send(body)).status_code == 200
+
+
+async def test_the_search_modal_is_put_into_the_openers_language_only_if_nobody_changed_it(
+    bot: RunningBot,
+) -> None:
+    await dutch_shortcut(bot)
+
+    [opened] = await bot.slack.wait_for("views.open")
+    [updated] = await bot.slack.wait_for("views.update")
+    # The hash of the modal as opened: Slack refuses the update if the modal changed since.
+    assert updated.payload["view_id"] == opened.response["view"]["id"]
+    assert updated.payload["hash"] == opened.response["view"]["hash"]
+
+
+async def test_a_modal_left_in_the_default_language_is_logged_with_slacks_code(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot.slack.fail_next("views.update", error="not_found")
+
+    await dutch_shortcut(bot)
+
+    await bot.slack.wait_for("views.update")
+    assert await logged(caplog, "bot.listeners.home") == [
+        "could not show the search modal in the opener's language: not_found"
+    ]
+    # The modal is open and usable: nothing is said on the Home.
+    assert bot.slack.calls_to("views.publish") == []
+
+
+async def test_a_search_window_that_does_not_open_is_logged_with_slacks_code(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot.slack.fail_next("views.open", error="expired_trigger_id")
+
+    await click_home(bot, ids.HOME_FIND, "find", "U0AGENT")
+
+    await bot.slack.wait_for("views.publish")
+    assert await logged(caplog, "bot.listeners.home") == [
+        "could not open the search modal: expired_trigger_id"
+    ]
+
+
+async def test_a_search_refreshes_the_home_its_searcher_has_open(bot: RunningBot) -> None:
+    await open_home(bot, "U0MANAGER")
+
+    await bot.send(search_body("U0MANAGER", "CRM-000123"))
+
+    [_, after] = await bot.slack.wait_for("views.publish", count=2)
+    assert after.payload["user_id"] == "U0MANAGER"
+    assert "CRM-000123" in text_of(parsed(after.payload["view"]))
+
+
+class Acks:
+    """A recording `ack`."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    async def __call__(self, **kwargs: Any) -> None:
+        self.calls.append(kwargs)
+
+
+async def test_a_search_submitted_without_a_user_is_refused_and_logged(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    ack = Acks()
+    values = {ids.SEARCH_IDENTITY_BLOCK: {ids.SEARCH_IDENTITY_INPUT: {"value": "CRM-000123"}}}
+
+    await HomeHandlers(services).search_submitted(
+        ack, {"type": "view_submission"}, {"state": {"values": values}}
+    )
+
+    assert ack.calls == [{}]  # the modal closes
+    messages = [r.getMessage() for r in caplog.records if r.name == "bot.listeners.home"]
+    assert messages == ["search submission without a user refused"]
+
+
+@pytest.mark.parametrize("button", ["replay_clicked", "clear_clicked"])
+async def test_a_home_click_without_a_user_is_refused_and_logged(
+    services: Services, caplog: pytest.LogCaptureFixture, button: str
+) -> None:
+    ack = Acks()
+    body = {"type": "block_actions", "actions": [{"value": "entry"}]}
+
+    await getattr(HomeHandlers(services), button)(ack, body)
+
+    assert ack.calls == [{}]
+    messages = [r.getMessage() for r in caplog.records if r.name == "bot.listeners.home"]
+    assert messages == ["Home click without a user refused"]
+
+
+async def test_a_home_opened_by_no_one_publishes_nothing(bot: RunningBot) -> None:
+    await bot.send(slack_payloads.app_home_opened(user_id=""))
+    await settle(0.1)
+
+    assert [c.method for c in bot.slack.calls if c.method != "auth.test"] == []
+
+
+async def test_a_home_opened_without_a_team_counts_as_open_for_the_next_lookups_refresh(
+    bot: RunningBot,
+) -> None:
+    """refresh_home reads a Home opened by someone Slack named no team for under team ""."""
+    event = {"type": "app_home_opened", "tab": "home", "user": "U0MANAGER"}
+
+    await HomeHandlers(bot.services).home_opened(event, AsyncBoltContext())
+
+    [published] = bot.slack.calls_to("views.publish")
+    assert published.payload["user_id"] == "U0MANAGER"
+    assert await bot.services.history.home_open_recently("", "U0MANAGER")

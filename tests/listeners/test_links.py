@@ -5,6 +5,7 @@ Platform profile links unfurled (link_shared -> chat.unfurl), through signed req
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,15 @@ import pytest
 from bot import ids
 from bot.aep.errors import MalformedResponse
 from bot.answers import profile_link
+from bot.button_tokens import Place
 from bot.demo import payloads as slack_payloads
 from bot.demo.dataset import load_dataset
 from bot.demo.simulator import AepSimulator
 from bot.demo.slack import RecordedCall, SlackRecorder
 from bot.demo.workspace import BOT_USER_ID, with_reader
-from tests.support import JANE, RunningBot, button, running_bot, settle, share
+from tests.support import JANE, RunningBot, button, logged, running_bot, settle, share
+
+LINKS = "bot.listeners.links"
 
 
 @pytest.fixture
@@ -156,6 +160,14 @@ async def test_four_viewers_get_four_flexpanes_redacted_by_their_own_grants(
     records = [r for r in wo_bot.audit() if r["surface"] == "flexpane"]
     assert sorted(r["outcome"] for r in records if r["action"] == "detail_view") == ["shown"] * 3
     assert [r["outcome"] for r in records if r["action"] == "refusal"] == ["no_grants:detail_view"]
+    # each detail view is audited with whose profile it was and what that viewer saw and not
+    [sales_record] = [r for r in records if r["actor"] == "U0SALES"]
+    customer = load_dataset().find("email", JANE)
+    assert customer is not None
+    assert sales_record["identity_hmac"] == wo_bot.services.audit.identity_hmac(JANE)
+    assert sales_record["profile_id"] == customer.entity_id
+    assert sales_record["shown"] == ["audiences", "basic", "contact", "financial", "scores"]
+    assert sales_record["withheld"] == ["activity", "identifiers", "sensitive"]
 
 
 async def test_a_forged_external_ref_is_refused_in_words_without_a_lookup(
@@ -212,6 +224,15 @@ async def test_a_pasted_profile_link_unfurls_in_a_private_channel(wo_bot: Runnin
         await settle(0.05)
     [record] = records
     assert (record["surface"], record["outcome"]) == ("unfurl", "posted")
+    # the unfurled card's buttons lead back to the conversation it was pasted in
+    [token] = [
+        b["value"]
+        for block in call.payload["unfurls"][link]["blocks"]
+        for b in block.get("elements", [])
+        if b.get("action_id") == ids.VIEW_DETAILS
+    ]
+    recalled = await wo_bot.services.buttons.recall_place(token)
+    assert recalled is not None and recalled.place == Place("C0PRIVATE", None)
 
 
 async def test_a_profile_link_unfurls_as_blocks_alone_with_work_objects_off(
@@ -223,21 +244,29 @@ async def test_a_profile_link_unfurls_as_blocks_alone_with_work_objects_off(
 
 
 @pytest.mark.parametrize(
-    ("user", "channel", "why"),
+    ("user", "channel", "why", "logged"),
     [
-        ("U0MANAGER", "C0CONNECT", "channel_refused"),  # Slack Connect
-        ("U0MANAGER", "C0SECRET", "channel_refused"),  # the bot cannot size it
-        ("U0NOBODY", "C0PUBLIC", "no_grants:unfurl"),  # the poster has no grants
+        ("U0MANAGER", "C0CONNECT", "channel_refused", "channel_refused"),  # Slack Connect
+        ("U0MANAGER", "C0SECRET", "channel_refused", "channel_refused"),  # cannot size it
+        ("U0NOBODY", "C0PUBLIC", "no_grants:unfurl", "no_grants"),  # the poster has no grants
     ],
 )
 async def test_nothing_unfurls_where_the_share_rule_refuses(
-    wo_bot: RunningBot, user: str, channel: str, why: str
+    wo_bot: RunningBot,
+    caplog: pytest.LogCaptureFixture,
+    user: str,
+    channel: str,
+    why: str,
+    logged: str,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="bot.listeners.links")
     await paste(wo_bot, user, channel)
     await settle(0.5)
     assert wo_bot.slack.calls_to("chat.unfurl") == []
     [record] = wo_bot.audit()
     assert (record["surface"], record["outcome"]) == ("unfurl", why)
+    # the operator reads why nothing unfurled
+    assert f"profile links not unfurled: {logged}" in caplog.messages
 
 
 async def test_a_link_still_in_the_composer_does_not_unfurl(wo_bot: RunningBot) -> None:
@@ -318,7 +347,7 @@ async def test_an_unfurl_speaks_the_posters_language_with_utc_times(wo_bot: Runn
 
 
 async def test_a_flexpane_whose_lookup_fails_says_why_and_is_audited_as_a_detail_view(
-    wo_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+    wo_bot: RunningBot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Issue 15 (mutation testing): the flexpane's AEP failure path had no test."""
     _, entity = await shared_entity(wo_bot)
@@ -327,7 +356,10 @@ async def test_a_flexpane_whose_lookup_fails_says_why_and_is_audited_as_a_detail
         raise MalformedResponse("Platform answered with an unreadable body", status=200)
 
     monkeypatch.setattr(wo_bot.services.lookup, "lookup", malformed)
+    caplog.set_level(logging.INFO, logger="bot.answers")
     pane = await flexpane_of(wo_bot, "U0MANAGER", entity["external_ref"])
+    # the operator reads which failure it was
+    assert "lookup failed: MalformedResponse (status 200)" in caplog.messages
     assert "metadata" not in pane
     assert pane["error"]["status"] == "custom"
     assert pane["error"]["custom_title"] == "The profile could not be shown"
@@ -339,3 +371,230 @@ async def test_a_flexpane_whose_lookup_fails_says_why_and_is_audited_as_a_detail
         "U0MANAGER",
     )
     assert record["identity_hmac"] == wo_bot.services.audit.identity_hmac(JANE)
+
+
+# --- Issue 15 (mutation testing): who is audited, what is skipped and what is logged ----------
+
+
+def edited(body: str, *, envelope: dict[str, Any] | None = None, **event: Any) -> str:
+    """An event envelope `body` with some of its event's fields (and the envelope's) changed:
+    None removes a field."""
+    data = json.loads(body)
+    for target, changes in ((data["event"], event), (data, envelope or {})):
+        for key, value in changes.items():
+            if value is None:
+                target.pop(key, None)
+            else:
+                target[key] = value
+    return json.dumps(data)
+
+
+def details_body(bot: RunningBot, external_ref: dict[str, Any], **event: Any) -> str:
+    body = slack_payloads.entity_details_requested(
+        external_ref=external_ref,
+        entity_url=jane_link(bot),
+        user_id="U0MANAGER",
+        channel_id="C0PUBLIC",
+    )
+    return edited(body, **event)
+
+
+FORGED = {"id": "bm90LWEtdG9rZW4", "type": ids.WORK_OBJECT_REF_TYPE}
+
+
+async def test_a_flexpane_is_audited_with_the_viewers_team_and_channel(wo_bot: RunningBot) -> None:
+    _, entity = await shared_entity(wo_bot)
+    await flexpane_of(wo_bot, "U0MANAGER", entity["external_ref"])
+
+    [record] = [r for r in wo_bot.audit() if r["surface"] == "flexpane"]
+    assert (record["actor"], record["team"], record["channel"]) == (
+        "U0MANAGER",
+        "T0DEMO",
+        "C0PUBLIC",
+    )
+
+
+async def test_a_flexpane_asked_about_from_no_readable_channel_is_audited_without_one(
+    wo_bot: RunningBot,
+) -> None:
+    await wo_bot.send(details_body(wo_bot, FORGED, channel={"id": "C0PUBLIC"}))
+
+    await wo_bot.slack.wait_for("entity.presentDetails")
+    [record] = wo_bot.audit()
+    assert (record["outcome"], record["channel"]) == ("token_refused", None)
+
+
+async def test_a_flexpane_request_with_an_empty_trigger_is_ignored_and_logged(
+    wo_bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    await wo_bot.send(details_body(wo_bot, FORGED, trigger_id=""))
+
+    assert await logged(caplog, LINKS) == [
+        "entity_details_requested without trigger_id or user ignored"
+    ]
+    await settle(0.1)
+    assert wo_bot.slack.calls_to("entity.presentDetails") == []
+    assert wo_bot.audit() == []
+
+
+async def test_a_flexpane_slack_did_not_take_is_logged_with_its_code(
+    wo_bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    wo_bot.slack.fail_next("entity.presentDetails", error="trigger_expired")
+
+    await wo_bot.send(details_body(wo_bot, FORGED))
+
+    await wo_bot.slack.wait_for("entity.presentDetails")
+    assert await logged(caplog, LINKS) == [
+        "could not fill a Work Object's flexpane: trigger_expired"
+    ]
+
+
+async def test_a_link_without_a_url_is_skipped_and_the_profile_link_still_unfurls(
+    wo_bot: RunningBot,
+) -> None:
+    body = slack_payloads.link_shared(
+        urls=[jane_link(wo_bot)], user_id="U0MANAGER", channel_id="C0PRIVATE"
+    )
+    links = [{"domain": "example.com"}, *json.loads(body)["event"]["links"]]
+
+    await wo_bot.send(edited(body, links=links))
+
+    [call] = await wo_bot.slack.wait_for("chat.unfurl")
+    assert list(call.payload["unfurls"]) == [jane_link(wo_bot)]
+
+
+@pytest.mark.parametrize(
+    ("user", "urls"),
+    [("", ["profile"]), ("U0MANAGER", [])],
+    ids=["no-poster", "no-links"],
+)
+async def test_a_link_shared_without_a_poster_or_links_asks_nobody_anything(
+    wo_bot: RunningBot, user: str, urls: list[str]
+) -> None:
+    body = slack_payloads.link_shared(
+        urls=[jane_link(wo_bot) for _ in urls], user_id=user or "U0MANAGER", channel_id="C0PRIVATE"
+    )
+
+    await wo_bot.send(edited(body, user=user))
+
+    await settle(0.3)
+    # Bolt's own auth.test only: the poster is not looked up in Slack.
+    assert [c.method for c in wo_bot.slack.calls if c.method != "auth.test"] == []
+    assert wo_bot.audit() == []
+    assert wo_bot.sim.stats["profile"] == 0
+
+
+async def test_links_in_two_messages_without_event_ids_both_unfurl(wo_bot: RunningBot) -> None:
+    for ts in ("1700000000.000100", "1700000000.000200"):
+        body = slack_payloads.link_shared(
+            urls=[jane_link(wo_bot)], user_id="U0MANAGER", channel_id="C0PRIVATE", message_ts=ts
+        )
+        await wo_bot.send(edited(body, envelope={"event_id": None}))
+
+    calls = await wo_bot.slack.wait_for("chat.unfurl", count=2)
+    assert all(c.response["ok"] for c in calls)
+
+
+async def test_an_unfurl_is_audited_with_the_posters_team_and_channel(wo_bot: RunningBot) -> None:
+    await paste(wo_bot, "U0MANAGER", "C0PRIVATE")
+    await wo_bot.slack.wait_for("chat.unfurl")
+    for _ in range(100):
+        records = [r for r in wo_bot.audit() if r["action"] == "unfurl"]
+        if records:
+            break
+        await settle(0.05)
+
+    [record] = records
+    assert (record["actor"], record["team"], record["channel"]) == (
+        "U0MANAGER",
+        "T0DEMO",
+        "C0PRIVATE",
+    )
+
+
+@pytest.mark.parametrize(
+    ("user", "channel", "why"),
+    [("U0MANAGER", "C0SECRET", "channel_refused"), ("U0NOBODY", "C0PUBLIC", "no_grants")],
+)
+async def test_profile_links_not_unfurled_are_logged_with_why(
+    wo_bot: RunningBot, caplog: pytest.LogCaptureFixture, user: str, channel: str, why: str
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.listeners.links")
+
+    await paste(wo_bot, user, channel)
+
+    assert await logged(caplog, LINKS) == [f"profile links not unfurled: {why}"]
+
+
+async def test_links_that_are_not_profiles_are_not_logged_as_refused(
+    wo_bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.listeners.links")
+    body = slack_payloads.link_shared(
+        urls=["https://example.com/elsewhere"], user_id="U0MANAGER", channel_id="C0PRIVATE"
+    )
+
+    await wo_bot.send(body)
+
+    await settle(0.3)
+    assert [r.getMessage() for r in caplog.records if r.name == "bot.listeners.links"] == []
+    assert wo_bot.slack.calls_to("chat.unfurl") == []
+
+
+async def test_an_unfurl_answers_on_the_unfurl_id_slack_gave(wo_bot: RunningBot) -> None:
+    body = slack_payloads.link_shared(
+        urls=[jane_link(wo_bot)], user_id="U0MANAGER", channel_id="C0PRIVATE"
+    )
+    event = json.loads(body)["event"]
+
+    await wo_bot.send(body)
+
+    [call] = await wo_bot.slack.wait_for("chat.unfurl")
+    where = {k: v for k, v in call.payload.items() if k not in ("unfurls", "metadata", "team_id")}
+    assert where == {"unfurl_id": event["unfurl_id"], "source": "conversations_history"}
+
+
+@pytest.mark.parametrize("missing", ["unfurl_id", "source"])
+async def test_without_an_unfurl_id_and_source_an_unfurl_answers_on_the_message(
+    wo_bot: RunningBot, missing: str
+) -> None:
+    body = slack_payloads.link_shared(
+        urls=[jane_link(wo_bot)],
+        user_id="U0MANAGER",
+        channel_id="C0PRIVATE",
+        message_ts="1700000000.000300",
+    )
+
+    await wo_bot.send(edited(body, **{missing: None}))
+
+    [call] = await wo_bot.slack.wait_for("chat.unfurl")
+    assert call.response["ok"], call.response
+    where = {k: v for k, v in call.payload.items() if k not in ("unfurls", "metadata", "team_id")}
+    assert where == {"channel": "C0PRIVATE", "ts": "1700000000.000300"}
+
+
+async def test_an_unfurl_slack_did_not_take_is_logged_with_its_code(
+    wo_bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    wo_bot.slack.fail_next("chat.unfurl", error="cannot_unfurl_url")
+
+    await paste(wo_bot, "U0MANAGER", "C0PRIVATE")
+
+    await wo_bot.slack.wait_for("chat.unfurl")
+    assert await logged(caplog, LINKS) == ["could not unfurl profile links: cannot_unfurl_url"]
+
+
+async def test_a_link_in_the_composer_asks_slack_nothing_and_audits_no_refusal(
+    wo_bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Slack sends a link still in the composer with the channel "COMPOSER", which has the shape
+    of a conversation id: it was once looked up in Slack and audited as a refused channel."""
+    caplog.set_level(logging.INFO, logger="bot.listeners.links")
+
+    await paste(wo_bot, "U0MANAGER", "C0PRIVATE", source="composer")
+
+    assert await logged(caplog, LINKS) == ["link_shared outside a conversation: not unfurled"]
+    await settle(0.1)
+    assert [c.method for c in wo_bot.slack.calls if c.method != "auth.test"] == []
+    assert wo_bot.audit() == []
