@@ -34,14 +34,19 @@ bench-faults: $(STAMP)
 
 # Mutation testing of the permission-critical code (not part of `make test`: it is slow). The
 # scope and the tests it runs are in pyproject.toml's [tool.mutmut]; MUTANTS narrows it further
-# (mutmut's name globs); results stay in mutants/ (git-ignored) and `mutmut results` lists them.
+# (mutmut's name globs; every mutant they select is tested again, so one mutant's name re-tests
+# just that one); verdicts stay in mutants/ (git-ignored), and the last step prints the
+# per-module figures MUTATION.md records.
+# mutmut runs mypy over the mutated copy first (`type_check_command`): the venv goes on PATH.
 MUTANTS ?= 'bot.policy.*' 'bot.button_tokens.*' 'bot.cache.x*CacheKeys*' 'bot.cache.x__part*' \
 	'bot.cache.x__identity*' 'bot.audit.*' 'bot.aep.errors.*' 'bot.listeners.*' 'bot.answers.*' \
 	'bot.policy_file.*' 'bot.formatting.x_mrkdwn_*' 'bot.formatting.x_truncate*' \
 	'bot.formatting.x_one_line*'
+MUTANT_CHILDREN ?= 2
 mutants: $(STAMP)
-	nice -n 19 $(BIN)/mutmut run $(MUTANTS) --max-children 1
-	$(BIN)/mutmut export-cicd-stats
+	PATH="$(abspath $(BIN)):$$PATH" nice -n 19 $(BIN)/mutmut run $(MUTANTS) \
+		--max-children $(MUTANT_CHILDREN)
+	$(BIN)/python tools/mutation_figures.py $(MUTANTS)
 
 clean:
 	rm -rf $(VENV) mutants .pytest_cache .mypy_cache .ruff_cache build *.egg-info
