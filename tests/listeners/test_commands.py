@@ -209,6 +209,23 @@ async def test_someone_without_grants_is_refused_in_the_ack_once(bot: RunningBot
     assert bot.sim.stats["profile"] == 0
 
 
+async def test_someone_without_grants_decided_after_the_ack_is_refused_privately_once(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When Slack is too slow to say who asks before the ack is due, the refusal comes after
+    the (empty) ack on the response_url: once for the command, ephemeral, audited."""
+    monkeypatch.setattr("bot.listeners.commands.DECISION_BEFORE_ACK", 0.0)
+    response = await bot.send(command(bot, f"{JANE} CRM-000123", user="U0NOBODY"))
+    assert response.text == ""
+    [refusal] = await bot.slack.wait_for("response_url")
+    assert refusal.payload["text"] == notice_text(bot, "refused_no_grants", how=HOW)
+    assert refusal.payload["response_type"] == "ephemeral"
+    assert refusals(bot) == [("T0DEMO", "U0NOBODY", "C0PRIVATE", "private", "no_grants:command")]
+    await settle()
+    assert bot.slack.calls_to("response_url") == [refusal]
+    assert bot.sim.stats["profile"] == 0
+
+
 async def test_beside_the_cards_an_unknown_namespace_a_refusal_and_the_note_are_said_privately(
     bot: RunningBot,
 ) -> None:
