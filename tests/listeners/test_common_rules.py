@@ -688,6 +688,8 @@ async def test_a_private_card_comes_before_its_late_events_which_then_replace_it
     assert LOADING in all_text(first)
     assert (update["response_type"], update["replace_original"]) == ("ephemeral", True)
     assert LOADING not in all_text(update)
+    # The update is the whole card again, now with its events: not an empty replacement.
+    assert update["blocks"] and first["blocks"][0] == update["blocks"][0]
 
 
 @pytest.mark.parametrize(
