@@ -270,3 +270,55 @@ async def test_a_slow_answer_that_needs_all_five_posts_of_the_response_url_says_
         assert len(bot.slack.calls_to("response_url")) == 5
         looking = notice_text(bot, "looking_up", query="x")[:10]
         assert not any(c.payload["text"].startswith(looking) for c in calls)
+
+
+async def test_a_slow_answer_whose_posts_fill_the_response_url_says_no_looking_up(
+    sandbox: tuple[AepSimulator, str],
+    slack: SlackRecorder,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three cards, why `foo:bar` is not read and why the long address is refused are five
+    posts, all a response_url takes: no "Looking up…", also while Slack has not yet said who
+    asks (the answer has posted nothing when the slow-answer clock runs out)."""
+    monkeypatch.setattr("bot.listeners.commands.DECISION_BEFORE_ACK", 0.0)
+    sim, aep_url = sandbox
+    async with running_bot(sim, aep_url, slack, tmp_path, bot_slow_answer_seconds=0) as bot:
+        text = f"foo:bar {TOO_LONG} {JANE} sanne.de.vries@example.nl hanako.yamada@example.jp"
+        await bot.send(command(bot, text))
+        calls = await bot.slack.wait_for("response_url", count=5)
+        await settle(0.2)
+        assert len(bot.slack.calls_to("response_url")) == 5
+        looking = notice_text(bot, "looking_up", query="x")[:10]
+        assert not any(c.payload["text"].startswith(looking) for c in calls)
+
+
+async def test_a_slow_answer_of_four_cards_has_room_for_looking_up(
+    sandbox: tuple[AepSimulator, str], slack: SlackRecorder, tmp_path: Path
+) -> None:
+    """Four cards (BOT_MAX_CARDS=4), every identity shown so no note: four posts, and the fifth
+    is the "Looking up…" said first."""
+    sim, aep_url = sandbox
+    async with running_bot(
+        sim, aep_url, slack, tmp_path, bot_slow_answer_seconds=0, bot_max_cards=4
+    ) as bot:
+        text = f"{JANE} sanne.de.vries@example.nl hanako.yamada@example.jp x@y.com"
+        await bot.send(command(bot, text))
+        calls = await bot.slack.wait_for("response_url", count=5)
+        await settle(0.2)
+        assert len(bot.slack.calls_to("response_url")) == 5
+        looking = notice_text(bot, "looking_up", query="x")[:10]
+        assert calls[0].payload["text"].startswith(looking)
+
+
+async def test_looking_up_names_each_identity_as_the_sandbox_names_its_namespace(
+    sandbox: tuple[AepSimulator, str], slack: SlackRecorder, tmp_path: Path
+) -> None:
+    sim, aep_url = sandbox
+    async with running_bot(sim, aep_url, slack, tmp_path, bot_slow_answer_seconds=0) as bot:
+        assert await bot.services.namespaces.load()
+        await bot.send(command(bot, f"acmeMember:M-000001 {JANE}"))
+        calls = await bot.slack.wait_for("response_url", count=3)
+        assert calls[0].payload["text"] == notice_text(
+            bot, "looking_up", query="Acme member number M-000001, Email jane.doe@example.com"
+        )
