@@ -209,6 +209,18 @@ async def test_someone_without_grants_is_refused_in_the_ack_once(bot: RunningBot
     assert bot.sim.stats["profile"] == 0
 
 
+async def test_the_ack_waits_for_the_grants_for_whatever_is_left_of_its_window(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With less than a second of the window left, the ack still waits for Slack to say who
+    asks, so someone without grants is refused in the ack, not after a silent one."""
+    monkeypatch.setattr("bot.listeners.commands.DECISION_BEFORE_ACK", 0.9)
+    response = await bot.send(command(bot, f"{JANE} CRM-000123", user="U0NOBODY"))
+    assert said_in_ack(response) == (notice_text(bot, "refused_no_grants", how=HOW), "ephemeral")
+    await settle()
+    assert bot.slack.calls_to("response_url") == []
+
+
 async def test_someone_without_grants_decided_after_the_ack_is_refused_privately_once(
     bot: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
