@@ -793,14 +793,19 @@ async def test_a_button_token_is_short_url_safe_and_bound_to_its_instance(
 async def test_cards_of_one_customer_in_two_places_each_lead_back_to_their_own_place(
     memory: DataCache,
 ) -> None:
-    """A card answered in a thread of one channel and a card of the same customer elsewhere have
-    tokens of their own: a click on either answers where that card was (its Share goes into
+    """A card answered in a thread of one channel and a card of the same customer in another
+    thread, the channel itself or elsewhere have tokens of their own: a click on either answers where that card was (its Share goes into
     that thread), never where the other one was answered last."""
     tokens = ButtonTokens(cache=memory, keys=lookup_keys())
-    places = [Place("C0SALES", "1700000000.000100"), Place("C0SALES", None), Place("D0DM", None)]
+    places = [
+        Place("C0SALES", "1700000000.000100"),
+        Place("C0SALES", "1700000000.000200"),
+        Place("C0SALES", None),
+        Place("D0DM", None),
+    ]
     remembered = [await tokens.remember(JANE, place=place) for place in places]
     remembered.append(await tokens.remember(JANE))
-    assert len(set(remembered)) == 4
+    assert len(set(remembered)) == 5
     for token, place in zip(remembered, [*places, None], strict=True):
         assert await tokens.recall_place(token) == Recalled(JANE, place)
 
