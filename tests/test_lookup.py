@@ -794,8 +794,9 @@ async def test_cards_of_one_customer_in_two_places_each_lead_back_to_their_own_p
     memory: DataCache,
 ) -> None:
     """A card answered in a thread of one channel and a card of the same customer in another
-    thread, the channel itself or elsewhere have tokens of their own: a click on either answers where that card was (its Share goes into
-    that thread), never where the other one was answered last."""
+    thread, the channel itself or elsewhere have tokens of their own: a click on either answers
+    where that card was (its Share goes into that thread), never where another was answered
+    last."""
     tokens = ButtonTokens(cache=memory, keys=lookup_keys())
     places = [
         Place("C0SALES", "1700000000.000100"),
