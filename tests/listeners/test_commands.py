@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import httpx
@@ -268,20 +269,34 @@ async def test_beside_the_cards_an_unknown_namespace_a_refusal_and_the_note_are_
     ]
 
 
+async def five_posts_of_a_slow_answer(
+    sandbox: tuple[AepSimulator, str],
+    slack: SlackRecorder,
+    tmp_path: Path,
+    text: str,
+    **settings: Any,
+) -> tuple[list[RecordedCall], str]:
+    """The response_url posts of `/customer text` answered slowly (BOT_SLOW_ANSWER_SECONDS=0),
+    asserted to be five, all a response_url takes, and how a "Looking up…" begins."""
+    sim, aep_url = sandbox
+    async with running_bot(
+        sim, aep_url, slack, tmp_path, bot_slow_answer_seconds=0, **settings
+    ) as bot:
+        await bot.send(command(bot, text))
+        calls = await bot.slack.wait_for("response_url", count=5)
+        await settle(0.2)
+        assert len(bot.slack.calls_to("response_url")) == 5
+        return calls, notice_text(bot, "looking_up", query="x")[:10]
+
+
 async def test_a_slow_answer_that_needs_all_five_posts_of_the_response_url_says_no_looking_up(
     sandbox: tuple[AepSimulator, str], slack: SlackRecorder, tmp_path: Path
 ) -> None:
     """Three cards, a refusal and the "3 of 4" note are five posts, all a response_url takes:
     no "Looking up…" takes the place of one of them."""
-    sim, aep_url = sandbox
-    async with running_bot(sim, aep_url, slack, tmp_path, bot_slow_answer_seconds=0) as bot:
-        text = f"{TOO_LONG} {JANE} sanne.de.vries@example.nl hanako.yamada@example.jp x@y.com"
-        await bot.send(command(bot, text))
-        calls = await bot.slack.wait_for("response_url", count=5)
-        await settle(0.2)
-        assert len(bot.slack.calls_to("response_url")) == 5
-        looking = notice_text(bot, "looking_up", query="x")[:10]
-        assert not any(c.payload["text"].startswith(looking) for c in calls)
+    text = f"{TOO_LONG} {JANE} sanne.de.vries@example.nl hanako.yamada@example.jp x@y.com"
+    calls, looking = await five_posts_of_a_slow_answer(sandbox, slack, tmp_path, text)
+    assert not any(c.payload["text"].startswith(looking) for c in calls)
 
 
 async def test_a_slow_answer_whose_posts_fill_the_response_url_says_no_looking_up(
@@ -294,15 +309,9 @@ async def test_a_slow_answer_whose_posts_fill_the_response_url_says_no_looking_u
     posts, all a response_url takes: no "Looking up…", also while Slack has not yet said who
     asks (the answer has posted nothing when the slow-answer clock runs out)."""
     monkeypatch.setattr("bot.listeners.commands.DECISION_BEFORE_ACK", 0.0)
-    sim, aep_url = sandbox
-    async with running_bot(sim, aep_url, slack, tmp_path, bot_slow_answer_seconds=0) as bot:
-        text = f"foo:bar {TOO_LONG} {JANE} sanne.de.vries@example.nl hanako.yamada@example.jp"
-        await bot.send(command(bot, text))
-        calls = await bot.slack.wait_for("response_url", count=5)
-        await settle(0.2)
-        assert len(bot.slack.calls_to("response_url")) == 5
-        looking = notice_text(bot, "looking_up", query="x")[:10]
-        assert not any(c.payload["text"].startswith(looking) for c in calls)
+    text = f"foo:bar {TOO_LONG} {JANE} sanne.de.vries@example.nl hanako.yamada@example.jp"
+    calls, looking = await five_posts_of_a_slow_answer(sandbox, slack, tmp_path, text)
+    assert not any(c.payload["text"].startswith(looking) for c in calls)
 
 
 async def test_a_slow_answer_of_four_cards_has_room_for_looking_up(
@@ -310,17 +319,11 @@ async def test_a_slow_answer_of_four_cards_has_room_for_looking_up(
 ) -> None:
     """Four cards (BOT_MAX_CARDS=4), every identity shown so no note: four posts, and the fifth
     is the "Looking up…" said first."""
-    sim, aep_url = sandbox
-    async with running_bot(
-        sim, aep_url, slack, tmp_path, bot_slow_answer_seconds=0, bot_max_cards=4
-    ) as bot:
-        text = f"{JANE} sanne.de.vries@example.nl hanako.yamada@example.jp x@y.com"
-        await bot.send(command(bot, text))
-        calls = await bot.slack.wait_for("response_url", count=5)
-        await settle(0.2)
-        assert len(bot.slack.calls_to("response_url")) == 5
-        looking = notice_text(bot, "looking_up", query="x")[:10]
-        assert calls[0].payload["text"].startswith(looking)
+    text = f"{JANE} sanne.de.vries@example.nl hanako.yamada@example.jp x@y.com"
+    calls, looking = await five_posts_of_a_slow_answer(
+        sandbox, slack, tmp_path, text, bot_max_cards=4
+    )
+    assert calls[0].payload["text"].startswith(looking)
 
 
 async def test_looking_up_names_each_identity_as_the_sandbox_names_its_namespace(
