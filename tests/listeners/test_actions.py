@@ -60,17 +60,23 @@ async def test_more_events_opens_a_modal_with_the_events(bot: RunningBot) -> Non
     assert len(updated.payload["view"]["blocks"]) > 5
 
 
-async def test_more_events_whose_lookup_fails_is_said_in_the_modal_and_audited(
-    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    await bot.send(command(bot, JANE))
-    [card] = await bot.slack.wait_for("response_url")
+def lookups_read_nothing(bot: RunningBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on every lookup finds Platform's answer unreadable (MalformedResponse)."""
 
     async def malformed(*args: Any, **kwargs: Any) -> Any:
         raise MalformedResponse("Platform answered with an unreadable body")
 
     monkeypatch.setattr(bot.services.lookup, "lookup", malformed)
     monkeypatch.setattr(bot.services.lookup, "lookup_soon", malformed)
+
+
+async def test_more_events_whose_lookup_fails_is_said_in_the_modal_and_audited(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await bot.send(command(bot, JANE))
+    [card] = await bot.slack.wait_for("response_url")
+
+    lookups_read_nothing(bot, monkeypatch)
     await click(bot, ids.MORE_EVENTS, button(card, ids.MORE_EVENTS)["value"])
     [updated] = await bot.slack.wait_for("views.update")
     assert "could not read" in json.dumps(updated.payload["view"]).lower()
@@ -120,11 +126,7 @@ async def test_a_share_whose_lookup_fails_is_said_privately_and_audited_as_a_sha
     [opened] = await bot.slack.wait_for("views.open")
     view = opened.payload["view"]
 
-    async def malformed(*args: Any, **kwargs: Any) -> Any:
-        raise MalformedResponse("Platform answered with an unreadable body")
-
-    monkeypatch.setattr(bot.services.lookup, "lookup", malformed)
-    monkeypatch.setattr(bot.services.lookup, "lookup_soon", malformed)
+    lookups_read_nothing(bot, monkeypatch)
     await submit_share(bot, view)
     calls = await bot.slack.wait_for("response_url", count=2)
     assert "adobe" in calls[-1].payload["text"].lower()
@@ -211,11 +213,7 @@ async def test_send_to_my_dms_whose_lookup_fails_says_so_privately_and_sends_not
     await bot.send(command(bot, JANE))
     [card] = await bot.slack.wait_for("response_url")
 
-    async def malformed(*args: Any, **kwargs: Any) -> Any:
-        raise MalformedResponse("Platform answered with an unreadable body")
-
-    monkeypatch.setattr(bot.services.lookup, "lookup", malformed)
-    monkeypatch.setattr(bot.services.lookup, "lookup_soon", malformed)
+    lookups_read_nothing(bot, monkeypatch)
     await click(bot, ids.SEND_TO_DM, button(card, ids.SEND_TO_DM)["value"])
     told = await bot.slack.wait_for("response_url", count=2)
     assert_told_privately(told[1], notice_text(bot, "malformed"))
