@@ -28,7 +28,9 @@ from tests.support import (
 MESSAGE_TS = "1714000500.000200"
 
 
-def shortcut_body(bot: RunningBot, text: str, edit: Callable[[dict[str, Any]], object]) -> str:
+def shortcut_body(
+    bot: RunningBot, text: str, edit: Callable[[dict[str, Any]], object] = lambda p: None
+) -> str:
     """The manager's shortcut on a message `text` in C0PRIVATE, its payload changed by `edit`
     (to send what Slack might leave out)."""
     body = slack_payloads.message_shortcut(
@@ -57,13 +59,9 @@ async def test_message_shortcut_with_one_identity_answers_privately(bot: Running
 
 
 async def test_message_shortcut_with_several_identities_offers_a_picker(bot: RunningBot) -> None:
-    body = slack_payloads.message_shortcut(
-        message_text=f"Is {JANE} the same person as +31 6 12345678 or CRM-000123?",
-        user_id="U0MANAGER",
-        channel_id="C0PRIVATE",
-        response_url=bot.slack.response_url(),
+    await bot.send(
+        shortcut_body(bot, f"Is {JANE} the same person as +31 6 12345678 or CRM-000123?")
     )
-    await bot.send(body)
     [picker] = await bot.slack.wait_for("response_url")
     assert bot.sim.stats["profile"] == 0
     buttons = [e for b in picker.payload["blocks"] if b["type"] == "actions" for e in b["elements"]]
@@ -84,13 +82,7 @@ async def test_message_shortcut_with_several_identities_offers_a_picker(bot: Run
 
 
 async def test_message_shortcut_without_identity_says_so(bot: RunningBot) -> None:
-    body = slack_payloads.message_shortcut(
-        message_text="Can someone call the customer back?",
-        user_id="U0MANAGER",
-        channel_id="C0PRIVATE",
-        response_url=bot.slack.response_url(),
-    )
-    await bot.send(body)
+    await bot.send(shortcut_body(bot, "Can someone call the customer back?"))
     [answer] = await bot.slack.wait_for("response_url")
     assert "no" in answer.payload["text"].lower()
     assert sum(bot.sim.stats.values()) == 0
@@ -133,13 +125,7 @@ async def test_an_identity_too_long_to_look_up_is_refused_privately_under_the_me
     bot: RunningBot,
 ) -> None:
     address = "a" * 65 + "@example.com"  # a local part longer than email allows (64)
-    body = slack_payloads.message_shortcut(
-        message_text=f"Customer {address} asked about her order",
-        user_id="U0MANAGER",
-        channel_id="C0PRIVATE",
-        response_url=bot.slack.response_url(),
-    )
-    await bot.send(body)
+    await bot.send(shortcut_body(bot, f"Customer {address} asked about her order"))
     [told] = await bot.slack.wait_for("response_url")
     reasons = Refusal("email address", "too_long").words(bot.services.default_reader)
     assert told.payload["text"] == notice_text(bot, "refused_identity", reasons=reasons)
